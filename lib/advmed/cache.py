@@ -1,0 +1,102 @@
+"""The on-disk cache: where it is, how files get there safely, and memoised results.
+
+Chapters re-execute on every book build; what they compute (attack sweeps, UAPs) is
+memoised here by a hash of everything that determines it, so a warm build reloads it
+in seconds. Results are stored with ``torch.save`` and read back with
+``weights_only=True``: only tensors, numbers, strings, lists and dicts (a DataFrame is
+stored as its columns), so a cache file can never run code when it is loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+FORMAT_VERSION = 1
+
+
+def cache_root() -> Path:
+    """``$ADVMED_CACHE`` (default ``~/.cache/advmed``), read at call time."""
+    return Path(os.environ.get("ADVMED_CACHE") or Path.home() / ".cache" / "advmed")
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
+
+    An interrupted run (exception, Ctrl-C, crash before the rename) leaves no file
+    under ``path``: readers see the old file or none, never half of a new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def key_hash(key: Any) -> str:
+    """A short stable hash of a JSON-able description of a computation."""
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, pd.DataFrame):
+        return {"__dataframe__": {c: _encode(value[c].tolist()) for c in value.columns},
+                "__columns__": [str(c) for c in value.columns]}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError("memoised dicts need string keys")
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if torch.is_tensor(value):
+        return value.detach().cpu()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot memoise a {type(value).__name__}; return tensors, arrays, "
+                    "DataFrames, numbers, strings, lists or dicts")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__dataframe__" in value:
+            cols = value["__columns__"]
+            return pd.DataFrame({c: _decode(value["__dataframe__"][c]) for c in cols}, columns=cols)
+        if "__ndarray__" in value:
+            return value["__ndarray__"].numpy()
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def memo(namespace: str, key: Any, compute: Callable[[], Any], *, refresh: bool = False) -> Any:
+    """``compute()``, or its stored result for the same ``(namespace, key)``.
+
+    ``key`` must describe everything the result depends on (model checkpoint key,
+    data, attack settings, seed); it is hashed with the cache format version.
+    """
+    digest = key_hash({"key": key, "format": FORMAT_VERSION, "namespace": namespace})
+    path = cache_root() / "results" / namespace / f"{digest}.pt"
+    if path.is_file() and not refresh:
+        return _decode(torch.load(path, map_location="cpu", weights_only=True))
+    value = compute()
+    blob = _encode(value)
+    atomic_write(path, lambda p: torch.save(blob, p))
+    return value

@@ -1,0 +1,124 @@
+"""The studies' published figures, with the setting each was measured in.
+
+These are the numbers *they* report (BRIEF.md and ``../shared/seeds/``), kept in one
+place so that every chapter shows the study's figure, ours, and the difference from the
+same source. Nothing here is a result of ours.
+
+Unit conversions: a study's eps is converted to [0, 1] pixel units with
+:func:`eps_to_pixels`, and the conversion is written beside every comparison.
+"""
+from __future__ import annotations
+
+IMAGENET_MEAN_STD = 0.226  # mean of ImageNet per-channel std (0.229, 0.224, 0.225)
+
+STUDIES = {
+    "adversarialmed": {
+        "cite": "Li & Liu, AdversarialMed (CSC2516 course project, 2019)",
+        "setting": "DenseNet-121 fine-tuned from CheXNet, Kermany chest X-ray, 224 px",
+    },
+    "finlayson": {
+        "cite": "Finlayson et al., Adversarial attacks against medical deep learning systems "
+                "(arXiv:1804.05296; Science 2019)",
+        "setting": "ResNet-50 / Inception fine-tuned from ImageNet, 224 px, inputs in [-1, 1]",
+    },
+    "hirano": {
+        "cite": "Hirano, Minagi & Takemoto, Universal adversarial attacks on deep neural networks "
+                "for medical image classification (BMC Med Imaging 21, 2021)",
+        "setting": "7 architectures, 299 px, ImageNet transfer; skin (7 classes), OCT, pneumonia CXR",
+    },
+    "minagi": {
+        "cite": "Minagi, Hirano & Takemoto, Natural images allow universal adversarial attacks on "
+                "medical image classification using deep neural networks with transfer learning "
+                "(J. Imaging 8, 2022)",
+        "setting": "UAPs from ImageNet photos only, against transfer-learned medical models",
+    },
+    "medmnist": {
+        "cite": "Yang et al., MedMNIST v2 (Sci Data 10, 2023)",
+        "setting": "official splits, ResNet-18/50 at 28 or 224 px, test set",
+    },
+}
+
+# Clean test performance (MedMNIST v2 Table; AdversarialMed README).
+CLEAN = [
+    # study, task, arch, size, metric: value
+    {"study": "medmnist", "task": "pneumoniamnist", "arch": "resnet18", "size": 28, "auc": 0.944, "accuracy": 0.854},
+    {"study": "medmnist", "task": "pneumoniamnist", "arch": "resnet18", "size": 224, "auc": 0.956, "accuracy": 0.864},
+    {"study": "medmnist", "task": "pneumoniamnist", "arch": "resnet50", "size": 28, "auc": 0.948, "accuracy": 0.854},
+    {"study": "medmnist", "task": "pneumoniamnist", "arch": "resnet50", "size": 224, "auc": 0.962, "accuracy": 0.884},
+    {"study": "medmnist", "task": "retina5", "arch": "resnet18", "size": 28, "auc": 0.717, "accuracy": 0.524},
+    {"study": "medmnist", "task": "retina5", "arch": "resnet18", "size": 224, "auc": 0.710, "accuracy": 0.493},
+    {"study": "medmnist", "task": "retina5", "arch": "resnet50", "size": 28, "auc": 0.726, "accuracy": 0.528},
+    {"study": "medmnist", "task": "retina5", "arch": "resnet50", "size": 224, "auc": 0.716, "accuracy": 0.511},
+    {"study": "adversarialmed", "task": "pneumonia_cxr", "arch": "densenet121", "size": 224, "auc": 0.9910, "accuracy": 0.9547},
+]
+
+# AdversarialMed, pneumonia task: eps 0.02 in ImageNet-normalised units.
+ADVERSARIALMED_ATTACKS = {
+    "eps_normalised": 0.02,
+    "rows": [
+        {"attack": "clean", "accuracy": 0.9547, "auc": 0.9910},
+        {"attack": "fgsm", "accuracy": 0.0703, "auc": 0.0047},
+        {"attack": "ifgsm", "accuracy": 0.0, "auc": 0.0},
+        {"attack": "pgd", "accuracy": 0.0, "auc": 0.0},
+        {"attack": "mifgsm", "accuracy": 0.0, "auc": 0.0},
+    ],
+}
+
+# Finlayson et al.: targeted PGD to the other class, eps 0.02 in [-1, 1], step 0.01, 20 its.
+# The study reports that accuracy and AUC collapse to about 0 on every task (white box).
+FINLAYSON_PGD = {
+    "eps_minus1_1": 0.02,
+    "step_minus1_1": 0.01,
+    "steps": 20,
+    "rows": [
+        {"task": "melanoma_derm", "study_task": "dermoscopy (melanoma)", "accuracy": 0.0, "auc": 0.0},
+        {"task": "pneumonia_cxr", "study_task": "chest X-ray (pneumothorax)", "accuracy": 0.0, "auc": 0.0},
+        {"task": "referable_dr", "study_task": "fundoscopy (referable DR)", "accuracy": 0.0, "auc": 0.0},
+    ],
+    "note": "the study's text reports 'about 0' for the PGD attack; patch rows are exact",
+}
+
+FINLAYSON_PATCH = [
+    # white-box / black-box / natural-patch control, accuracy and AUC
+    {"task": "melanoma_derm", "white_acc": 0.0000, "white_auc": 0.0000, "black_acc": 0.0137,
+     "black_auc": 0.0004, "natural_acc": 0.68, "natural_auc": 0.49},
+    {"task": "pneumonia_cxr", "white_acc": 0.0001, "white_auc": 0.0000, "black_acc": 0.0967,
+     "black_auc": 0.0038, "natural_acc": 0.92, "natural_auc": 0.54},
+    {"task": "referable_dr", "white_acc": 0.0029, "white_auc": 0.0000, "black_acc": 0.0397,
+     "black_auc": 0.0002, "natural_acc": 0.79, "natural_auc": 0.83},
+]
+
+# Hirano et al. 2021: UAPs (non-targeted and targeted) reach > 80 % success at zeta 2-4 %,
+# almost independent of architecture; random controls stay low.
+HIRANO_UAP = {
+    "claim_success_rate": 0.80,
+    "zetas": (0.02, 0.04),
+    "step": 0.0024,
+    "max_passes": 15,
+    "resolution": 299,
+}
+
+# Minagi et al. 2022, the one logged case: melanoma, InceptionV3, L2, zeta 4 %.
+MINAGI_NATURAL_UAP = {
+    "task": "melanoma_derm", "arch": "inception_v3", "init": "imagenet", "norm": "l2",
+    "zeta": 0.04, "fooling_rate": 0.836, "random_fooling_rate": 0.147, "resolution": 299,
+}
+
+
+def eps_to_pixels(eps: float, convention: str) -> float:
+    """Convert a study's eps to [0, 1] pixel units.
+
+    ``convention``: ``"pixels"`` ([0, 1]), ``"pixels255"`` ([0, 255]), ``"minus1_1"``
+    (inputs in [-1, 1], Finlayson et al.: the range is twice as wide, so halve it) or
+    ``"imagenet_normalised"`` (AdversarialMed: (x - mean) / std, so multiply by the mean
+    ImageNet std, 0.226).
+    """
+    factors = {
+        "pixels": 1.0,
+        "pixels255": 1.0 / 255.0,
+        "minus1_1": 0.5,
+        "imagenet_normalised": IMAGENET_MEAN_STD,
+    }
+    if convention not in factors:
+        raise KeyError(f"unknown eps convention {convention!r}; valid: {', '.join(factors)}")
+    return float(eps) * factors[convention]

@@ -1,0 +1,630 @@
+"""The attack explorer: pick task, architecture, image, attack and eps; see what changes.
+
+One explorer, two modes:
+
+* **live** (``explorer(...)``): in Jupyter with a kernel. Every change of a control runs
+  the real attack on the chosen image and redraws the figure (results are cached, so
+  going back is instant).
+* **static** (``explorer(..., precompute=True)`` or ``static_explorer(...)``): for the
+  rendered HTML book, where there is no kernel. Every frame (task x architecture x
+  image x attack x eps) is computed beforehand by calling the same attack, rendered to
+  a small PNG and held in an ``ipywidgets.Image``; nested ``ipywidgets.Stack``\\ s show
+  one frame, and each stack's ``selected_index`` is tied to its control's ``index`` by
+  ``ipywidgets.jslink``, so switching happens entirely in the browser. The widget state
+  (PNGs included) is saved into the executed notebook by papermill/nbclient and
+  rendered by myst-nb; the payload is stated under the explorer.
+
+Every frame shows the clean image, the adversarial image, the perturbation (amplified;
+the gain is written in the panel title, mid-grey = no change) and the class
+probabilities before and after the attack.
+
+Attacks follow the advmed contract ``attack(model, x, y, *, eps, ...) -> x_adv`` with
+pixels in [0, 1] and models returning logits. eps controls are in /255 units; the
+attack receives ``eps_255 / 255``.
+"""
+from __future__ import annotations
+
+import inspect
+import io
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DEFAULT_ATTACKS",
+    "DEFAULT_EPS_255",
+    "ATTACK_LABELS",
+    "Frame",
+    "ExplorerData",
+    "prepare",
+    "compute_frame",
+    "compute_frames",
+    "render_frame",
+    "explorer",
+    "static_explorer",
+    "LiveExplorer",
+    "StaticExplorer",
+]
+
+DEFAULT_ATTACKS: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
+DEFAULT_EPS_255: tuple[float, ...] = (0, 0.5, 1, 2, 4, 8)
+ATTACK_LABELS = {"fgsm": "FGSM", "ifgsm": "I-FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM",
+                 "bim": "BIM"}
+
+#: a static explorer holding more PNG than this warns (the page would load slowly)
+WARN_PAYLOAD_MB = 20
+
+_CLEAN_COLOR = "#4c72b0"
+_ADV_COLOR = "#c44e52"
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class ExplorerData:
+    """What the explorer shows, normalised: tasks, architectures, images, attacks."""
+
+    models: dict[tuple[str, str], torch.nn.Module]
+    images: dict[str, tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]]  # task -> x, y, classes
+    tasks: list[str]
+    archs: list[str]
+    attacks: dict[str, Callable]  # name -> attack function
+    eps_255: list[float]
+    n_images: int
+    attack_kwargs: dict[str, dict]
+    seed: int = 0
+
+    def image_label(self, i: int) -> str:
+        return f"image {i + 1}"
+
+    def keys(self):
+        """Every (task, arch, image, attack, eps_255) combination, in control order."""
+        for t in self.tasks:
+            for a in self.archs:
+                for i in range(self.n_images):
+                    for at in self.attacks:
+                        for e in self.eps_255:
+                            yield (t, a, i, at, e)
+
+
+@dataclass
+class Frame:
+    """One computed example: a clean image, its adversarial version and both predictions."""
+
+    task: str
+    arch: str
+    image_index: int
+    attack: str
+    eps_255: float
+    x: np.ndarray  # (C, H, W) in [0, 1]
+    x_adv: np.ndarray  # (C, H, W) in [0, 1]
+    p_clean: np.ndarray  # (K,)
+    p_adv: np.ndarray  # (K,)
+    label: int
+    classes: tuple[str, ...]
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def delta(self) -> np.ndarray:
+        return self.x_adv - self.x
+
+    @property
+    def linf_255(self) -> float:
+        return float(np.abs(self.delta).max()) * 255 if self.delta.size else 0.0
+
+
+def _unwrap_model(m) -> torch.nn.Module:
+    if isinstance(m, torch.nn.Module):
+        return m
+    inner = getattr(m, "model", None)
+    if isinstance(inner, torch.nn.Module):
+        return inner
+    raise TypeError(f"models must map (task, arch) to an nn.Module (or an object with a .model "
+                    f"nn.Module), got {type(m).__name__}")
+
+
+def _unwrap_images(v, task: str):
+    """(x, y, classes) or an ImageSet-like object -> float x in [0,1], int64 y, classes."""
+    if hasattr(v, "images") and hasattr(v, "labels"):
+        x, y, classes = v.images, v.labels, getattr(v, "classes", None)
+    else:
+        try:
+            x, y, classes = v
+        except (TypeError, ValueError):
+            raise TypeError(f"images[{task!r}] must be (x, y, classes) or an ImageSet") from None
+    x = torch.as_tensor(x)
+    if not x.is_floating_point():
+        x = x.float() / 255.0
+    x = x.float()
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4:
+        raise ValueError(f"images[{task!r}] must have shape (N, C, H, W), got {tuple(x.shape)}")
+    y = torch.as_tensor(y).long().reshape(-1)
+    if len(y) != len(x):
+        raise ValueError(f"images[{task!r}]: {len(x)} images but {len(y)} labels")
+    if classes is None:
+        classes = [str(k) for k in range(int(y.max()) + 1)]
+    return x, y, tuple(str(c) for c in classes)
+
+
+def _resolve_attacks(attacks, attack_fn) -> dict[str, Callable]:
+    if isinstance(attacks, Mapping):
+        out = dict(attacks)
+    else:
+        if attack_fn is None:
+            from advmed.attacks import get_attack as attack_fn  # the real attacks
+        out = {name: attack_fn(name) for name in attacks}
+    for name, fn in out.items():
+        if not callable(fn):
+            raise TypeError(f"attack {name!r} is not callable")
+    if not out:
+        raise ValueError("no attacks given")
+    return out
+
+
+def prepare(models, images, attacks=DEFAULT_ATTACKS, eps_255=DEFAULT_EPS_255, *,
+            attack_fn=None, n_images=None, attack_kwargs=None, seed=0) -> ExplorerData:
+    """Check and normalise the explorer's inputs (see :func:`explorer`)."""
+    if not models:
+        raise ValueError("models is empty: give {(task, arch): model}")
+    models = {tuple(k): _unwrap_model(m) for k, m in models.items()}
+    for k in models:
+        if len(k) != 2:
+            raise ValueError(f"models keys must be (task, arch) pairs, got {k!r}")
+    tasks = list(dict.fromkeys(t for t, _ in models))
+    archs = list(dict.fromkeys(a for _, a in models))
+    missing = [t for t in tasks if t not in images]
+    if missing:
+        raise KeyError(f"no images for task(s) {missing}; images has {sorted(images)}")
+    imgs = {t: _unwrap_images(images[t], t) for t in tasks}
+    n_avail = min(len(v[0]) for v in imgs.values())
+    if n_avail == 0:
+        raise ValueError("a task has no images")
+    n = n_avail if n_images is None else min(int(n_images), n_avail)
+    imgs = {t: (x[:n], y[:n], c) for t, (x, y, c) in imgs.items()}
+    eps_255 = [float(e) for e in eps_255]
+    if not eps_255 or any(e < 0 for e in eps_255):
+        raise ValueError(f"eps_255 must be a non-empty list of values >= 0, got {eps_255}")
+    attack_map = _resolve_attacks(attacks, attack_fn)
+    kw = {name: dict((attack_kwargs or {}).get(name, {})) for name in attack_map}
+    return ExplorerData(models, imgs, tasks, archs, attack_map, eps_255, n, kw, seed)
+
+
+# --------------------------------------------------------------------------- compute
+def _device_of(model: torch.nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def _proba(model, x) -> torch.Tensor:
+    was = model.training
+    model.eval()
+    try:
+        return torch.softmax(model(x).float(), dim=1)
+    finally:
+        model.train(was)
+
+
+def _call_attack(fn, model, x, y, eps, kwargs, seed):
+    kw = dict(kwargs)
+    try:
+        params = inspect.signature(fn).parameters
+        if "seed" in params and "seed" not in kw:
+            kw["seed"] = seed
+        if "progress" in params and "progress" not in kw:
+            kw["progress"] = False
+    except (TypeError, ValueError):
+        pass
+    return fn(model, x, y, eps=eps, **kw)
+
+
+def _attack_batch(data: ExplorerData, task, arch, attack, eps_255, idx) -> list[Frame]:
+    model = data.models[(task, arch)]
+    x_all, y_all, classes = data.images[task]
+    dev = _device_of(model)
+    x = x_all[idx].to(dev)
+    y = y_all[idx].to(dev)
+    if eps_255 == 0:
+        x_adv = x.clone()
+    else:
+        x_adv = _call_attack(data.attacks[attack], model, x, y, eps_255 / 255.0,
+                             data.attack_kwargs.get(attack, {}), data.seed)
+        x_adv = x_adv.detach().to(dev).float()
+    p0 = _proba(model, x).cpu().numpy()
+    p1 = _proba(model, x_adv).cpu().numpy()
+    xs, xa = x.cpu().numpy(), x_adv.cpu().numpy()
+    return [Frame(task, arch, int(i), attack, float(eps_255), xs[j], xa[j], p0[j], p1[j],
+                  int(y_all[i]), classes) for j, i in enumerate(idx)]
+
+
+def compute_frame(data: ExplorerData, task, arch, image_index, attack, eps_255) -> Frame:
+    """Run the attack for one combination (the live explorer's callback)."""
+    return _attack_batch(data, task, arch, attack, float(eps_255), [int(image_index)])[0]
+
+
+def compute_frames(data: ExplorerData, *, progress=True) -> dict[tuple, Frame]:
+    """Every combination, one batched attack per (task, arch, attack, eps).
+
+    eps = 0 is computed once per (task, arch) and shared by all attacks.
+    Combinations whose (task, arch) has no model are left out.
+    """
+    from tqdm.auto import tqdm
+
+    idx = list(range(data.n_images))
+    jobs = [(t, a, at, e) for t in data.tasks for a in data.archs if (t, a) in data.models
+            for at in data.attacks for e in data.eps_255]
+    frames: dict[tuple, Frame] = {}
+    clean: dict[tuple, list[Frame]] = {}
+    for t, a, at, e in tqdm(jobs, desc="explorer frames", disable=not progress):
+        if e == 0:
+            if (t, a) not in clean:
+                clean[(t, a)] = _attack_batch(data, t, a, at, 0.0, idx)
+            batch = clean[(t, a)]
+            for f in batch:
+                frames[(t, a, f.image_index, at, e)] = f
+        else:
+            for f in _attack_batch(data, t, a, at, e, idx):
+                frames[(t, a, f.image_index, at, e)] = f
+    return frames
+
+
+# --------------------------------------------------------------------------- render
+def _fmt_eps(e: float) -> str:
+    return "0" if e == 0 else f"{e:g}/255"
+
+
+def _short(s: str, n: int = 16) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _to_display(img: np.ndarray):
+    """(C,H,W) -> what imshow wants, with the colormap for grey images."""
+    img = np.clip(img, 0, 1)
+    if img.shape[0] == 1:
+        return img[0], "gray"
+    if img.shape[0] == 3:
+        return np.transpose(img, (1, 2, 0)), None
+    return img.mean(0), "gray"
+
+
+def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90,
+                 figsize=(9.0, 2.5), top_k: int = 7, quantize: bool = True) -> bytes:
+    """Draw one frame (clean | adversarial | perturbation | probabilities) as PNG bytes.
+
+    The perturbation is shown as ``0.5 + gain * delta`` with ``gain = 0.5 / eps`` (so
+    +-eps spans black to white, mid-grey = no change); the gain is in the panel title.
+    With more than ``top_k`` classes only the ``top_k`` most probable (before or after)
+    plus the true class are drawn. ``quantize`` stores the PNG with a 256-colour palette
+    (about 3x smaller; fast-octree palette, no dithering).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image as PILImage
+
+    f = frame
+    label = attack_label or ATTACK_LABELS.get(f.attack, f.attack)
+    k_clean, k_adv = int(np.argmax(f.p_clean)), int(np.argmax(f.p_adv))
+    # classes drawn in the probability panel
+    K = len(f.p_clean)
+    if K > top_k:
+        order = np.argsort(-np.maximum(f.p_clean, f.p_adv))[:top_k].tolist()
+        if f.label not in order:
+            order[-1] = f.label
+    else:
+        order = list(range(K))
+    ylabels = [("* " if c == f.label else "") + _short(f.classes[c], 16) for c in order]
+    right = 0.99 - 0.0075 * max(len(s) for s in ylabels) * 10.0 / figsize[0]
+
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    gs = fig.add_gridspec(1, 4, width_ratios=[1, 1, 1, 1.6], left=0.01, right=right,
+                          top=0.86, bottom=0.2, wspace=0.08)
+    axes = [fig.add_subplot(gs[0, i]) for i in range(4)]
+    cls = f.classes
+
+    img, cmap = _to_display(f.x)
+    axes[0].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    axes[0].set_title(f"clean: {_short(cls[k_clean], 14)} ({f.p_clean[k_clean]:.2f})",
+                      fontsize=9, color="black")
+    img, cmap = _to_display(f.x_adv)
+    axes[1].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    flipped = k_adv != k_clean
+    axes[1].set_title(f"adversarial: {_short(cls[k_adv], 14)} ({f.p_adv[k_adv]:.2f})",
+                      fontsize=9, color=_ADV_COLOR if flipped else "black")
+    axes[1].set_xlabel(f"{label}, eps {_fmt_eps(f.eps_255)}" if f.eps_255 > 0
+                       else "eps 0: no attack", fontsize=8)
+    if f.eps_255 > 0:
+        gain = 0.5 / (f.eps_255 / 255.0)
+        img, cmap = _to_display(0.5 + gain * f.delta)
+        axes[2].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        axes[2].set_title(f"perturbation x{gain:.0f}", fontsize=9)
+        axes[2].set_xlabel(f"max |δ| = {f.linf_255:.3g}/255; grey = 0", fontsize=8)
+    else:
+        axes[2].imshow(np.full(f.x.shape[1:], 0.5), cmap="gray", vmin=0, vmax=1)
+        axes[2].set_title("perturbation: none", fontsize=9)
+        axes[2].set_xlabel("eps = 0", fontsize=8)
+    for ax in axes[:3]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0].set_xlabel(f"true: {_short(cls[f.label], 18)}", fontsize=8)
+
+    # probability bars, clean vs adversarial
+    ax = axes[3]
+    ypos = np.arange(len(order))
+    h = 0.38
+    ax.barh(ypos - h / 2, f.p_clean[order], height=h, color=_CLEAN_COLOR, label="clean")
+    ax.barh(ypos + h / 2, f.p_adv[order], height=h, color=_ADV_COLOR, label="adversarial")
+    ax.set_yticks(ypos)
+    ax.set_yticklabels(ylabels, fontsize=8)
+    ax.invert_yaxis()
+    ax.yaxis.tick_right()
+    ax.set_xlim(0, 1)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title("class probability (* = true class)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", frameon=False, bbox_to_anchor=(-0.02, -0.1),
+              ncol=2, borderaxespad=0, handlelength=1.0, columnspacing=1.0)
+    ax.spines[["top", "left"]].set_visible(False)
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    if not quantize:
+        return buf.getvalue()
+    im = PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    out = io.BytesIO()
+    im.quantize(colors=256, method=PILImage.Quantize.FASTOCTREE, dither=PILImage.Dither.NONE) \
+        .save(out, format="PNG")
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- widgets
+def _controls(data: ExplorerData):
+    import ipywidgets as W
+
+    style = {"description_width": "initial"}
+    task = W.Dropdown(options=data.tasks, value=data.tasks[0], description="task",
+                      style=style, layout=W.Layout(width="auto"))
+    arch = W.Dropdown(options=data.archs, value=data.archs[0], description="architecture",
+                      style=style, layout=W.Layout(width="auto"))
+    image = W.Dropdown(options=[(data.image_label(i), i) for i in range(data.n_images)],
+                       value=0, description="image", style=style, layout=W.Layout(width="auto"))
+    attack = W.ToggleButtons(options=[(ATTACK_LABELS.get(a, a), a) for a in data.attacks],
+                             value=next(iter(data.attacks)), description="attack", style=style)
+    attack.style.button_width = "80px"
+    eps_opts = [(_fmt_eps(e), e) for e in data.eps_255]
+    default_eps = data.eps_255[min(len(data.eps_255) - 1, max(1, len(data.eps_255) // 2))]
+    eps = W.SelectionSlider(options=eps_opts, value=default_eps, description="eps (pixels)",
+                            continuous_update=False, style=style,
+                            layout=W.Layout(width="420px"))
+    return {"task": task, "arch": arch, "image": image, "attack": attack, "eps": eps}
+
+
+def _layout(controls, body, note):
+    import ipywidgets as W
+
+    c = controls
+    row1 = W.HBox([c["task"], c["arch"], c["image"]])
+    row2 = W.HBox([c["attack"], c["eps"]])
+    return [row1, row2, body, note]
+
+
+def _note_html(text: str):
+    import ipywidgets as W
+
+    return W.HTML(f"<small>{text}</small>")
+
+
+_NOTE = ("Perturbation panel: 0.5 + gain × (adversarial − clean), gain = 0.5 / eps, so "
+         "±eps spans black to white and mid-grey means no change. eps is in [0, 1] pixel "
+         "units times 255.")
+
+
+try:
+    import ipywidgets as _W
+
+    _VBox = _W.VBox
+except ImportError:  # pragma: no cover
+    _VBox = object
+
+
+class LiveExplorer(_VBox):
+    """Live explorer (needs a kernel): every control change runs the attack.
+
+    Attributes: ``controls`` (dict name -> widget), ``image`` (the ``ipywidgets.Image``),
+    ``status`` (an ``HTML``), ``data`` (:class:`ExplorerData`), ``cache`` (key -> Frame),
+    ``current`` (the key shown), ``calls`` (how many attack batches ran).
+    """
+
+    def __init__(self, data: ExplorerData, *, render_kwargs=None, **kwargs):
+        import ipywidgets as W
+
+        self.data = data
+        self.render_kwargs = dict(render_kwargs or {})
+        self.controls = _controls(data)
+        self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
+        self.status = W.HTML()
+        self.cache: dict[tuple, Frame] = {}
+        self.calls = 0
+        self.current = None
+        super().__init__(_layout(self.controls, W.VBox([self.image, self.status]),
+                                 _note_html(_NOTE)), **kwargs)
+        for w in self.controls.values():
+            w.observe(self._on_change, names="value")
+        self.update()
+
+    def key(self) -> tuple:
+        c = self.controls
+        return (c["task"].value, c["arch"].value, c["image"].value, c["attack"].value,
+                float(c["eps"].value))
+
+    def _on_change(self, change):
+        self.update()
+
+    def update(self):
+        """Compute (or fetch from the cache) and show the frame for the current controls."""
+        key = self.key()
+        self.current = key
+        t, a = key[:2]
+        if (t, a) not in self.data.models:
+            self.image.value = b""
+            self.status.value = f"<b>no model for task {t}, architecture {a}</b>"
+            return
+        if key not in self.cache:
+            self.status.value = "<i>running the attack…</i>"
+            try:
+                self.cache[key] = compute_frame(self.data, *key)
+                self.calls += 1
+            except Exception as exc:  # show it in the widget, not only in the log
+                self.status.value = f"<b>attack failed:</b> {type(exc).__name__}: {exc}"
+                raise
+        f = self.cache[key]
+        self.image.value = render_frame(f, **self.render_kwargs)
+        self.status.value = ""
+
+
+class StaticExplorer(_VBox):
+    """Precomputed explorer for the static book: frames switched in the browser.
+
+    Structure: Stack(task) > Stack(arch) > Stack(image) > Stack(attack) > Stack(eps) >
+    Image; each Stack's ``selected_index`` is ``jslink``-ed to its control's ``index``.
+
+    Attributes: ``controls``, ``frames`` (key -> Frame), ``images`` (key -> the
+    ``ipywidgets.Image`` shown for it; eps = 0 frames are one widget shared by all
+    attacks), ``stacks`` (level name -> list of Stacks), ``links``, ``n_frames``,
+    ``payload_bytes`` (PNG bytes in the widget state), ``data``.
+    """
+
+    LEVELS = ("task", "arch", "image", "attack", "eps")
+
+    def __init__(self, data: ExplorerData, frames: dict[tuple, Frame] | None = None, *,
+                 render_kwargs=None, progress=True, **kwargs):
+        import ipywidgets as W
+
+        self.data = data
+        render_kwargs = dict(render_kwargs or {})
+        if frames is None:
+            frames = compute_frames(data, progress=progress)
+        self.frames = frames
+        self.controls = _controls(data)
+        self.stacks: dict[str, list] = {lv: [] for lv in self.LEVELS}
+        self.images: dict[tuple, Any] = {}
+        self.links = []
+        png_cache: dict[tuple, Any] = {}  # shared widgets (eps = 0 across attacks)
+        self.payload_bytes = 0
+
+        def image_for(key):
+            t, a, i, at, e = key
+            share = (t, a, i, None, 0.0) if e == 0 else key
+            if share not in png_cache:
+                png = render_frame(frames[key], **render_kwargs)
+                self.payload_bytes += len(png)
+                png_cache[share] = W.Image(value=png, format="png",
+                                           layout=W.Layout(max_width="100%"))
+            return png_cache[share]
+
+        def stack(level, children):
+            s = W.Stack(children=children, selected_index=0)
+            self.stacks[level].append(s)
+            return s
+
+        task_children = []
+        for t in data.tasks:
+            arch_children = []
+            for a in data.archs:
+                if (t, a) not in data.models:
+                    arch_children.append(W.HTML(
+                        f"<p><b>No model for task {t} with architecture {a}.</b></p>"))
+                    continue
+                img_children = []
+                for i in range(data.n_images):
+                    att_children = []
+                    for at in data.attacks:
+                        eps_children = []
+                        for e in data.eps_255:
+                            w = image_for((t, a, i, at, e))
+                            self.images[(t, a, i, at, e)] = w
+                            eps_children.append(w)
+                        att_children.append(stack("eps", eps_children))
+                    img_children.append(stack("attack", att_children))
+                arch_children.append(stack("image", img_children))
+            task_children.append(stack("arch", arch_children))
+        root = stack("task", task_children)
+        self.n_frames = len(png_cache)
+        if self.payload_bytes > WARN_PAYLOAD_MB * 1e6:
+            import warnings
+
+            warnings.warn(f"the static explorer holds {self.payload_bytes / 1e6:.0f} MB of PNG "
+                          f"({self.n_frames} frames); the page will be slow: use fewer images, "
+                          "eps values or architectures", stacklevel=3)
+
+        # start consistent with the controls, then tie each stack to its control
+        for lv in self.LEVELS:
+            ctl = self.controls[lv]
+            for s in self.stacks[lv]:
+                s.selected_index = ctl.index
+                self.links.append(W.jslink((ctl, "index"), (s, "selected_index")))
+
+        note = (f"{_NOTE} Precomputed: {self.n_frames} frames, "
+                f"{self.payload_bytes / 1e6:.1f} MB of PNG in this page "
+                f"({len(data.tasks)} task(s) x {len(data.archs)} architecture(s) x "
+                f"{data.n_images} image(s) x {len(data.attacks)} attack(s) x "
+                f"{len(data.eps_255)} eps).")
+        super().__init__(_layout(self.controls, root, _note_html(note)), **kwargs)
+        self.root = root
+
+    def summary(self) -> str:
+        return (f"{self.n_frames} frames, {self.payload_bytes / 1e6:.2f} MB PNG "
+                f"(mean {self.payload_bytes / max(self.n_frames, 1) / 1e3:.0f} KB)")
+
+
+def explorer(models: Mapping, images: Mapping, attacks: Sequence[str] | Mapping[str, Callable]
+             = DEFAULT_ATTACKS, eps_255: Sequence[float] = DEFAULT_EPS_255,
+             attack_fn: Callable[[str], Callable] | None = None, *, precompute: bool = False,
+             n_images: int | None = None, attack_kwargs: Mapping[str, dict] | None = None,
+             seed: int = 0, render_kwargs: dict | None = None, progress: bool = True):
+    """The attack explorer widget.
+
+    Parameters
+    ----------
+    models
+        ``{(task, arch): model}``; a model is an ``nn.Module`` returning logits (or an
+        object with such a ``.model``). Missing (task, arch) pairs show a note.
+    images
+        ``{task: (x, y, classes)}`` with ``x`` (N, C, H, W) float in [0, 1] or uint8,
+        ``y`` int labels and the class names; an ``advmed.data.ImageSet`` works too.
+    attacks
+        attack names, resolved by ``attack_fn`` (default ``advmed.attacks.get_attack``),
+        or ``{name: function}`` with ``function(model, x, y, *, eps, ...) -> x_adv``.
+    eps_255
+        the eps choices in /255 pixel units (0 = no attack).
+    precompute
+        False: live mode (needs a kernel, attacks run on every change). True: every
+        frame is computed now and the widget works without a kernel (static book).
+    n_images
+        how many images per task (default: all in live mode, 3 when precomputing).
+    attack_kwargs
+        ``{name: {kwarg: value}}`` passed to that attack (e.g. ``{"pgd": {"steps": 10}}``).
+        ``seed`` is passed to attacks that take one.
+    render_kwargs
+        passed to :func:`render_frame` (``dpi``, ``figsize``, ``top_k``, ``quantize``).
+    """
+    if precompute and n_images is None:
+        n_images = 3
+    data = prepare(models, images, attacks, eps_255, attack_fn=attack_fn, n_images=n_images,
+                   attack_kwargs=attack_kwargs, seed=seed)
+    if precompute:
+        return StaticExplorer(data, render_kwargs=render_kwargs, progress=progress)
+    return LiveExplorer(data, render_kwargs=render_kwargs)
+
+
+def static_explorer(models, images, attacks=DEFAULT_ATTACKS, eps_255=DEFAULT_EPS_255,
+                    attack_fn=None, **kwargs):
+    """``explorer(..., precompute=True)``: the kernel-free explorer for the HTML book."""
+    kwargs["precompute"] = True
+    return explorer(models, images, attacks, eps_255, attack_fn, **kwargs)

@@ -1,0 +1,269 @@
+"""Drive headless Chromium (Debian's ``chromium`` + ``chromedriver``) through selenium.
+
+Used by the book and widget tests::
+
+    from tests.browser import Browser, require_chromium
+
+    require_chromium()                       # skips the test when chromium is missing
+    with Browser(html_dir) as b:             # serves html_dir on 127.0.0.1:<free port>
+        b.open("book/01_models.html")
+        b.wait_for_widgets()                 # the ipywidgets embed manager has rendered
+        b.images()                           # [{src, width, loaded}, ...]
+        b.set_slider(".widget-slider", 3)    # keyboard moves a slider
+        b.screenshot(out_dir / "01_models.png", full_page=True)
+
+Chromium runs with a fresh ``--user-data-dir`` and no network features
+(``--disable-background-networking`` etc.); the pages are served by a local
+``http.server`` in a thread, so a book that needs a CDN shows up as broken here.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import shutil
+import socketserver
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1000",
+)
+
+
+def find_chromium() -> tuple[str | None, str | None]:
+    """(chromium binary, chromedriver) or Nones. ``$CHROMIUM`` / ``$CHROMEDRIVER`` win."""
+    browser = os.environ.get("CHROMIUM") or next(
+        (p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    return browser, driver
+
+
+def require_chromium() -> None:
+    """Skip the calling test (with the reason) when chromium or selenium is missing."""
+    browser, driver = find_chromium()
+    if not browser or not driver:
+        pytest.skip("headless chromium not found: `apt-get install chromium chromium-driver` "
+                    "(make test does this when run as root)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.skip("selenium missing: pip install --no-deps -r requirements-test.txt")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:  # keep the test output clean
+        pass
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@contextlib.contextmanager
+def serve(directory: str | os.PathLike):
+    """Serve ``directory`` on http://127.0.0.1:<free port>/ in a thread; yield the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Browser:
+    """A headless Chromium session on a locally served folder."""
+
+    def __init__(self, directory: str | os.PathLike, *, timeout: float = 30.0):
+        self.directory = Path(directory)
+        self.timeout = timeout
+        self._stack = contextlib.ExitStack()
+        self.driver = None
+        self.base_url = ""
+
+    # -- lifecycle
+    def __enter__(self) -> "Browser":
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        browser, driver = find_chromium()
+        if not browser or not driver:
+            raise RuntimeError("chromium / chromedriver not found (apt-get install chromium chromium-driver)")
+        self.base_url = self._stack.enter_context(serve(self.directory))
+        profile = self._stack.enter_context(tempfile.TemporaryDirectory(prefix="advmed-chromium-"))
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = browser
+        for flag in CHROMIUM_FLAGS:
+            opts.add_argument(flag)
+        opts.add_argument(f"--user-data-dir={profile}")
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        self.driver = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
+        self.driver.set_page_load_timeout(self.timeout)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self.driver is not None:
+                self.driver.quit()
+        finally:
+            self._stack.close()
+
+    # -- navigation and queries
+    def open(self, path: str = "index.html") -> None:
+        """Load ``path`` (relative to the served folder) and wait for the load event."""
+        self.driver.get(self.base_url + str(path).lstrip("/"))
+        self.wait_until("return document.readyState === 'complete'")
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def wait_until(self, script: str, *args: Any, timeout: float | None = None) -> Any:
+        """Poll a JS expression (``return ...``) until it is truthy; TimeoutError otherwise."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            value = self.js(script, *args)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for: {script}")
+            time.sleep(0.2)
+
+    def find_all(self, css: str) -> list:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self) -> str:
+        return self.js("return document.body.innerText")
+
+    def title(self) -> str:
+        return self.driver.title
+
+    def images(self) -> list[dict]:
+        """Every <img> of the page's article: src, naturalWidth, complete && loaded."""
+        self.wait_until("return Array.from(document.images).every(i => i.complete)")
+        return self.js(
+            "return Array.from(document.querySelectorAll('article img, main img')).map(i => ("
+            "{src: i.getAttribute('src'), width: i.naturalWidth, loaded: i.complete && i.naturalWidth > 0}))")
+
+    def n_widget_views(self) -> int:
+        """Number of widget view placeholders (``application/vnd.jupyter.widget-view+json`` scripts)."""
+        return self.js("return document.querySelectorAll("
+                       "'script[type=\"application/vnd.jupyter.widget-view+json\"]').length")
+
+    def wait_for_widgets(self, timeout: float | None = None) -> int:
+        """Wait until every embedded widget view has been rendered (.widget-* elements).
+
+        Returns the number of rendered widget roots (0 when the page has no widgets).
+        """
+        n = self.n_widget_views()
+        if n == 0:
+            return 0
+        self.wait_until(
+            "return document.querySelectorAll('.jupyter-widgets, .widget-container, .lm-Widget').length > 0",
+            timeout=timeout)
+        time.sleep(0.5)  # let the manager finish laying out
+        return self.js("return document.querySelectorAll('.jupyter-widgets').length")
+
+    # -- interaction
+    def click(self, css: str, index: int = 0) -> None:
+        self.find_all(css)[index].click()
+
+    def set_slider(self, css: str, value: float, *, index: int = 0, max_steps: int = 500) -> float:
+        """Move the ``index``-th ipywidgets slider under ``css`` to ``value`` with the keyboard.
+
+        Uses the slider handle (noUiSlider in ipywidgets 8) and arrow keys, the way a
+        reader does; returns the value the slider then shows in its readout.
+        """
+        from selenium.webdriver.common.keys import Keys
+
+        root = self.find_all(css)[index]
+        handle = root.find_element("css selector", ".noUi-handle, [role=slider], input[type=range]")
+        handle.click()
+
+        def current() -> float:
+            for attr in ("aria-valuenow", "value"):
+                v = handle.get_attribute(attr)
+                if v not in (None, ""):
+                    return float(v)
+            return float(root.find_element("css selector", ".widget-readout").text)
+
+        for _ in range(max_steps):
+            cur = current()
+            if abs(cur - value) < 1e-9:
+                break
+            key = Keys.ARROW_RIGHT if cur < value else Keys.ARROW_LEFT
+            handle.send_keys(key)
+            if abs(current() - cur) < 1e-12:  # can not move further
+                break
+        time.sleep(0.3)
+        return current()
+
+    def select(self, css: str, label: str, index: int = 0) -> None:
+        """Choose ``label`` in the ``index``-th <select> (ipywidgets Dropdown) under ``css``."""
+        from selenium.webdriver.support.ui import Select
+
+        el = self.find_all(css)[index]
+        if el.tag_name != "select":
+            el = el.find_element("css selector", "select")
+        Select(el).select_by_visible_text(label)
+        time.sleep(0.3)
+
+    def console_errors(self) -> list[str]:
+        """SEVERE messages of the browser console since the last call."""
+        try:
+            logs = self.driver.get_log("browser")
+        except Exception:  # noqa: BLE001 - not every driver supports logs
+            return []
+        return [e["message"] for e in logs if e.get("level") == "SEVERE"]
+
+    def screenshot(self, path: str | os.PathLike, *, full_page: bool = True) -> Path:
+        """Save a PNG; ``full_page`` resizes the window to the document height first."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if full_page:
+            height = self.js("return Math.max(document.body.scrollHeight, "
+                             "document.documentElement.scrollHeight)")
+            self.driver.set_window_size(1280, min(int(height) + 100, 16000))
+            time.sleep(0.3)
+        self.driver.save_screenshot(str(path))
+        if full_page:
+            self.driver.set_window_size(1280, 1000)
+        return path
+
+
+# --------------------------------------------------------------------------- static checks
+_ASSET_RE = None
+
+
+def external_assets(html: str) -> list[str]:
+    """``<script src>`` / ``<link href>`` / ``<img src>`` / ``<iframe src>`` pointing at
+    another host (http(s):// or protocol-relative //). Plain ``<a href>`` links are fine.
+    """
+    import re
+
+    global _ASSET_RE
+    if _ASSET_RE is None:
+        _ASSET_RE = re.compile(
+            r"<(script|link|img|iframe|source)\b[^>]*?\b(src|href)\s*=\s*[\"']((?:https?:)?//[^\"']+)[\"']",
+            re.IGNORECASE)
+    return [f"<{m.group(1)} {m.group(2)}={m.group(3)}>" for m in _ASSET_RE.finditer(html)
+            if not re.match(r"(https?:)?//(127\.0\.0\.1|localhost)[:/]", m.group(3))]
