@@ -1,0 +1,21 @@
+"""Models: every one takes pixels in [0, 1], normalises in its first layer, returns logits.
+
+- :data:`ARCHITECTURES`: resnet18, resnet50, densenet121, vgg16_bn, inception_v3,
+  mobilenet_v1_075, small_cnn (name -> :class:`ArchSpec`).
+- :func:`build_model` (``arch, num_classes, *, in_channels, init, input_size``) and
+  :func:`input_channels` (how many channels the data loader should give).
+- :func:`load_tfjs_mobilenet`: the TF.js MobileNet v1 weights as a PyTorch model.
+"""
+from .build import ARCHITECTURES, INITS, ArchSpec, build_model, get_arch, input_channels
+from .mobilenet_v1 import MobileNetV1, TFConv2d
+from .normalize import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier, Normalize
+from .small_cnn import SmallCNN
+from .tfjs import load_tfjs_mobilenet, mobilenet_weights_dir
+from .weights import PretrainedWeightsWarning, WeightsUnavailable
+
+__all__ = [
+    "ARCHITECTURES", "INITS", "ArchSpec", "build_model", "get_arch", "input_channels",
+    "MobileNetV1", "TFConv2d", "IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "Normalize",
+    "SmallCNN", "load_tfjs_mobilenet", "mobilenet_weights_dir",
+    "PretrainedWeightsWarning", "WeightsUnavailable",
+]
