@@ -30,94 +30,105 @@ n_boot = None  # bootstrap resamples for the intervals (None: the profile's)
 
 # %%
 import time
+import warnings
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from advmed import data, experiment, plots, profiles, references
+from advmed import cards, compare, experiment, plots, profiles, references
 from advmed.tasks import get_task
 
+warnings.filterwarnings("ignore", category=UserWarning)
 t_start = time.time()
 prof = profiles.get_profile(profile, tasks=tasks, models=models)
 if n_boot is not None:
-    prof["eval"]["n_boot"] = n_boot
+    prof["eval"]["n_boot"] = int(n_boot)
 display(Markdown(f"**Profile `{prof['name']}`**: {prof['description']}."))
-profiles.profile_table(prof["name"]) if (tasks, models) == (None, None) else pd.DataFrame(
-    {"value": [prof["tasks"], prof["models"]]}, index=["tasks", "models"])
+profiles.profile_table(prof)
 
 # %% [markdown]
 # ## The tasks
 #
 # Each task is a dataset and a label view. Pixels are in [0, 1]; grayscale images are
-# replicated to three channels so that one perturbation can be applied to every
-# architecture. Validation sets never share a patient (chest X-ray) or a lesion
-# (HAM10000) with the training or test sets.
+# replicated to three channels so that one perturbation fits every architecture.
+# Counts are per class (in the order of the `classes` column). The last columns are
+# computed from the patient ids in the chest X-ray file names and the HAM10000 lesion
+# ids: the validation sets we carve share no patient or lesion with training, while
+# the official Kaggle chest X-ray test folder does share `personN` ids with its train
+# folder (we keep the published split so that our numbers compare with the studies').
 
 # %%
-cards = experiment.dataset_cards(prof)
-cards
+cards.dataset_cards(prof)
 
 # %% [markdown]
-# A few images of each class, at the resolution the profile trains on.
+# A few test images of each class, at the resolution the profile trains on.
 
 # %%
 for task_name in prof["tasks"]:
-    ds = experiment.test_set(task_name, prof, limit=None)
-    fig = plots.image_grid(ds.images, ds.labels, ds.classes, per_class=6,
-                           title=f"{get_task(task_name).title} ({ds.images.shape[-1]} px)")
-    plt.show()
+    ds = experiment.test_set(task_name, prof, limit="all", progress=False)
+    display(plots.image_grid(ds, per_class=6,
+                             title=f"{get_task(task_name).title} ({ds.images.shape[-1]} px)"))
 
 # %% [markdown]
 # ## Training
 #
-# One model per task and architecture. Models start from ImageNet weights where
-# they are available (`init used` says what actually happened: torchvision weights
-# cannot be fetched offline, so those fall back to training from scratch), use a
-# class-weighted cross-entropy against class imbalance and stop early on validation
-# AUC. Checkpoints are cached by a hash of their full configuration, so a second
-# build loads them.
+# One model per task and architecture. Models start from ImageNet weights where they
+# are available (`init_used` says what actually happened: only the MobileNet v1
+# weights ship with the data mirror, so torchvision architectures asked for ImageNet
+# weights offline fall back to training from scratch), use a class-weighted
+# cross-entropy against class imbalance, and keep the epoch with the best validation
+# AUC. Checkpoints are cached by a hash of their full configuration, so a second build
+# loads them instead of training.
 
 # %%
-zoo = experiment.trained_models(prof)
+zoo = experiment.trained_models(prof, progress=False)
 experiment.training_summary(zoo)
+
+# %%
+display(plots.training_curves({f"{t} / {a} ({i})": tm for (t, a, i), tm in zoo.items()},
+                              title="Validation curves"))
 
 # %% [markdown]
 # ## Clean test performance
 #
-# Accuracy, ROC AUC, sensitivity and specificity with bootstrap 95 % intervals,
-# on the test split (the profile may use a stratified subset of it; `n test` says
-# how many images).
+# Accuracy, balanced accuracy, ROC AUC, sensitivity and specificity with percentile
+# bootstrap 95 % intervals on the test split (`n_test` says how many images: the
+# profile may use a stratified subset). For binary tasks sensitivity is the recall of
+# the second class (pneumonia, melanoma, referable DR).
 
 # %%
-clean = experiment.clean_results(prof, zoo)
+predictions = experiment.clean_predictions(prof, trained=zoo, progress=False)
+clean = experiment.clean_results(prof, trained=zoo, predictions=predictions, progress=False)
 clean
 
 # %% [markdown]
 # ### Beside the studies
 #
-# The references were measured in other settings: the row says which. The
-# MedMNIST v2 figures come from ResNets trained on the official splits at 28 or
-# 224 px; AdversarialMed's from a DenseNet-121 fine-tuned from CheXNet at 224 px.
+# The reference figures were measured in other settings, and each row says which:
+# MedMNIST v2 trained ResNets on the official splits at 28 or 224 px (RetinaMNIST there
+# is the 5-grade task); AdversarialMed fine-tuned a DenseNet-121 from CheXNet at 224 px.
+# A negative difference means our model is worse than the study's.
 
 # %%
-experiment.compare_clean_with_references(clean, references.CLEAN)
+clean_numeric = experiment.clean_results(prof, trained=zoo, predictions=predictions,
+                                         numeric=True, progress=False)
+compare.compare_clean(clean_numeric, references.CLEAN).round(3)
+
+# %%
+compare.study_citations(["medmnist", "adversarialmed"])
 
 # %% [markdown]
 # ## ROC curves and confusion matrices
 
 # %%
 for task_name in prof["tasks"]:
-    fig = plots.roc_curves(experiment.task_predictions(zoo, prof, task_name),
-                           title=get_task(task_name).title)
-    plt.show()
+    per_task = {f"{a} ({i})": p for (t, a, i), p in predictions.items() if t == task_name}
+    display(plots.roc_curves(per_task, title=get_task(task_name).title))
 
 # %%
-for (task_name, arch, init), trained in zoo.items():
-    preds = experiment.task_predictions(zoo, prof, task_name)[(arch, init)]
-    fig = plots.confusion_matrix(preds["y"], preds["proba"].argmax(1), trained.classes,
-                                 title=f"{task_name} · {arch} ({init})")
-    plt.show()
+for (task_name, arch, init), p in predictions.items():
+    display(plots.confusion_matrix(p["y"], p["proba"].argmax(1), p["classes"],
+                                   title=f"{task_name} / {arch} ({init})"))
 
 # %%
 display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof['name']}`."))

@@ -31,7 +31,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-4,
                   "max_train": 512, "max_val": 128, "patience": 2},
         "eval": {"max_test": 128, "n_boot": 200},
-        "attacks": {"n_images": 32, "eps_255": [0, 1, 4, 8], "steps": 5, "restarts": 1},
+        "attacks": {"n_images": 32, "eps_255": [0, 1, 4, 8], "steps": 5, "restarts": 1,
+                    "report_eps_255": 4, "gallery_images": 2,
+                    "explorer": {"pairs": 1, "n_images": 2, "attacks": ["fgsm", "pgd"], "eps_255": [0, 4]}},
         "uap": {"n_build": 64, "n_eval": 64, "max_passes": 2, "zetas": [0.04],
                 "norms": ["linf"], "natural_images": 64},
         "seeds": [0],
@@ -52,7 +54,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"epochs": 8, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4,
                   "max_train": 4000, "max_val": 500, "patience": 3},
         "eval": {"max_test": None, "n_boot": 1000},
-        "attacks": {"n_images": 100, "eps_255": [0, 0.5, 1, 2, 4, 8], "steps": 10, "restarts": 1},
+        "attacks": {"n_images": 100, "eps_255": [0, 0.5, 1, 2, 4, 8], "steps": 10, "restarts": 1,
+                    "report_eps_255": 2, "gallery_images": 3,
+                    "explorer": {"pairs": 1, "n_images": 3, "attacks": ["fgsm", "pgd"],
+                                 "eps_255": [0, 1, 2, 4]}},
         "uap": {"n_build": 1000, "n_eval": 500, "max_passes": 5, "zetas": [0.02, 0.04],
                 "norms": ["l2", "linf"], "natural_images": 1000},
         "seeds": [0],
@@ -79,7 +84,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"epochs": 30, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4,
                   "max_train": None, "max_val": None, "patience": 5},
         "eval": {"max_test": None, "n_boot": 2000},
-        "attacks": {"n_images": None, "eps_255": [0, 0.5, 1, 2, 4, 8], "steps": 20, "restarts": 1},
+        "attacks": {"n_images": None, "eps_255": [0, 0.5, 1, 2, 4, 8], "steps": 20, "restarts": 1,
+                    "report_eps_255": 2, "gallery_images": 4,
+                    "explorer": {"pairs": 2, "n_images": 3, "attacks": ["fgsm", "ifgsm", "pgd", "mifgsm"],
+                                 "eps_255": [0, 1, 2, 4, 8]}},
         "uap": {"n_build": 2000, "n_eval": None, "max_passes": 15, "zetas": [0.02, 0.04],
                 "norms": ["l2", "linf"], "natural_images": 2000},
         "seeds": [0, 1, 2],
@@ -139,11 +147,12 @@ def _as_model(m: Any) -> dict[str, str]:
     return {"arch": arch, "init": init or "scratch"}
 
 
-def profile_table(name: str | None = "auto"):
-    """The profile as a two-column pandas table (entry, value) for the book."""
+def profile_table(profile: str | dict[str, Any] | None = "auto"):
+    """A profile (a name, or a dict from :func:`get_profile` with its overrides) as a
+    two-column pandas table (entry, value) for the book."""
     import pandas as pd
 
-    prof = get_profile(name)
+    prof = profile if isinstance(profile, dict) else get_profile(profile)
     rows = []
     for key, value in prof.items():
         if key == "tasks":
