@@ -76,7 +76,9 @@ ARCHITECTURES: dict[str, ArchSpec] = {s.name: s for s in [
              _set_linear("fc"), "Conv2d_1a_3x3.conv", SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, 299, 75,
              source="Szegedy et al. 2016, arXiv:1512.00567; torchvision"),
     ArchSpec("mobilenet_v1_075", lambda n: MobileNetV1(n, alpha=0.75), lambda net, n: net.reset_head(n),
-             "features.conv1", SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, 224, 32,
+             # 28 px (MedMNIST's native size) still leaves a 1x1 map after the five
+             # stride-2 stages under TensorFlow "same" padding.
+             "features.conv1", SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, 224, 28,
              source="Howard et al. 2017, arXiv:1704.04861; Keras 2.1.4 / TF.js weights"),
     ArchSpec("small_cnn", lambda n: SmallCNN(n), _set_linear("fc"), "features.0",
              SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, 28, 28, inits=("scratch",),
