@@ -85,3 +85,14 @@ def test_backend_untouched():
     backend = matplotlib.get_backend()
     plots.roc_curves({"m": _binary()})
     assert matplotlib.get_backend() == backend
+
+
+def test_figures_display_as_png_without_pyplot():
+    """IPython shows our figures through _repr_png_, with no pyplot backend involved."""
+    from IPython.core.formatters import DisplayFormatter
+
+    from advmed import plots
+
+    fig = plots.confusion_matrix([0, 1, 1], [0, 1, 0], ["a", "b"])
+    data, _ = DisplayFormatter().format(fig)
+    assert data["image/png"][:8] == b"\x89PNG\r\n\x1a\n"

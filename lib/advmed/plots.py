@@ -10,6 +10,7 @@ the colour-blind-safe ``colorblind`` palette.
 from __future__ import annotations
 
 import contextlib
+import io
 import functools
 from typing import Any, Mapping, Sequence
 
@@ -38,8 +39,22 @@ def _styled(fn):
     return wrapper
 
 
+class BookFigure(Figure):
+    """A Figure that Jupyter (and so papermill and the book) shows as a PNG.
+
+    Figures here are built without pyplot, so no backend registers a display formatter
+    for them; ``_repr_png_`` is the hook IPython asks for instead.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100)
+        return buf.getvalue()
+
+
 def _figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (5.0, 4.0)):
-    fig = Figure(figsize=figsize, layout="constrained")
+    """A :class:`BookFigure` and its 2-D axes grid: every figure of the book starts here."""
+    fig = BookFigure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
 
