@@ -183,8 +183,8 @@ def test_config_key_and_profile_configs():
 
 def test_profile_sizes_checked_against_architecture_minimum():
     pytest.importorskip("advmed.models")
-    prof = get_profile("smoke", models=["mobilenet_v1_075:imagenet"])  # min 32 px; pneumoniamnist is 28
-    with pytest.raises(ValueError, match="pneumoniamnist at 28 px for mobilenet_v1_075"):
+    prof = get_profile("smoke", models=["inception_v3:imagenet"])  # min 75 px; pneumoniamnist is 28
+    with pytest.raises(ValueError, match="pneumoniamnist at 28 px for inception_v3"):
         T.configs_for_profile(prof)
 
 

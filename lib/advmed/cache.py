@@ -23,8 +23,13 @@ FORMAT_VERSION = 1
 
 
 def cache_root() -> Path:
-    """``$ADVMED_CACHE`` (default ``~/.cache/advmed``), read at call time."""
-    return Path(os.environ.get("ADVMED_CACHE") or Path.home() / ".cache" / "advmed")
+    """``$ADVMED_CACHE`` (default ``~/.cache/advmed``), read at call time.
+
+    The one definition of where everything cached lives: decoded tensors, downloads,
+    weights, checkpoints and chapter results are folders below it.
+    """
+    value = os.environ.get("ADVMED_CACHE", "").strip()
+    return Path(value).expanduser() if value else Path.home() / ".cache" / "advmed"
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:

@@ -35,7 +35,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .cache import atomic_write, cache_root
 from .device import autocast, default_device, seed_everything
 
 # Bump when a change to this file changes the weights a config produces: every key
@@ -480,27 +480,10 @@ def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
 
 
 # --------------------------------------------------------------------------- cache
-def cache_root() -> Path:
-    """``$ADVMED_CACHE`` (default ``~/.cache/advmed``), read at call time."""
-    return Path(os.environ.get("ADVMED_CACHE") or Path.home() / ".cache" / "advmed")
-
-
 def checkpoint_paths(cfg: TrainConfig) -> tuple[Path, Path]:
     """``(<key>.pt, <key>.json)`` under ``$ADVMED_CACHE/checkpoints``."""
     d = cache_root() / "checkpoints"
     return d / f"{cfg.key()}.pt", d / f"{cfg.key()}.json"
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then move the file into place; on failure leave nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(v: Any) -> Any:
@@ -519,7 +502,7 @@ def save_checkpoint(tm: TrainedModel) -> Path:
     """Write ``tm`` to the cache (weights, then the JSON side-car); return the ``.pt`` path."""
     pt, side = checkpoint_paths(tm.config)
     state = {name: t.detach().to("cpu") for name, t in tm.model.state_dict().items()}
-    _atomic_write(pt, lambda p: torch.save({"state_dict": state, "code_version": CODE_VERSION}, p))
+    atomic_write(pt, lambda p: torch.save({"state_dict": state, "code_version": CODE_VERSION}, p))
     record = {
         "key": tm.config.key(), "code_version": CODE_VERSION, "config": tm.config.to_dict(),
         "classes": list(tm.classes), "init_used": tm.init_used, "val_auc": tm.val_auc,
@@ -528,7 +511,7 @@ def save_checkpoint(tm: TrainedModel) -> Path:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     text = json.dumps(_jsonable(record), indent=1)
-    _atomic_write(side, lambda p: p.write_text(text))
+    atomic_write(side, lambda p: p.write_text(text))
     return pt
 
 

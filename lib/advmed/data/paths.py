@@ -38,8 +38,9 @@ def data_root() -> Path | None:
 
 def cache_dir() -> Path:
     """``$ADVMED_CACHE`` or ``~/.cache/advmed`` (created on first use)."""
-    value = os.environ.get(ENV_CACHE, "").strip()
-    path = Path(value).expanduser() if value else Path.home() / ".cache" / "advmed"
+    from ..cache import cache_root
+
+    path = cache_root()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

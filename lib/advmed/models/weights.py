@@ -50,7 +50,9 @@ def offline() -> bool:
 
 def cache_dir() -> Path:
     """``$ADVMED_CACHE`` (default ``~/.cache/advmed``), as in DESIGN.md."""
-    return Path(os.environ.get("ADVMED_CACHE", "~/.cache/advmed")).expanduser()
+    from ..cache import cache_root
+
+    return cache_root()
 
 
 def torchvision_weights(arch: str):
