@@ -35,7 +35,8 @@ PROFILES: dict[str, dict[str, Any]] = {
                     "report_eps_255": 4, "gallery_images": 2,
                     "explorer": {"pairs": 1, "n_images": 2, "attacks": ["fgsm", "pgd"], "eps_255": [0, 4]}},
         "uap": {"n_build": 64, "n_eval": 64, "max_passes": 2, "zetas": [0.04],
-                "norms": ["linf"], "natural_images": 64},
+                "norms": ["linf"], "natural_images": 64, "method": "batched", "batch_size": 16,
+                "step_fraction": 0.25},
         "seeds": [0],
     },
     "cpu": {
@@ -54,12 +55,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"epochs": 5, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4,
                   "max_train": 2000, "max_val": 500, "patience": 2},
         "eval": {"max_test": None, "n_boot": 1000},
-        "attacks": {"n_images": 100, "eps_255": [0, 0.5, 1, 2, 4, 8], "steps": 10, "restarts": 1,
+        "attacks": {"n_images": 32, "eps_255": [0, 1, 2, 4], "steps": 5, "restarts": 1,
                     "report_eps_255": 2, "gallery_images": 3,
                     "explorer": {"pairs": 1, "n_images": 3, "attacks": ["fgsm", "pgd"],
                                  "eps_255": [0, 1, 2, 4]}},
-        "uap": {"n_build": 1000, "n_eval": 500, "max_passes": 5, "zetas": [0.02, 0.04],
-                "norms": ["l2", "linf"], "natural_images": 1000},
+        # batched UAPs, targeted ones at the largest zeta only: sized for ~6 min on 2 cores
+        "uap": {"n_build": 192, "n_eval": 300, "max_passes": 2, "zetas": [0.02, 0.04],
+                "norms": ["l2", "linf"], "natural_images": 192, "method": "batched", "batch_size": 32,
+                "step_fraction": 0.25, "targeted_zetas": [0.04]},
         "seeds": [0],
     },
     "paper": {
@@ -89,7 +92,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                     "explorer": {"pairs": 2, "n_images": 3, "attacks": ["fgsm", "ifgsm", "pgd", "mifgsm"],
                                  "eps_255": [0, 1, 2, 4, 8]}},
         "uap": {"n_build": 2000, "n_eval": None, "max_passes": 15, "zetas": [0.02, 0.04],
-                "norms": ["l2", "linf"], "natural_images": 2000},
+                "norms": ["l2", "linf"], "natural_images": 1000, "method": "iterative", "batch_size": 32},
         "seeds": [0, 1, 2],
     },
 }
