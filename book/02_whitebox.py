@@ -49,6 +49,7 @@ from advmed import robustness as rob
 from advmed import robustness_plots as rplots
 from advmed import robustness_studies as studies
 from advmed import widgets
+from advmed.cache import tensor_digest
 from advmed.tasks import get_task
 
 # the figures are matplotlib Figures built without pyplot: display() renders them as PNG
@@ -301,9 +302,14 @@ if explorer_pairs is not None:
 ex_models, ex_images = rplots.explorer_inputs(prof, zoo, pairs=ex.get("pairs", 1),
                                               n_images=ex.get("n_images", 3), seed=seed)
 iterative = {a: {"steps": int(att["steps"])} for a in ("ifgsm", "pgd", "mifgsm")}
+# frames are stored by the models' checkpoint keys and the images' digest: a warm build
+# reloads them instead of attacking and drawing again
+frames_key = {"checkpoints": sorted(tm.config.key() for tm in zoo.values()),
+              "images": {t: tensor_digest(x, y) for t, (x, y, _) in ex_images.items()}}
 widgets.static_explorer(ex_models, ex_images, attacks=ex.get("attacks", ["fgsm", "pgd"]),
                         eps_255=ex.get("eps_255", [0, 1, 2, 4]), attack_kwargs=iterative,
-                        n_images=ex.get("n_images", 3), seed=seed, progress=False)
+                        n_images=ex.get("n_images", 3), seed=seed, progress=False,
+                        cache_key=frames_key)
 
 # %%
 display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof['name']}`."))

@@ -432,3 +432,19 @@ def test_static_explorer_in_headless_chromium(tmp_path):
         assert not [e for e in b.console_errors() if "favicon" not in e]
         b.screenshot(Path(os.environ.get("ADVMED_WIDGET_SCREENSHOT", "/tmp/widget_test.png")),
                      full_page=False)
+
+
+def test_static_frames_are_memoised_by_cache_key(tmp_cache, monkeypatch):
+    """A second static explorer with the same cache_key reloads its PNGs: no attack, no drawing."""
+    from advmed import widgets as Wm
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2)).eval()
+    x = torch.rand(2, 3, 8, 8)
+    images = {"t": (x, torch.tensor([0, 1]), ("a", "b"))}
+    first = Wm.static_explorer({("t", "m"): model}, images, attacks=["fgsm"], eps_255=[0, 4],
+                               progress=False, cache_key="k")
+    monkeypatch.setattr(Wm, "compute_frames", lambda *a, **k: pytest.fail("recomputed frames"))
+    second = Wm.static_explorer({("t", "m"): model}, images, attacks=["fgsm"], eps_255=[0, 4],
+                                progress=False, cache_key="k")
+    assert second.n_frames == first.n_frames
+    assert [w.value for w in second.images.values()] == [w.value for w in first.images.values()]

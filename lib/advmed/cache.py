@@ -56,6 +56,17 @@ def key_hash(key: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def tensor_digest(*tensors: Any) -> str:
+    """A short SHA-256 of tensors' (or arrays') contents, for memo keys: a different
+    image selection or perturbation can never reuse a stored result."""
+    h = hashlib.sha256()
+    for t in tensors:
+        a = t.detach().cpu().contiguous().numpy() if torch.is_tensor(t) else np.ascontiguousarray(t)
+        h.update(str((a.shape, a.dtype)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, pd.DataFrame):
         return {"__dataframe__": {c: _encode(value[c].tolist()) for c in value.columns},
@@ -64,6 +75,8 @@ def _encode(value: Any) -> Any:
         return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, (bytes, bytearray)):
+        return {"__bytes__": torch.frombuffer(bytearray(value), dtype=torch.uint8).clone()}
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise TypeError("memoised dicts need string keys")
@@ -75,7 +88,7 @@ def _encode(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     raise TypeError(f"cannot memoise a {type(value).__name__}; return tensors, arrays, "
-                    "DataFrames, numbers, strings, lists or dicts")
+                    "DataFrames, bytes, numbers, strings, lists or dicts")
 
 
 def _decode(value: Any) -> Any:
@@ -85,6 +98,8 @@ def _decode(value: Any) -> Any:
             return pd.DataFrame({c: _decode(value["__dataframe__"][c]) for c in cols}, columns=cols)
         if "__ndarray__" in value:
             return value["__ndarray__"].numpy()
+        if "__bytes__" in value:
+            return value["__bytes__"].numpy().tobytes()
         return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v) for v in value]

@@ -20,7 +20,6 @@ The studies' settings and the tables that compare with them are in
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -30,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .attacks import get_attack
+from .cache import tensor_digest
 from .attacks._project import default_step_size
 from .cache import memo
 from .metrics import classification_metrics, perturbation_stats
@@ -79,11 +79,9 @@ def as_pixels(x: Any) -> torch.Tensor:
 def images_key(x: Any, y: Any) -> dict[str, Any]:
     """A short description of a test-image selection for memo keys: shape and a SHA-256
     of the pixels and labels (so a different subset can never reuse a stored result)."""
-    xs = torch.as_tensor(x.images if hasattr(x, "images") else x).contiguous()
-    ys = torch.as_tensor(y).long().contiguous()
-    h = hashlib.sha256(xs.cpu().numpy().tobytes())
-    h.update(ys.cpu().numpy().tobytes())
-    return {"shape": list(xs.shape), "dtype": str(xs.dtype), "sha256": h.hexdigest()[:16]}
+    xs = torch.as_tensor(x.images if hasattr(x, "images") else x)
+    ys = torch.as_tensor(y).long()
+    return {"shape": list(xs.shape), "dtype": str(xs.dtype), "sha256": tensor_digest(xs, ys)}
 
 
 def _attack_kwargs(name: str, fn, *, eps: float, steps: int, step_size: float | None, seed: int,

@@ -275,6 +275,22 @@ def compute_frames(data: ExplorerData, *, progress=True) -> dict[tuple, Frame]:
     return frames
 
 
+def frame_id(key: tuple) -> str:
+    """A frame's key as a string (``task|arch|image|attack|eps``) for stored PNGs."""
+    return "|".join(str(k) for k in key)
+
+
+def render_frames(data: ExplorerData, *, render_kwargs=None, progress=True) -> dict[str, bytes]:
+    """Every distinct frame of a static explorer as PNG bytes, keyed by :func:`frame_id`
+    (the eps = 0 frame once per image, under attack ``None``)."""
+    out = {}
+    for (t, a, i, at, e), f in compute_frames(data, progress=progress).items():
+        share = (t, a, i, None, 0.0) if e == 0 else (t, a, i, at, e)
+        if frame_id(share) not in out:
+            out[frame_id(share)] = render_frame(f, **dict(render_kwargs or {}))
+    return out
+
+
 # --------------------------------------------------------------------------- render
 def _fmt_eps(e: float) -> str:
     return "0" if e == 0 else f"{e:g}/255"
@@ -503,14 +519,15 @@ class StaticExplorer(_VBox):
     LEVELS = ("task", "arch", "image", "attack", "eps")
 
     def __init__(self, data: ExplorerData, frames: dict[tuple, Frame] | None = None, *,
-                 render_kwargs=None, progress=True, **kwargs):
+                 pngs: Mapping[str, bytes] | None = None, render_kwargs=None, progress=True,
+                 **kwargs):
         import ipywidgets as W
 
         self.data = data
         render_kwargs = dict(render_kwargs or {})
-        if frames is None:
+        if pngs is None and frames is None:
             frames = compute_frames(data, progress=progress)
-        self.frames = frames
+        self.frames = frames or {}
         self.controls = _controls(data)
         self.stacks: dict[str, list] = {lv: [] for lv in self.LEVELS}
         self.images: dict[tuple, Any] = {}
@@ -522,7 +539,8 @@ class StaticExplorer(_VBox):
             t, a, i, at, e = key
             share = (t, a, i, None, 0.0) if e == 0 else key
             if share not in png_cache:
-                png = render_frame(frames[key], **render_kwargs)
+                png = (pngs[frame_id(share)] if pngs is not None
+                       else render_frame(frames[key], **render_kwargs))
                 self.payload_bytes += len(png)
                 png_cache[share] = W.Image(value=png, format="png",
                                            layout=W.Layout(max_width="100%"))
@@ -587,7 +605,8 @@ def explorer(models: Mapping, images: Mapping, attacks: Sequence[str] | Mapping[
              = DEFAULT_ATTACKS, eps_255: Sequence[float] = DEFAULT_EPS_255,
              attack_fn: Callable[[str], Callable] | None = None, *, precompute: bool = False,
              n_images: int | None = None, attack_kwargs: Mapping[str, dict] | None = None,
-             seed: int = 0, render_kwargs: dict | None = None, progress: bool = True):
+             seed: int = 0, render_kwargs: dict | None = None, progress: bool = True,
+             cache_key: Any = None):
     """The attack explorer widget.
 
     Parameters
@@ -613,13 +632,27 @@ def explorer(models: Mapping, images: Mapping, attacks: Sequence[str] | Mapping[
         ``seed`` is passed to attacks that take one.
     render_kwargs
         passed to :func:`render_frame` (``dpi``, ``figsize``, ``top_k``, ``quantize``).
+    cache_key
+        with ``precompute``: something that identifies the models and images (e.g. the
+        checkpoint keys and :func:`advmed.cache.tensor_digest` of the images); the
+        rendered frames are then stored with :func:`advmed.cache.memo` and a second
+        build reloads them instead of attacking and drawing again.
     """
     if precompute and n_images is None:
         n_images = 3
     data = prepare(models, images, attacks, eps_255, attack_fn=attack_fn, n_images=n_images,
                    attack_kwargs=attack_kwargs, seed=seed)
     if precompute:
-        return StaticExplorer(data, render_kwargs=render_kwargs, progress=progress)
+        pngs = None
+        if cache_key is not None:
+            from .cache import memo
+
+            key = {"models_and_images": cache_key, "attacks": list(data.attacks),
+                   "eps_255": [float(e) for e in data.eps_255], "n_images": data.n_images,
+                   "attack_kwargs": attack_kwargs, "seed": seed, "render": render_kwargs}
+            pngs = memo("explorer", key, lambda: render_frames(data, render_kwargs=render_kwargs,
+                                                               progress=progress))
+        return StaticExplorer(data, pngs=pngs, render_kwargs=render_kwargs, progress=progress)
     return LiveExplorer(data, render_kwargs=render_kwargs)
 
 
