@@ -59,6 +59,6 @@ def dataset_cards(profile: dict[str, Any], *, progress: bool = False) -> pd.Data
             "classes": " / ".join(sets["train"].classes),
             "train": counts["train"], "val": counts["val"], "test": counts["test"],
             "size (px)": int(spec["size"]), "split rule": ds.split_rule,
-            f"shared ids between splits": leak, "source": ds.source, "licence": ds.license,
+            "shared ids between splits": leak, "source": ds.source, "licence": ds.license,
         })
     return pd.DataFrame(rows).set_index("task")

@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .attacks.uap import eps_from_zeta, mean_norm, uap
+from .attacks.uap import eps_from_zeta, uap
 from .attacks.uap_eval import bootstrap_ci, predict, random_control
 from .cache import memo, tensor_digest
 

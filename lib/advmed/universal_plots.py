@@ -98,7 +98,7 @@ def before_after(exp: Mapping[str, Any], key: tuple, *, n: int = 4, seed: int = 
             ax.set_title(f"{'clean' if r == 0 else 'with UAP'}: {classes[pred]}", fontsize="x-small", color=colour)
     g = _show_delta(axes[0, 0], run["delta"], gain)
     axes[0, 0].set_title(f"UAP x{g:.0f}", fontsize="x-small")
-    axes[1, 0].text(0.5, 0.5, f"true classes:\n" + "\n".join(classes[int(ds.labels[i])] for i in pick),
+    axes[1, 0].text(0.5, 0.5, "true classes:\n" + "\n".join(classes[int(ds.labels[i])] for i in pick),
                     ha="center", va="center", fontsize="x-small", transform=axes[1, 0].transAxes)
     fig.suptitle(f"{key[0]} / {_run_title(key, classes).replace(chr(10), ', ')}")
     return fig
