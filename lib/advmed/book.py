@@ -264,6 +264,26 @@ def stage_vendor(root: Path, dest: Path) -> None:
         shutil.copytree(nm / src, dest / dst, ignore=shutil.ignore_patterns("*.map"))
 
 
+WIDGET_FONTS = "@jupyter-widgets/html-manager/dist"
+
+
+def stage_widget_fonts(root: Path, html: Path) -> None:
+    """Put the widget manager's icon fonts where embed-amd.js asks for them.
+
+    Its webpack build resolves the Font Awesome files relative to the page
+    (``<page dir>/@jupyter-widgets/html-manager/dist/``), so every folder that holds
+    pages gets a copy; otherwise pages log 404s for them.
+    """
+    src = vendor_root(root) / WIDGET_FONTS
+    fonts = [f for f in src.iterdir() if f.suffix in (".woff2", ".woff", ".ttf", ".eot", ".svg")]
+    page_dirs = {p.parent for p in html.rglob("*.html") if "_static" not in p.parts}
+    for d in page_dirs:
+        dest = d / WIDGET_FONTS
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in fonts:
+            shutil.copy2(f, dest / f.name)
+
+
 def stage_config(root: Path, stage: Path, entries: list[str], *, allow_cdn: bool) -> None:
     """Write the staged _config.yml and _toc.yml (toc limited to the staged entries)."""
     import yaml
@@ -395,6 +415,8 @@ def build_book(*, root: str | os.PathLike = REPO, profile: str | None = None,
     if html.exists():
         shutil.rmtree(html)
     os.replace(jb_out / "_build" / "html", html)
+    if not allow_cdn:
+        stage_widget_fonts(root, html)
     result.book_seconds = time.perf_counter() - t_book
     result.total_seconds = time.perf_counter() - t_start
     _write_timings(build_dir, result, profile)
