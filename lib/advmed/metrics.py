@@ -39,6 +39,11 @@ METRICS = ("accuracy", "balanced_accuracy", "auc", "sensitivity", "specificity")
 _BLOCK_CELLS = 2_000_000
 
 
+def fmt_interval(value: float, lo: float, hi: float, digits: int = 3) -> str:
+    """``"0.912 [0.880, 0.940]"`` from three numbers (see :meth:`Estimate.fmt`)."""
+    return Estimate(value, lo, hi).fmt(digits)
+
+
 class Estimate(NamedTuple):
     """A metric's point estimate and its bootstrap interval ``[lo, hi]``."""
 
@@ -47,13 +52,12 @@ class Estimate(NamedTuple):
     hi: float
 
     def fmt(self, digits: int = 3) -> str:
-        """``"0.912 [0.880, 0.940]"``; ``nan`` parts are written ``n/a``."""
-        def f(v: float) -> str:
-            return "n/a" if not np.isfinite(v) else f"{v:.{digits}f}"
-
-        if not np.isfinite(self.lo) and not np.isfinite(self.hi):
-            return f(self.value)
-        return f"{f(self.value)} [{f(self.lo)}, {f(self.hi)}]"
+        """``"0.912 [0.880, 0.940]"``; a missing value is ``n/a``, a missing interval is left out."""
+        if not np.isfinite(self.value):
+            return "n/a"
+        if not (np.isfinite(self.lo) and np.isfinite(self.hi)):
+            return f"{self.value:.{digits}f}"
+        return f"{self.value:.{digits}f} [{self.lo:.{digits}f}, {self.hi:.{digits}f}]"
 
     def __str__(self) -> str:  # pragma: no cover - thin wrapper
         return self.fmt()

@@ -29,10 +29,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .attacks import get_attack
-from .cache import tensor_digest
 from .attacks._project import default_step_size
-from .cache import memo
-from .metrics import classification_metrics, perturbation_stats
+from .cache import memo, tensor_digest
+from .metrics import classification_metrics, fmt_interval, perturbation_stats
+from .train import as_pixels
 
 #: The four white-box attacks of the chapter, in the order of the studies' tables.
 ATTACKS: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
@@ -62,18 +62,6 @@ def _unwrap(trained_or_model: Any) -> torch.nn.Module:
 def _device_of(model: torch.nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-def as_pixels(x: Any) -> torch.Tensor:
-    """Images as float32 ``(N, C, H, W)`` in [0, 1]; uint8 (or an ``ImageSet``) is divided by 255."""
-    if hasattr(x, "images") and hasattr(x, "labels"):
-        x = x.images
-    x = torch.as_tensor(x)
-    if x.dtype == torch.uint8:
-        return x.float().div_(255)
-    if not x.is_floating_point():
-        raise TypeError(f"images must be uint8 or float pixels in [0, 1], got {x.dtype}")
-    return x.float()
 
 
 def images_key(x: Any, y: Any) -> dict[str, Any]:
@@ -317,14 +305,6 @@ def whitebox_results(profile: Mapping[str, Any], zoo: Mapping[tuple, Any], *,
 
 
 # --------------------------------------------------------------------------- tables
-def _fmt(v: float, lo: float, hi: float, digits: int = 3) -> str:
-    if not np.isfinite(v):
-        return "n/a"
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{v:.{digits}f}"
-    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def sweep_table(results: pd.DataFrame, *, metrics: Iterable[str] = ("accuracy", "auc"),
                 digits: int = 3) -> pd.DataFrame:
     """A readable sweep: one row per (model, attack, eps), ``"value [lo, hi]"`` strings.
@@ -336,7 +316,7 @@ def sweep_table(results: pd.DataFrame, *, metrics: Iterable[str] = ("accuracy", 
     out["attack"] = out["attack"].map(lambda a: ATTACK_LABELS.get(a, a))
     out["eps"] = out["eps"].round(5)
     for m in metrics:
-        out[m] = [_fmt(v, lo, hi, digits) for v, lo, hi in
+        out[m] = [fmt_interval(v, lo, hi, digits) for v, lo, hi in
                   zip(results[m], results[f"{m}_lo"], results[f"{m}_hi"])]
     out["flip_rate"] = results["flip_rate"].round(digits)
     return out.reset_index(drop=True)

@@ -206,7 +206,7 @@ class TrainedModel:
 
 
 # --------------------------------------------------------------------------- inference
-def _as_pixels(x: Any) -> torch.Tensor:
+def as_pixels(x: Any) -> torch.Tensor:
     """Images as a float tensor in [0, 1]; uint8 input (and an ImageSet) is divided by 255."""
     if hasattr(x, "images") and hasattr(x, "labels"):  # an ImageSet
         x = x.images
@@ -215,7 +215,7 @@ def _as_pixels(x: Any) -> torch.Tensor:
         return x.float().div_(255)
     if not x.is_floating_point():
         raise TypeError(f"images must be uint8 or float pixels in [0, 1], got {x.dtype}")
-    return x
+    return x.float()
 
 
 @torch.no_grad()
@@ -229,7 +229,7 @@ def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 256,
     model's mode and device as it found them. No autocast: probabilities near 0 or 1
     (what attacks change) need full precision.
     """
-    x = _as_pixels(x)
+    x = as_pixels(x)
     if x.dim() != 4:
         raise ValueError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}")
     params = next(model.parameters(), None)

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from .attacks.uap import eps_from_zeta, uap
 from .attacks.uap_eval import bootstrap_ci, predict, random_control
 from .cache import memo, tensor_digest
+from .metrics import fmt_interval
 
 #: Bumped when the way a UAP run is computed changes (invalidates the memoised results).
 UNIVERSAL_VERSION = 1
@@ -335,14 +336,6 @@ def rates(run: Mapping[str, Any], *, target: int | None, n_boot: int, seed: int)
 
 
 # --------------------------------------------------------------------------- the experiment
-def _fmt(v: float, lo: float, hi: float, digits: int = 3) -> str:
-    if not np.isfinite(v):
-        return "n/a"
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{v:.{digits}f}"
-    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
 def _settings(profile: Mapping[str, Any], settings: UAPSettings | None, overrides: dict) -> UAPSettings:
     """``settings`` (or the profile's) with the non-None ``overrides`` applied."""
     if settings is None:
@@ -437,9 +430,9 @@ def uap_table(exp: Mapping[str, Any], *, numeric: bool = False, digits: int = 3)
                                           "random", "random_lo", "random_hi", "random_all")})
             row["claim_holds"] = holds
         else:
-            row["rate"] = _fmt(r["rate"], r["rate_lo"], r["rate_hi"], digits)
+            row["rate"] = fmt_interval(r["rate"], r["rate_lo"], r["rate_hi"], digits)
             row["rate_all"] = f"{r['rate_all']:.{digits}f}" if target is not None else ""
-            row["random"] = _fmt(r["random"], r["random_lo"], r["random_hi"], digits)
+            row["random"] = fmt_interval(r["random"], r["random_lo"], r["random_hi"], digits)
             row["claim"] = f"{'yes' if holds else 'no'} ({judged:.{digits}f})"
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -611,9 +604,9 @@ def natural_vs_medical(natural: Mapping[str, Any], medical: Mapping[str, Any], *
             "norm": norm, "zeta": zeta, "eps": round(run["summary"]["eps"], 4),
             "eps_if_natural_ref": round(ref["eps_natural_ref"], 4), "method": run["summary"]["method"],
             "n_natural": run["summary"]["n_images"], "n_eval": len(run["y"]),
-            "natural_uap": _fmt(rn["rate"], rn["rate_lo"], rn["rate_hi"], digits),
-            "medical_uap": _fmt(rm["rate"], rm["rate_lo"], rm["rate_hi"], digits) if rm else "n/a",
-            "random": _fmt(rn["random"], rn["random_lo"], rn["random_hi"], digits),
+            "natural_uap": fmt_interval(rn["rate"], rn["rate_lo"], rn["rate_hi"], digits),
+            "medical_uap": fmt_interval(rm["rate"], rm["rate_lo"], rm["rate_hi"], digits) if rm else "n/a",
+            "random": fmt_interval(rn["random"], rn["random_lo"], rn["random_hi"], digits),
             "natural_minus_random": round(rn["rate"] - rn["random"], digits),
             "natural_above_random": "yes" if rn["rate_lo"] > rn["random_hi"] else "no (intervals overlap)",
             "_natural": rn["rate"], "_medical": rm["rate"] if rm else float("nan"), "_random": rn["random"],
