@@ -349,9 +349,11 @@ def _input_grad(model, xb, labels):
     return g
 
 
-def _iterative(model, x, y_ref, *, eps, norm, target, step, max_passes, target_rate,
-               batch_size, eval_batch_size, seed, progress, **_):
-    """Moosavi-Dezfooli et al. (2017) loop with an FGSM inner step (Hirano et al. 2020/2021)."""
+def _passes(model, x, y_ref, step_fn, *, target, max_passes, target_rate, batch_size,
+            eval_batch_size, seed, progress, desc):
+    """The loop both methods share: per pass, shuffle the images (seeded), call
+    ``step_fn(v, idx) -> v`` on each mini-batch of indices, then record the rates and
+    stop once ``target_rate`` is reached."""
     from tqdm.auto import tqdm
 
     n = x.shape[0]
@@ -361,98 +363,92 @@ def _iterative(model, x, y_ref, *, eps, norm, target, step, max_passes, target_r
     sr_hist: list[float] = []
     converged = False
     passes = 0
-    bar = tqdm(total=max_passes, desc="UAP (iterative)", disable=not progress)
+    bar = tqdm(total=max_passes, desc=f"UAP ({desc})", disable=not progress)
+    for _ in range(max_passes):
+        perm = torch.randperm(n, generator=g).to(x.device)
+        for s in tqdm(range(0, n, batch_size), desc="mini-batches", leave=False,
+                      disable=not progress or n <= batch_size):
+            v = step_fn(v, perm[s:s + batch_size])
+        passes += 1
+        rate, converged = _record(model, x, y_ref, v, target, eval_batch_size, fr_hist,
+                                  sr_hist, target_rate)
+        bar.update(1)
+        bar.set_postfix(rate=f"{rate:.3f}")
+        if converged:
+            break
+    bar.close()
+    return v, fr_hist, sr_hist, passes, converged
+
+
+def _iterative(model, x, y_ref, *, eps, norm, target, step, max_passes, target_rate,
+               batch_size, eval_batch_size, seed, progress, **_):
+    """Moosavi-Dezfooli et al. (2017) loop with an FGSM inner step (Hirano et al. 2020/2021)."""
+    n = x.shape[0]
     if n / batch_size < 16 and batch_size > 1:
         warnings.warn(f"iterative UAP with {n} images and batch_size={batch_size} has only "
                       f"{math.ceil(n / batch_size)} mini-batches per pass; the summed steps then "
                       "drift from the per-image algorithm (use batch_size <= n / 16)", stacklevel=3)
     tgt = None if target is None else torch.full((n,), target, dtype=torch.long, device=x.device)
-    for _ in range(max_passes):
-        perm = torch.randperm(n, generator=g).to(x.device)
-        for s in tqdm(range(0, n, batch_size), desc="images", leave=False,
-                      disable=not progress or n <= batch_size):
-            idx = perm[s:s + batch_size]
-            xb = x[idx]
-            with torch.no_grad():
-                pred = model((xb + v).clamp(0, 1)).argmax(1)
-            # the images the current v does not yet fool / move to the target
-            active = pred == y_ref[idx] if target is None else pred != target
-            if not bool(active.any()):
-                continue
-            xa = xb[active]
-            labels = y_ref[idx][active] if target is None else tgt[: xa.shape[0]]
-            grad = _input_grad(model, (xa + v).clamp(0, 1), labels)
-            sgn = grad.sign() if target is None else -grad.sign()   # targeted: descend toward target
-            x_new = (xa + v + step * sgn).clamp(0, 1)
-            with torch.no_grad():
-                new_pred = model(x_new).argmax(1)
-            ok = new_pred != labels if target is None else new_pred == target
-            if bool(ok.any()):
-                # per-image proposal clip(x + v + s) - x; their increments over v are summed
-                inc = (x_new[ok] - xa[ok] - v).sum(0, keepdim=True)
-                v = project(v + inc, eps, norm)
-        passes += 1
-        rate, converged = _record(model, x, y_ref, v, target, eval_batch_size, fr_hist,
-                                  sr_hist, target_rate)
-        bar.update(1)
-        bar.set_postfix(rate=f"{rate:.3f}")
-        if converged:
-            break
-    bar.close()
-    return v, fr_hist, sr_hist, passes, converged
+
+    def step_fn(v, idx):
+        xb = x[idx]
+        with torch.no_grad():
+            pred = model((xb + v).clamp(0, 1)).argmax(1)
+        # the images the current v does not yet fool / move to the target
+        active = pred == y_ref[idx] if target is None else pred != target
+        if not bool(active.any()):
+            return v
+        xa = xb[active]
+        labels = y_ref[idx][active] if target is None else tgt[: xa.shape[0]]
+        grad = _input_grad(model, (xa + v).clamp(0, 1), labels)
+        sgn = grad.sign() if target is None else -grad.sign()   # targeted: descend toward target
+        x_new = (xa + v + step * sgn).clamp(0, 1)
+        with torch.no_grad():
+            new_pred = model(x_new).argmax(1)
+        ok = new_pred != labels if target is None else new_pred == target
+        if bool(ok.any()):
+            # per-image proposal clip(x + v + s) - x; their increments over v are summed
+            inc = (x_new[ok] - xa[ok] - v).sum(0, keepdim=True)
+            v = project(v + inc, eps, norm)
+        return v
+
+    return _passes(model, x, y_ref, step_fn, target=target, max_passes=max_passes,
+                   target_rate=target_rate, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                   seed=seed, progress=progress, desc="iterative")
 
 
 def _batched(model, x, y_ref, *, eps, norm, target, step, max_passes, target_rate, batch_size,
              optimizer, loss_clamp, eval_batch_size, seed, progress, **_):
     """Shafahi et al. (2020): stochastic gradient ascent on ``v`` over mini-batches, projected."""
-    from tqdm.auto import tqdm
+    shape = (1,) + tuple(x.shape[1:])
+    adam = {"m": torch.zeros(shape, device=x.device, dtype=x.dtype),
+            "s2": torch.zeros(shape, device=x.device, dtype=x.dtype), "t": 0}
+    b1, b2 = 0.9, 0.999
 
-    n = x.shape[0]
-    g = torch.Generator().manual_seed(int(seed))
-    v = torch.zeros((1,) + tuple(x.shape[1:]), device=x.device, dtype=x.dtype)
-    m = torch.zeros_like(v)
-    s2 = torch.zeros_like(v)
-    b1, b2, t = 0.9, 0.999, 0
-    fr_hist: list[float] = []
-    sr_hist: list[float] = []
-    converged = False
-    passes = 0
-    bar = tqdm(total=max_passes, desc="UAP (batched)", disable=not progress)
-    for _ in range(max_passes):
-        perm = torch.randperm(n, generator=g).to(x.device)
-        for s in tqdm(range(0, n, batch_size), desc="batches", leave=False,
-                      disable=not progress or n <= batch_size):
-            idx = perm[s:s + batch_size]
-            xb = x[idx]
-            vv = v.detach().requires_grad_(True)
-            logits = model((xb + vv).clamp(0, 1))
-            if target is None:
-                loss = F.cross_entropy(logits, y_ref[idx], reduction="none")
-                if loss_clamp is not None:
-                    loss = loss.clamp(max=float(loss_clamp))
-                obj = loss.mean()                      # ascend: away from the reference labels
-            else:
-                tl = torch.full((xb.shape[0],), target, dtype=torch.long, device=x.device)
-                obj = -F.cross_entropy(logits, tl)     # ascend: toward the target
-            (grad,) = torch.autograd.grad(obj, vv)
-            with torch.no_grad():
-                if optimizer == "sign":
-                    if norm == "linf":
-                        upd = grad.sign()
-                    else:
-                        upd = grad / grad.norm().clamp_min(1e-12)
-                else:  # Adam (ascent)
-                    t += 1
-                    m.mul_(b1).add_(grad, alpha=1 - b1)
-                    s2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-                    upd = (m / (1 - b1 ** t)) / ((s2 / (1 - b2 ** t)).sqrt() + 1e-12)
-                v = project(v + step * upd, eps, norm)
-        passes += 1
-        rate, converged = _record(model, x, y_ref, v, target, eval_batch_size, fr_hist,
-                                  sr_hist, target_rate)
-        bar.update(1)
-        bar.set_postfix(rate=f"{rate:.3f}")
-        if converged:
-            break
-    bar.close()
-    return v, fr_hist, sr_hist, passes, converged
+    def step_fn(v, idx):
+        xb = x[idx]
+        vv = v.detach().requires_grad_(True)
+        logits = model((xb + vv).clamp(0, 1))
+        if target is None:
+            loss = F.cross_entropy(logits, y_ref[idx], reduction="none")
+            if loss_clamp is not None:
+                loss = loss.clamp(max=float(loss_clamp))
+            obj = loss.mean()                      # ascend: away from the reference labels
+        else:
+            tl = torch.full((xb.shape[0],), target, dtype=torch.long, device=x.device)
+            obj = -F.cross_entropy(logits, tl)     # ascend: toward the target
+        (grad,) = torch.autograd.grad(obj, vv)
+        with torch.no_grad():
+            if optimizer == "sign":
+                upd = grad.sign() if norm == "linf" else grad / grad.norm().clamp_min(1e-12)
+            else:  # Adam (ascent)
+                adam["t"] += 1
+                t, m, s2 = adam["t"], adam["m"], adam["s2"]
+                m.mul_(b1).add_(grad, alpha=1 - b1)
+                s2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+                upd = (m / (1 - b1 ** t)) / ((s2 / (1 - b2 ** t)).sqrt() + 1e-12)
+            return project(v + step * upd, eps, norm)
+
+    return _passes(model, x, y_ref, step_fn, target=target, max_passes=max_passes,
+                   target_rate=target_rate, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                   seed=seed, progress=progress, desc="batched")
