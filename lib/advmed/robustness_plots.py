@@ -14,7 +14,8 @@ import torch
 from matplotlib.figure import Figure
 
 from .plots import PALETTE, _display_image, _figure, _styled
-from .robustness import ATTACK_LABELS, ATTACKS, _unwrap, as_pixels
+from .robustness import ATTACK_LABELS, ATTACKS, _unwrap
+from .train import as_pixels
 
 
 def _study_marks() -> list[tuple[float, str]]:
