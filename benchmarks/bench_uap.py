@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advmed.attacks import uap as U
+from advmed.attacks import universal as U
 
 
 class SmallCNN(nn.Module):

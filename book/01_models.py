@@ -36,7 +36,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from advmed import cards, compare, experiment, plots, profiles, references
-from advmed.tasks import get_task
+from advmed.data import get_task
 
 warnings.filterwarnings("ignore", category=UserWarning)
 t_start = time.time()

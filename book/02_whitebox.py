@@ -50,7 +50,7 @@ from advmed import robustness_plots as rplots
 from advmed import robustness_studies as studies
 from advmed import widgets
 from advmed.cache import tensor_digest
-from advmed.tasks import get_task
+from advmed.data import get_task
 
 # the figures are matplotlib Figures built without pyplot: display() renders them as PNG
 get_ipython().run_line_magic("matplotlib", "inline")

@@ -68,7 +68,7 @@ from IPython.display import Markdown, display
 
 from advmed import experiment, profiles, references, universal
 from advmed import universal_plots as uplots
-from advmed.tasks import get_task
+from advmed.data import get_task
 
 t_start = time.time()
 prof = profiles.get_profile(profile, tasks=tasks, models=models)

@@ -275,6 +275,6 @@ def test_bad_options():
         fgsm(model, _X, _Y, eps=0.1, steps=10)
     with pytest.raises(ValueError, match="decay"):
         mifgsm(model, _X, _Y, eps=0.1, decay=-1)
-    with pytest.raises(ValueError, match="valid attacks: fgsm, ifgsm, bim, pgd, mifgsm"):
+    with pytest.raises(ValueError, match="valid attacks: fgsm, ifgsm, pgd, mifgsm"):
         get_attack("deepfool")
-    assert get_attack("I-FGSM") is ifgsm and get_attack("BIM") is ifgsm
+    assert get_attack("I-FGSM").fn is ifgsm and get_attack("BIM").fn is ifgsm

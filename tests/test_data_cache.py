@@ -11,6 +11,8 @@ import os
 import time
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -83,7 +85,7 @@ def test_crash_mid_write_leaves_nothing(fake_root, tmp_cache, monkeypatch):
     real_save = torch.save
 
     def crash(obj, f, *a, **k):
-        f.write(b"half a tensor")  # some bytes reach the disk, then the process "dies"
+        Path(f).write_bytes(b"half a tensor")  # some bytes reach the disk, then the process "dies"
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cache_mod.torch, "save", crash)
@@ -98,7 +100,9 @@ def test_crash_mid_write_leaves_nothing(fake_root, tmp_cache, monkeypatch):
 def test_crash_while_replacing_keeps_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "x.pt"
     save_atomic({"v": torch.ones(3)}, target)
-    monkeypatch.setattr(cache_mod.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    import advmed.cache
+
+    monkeypatch.setattr(advmed.cache.os, "replace", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
         save_atomic({"v": torch.zeros(3)}, target)
     assert torch.equal(torch.load(target, weights_only=True)["v"], torch.ones(3))

@@ -11,7 +11,7 @@ from PIL import Image
 from advmed.data import DATASETS, DataNotFoundError, ImageSet, get_spec, load_dataset, load_task
 from advmed.data.decode import decode_array, short_side, to_array
 from advmed.data.splits import carve_validation, kermany_patient, stratified_subset, train_val_test_by_group
-from advmed.tasks import TASKS
+from advmed.data import TASKS
 
 
 def test_registry_names_and_fields():

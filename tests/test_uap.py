@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from advmed.attacks import uap as U
+from advmed.attacks import universal as U
 
 
 class Tiny(nn.Module):
@@ -194,10 +194,12 @@ def test_rates_and_per_class(model):
     assert U.apply(big, x).min() >= 0 and U.apply(big, x).max() <= 1
 
 
-def test_bootstrap_ci():
-    lo, hi = U.bootstrap_ci([1, 0] * 50, n_boot=2000, seed=0)
-    assert lo < 0.5 < hi and hi - lo < 0.3
-    assert all(math.isnan(v) for v in U.bootstrap_ci([]))
+def test_mean_interval_covers_the_mean_and_empty_is_nan():
+    from advmed.metrics import mean_interval
+
+    est = mean_interval([1, 0] * 50, n_boot=2000, seed=0)
+    assert est.lo < 0.5 < est.hi and est.hi - est.lo < 0.3 and est.value == 0.5
+    assert all(math.isnan(v) for v in mean_interval([]))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

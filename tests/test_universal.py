@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from advmed import universal
-from advmed.attacks.uap import eps_from_zeta
+from advmed.attacks.universal import eps_from_zeta
 from advmed.data import ImageSet
 
 SIZE = 8

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .data import get_spec, load_task
-from .tasks import get_task
+from .data import get_task
 
 SPLITS = ("train", "val", "test")
 

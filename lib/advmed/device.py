@@ -16,6 +16,19 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a module's parameters (or, without any, its buffers) live; CPU for neither.
+
+    The one way the library finds a model's device: attacks, evaluation and widgets run
+    where the model is, and move inputs there, never the model.
+    """
+    for p in module.parameters():
+        return p.device
+    for b in module.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
 def autocast(device: torch.device | str, enabled: bool = True):
     """Mixed precision on CUDA (bfloat16 when supported, else float16); a no-op on CPU.
 

@@ -19,7 +19,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .metrics import METRICS, Estimate, classification_metrics
-from .train import TrainedModel, configs_for_profile, get_trained_model, predict_proba
+from .models import predict_proba
+from .train import TrainedModel, configs_for_profile, get_trained_model
 
 ModelKey = tuple[str, str, str]  # (task, arch, requested init)
 

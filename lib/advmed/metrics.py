@@ -206,17 +206,24 @@ def _resample_metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict[str, 
             "sensitivity": sens, "specificity": specificity}
 
 
-def _bootstrap(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict[str, np.ndarray]:
-    n = len(y)
+def resample_weights(n: int, n_boot: int, seed: int):
+    """The bootstrap's resamples as blocks of multiplicity rows ``W[b, i]`` (how often item
+    ``i`` is drawn in resample ``b``), about :data:`_BLOCK_CELLS` cells per block.
+
+    The one resampling scheme of the library: every interval (classification metrics,
+    attack success and fooling rates) is computed from these rows.
+    """
     rng = np.random.default_rng(seed)
     block = max(1, _BLOCK_CELLS // max(n, 1))
-    parts: list[dict[str, np.ndarray]] = []
     for start in range(0, n_boot, block):
         b = min(block, n_boot - start)
         idx = rng.integers(0, n, size=(b, n))
         # multiplicities: one bincount over the flattened (resample, item) index
-        w = np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
-        parts.append(_resample_metrics(y, p, w))
+        yield np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+
+
+def _bootstrap(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    parts = [_resample_metrics(y, p, w) for w in resample_weights(len(y), n_boot, seed)]
     return {m: np.concatenate([part[m] for part in parts]) for m in METRICS}
 
 
@@ -255,6 +262,47 @@ def classification_metrics(y_true: Any, proba: Any, *, n_boot: int = 1000, seed:
         lo, hi = _percentile_interval(boots[m], ci) if boots is not None else (np.nan, np.nan)
         out[m] = Estimate(point[m], lo, hi)
     return out
+
+
+def mean_interval(values: Any, *, n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> Estimate:
+    """The mean of per-item values (e.g. 0/1 attack success per image) with its percentile
+    bootstrap interval, from the same resamples as :func:`classification_metrics`.
+
+    An empty sample gives ``Estimate(nan, nan, nan)``; ``n_boot=0`` gives no interval.
+    """
+    v = np.asarray(_as_numpy(values), dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"))
+    if n_boot <= 0:
+        return Estimate(float(v.mean()), float("nan"), float("nan"))
+    means = np.concatenate([w @ v / v.size for w in resample_weights(v.size, int(n_boot), seed)])
+    lo, hi = _percentile_interval(means, ci)
+    return Estimate(float(v.mean()), lo, hi)
+
+
+def attack_success(clean_pred: Any, adv_pred: Any, *, target: Any = None,
+                   among: str = "non_target") -> np.ndarray:
+    """Per-image success (0/1 floats) of an attack, from predicted classes.
+
+    Untargeted (``target=None``): the prediction changed, ``adv != clean`` (the *fooling
+    rate* of Moosavi-Dezfooli et al. 2017 and Hirano et al. 2021 is its mean; on images
+    the model classified correctly it is the flip rate). Targeted: the perturbed image is
+    classified as ``target`` (an int or one class per image); ``among="non_target"``
+    keeps only the images whose clean prediction is not already the target (so an
+    imbalanced test set cannot inflate the rate), ``among="all"`` keeps every image (the
+    study's definition). The returned array has one entry per kept image.
+    """
+    clean = np.asarray(_as_numpy(clean_pred)).reshape(-1)
+    adv = np.asarray(_as_numpy(adv_pred)).reshape(-1)
+    if clean.shape != adv.shape:
+        raise ValueError(f"clean and adversarial predictions differ in length: {clean.shape} vs {adv.shape}")
+    if target is None:
+        return (adv != clean).astype(np.float64)
+    if among not in ("non_target", "all"):
+        raise ValueError(f"unknown among={among!r}; valid: 'non_target', 'all'")
+    tgt = np.broadcast_to(np.asarray(_as_numpy(target)).reshape(-1), adv.shape)
+    hit = (adv == tgt).astype(np.float64)
+    return hit if among == "all" else hit[clean != tgt]
 
 
 def metrics_frame(results: Mapping[Any, Mapping[str, Estimate]] | Iterable[Mapping[str, Any]], *,

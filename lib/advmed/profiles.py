@@ -135,7 +135,7 @@ def get_profile(name: str | None = "auto", **overrides: Any) -> dict[str, Any]:
 
 
 def _default_size(profile: str, task: str) -> int:
-    from .tasks import get_task
+    from .data import get_task
 
     get_task(task)  # validates the name
     sizes = [spec["size"] for spec in PROFILES[profile]["tasks"].values()]

@@ -20,7 +20,6 @@ The studies' settings and the tables that compare with them are in
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -29,10 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .attacks import get_attack
-from .attacks._project import default_step_size
 from .cache import memo, tensor_digest
 from .metrics import classification_metrics, fmt_interval, perturbation_stats
-from .train import as_pixels
+from .models import as_pixels
 
 #: The four white-box attacks of the chapter, in the order of the studies' tables.
 ATTACKS: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
@@ -45,9 +43,6 @@ PERTURBATION_STATS = ("l2", "linf", "psnr_db", "ssim")
 #: Bump when a change here changes the numbers a memoised sweep holds.
 SWEEP_VERSION = 1
 
-# Step-size rules of ``advmed.attacks._project.default_step_size`` per attack, so that a
-# row states the step actually taken.
-_STEP_RULE = {"ifgsm": "madry", "bim": "madry", "pgd": "madry", "mifgsm": "dong"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -72,38 +67,12 @@ def images_key(x: Any, y: Any) -> dict[str, Any]:
     return {"shape": list(xs.shape), "dtype": str(xs.dtype), "sha256": tensor_digest(xs, ys)}
 
 
-def _attack_kwargs(name: str, fn, *, eps: float, steps: int, step_size: float | None, seed: int,
-                   restarts: int, targeted: bool, target: Any, batch_size: int | None,
-                   extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The keyword arguments ``name`` accepts, from the sweep's settings."""
-    params = inspect.signature(fn).parameters
-    kw: dict[str, Any] = {"eps": eps, "progress": False}
-    if name != "fgsm":  # FGSM is one step of size eps by definition
-        kw["steps"] = int(steps)
-        if step_size is not None:
-            kw["step_size"] = float(step_size)
-    if "seed" in params:
-        kw["seed"] = int(seed)
-    if "restarts" in params:
-        kw["restarts"] = int(restarts)
-    if targeted:
-        kw["targeted"] = True
-        kw["target"] = target
-    if batch_size is not None:
-        kw["batch_size"] = int(batch_size)
-    kw.update(extra or {})
-    return {k: v for k, v in kw.items() if k in params}
-
-
 def _step_taken(name: str, eps: float, steps: int, step_size: float | None) -> tuple[int, float]:
     """(steps, step size in [0, 1] pixels) that the attack actually uses."""
     if name == "clean":
         return 0, 0.0
-    if name == "fgsm":
-        return 1, eps
-    if step_size is not None:
-        return int(steps), float(step_size)
-    return int(steps), default_step_size(eps, int(steps), _STEP_RULE.get(name, "madry"))
+    spec = get_attack(name)
+    return spec.steps_taken(steps), spec.step_size(eps, steps, step_size)
 
 
 def _row(y: np.ndarray, proba: np.ndarray, clean_pred: np.ndarray, *, n_boot: int, seed: int,
@@ -174,7 +143,7 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
         ``target_rate``, and ``{l2, linf, psnr_db, ssim}_{median, min, max}`` ([0, 1]
         pixel units; NaN on the clean row).
     """
-    from .train import predict_proba
+    from .models import predict_proba
 
     model = _unwrap(trained_or_model)
     dev = torch.device(device) if device is not None else _device_of(model)
@@ -210,12 +179,13 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
         x_dev, y_dev = xf.to(dev), yt.to(dev)
         for name, e in tqdm(jobs, desc="attacks", unit="run", disable=not progress):
             eps = e / 255.0
-            kw = _attack_kwargs(name, fns[name], eps=eps, steps=steps, step_size=step_size, seed=seed,
-                                restarts=restarts, targeted=targeted, target=target,
-                                batch_size=batch_size, extra=(attack_kwargs or {}).get(name))
-            x_adv = fns[name](model, x_dev, y_dev, **kw).detach()
+            extra = dict((attack_kwargs or {}).get(name) or {})
+            alpha_given = extra.pop("step_size", step_size)
+            x_adv = fns[name].call(model, x_dev, y_dev, eps=eps, steps=steps, step_size=alpha_given,
+                                   seed=seed, restarts=restarts, targeted=targeted, target=target,
+                                   batch_size=batch_size, **extra).detach()
             proba = predict_proba(model, x_adv, device=dev)
-            n_steps, alpha = _step_taken(name, eps, steps, kw.get("step_size", step_size))
+            n_steps, alpha = _step_taken(name, eps, steps, alpha_given)
             rows.append({"attack": name, "eps_255": e, "eps": eps, "steps": n_steps, "step_size": alpha,
                          "n": len(y_np),
                          **_row(y_np, proba, clean_pred, n_boot=n_boot, seed=seed, target=tgt),

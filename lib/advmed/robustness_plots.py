@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from .plots import PALETTE, _display_image, _figure, _styled
 from .robustness import ATTACK_LABELS, ATTACKS, _unwrap
-from .train import as_pixels
+from .models import as_pixels
 
 
 def _study_marks() -> list[tuple[float, str]]:
@@ -115,7 +115,7 @@ def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, at
     Images: ``n_images`` test images the model gets right, alternating classes (seeded).
     """
     from .attacks import get_attack
-    from .train import predict_proba
+    from .models import predict_proba
 
     model = _unwrap(trained_or_model)
     dev = next(model.parameters()).device
@@ -180,7 +180,7 @@ def explorer_inputs(profile: Mapping[str, Any], zoo: Mapping[tuple, Any], *, pai
     every frame starts from a correct prediction.
     """
     from .robustness import test_images
-    from .train import predict_proba
+    from .models import predict_proba
 
     if not zoo:
         raise ValueError("zoo is empty")

@@ -160,7 +160,7 @@ def finlayson_comparison(results: pd.DataFrame) -> pd.DataFrame:
     figure and the difference where the study ran that task (blank elsewhere)."""
     if results.empty:
         return pd.DataFrame()
-    from .tasks import get_task
+    from .data import get_task
 
     s = finlayson_eps()
     study = {r["task"]: r for r in references.FINLAYSON_PGD["rows"]}

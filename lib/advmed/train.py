@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from .cache import atomic_write, cache_root
 from .device import autocast, default_device, seed_everything
+from .models.inference import predict_proba
 
 # Bump when a change to this file changes the weights a config produces: every key
 # changes with it, so stale checkpoints are never reused.
@@ -71,7 +72,7 @@ class TrainConfig:
     """Everything that decides a trained model's weights. Hashed by :meth:`key`.
 
     Attributes:
-        task: task name (``advmed.tasks.TASKS``).
+        task: task name (``advmed.data.TASKS``).
         arch, init: architecture and requested initialisation (``advmed.models``).
         size: image side in pixels; channels: 3 for every profile model (see
             :func:`configs_for_profile`).
@@ -130,7 +131,7 @@ class TrainConfig:
 
 
 def _flip_safe(task: str) -> bool:
-    from .tasks import TASKS
+    from .data.tasks import TASKS
 
     t = TASKS.get(task)
     return t is not None and t.dataset in FLIP_SAFE_DATASETS
@@ -203,54 +204,6 @@ class TrainedModel:
 
     def predict_proba(self, x: Any, **kwargs: Any) -> np.ndarray:
         return predict_proba(self.model, x, **kwargs)
-
-
-# --------------------------------------------------------------------------- inference
-def as_pixels(x: Any) -> torch.Tensor:
-    """Images as a float tensor in [0, 1]; uint8 input (and an ImageSet) is divided by 255."""
-    if hasattr(x, "images") and hasattr(x, "labels"):  # an ImageSet
-        x = x.images
-    x = torch.as_tensor(x)
-    if x.dtype == torch.uint8:
-        return x.float().div_(255)
-    if not x.is_floating_point():
-        raise TypeError(f"images must be uint8 or float pixels in [0, 1], got {x.dtype}")
-    return x.float()
-
-
-@torch.no_grad()
-def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 256,
-                  device: torch.device | str | None = None, progress: bool = False) -> np.ndarray:
-    """Class probabilities ``(N, C)``: softmax over the model's logits, in float64.
-
-    ``x`` is ``(N, C, H, W)`` pixels in [0, 1] (float tensor or array, or uint8 which is
-    divided by 255). Runs in eval mode without gradients, ``batch_size`` images at a
-    time on ``device`` (default: where the model's parameters are), and leaves the
-    model's mode and device as it found them. No autocast: probabilities near 0 or 1
-    (what attacks change) need full precision.
-    """
-    x = as_pixels(x)
-    if x.dim() != 4:
-        raise ValueError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}")
-    params = next(model.parameters(), None)
-    home = params.device if params is not None else torch.device("cpu")
-    dev = torch.device(device) if device is not None else home
-    was_training = model.training
-    model.eval()
-    if dev != home:
-        model.to(dev)
-    try:
-        out = []
-        starts = range(0, len(x), batch_size)
-        for s in tqdm(starts, desc="predict", leave=False, disable=not progress):
-            logits = model(x[s:s + batch_size].to(dev, non_blocking=True).float())
-            out.append(torch.softmax(logits.double(), dim=1).cpu())
-        n_cls = out[0].shape[1] if out else 0
-        return torch.cat(out).numpy() if out else np.zeros((0, n_cls))
-    finally:
-        if dev != home:
-            model.to(home)
-        model.train(was_training)
 
 
 # --------------------------------------------------------------------------- training

@@ -45,10 +45,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .attacks.uap import eps_from_zeta, uap
-from .attacks.uap_eval import bootstrap_ci, predict, random_control
+from .attacks.universal import eps_from_zeta, uap
+from .attacks.universal import predict, random_control
 from .cache import memo, tensor_digest
-from .metrics import fmt_interval
+from .metrics import attack_success, fmt_interval, mean_interval
 
 #: Bumped when the way a UAP run is computed changes (invalidates the memoised results).
 UNIVERSAL_VERSION = 1
@@ -184,7 +184,7 @@ def natural_set(task: str, profile: Mapping[str, Any], settings: UAPSettings, *,
     against the medical model's own predictions on the photos).
     """
     from .data import get_spec, load_dataset
-    from .tasks import get_task
+    from .data import get_task
 
     gray = get_spec(get_task(task).dataset).grayscale
     ds = load_dataset("imagenet_samples", settings.natural_split, size=_task_size(profile, task),
@@ -320,16 +320,11 @@ def rates(run: Mapping[str, Any], *, target: int | None, n_boot: int, seed: int)
     out: dict[str, Any] = {}
     for name in ("adv", "random"):
         pred = np.asarray(run[name])
-        if target is None:
-            hit = (pred != clean).astype(float)
-            hit_all = hit
-        else:
-            hit_all = (pred == target).astype(float)
-            hit = hit_all[clean != target]
+        hit = attack_success(clean, pred, target=target)
+        hit_all = attack_success(clean, pred, target=target, among="all")
         prefix = "rate" if name == "adv" else "random"
-        val = float(hit.mean()) if hit.size else float("nan")
-        lo, hi = bootstrap_ci(hit, n_boot=n_boot, seed=seed)
-        out.update({prefix: val, f"{prefix}_lo": lo, f"{prefix}_hi": hi,
+        est = mean_interval(hit, n_boot=n_boot, seed=seed)
+        out.update({prefix: est.value, f"{prefix}_lo": est.lo, f"{prefix}_hi": est.hi,
                     f"{prefix}_all": float(hit_all.mean()) if hit_all.size else float("nan"),
                     f"{prefix}_n": int(hit.size)})
     return out
@@ -649,7 +644,7 @@ def settings_table(settings: UAPSettings) -> pd.DataFrame:
 
 def study_step_note() -> str:
     """The study's FGSM step in our units, for the prose (computed, not typed)."""
-    from .attacks.uap import STUDY_STEP
+    from .attacks.universal import STUDY_STEP
     from .references import HIRANO_UAP
 
     return (f"{HIRANO_UAP['step']} in the study's (X - 128)/128 units = {STUDY_STEP:.5f} in [0, 1] pixel "

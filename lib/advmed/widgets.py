@@ -215,7 +215,7 @@ def _proba(model, x) -> torch.Tensor:
 def _call_attack(fn, model, x, y, eps, kwargs, seed):
     kw = dict(kwargs)
     try:
-        params = inspect.signature(fn).parameters
+        params = inspect.signature(getattr(fn, "fn", fn)).parameters
         if "seed" in params and "seed" not in kw:
             kw["seed"] = seed
         if "progress" in params and "progress" not in kw:

@@ -1,45 +1,41 @@
-"""White-box gradient attacks: one file per attack, one functional API.
+"""Attacks, grouped by threat model (as ART groups its evasion attacks), one file per attack.
 
-Every attack is ``attack(model, x, y, *, eps, steps, step_size, ...) -> x_adv`` with
-pixels in [0, 1] and ``eps`` in [0, 1] pixel units; the model returns logits and is run
-in eval mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
+Every attack is a function ``attack(model, x, y, *, eps, ...) -> x_adv`` with pixels in
+[0, 1] and ``eps`` in [0, 1] pixel units; the model returns logits and is run in eval
+mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
 
-- :func:`fgsm`: Goodfellow et al. 2015 (one step of size eps).
-- :func:`ifgsm` (alias ``bim``): Kurakin et al. 2017.
-- :func:`pgd`: Madry et al. 2018; L-inf or L2, random start, restarts.
-- :func:`mifgsm`: Dong et al. 2018, momentum.
+- :mod:`.whitebox`: :func:`fgsm` (Goodfellow et al. 2015), :func:`ifgsm` / ``bim``
+  (Kurakin et al. 2017), :func:`pgd` (Madry et al. 2018; L-inf or L2, random start,
+  restarts), :func:`mifgsm` (Dong et al. 2018).
+- :mod:`.universal`: :func:`~advmed.attacks.universal.uap`, universal perturbations
+  (Moosavi-Dezfooli et al. 2017; Hirano & Takemoto 2020; Shafahi et al. 2020).
 
-Losses (``loss=``): ``"ce"`` (default) or ``"margin"`` (Carlini & Wagner 2017), see
-:mod:`advmed.attacks.losses`. Targeted attacks: ``targeted=True, target=<int | tensor |
-"other">``.
+:data:`ATTACKS` / :func:`get_attack` is the one registry of names, display labels and
+step-size rules (:mod:`.registry`). Losses (``loss=``): ``"ce"`` or ``"margin"``
+(:mod:`.losses`). Targeted attacks: ``targeted=True, target=<int | tensor | "other">``.
+
+Example:
+    >>> import torch
+    >>> from advmed.attacks import pgd
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+    >>> x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
+    >>> x_adv = pgd(model, x, y, eps=2 / 255, steps=5, seed=0)
+    >>> bool((x_adv - x).abs().max() <= 2 / 255 + 1e-7)
+    True
 """
 from __future__ import annotations
 
-from typing import Callable
-
-from ._common import check_eps, check_images, check_labels, frozen_eval
-from .fgsm import fgsm
-from .ifgsm import bim, ifgsm
+from .checks import check_eps, check_images, check_labels, frozen_eval
 from .losses import LOSSES, get_loss
-from .mifgsm import mifgsm
-from .pgd import pgd
+from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
+from .whitebox import bim, fgsm, ifgsm, mifgsm, pgd
 
-ATTACKS: dict[str, Callable] = {
-    "fgsm": fgsm,
-    "ifgsm": ifgsm,
-    "bim": ifgsm,
-    "pgd": pgd,
-    "mifgsm": mifgsm,
-}
+register(AttackSpec("fgsm", "FGSM", fgsm, "whitebox", step_rule="eps", cite="goodfellow2015explaining"))
+register(AttackSpec("ifgsm", "I-FGSM", ifgsm, "whitebox", step_rule="madry", aliases=("bim", "i-fgsm"),
+                    cite="kurakin2017adversarial"))
+register(AttackSpec("pgd", "PGD", pgd, "whitebox", step_rule="madry", cite="madry2018towards"))
+register(AttackSpec("mifgsm", "MI-FGSM", mifgsm, "whitebox", step_rule="dong", cite="dong2018boosting"))
 
-
-def get_attack(name: str) -> Callable:
-    """The attack function registered under ``name`` (case and ``-``/``_`` ignored)."""
-    key = str(name).lower().replace("-", "").replace("_", "")
-    if key not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; valid attacks: {', '.join(ATTACKS)}")
-    return ATTACKS[key]
-
-
-__all__ = ["ATTACKS", "LOSSES", "bim", "check_eps", "check_images", "check_labels", "fgsm",
-           "frozen_eval", "get_attack", "get_loss", "ifgsm", "mifgsm", "pgd"]
+__all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "attack_label", "bim", "check_eps", "check_images",
+           "check_labels", "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm",
+           "mifgsm", "pgd", "register"]

@@ -29,7 +29,7 @@ from typing import Callable, Union
 import torch
 import torch.nn.functional as F
 
-from ._common import check_labels
+from .checks import check_labels
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Target = Union[None, int, str, torch.Tensor]

@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 
+from ..cache import atomic_write
 from .paths import tensors_dir
 
 log = logging.getLogger(__name__)
@@ -45,27 +44,9 @@ def cache_path(dataset: str, split: str, size: int, channels: int, key: str) -> 
     return tensors_dir() / f"{dataset}_{split}_{size}px_{channels}ch_v{FORMAT_VERSION}_{key[:16]}.pt"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a cache may be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``torch.save`` through :func:`advmed.cache.atomic_write` (temp file, fsync, rename)."""
+    atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
 
 
 def load_images(path: Path, key: str, items: list[str]) -> torch.Tensor | None:

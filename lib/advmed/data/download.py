@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import pooch
 import requests
 
+from ..cache import atomic_write
 from .checksums import file_digest
 from .errors import ChecksumError, DataNotFoundError, DownloadError
 from .paths import ENV_OFFLINE, ENV_ROOT, downloads_dir, offline
@@ -40,15 +39,8 @@ def _read_trust(folder: Path) -> dict[str, dict[str, str]]:
 
 
 def _write_trust(folder: Path, trust: dict[str, dict[str, str]]) -> None:
-    # Atomic like every other cache write: a crash cannot leave half a JSON file.
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{TRUST_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(trust, fh, indent=2, sort_keys=True)
-        os.replace(tmp, folder / TRUST_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(trust, indent=2, sort_keys=True)
+    atomic_write(folder / TRUST_FILE, lambda tmp: tmp.write_text(text))
 
 
 def fetch(remote: Remote, folder: Path, *, progress: bool = True) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..tasks import get_task
+from .tasks import get_task
 from .cache import cache_path, fingerprint, load_images, store_images
 from .imageset import ImageSet
 from .registry import check_split, get_spec, get_view
@@ -108,7 +108,7 @@ def load_dataset(name: str, split: str, *, size: int, channels: int = 3, view: s
 
 def load_task(task: str, split: str, *, size: int, channels: int = 3, limit: int | None = None,
               seed: int = 0, progress: bool = True) -> ImageSet:
-    """A task's split (``advmed.tasks.TASKS``): its dataset with the task's label view."""
+    """A task's split (``advmed.data.TASKS``): its dataset with the task's label view."""
     t = get_task(task)
     out = load_dataset(t.dataset, split, size=size, channels=channels, view=t.view, limit=limit,
                        seed=seed, progress=progress)

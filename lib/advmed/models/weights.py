@@ -83,10 +83,10 @@ def download(url: str, dest: Path, *, timeout_s: float = DOWNLOAD_TIMEOUT_S, sha
     """
     from tqdm.auto import tqdm
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")
-    digest = hashlib.sha256()
-    try:
+    from ..cache import atomic_write
+
+    def write(tmp: Path) -> None:
+        digest = hashlib.sha256()
         with urllib.request.urlopen(url, timeout=timeout_s) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
@@ -97,9 +97,8 @@ def download(url: str, dest: Path, *, timeout_s: float = DOWNLOAD_TIMEOUT_S, sha
         if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
             raise WeightsUnavailable(f"checksum mismatch for {dest.name} downloaded from {url}: sha256 "
                                      f"{digest.hexdigest()[:12]}... does not start with {sha256_prefix}")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(dest, write)
     return dest
 
 

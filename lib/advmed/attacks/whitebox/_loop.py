@@ -11,7 +11,7 @@ Every step is projected onto the eps-ball around ``x`` *and* clipped to [0, 1], 
 iterate is a valid image within budget; nothing is clamped silently beyond that.
 
 Implementation notes (they make the loop as fast as a bare forward/backward loop):
-the model runs under :func:`~advmed.attacks._common.frozen_eval` (eval mode, parameters
+the model runs under :func:`~advmed.attacks.checks.frozen_eval` (eval mode, parameters
 not requiring gradients, so autograd never builds weight-gradient work);
 ``torch.autograd.grad`` is taken w.r.t. the input only; the L-inf projection is a
 single ``clamp`` between precomputed bounds ``max(x - eps, 0)`` and ``min(x + eps, 1)``;
@@ -25,24 +25,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..device import autocast
-from ._common import check_eps, check_images, check_labels, check_norm, check_steps, frozen_eval
-from .losses import LossFn, Target, check_target, get_loss, resolve_labels
-
-
-def default_step_size(eps: float, steps: int, rule: str = "madry") -> float:
-    """The step size used when none is given.
-
-    ``"madry"``: ``2.5 * eps / steps`` (Madry et al. 2018, appendix): enough to walk from
-    any point of the ball to its far side and keep moving along the boundary. It equals
-    torchattacks' defaults (eps 8/255, alpha 2/255, 10 steps). Used by I-FGSM and PGD.
-    ``"dong"``: ``eps / steps`` (Dong et al. 2018, alpha = eps / T). Used by MI-FGSM.
-    """
-    if rule == "madry":
-        return 2.5 * eps / steps
-    if rule == "dong":
-        return eps / steps
-    raise ValueError(f"unknown step-size rule {rule!r}; valid: madry, dong")
+from ...device import autocast
+from ..checks import check_eps, check_images, check_labels, check_norm, check_steps, frozen_eval
+from ..losses import LossFn, Target, check_target, get_loss, resolve_labels
+from ..registry import default_step_size
 
 
 def check_step_size(step_size: Optional[float], eps: float, steps: int, rule: str) -> float:
@@ -184,9 +170,9 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, name: str,
     """Check every argument, then run the shared loop over batches. See the module doc."""
     check_images(x)
     check_labels(y, x)
-    eps = check_eps(eps)
-    steps = check_steps(steps)
     norm = check_norm(norm)
+    eps = check_eps(eps, norm=norm, x=x)
+    steps = check_steps(steps)
     step_size = check_step_size(step_size, eps, steps, step_rule)
     check_target(targeted, target, x)
     loss_fn = get_loss(loss)

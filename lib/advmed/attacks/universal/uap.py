@@ -52,20 +52,18 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import check_images, check_labels, check_norm, frozen_eval
-from .uap_eval import (apply, bootstrap_ci, fooling_rate, per_class_rates, predict,
-                       random_control, targeted_success_rate)
+from ...metrics import attack_success
+from ..checks import check_eps, check_images, check_labels, check_norm, frozen_eval
+from .evaluate import predict
 
-__all__ = [
-    "uap", "UAPResult", "eps_from_zeta", "mean_norm", "project", "perturbation_norms",
-    "apply", "predict", "fooling_rate", "targeted_success_rate", "per_class_rates",
-    "random_control", "bootstrap_ci", "METHODS", "STUDY_STEP",
-]
+__all__ = ["uap", "UAPResult", "eps_from_zeta", "mean_norm", "project", "perturbation_norms", "METHODS",
+           "STUDY_STEP"]
 
 METHODS = ("iterative", "batched")
 OPTIMIZERS = ("sign", "adam")
@@ -171,6 +169,9 @@ def _check_zeta(zeta) -> float:
         raise TypeError(f"zeta must be a number (fraction of the mean image norm, e.g. 0.04), got {zeta!r}") from None
     if not math.isfinite(z) or z <= 0:
         raise ValueError(f"zeta must be > 0 (a fraction of the mean image norm, e.g. 0.02 or 0.04), got {zeta}")
+    if z >= 1:
+        raise ValueError(f"zeta={z:g} is not below 1: zeta is a fraction of the mean image norm "
+                         f"(0.04 = 4 %); did you mean {z / 100:g}?")
     return z
 
 
@@ -196,6 +197,76 @@ def _check_model_device(model: nn.Module, x: torch.Tensor) -> None:
     if p is not None and p.device != x.device:
         raise ValueError(f"model is on {p.device} but x is on {x.device}; move one of them "
                          "(UAPs run on the device of x)")
+
+
+class _Arguments(NamedTuple):
+    """:func:`uap`'s arguments once checked and resolved (absolute eps, step, labels)."""
+
+    norm: str
+    target: int | None
+    eps: float
+    zeta: float | None
+    step: float
+    max_passes: int
+    batch_size: int
+    eval_batch_size: int
+    target_rate: float
+    y_ref: torch.Tensor | None
+
+
+def _check_arguments(model, x, y, *, zeta, eps, norm, target, method, step_size, max_passes, target_rate,
+                     batch_size, optimizer, loss_clamp, eval_batch_size) -> _Arguments:
+    """Every check of :func:`uap`, before any gradient is taken; one forward pass on one image
+    tells the number of classes."""
+    check_images(x)
+    if x.shape[0] == 0:
+        raise ValueError("x is empty: a universal perturbation needs at least one image")
+    norm = check_norm(norm)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    max_passes = _positive_int(max_passes, "max_passes")
+    batch_size = _positive_int(batch_size, "batch_size")
+    eval_batch_size = _positive_int(eval_batch_size, "eval_batch_size")
+    target_rate = float(target_rate)
+    if not 0 < target_rate <= 1:
+        raise ValueError(f"target_rate must be in (0, 1], got {target_rate}")
+    if loss_clamp is not None and not float(loss_clamp) > 0:
+        raise ValueError(f"loss_clamp must be > 0 or None, got {loss_clamp}")
+    if eps is None:
+        zeta = _check_zeta(zeta)
+        eps_abs = zeta * mean_norm(x, norm)
+    else:
+        eps_abs = check_eps(eps, norm=norm, x=x)
+        if eps_abs == 0:
+            raise ValueError("eps must be > 0 in [0, 1] pixel units: a UAP of size 0 is no perturbation")
+        zeta = None
+    if y is not None and target is None:
+        check_labels(y, x)
+    _check_model_device(model, x)
+    with frozen_eval(model):
+        n_classes = _num_classes(model, x)
+    if target is not None:
+        if isinstance(target, bool) or int(target) != target or not 0 <= int(target) < n_classes:
+            raise ValueError(f"target {target!r} is not a class of the model's output; valid: "
+                             f"0..{n_classes - 1}")
+        target = int(target)
+    y_ref = None
+    if y is not None and target is None:
+        if int(y.min()) < 0 or int(y.max()) >= n_classes:
+            raise ValueError(f"y has labels outside 0..{n_classes - 1} (the model's classes)")
+        y_ref = y.to(x.device).long()
+    if step_size is None:
+        step = STUDY_STEP if method == "iterative" else eps_abs / 10
+        if method == "batched" and optimizer == "adam" and norm == "l2":
+            step /= math.sqrt(x[0].numel())
+    else:
+        step = float(step_size)
+        if not math.isfinite(step) or step <= 0:
+            raise ValueError(f"step_size must be > 0 in [0, 1] pixel units, got {step_size}")
+    return _Arguments(norm, target, eps_abs, zeta, step, max_passes, batch_size, eval_batch_size,
+                      target_rate, y_ref)
 
 
 # ---------------------------------------------------------------------------- the attack
@@ -247,69 +318,21 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
     -------
     UAPResult with ``delta`` (1, C, H, W) on ``x``'s device.
     """
-    # ---- argument checks (before touching the model)
-    check_images(x)
-    if x.shape[0] == 0:
-        raise ValueError("x is empty: a universal perturbation needs at least one image")
-    norm = check_norm(norm)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-    max_passes = _positive_int(max_passes, "max_passes")
-    batch_size = _positive_int(batch_size, "batch_size")
-    eval_batch_size = _positive_int(eval_batch_size, "eval_batch_size")
-    target_rate = float(target_rate)
-    if not 0 < target_rate <= 1:
-        raise ValueError(f"target_rate must be in (0, 1], got {target_rate}")
-    if loss_clamp is not None and not float(loss_clamp) > 0:
-        raise ValueError(f"loss_clamp must be > 0 or None, got {loss_clamp}")
-    if eps is None:
-        zeta = _check_zeta(zeta)
-        eps_abs = zeta * mean_norm(x, norm)
-    else:
-        eps_abs = float(eps)
-        if not math.isfinite(eps_abs) or eps_abs <= 0:
-            raise ValueError(f"eps must be a finite number > 0 in [0, 1] pixel units, got {eps}")
-        zeta = None
-    if y is not None and target is None:
-        check_labels(y, x)
-    _check_model_device(model, x)
-
+    args = _check_arguments(model, x, y, zeta=zeta, eps=eps, norm=norm, target=target, method=method,
+                            step_size=step_size, max_passes=max_passes, target_rate=target_rate,
+                            batch_size=batch_size, optimizer=optimizer, loss_clamp=loss_clamp,
+                            eval_batch_size=eval_batch_size)
+    norm, target, eps_abs, zeta, step = args.norm, args.target, args.eps, args.zeta, args.step
     with frozen_eval(model):
-        n_classes = _num_classes(model, x)
-        if target is not None:
-            if isinstance(target, bool) or int(target) != target or not 0 <= int(target) < n_classes:
-                raise ValueError(f"target {target!r} is not a class of the model's output; valid: "
-                                 f"0..{n_classes - 1}")
-            target = int(target)
-        if y is not None and target is None:
-            if int(y.min()) < 0 or int(y.max()) >= n_classes:
-                raise ValueError(f"y has labels outside 0..{n_classes - 1} (the model's classes)")
-            y_ref = y.to(x.device).long()
-        else:
-            y_ref = predict(model, x, batch_size=eval_batch_size)
-
-        if step_size is None:
-            if method == "iterative":
-                step = STUDY_STEP
-            else:
-                step = eps_abs / 10
-                if optimizer == "adam" and norm == "l2":
-                    step /= math.sqrt(x[0].numel())
-        else:
-            step = float(step_size)
-            if not math.isfinite(step) or step <= 0:
-                raise ValueError(f"step_size must be > 0 in [0, 1] pixel units, got {step_size}")
-
+        y_ref = args.y_ref if args.y_ref is not None else predict(model, x, batch_size=args.eval_batch_size)
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
         t0 = time.perf_counter()
         fn = _iterative if method == "iterative" else _batched
         v, fr_hist, sr_hist, passes, converged = fn(
             model, x, y_ref, eps=eps_abs, norm=norm, target=target, step=step,
-            max_passes=max_passes, target_rate=target_rate, batch_size=batch_size,
-            optimizer=optimizer, loss_clamp=loss_clamp, eval_batch_size=eval_batch_size,
+            max_passes=args.max_passes, target_rate=args.target_rate, batch_size=args.batch_size,
+            optimizer=optimizer, loss_clamp=loss_clamp, eval_batch_size=args.eval_batch_size,
             seed=seed, progress=progress)
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
@@ -327,8 +350,8 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
 def _rates(model, x, y_ref, v, target, eval_batch_size) -> tuple[float, float | None]:
     """Fooling rate vs ``y_ref`` and (targeted) share of all images classified as the target."""
     adv = predict(model, x, v, batch_size=eval_batch_size)
-    fr = float((adv != y_ref).float().mean())
-    sr = None if target is None else float((adv == target).float().mean())
+    fr = float(attack_success(y_ref, adv).mean())
+    sr = None if target is None else float(attack_success(y_ref, adv, target=target, among="all").mean())
     return fr, sr
 
 

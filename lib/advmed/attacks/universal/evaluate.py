@@ -13,27 +13,24 @@ Definitions follow Hirano, Minagi & Takemoto (BMC Med Imaging 2021) and Hirano &
 Evaluate on images the perturbation was **not** built from (the study reports both its
 training-set and test-set rates; the test-set rate is the honest one).
 
-All pixels are in [0, 1]; ``eps`` is in [0, 1] pixel units. The bootstrap helper here is
-deliberately minimal (percentile interval over images); ``advmed.metrics`` holds the
-project-wide bootstrap for classification metrics.
+All pixels are in [0, 1]; ``eps`` is in [0, 1] pixel units. Rates and their intervals
+come from :func:`advmed.metrics.attack_success` and :func:`advmed.metrics.mean_interval`,
+the library's one definition of attack success and its one bootstrap.
 """
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._common import check_images, check_labels, check_norm, frozen_eval
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .uap import UAPResult
+from ...metrics import attack_success, mean_interval
+from ..checks import check_images, check_labels, check_norm, frozen_eval
 
 __all__ = [
-    "apply", "predict", "fooling_rate", "targeted_success_rate", "per_class_rates",
-    "random_control", "bootstrap_ci",
+    "apply", "predict", "fooling_rate", "targeted_success_rate", "per_class_rates", "random_control",
 ]
 
 
@@ -94,7 +91,7 @@ def fooling_rate(model: nn.Module, x: torch.Tensor, delta, *, batch_size: int = 
     _check_eval_inputs(x)
     clean = predict(model, x, batch_size=batch_size, progress=progress)
     adv = predict(model, x, delta, batch_size=batch_size, progress=progress)
-    return float((clean != adv).float().mean())
+    return float(attack_success(clean, adv).mean())
 
 
 def targeted_success_rate(model: nn.Module, x: torch.Tensor, delta, target: int, *,
@@ -110,30 +107,9 @@ def targeted_success_rate(model: nn.Module, x: torch.Tensor, delta, target: int,
     if among not in ("non_target", "all"):
         raise ValueError(f"unknown among={among!r}; valid: 'non_target', 'all'")
     adv = predict(model, x, delta, batch_size=batch_size, progress=progress)
-    hit = adv == int(target)
-    if among == "all":
-        return float(hit.float().mean())
-    keep = predict(model, x, batch_size=batch_size, progress=progress) != int(target)
-    if not keep.any():
-        return float("nan")
-    return float(hit[keep].float().mean())
-
-
-def bootstrap_ci(values: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (e.g. 0/1 success per image).
-
-    Minimal on purpose (resampling images with replacement); NaN for an empty sample.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, values.size, size=(n_boot, values.size))
-    means = values[idx].mean(axis=1)
-    a = (1 - level) / 2
-    lo, hi = np.quantile(means, [a, 1 - a])
-    return (float(lo), float(hi))
+    clean = adv if among == "all" else predict(model, x, batch_size=batch_size, progress=progress)
+    hit = attack_success(clean, adv, target=int(target), among=among)
+    return float(hit.mean()) if hit.size else float("nan")
 
 
 def per_class_rates(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta, *,
@@ -154,22 +130,20 @@ def per_class_rates(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta, *
     clean = predict(model, x, batch_size=batch_size, progress=progress).cpu()
     adv = predict(model, x, delta, batch_size=batch_size, progress=progress).cpu()
     y = y.cpu().long()
-    fooled = (clean != adv).numpy().astype(np.float64)
+    fooled = attack_success(clean, adv)
     n_classes = int(max(int(y.max()) + 1, len(classes) if classes else 0))
     rows = []
     groups = [(c, (y == c).numpy()) for c in range(n_classes)] + [(-1, np.ones(len(y), bool))]
     for c, mask in groups:
         name = "all" if c < 0 else (classes[c] if classes else str(c))
         f = fooled[mask]
-        row = {"class": c, "name": name, "n": int(mask.sum()),
-               "fooling_rate": float(f.mean()) if f.size else float("nan"),
-               "fooling_ci": bootstrap_ci(f, n_boot=n_boot, seed=seed)}
+        fr = mean_interval(f, n_boot=n_boot, seed=seed)
+        row = {"class": c, "name": name, "n": int(mask.sum()), "fooling_rate": fr.value,
+               "fooling_ci": (fr.lo, fr.hi)}
         if target is not None:
-            keep = mask & (clean != int(target)).numpy()
-            s = (adv[torch.from_numpy(keep)] == int(target)).numpy().astype(np.float64)
-            row.update({"n_success": int(keep.sum()),
-                        "success_rate": float(s.mean()) if s.size else float("nan"),
-                        "success_ci": bootstrap_ci(s, n_boot=n_boot, seed=seed)})
+            s = attack_success(clean[torch.from_numpy(mask)], adv[torch.from_numpy(mask)], target=int(target))
+            sr = mean_interval(s, n_boot=n_boot, seed=seed)
+            row.update({"n_success": int(s.size), "success_rate": sr.value, "success_ci": (sr.lo, sr.hi)})
         rows.append(row)
     return rows
 
