@@ -9,7 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+import advmed.experiment as E
 import advmed.train as T
+import advmed.train.checkpoints as TC
+from advmed.models import predict_proba
 from advmed.profiles import get_profile
 
 
@@ -49,8 +52,8 @@ def synthetic(monkeypatch):
         calls["load"] += 1
         return _images(80 if split == "train" else 40, seed=0 if split == "train" else 1, size=cfg.size)
 
-    monkeypatch.setattr(T, "_load_split", load)
-    monkeypatch.setattr(T, "_build_model", lambda cfg, k, init=None: TinyNet(k))
+    monkeypatch.setattr(TC, "_load_split", load)
+    monkeypatch.setattr(TC, "_build_model", lambda cfg, k, init=None: TinyNet(k))
     return calls
 
 
@@ -93,10 +96,10 @@ def test_early_stopping_keeps_best(synthetic):
     assert len(h) <= min(cfg.epochs, best + cfg.patience)
     # the kept weights are the best epoch's: re-evaluating gives its validation AUC
     val = _images(40, seed=1)
-    from advmed.metrics import _point_auc
+    from advmed.metrics import roc_auc
 
-    p = T.predict_proba(tm.model, val.images)
-    assert _point_auc(val.labels.numpy(), p) == pytest.approx(h.loc[h["best"], "val_auc"].item())
+    p = predict_proba(tm.model, val.images)
+    assert roc_auc(val.labels.numpy(), p) == pytest.approx(h.loc[h["best"], "val_auc"].item())
 
 
 def test_checkpoint_round_trip(synthetic, tmp_cache, monkeypatch):
@@ -108,7 +111,7 @@ def test_checkpoint_round_trip(synthetic, tmp_cache, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("train_model called although the checkpoint exists")
 
-    monkeypatch.setattr(T, "train_model", boom)
+    monkeypatch.setattr(TC, "train_model", boom)
     second = T.get_trained_model(CFG, device="cpu", progress=False)
     assert second.meta["cached"] is True and not second.model.training
     s1, s2 = _state(first.model), _state(second.model)
@@ -151,19 +154,19 @@ def test_predict_proba_restores_mode_and_sums_to_one():
     torch.manual_seed(0)
     net = TinyNet().train()
     x = _images(7, 3).images
-    p = T.predict_proba(net, x, batch_size=3)
+    p = predict_proba(net, x, batch_size=3)
     assert p.shape == (7, 2) and net.training
     assert np.allclose(p.sum(1), 1.0, atol=1e-12)
-    assert np.allclose(p, T.predict_proba(net.eval(), x.float() / 255))
+    assert np.allclose(p, predict_proba(net.eval(), x.float() / 255))
     assert not net.training
     assert all(p.grad is None for p in net.parameters())
     with pytest.raises(ValueError, match="N, C, H, W"):
-        T.predict_proba(net, x[0])
+        predict_proba(net, x[0])
 
 
 def test_config_key_and_profile_configs():
     prof = get_profile("smoke", models=["small_cnn"])
-    cfgs = T.configs_for_profile(prof)
+    cfgs = E.configs_for_profile(prof)
     assert len(cfgs) == len(prof["tasks"]) * len(prof["models"])
     assert all(c.channels == 3 and c.seed == prof["seeds"][0] for c in cfgs)
     assert {(c.task, c.size) for c in cfgs} == {(t, s["size"]) for t, s in prof["tasks"].items()}
@@ -178,14 +181,14 @@ def test_config_key_and_profile_configs():
     with pytest.raises(ValueError, match="balance"):
         T.TrainConfig("pneumonia_cxr", "x", balance="oversample")
     with pytest.raises(KeyError, match="unknown train entries"):
-        T.configs_for_profile({**prof, "train": {"epochz": 1}})
+        E.configs_for_profile({**prof, "train": {"epochz": 1}})
 
 
 def test_profile_sizes_checked_against_architecture_minimum():
     pytest.importorskip("advmed.models")
     prof = get_profile("smoke", models=["inception_v3:imagenet"])  # min 75 px; pneumoniamnist is 28
     with pytest.raises(ValueError, match="pneumoniamnist at 28 px for inception_v3"):
-        T.configs_for_profile(prof)
+        E.configs_for_profile(prof)
 
 
 def test_augment_batch():

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import get_spec, load_task
-from .data import get_task
+from .data import get_spec, get_task, load_task
 
 SPLITS = ("train", "val", "test")
 

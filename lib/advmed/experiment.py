@@ -13,6 +13,7 @@ column of :func:`clean_results`.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterable
 
 import pandas as pd
@@ -20,9 +21,55 @@ from tqdm.auto import tqdm
 
 from .metrics import METRICS, Estimate, classification_metrics
 from .models import predict_proba
-from .train import TrainedModel, configs_for_profile, get_trained_model
+from .train import TrainConfig, TrainedModel, get_trained_model
 
 ModelKey = tuple[str, str, str]  # (task, arch, requested init)
+
+
+def configs_for_profile(profile: dict[str, Any]) -> list[TrainConfig]:
+    """One :class:`TrainConfig` per (task, model) of a profile (``advmed.profiles``).
+
+    Every model takes 3 channels, grayscale images included (replicated), so that one
+    perturbation tensor fits every architecture and attacks transfer across them
+    without a channel conversion; ImageNet-pretrained stems expect 3 channels anyway.
+    The seed is the profile's first; further seeds are for repeated runs.
+    """
+    train = dict(profile.get("train", {}))
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(train) - names
+    if unknown:
+        raise KeyError(f"unknown train entries {sorted(unknown)}; valid: {', '.join(sorted(names))}")
+    seed = int(profile.get("seeds", [0])[0])
+    configs = []
+    for task, spec in profile["tasks"].items():
+        for m in profile["models"]:
+            configs.append(TrainConfig(task=task, arch=m["arch"], init=m.get("init", "scratch"),
+                                       size=int(spec["size"]), channels=3, seed=seed, **train))
+    _check_sizes(configs)
+    return configs
+
+
+def _check_sizes(configs: list[TrainConfig]) -> None:
+    """Fail before any training when a task's size is below an architecture's minimum.
+
+    Upsampling for one model only would break the rule that one perturbation fits every
+    model of a task, so the profile must choose a size every model accepts.
+    """
+    try:
+        from .models import get_arch
+    except ImportError:  # models layer absent: build_model will complain later
+        return
+    bad = []
+    for c in configs:
+        try:
+            min_size = get_arch(c.arch).min_size
+        except KeyError:
+            continue  # unknown architecture: build_model names the valid ones
+        if c.size < min_size:
+            bad.append(f"{c.task} at {c.size} px for {c.arch} (needs >= {min_size} px)")
+    if bad:
+        raise ValueError("profile sizes below an architecture's minimum: " + "; ".join(bad)
+                         + ". Raise the task's size in the profile or drop the model for that task.")
 
 
 def _select_tasks(profile: dict[str, Any], tasks: Iterable[str] | str | None) -> dict[str, Any]:

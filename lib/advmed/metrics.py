@@ -109,7 +109,9 @@ def _confusion_rates(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return recall, specificity
 
 
-def _point_auc(y: np.ndarray, p: np.ndarray) -> float:
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC of class probabilities ``p`` (n, K) for labels ``y``: binary, of class 1;
+    multiclass, macro one-vs-rest. NaN where it is undefined (a class missing from ``y``)."""
     k = p.shape[1]
     if np.unique(y).size < k:  # a class missing from y_true: AUC undefined
         return float("nan")
@@ -141,7 +143,7 @@ def _point_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {
         "accuracy": float(skm.accuracy_score(y, pred)),
         "balanced_accuracy": bal,
-        "auc": _point_auc(y, p),
+        "auc": roc_auc(y, p),
         "sensitivity": float(sens),
         "specificity": float(specificity),
     }

@@ -10,8 +10,8 @@ the colour-blind-safe ``colorblind`` palette.
 from __future__ import annotations
 
 import contextlib
-import io
 import functools
+import io
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -101,7 +101,7 @@ def roc_curves(results: Mapping[str, Any], *, title: str | None = None,
             average of the one-vs-rest curves (TPR averaged at common FPRs), with the
             macro one-vs-rest AUC.
     """
-    from .metrics import _point_auc
+    from .metrics import roc_auc
 
     fig, axes = _figure(figsize=figsize)
     ax = axes[0, 0]
@@ -110,7 +110,7 @@ def roc_curves(results: Mapping[str, Any], *, title: str | None = None,
     multiclass = False
     for color, (label, result) in zip(colors, results.items()):
         y, p = _y_proba(result)
-        auc = _point_auc(y, p)
+        auc = roc_auc(y, p)
         if p.shape[1] == 2:
             if 0 < y.sum() < len(y):
                 fpr, tpr, _ = skm.roc_curve(y, p[:, 1])

@@ -13,9 +13,9 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
+from .models import as_pixels
 from .plots import PALETTE, _display_image, _figure, _styled
 from .robustness import ATTACK_LABELS, ATTACKS, _unwrap
-from .models import as_pixels
 
 
 def _study_marks() -> list[tuple[float, str]]:
@@ -179,8 +179,8 @@ def explorer_inputs(profile: Mapping[str, Any], zoo: Mapping[tuple, Any], *, pai
     that the first of them classifies correctly, alternating classes (seeded), so that
     every frame starts from a correct prediction.
     """
-    from .robustness import test_images
     from .models import predict_proba
+    from .robustness import test_images
 
     if not zoo:
         raise ValueError("zoo is empty")

@@ -25,7 +25,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import references
-from .robustness import ATTACK_LABELS, ATTACKS, _model_columns, memoised_sweep, test_images
+from .robustness import (
+    ATTACK_LABELS,
+    ATTACKS,
+    _model_columns,
+    memoised_sweep,
+    test_images,
+)
 
 # AdversarialMed's attack setting, in their (ImageNet-normalised) units.
 ADVERSARIALMED_STEP_NORMALISED = 0.005

@@ -45,8 +45,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .attacks.universal import eps_from_zeta, uap
-from .attacks.universal import predict, random_control
+from .attacks.universal import eps_from_zeta, predict, random_control, uap
 from .cache import memo, tensor_digest
 from .metrics import attack_success, fmt_interval, mean_interval
 
@@ -183,8 +182,7 @@ def natural_set(task: str, profile: Mapping[str, Any], settings: UAPSettings, *,
     grayscale models; colour tasks get RGB. Labels are meaningless here (the UAP is built
     against the medical model's own predictions on the photos).
     """
-    from .data import get_spec, load_dataset
-    from .data import get_task
+    from .data import get_spec, get_task, load_dataset
 
     gray = get_spec(get_task(task).dataset).grayscale
     ds = load_dataset("imagenet_samples", settings.natural_split, size=_task_size(profile, task),

@@ -27,7 +27,15 @@ from __future__ import annotations
 
 from .checks import check_eps, check_images, check_labels, frozen_eval
 from .losses import LOSSES, get_loss
-from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
+from .registry import (
+                    ATTACKS,
+                    THREATS,
+                    AttackSpec,
+                    attack_label,
+                    default_step_size,
+                    get_attack,
+                    register,
+)
 from .whitebox import bim, fgsm, ifgsm, mifgsm, pgd
 
 register(AttackSpec("fgsm", "FGSM", fgsm, "whitebox", step_rule="eps", cite="goodfellow2015explaining"))

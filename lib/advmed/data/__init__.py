@@ -20,7 +20,12 @@ Example::
     x, y = test.float(), test.labels   # float32 (624, 3, 64, 64) in [0, 1], int64 (624,)
 """
 from .download import download
-from .errors import ChecksumError, DataNotFoundError, DownloadError, UnreadableImageError
+from .errors import (
+    ChecksumError,
+    DataNotFoundError,
+    DownloadError,
+    UnreadableImageError,
+)
 from .imageset import ImageSet
 from .load import load_dataset, load_task
 from .paths import cache_dir, data_root

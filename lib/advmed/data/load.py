@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .tasks import get_task
 from .cache import cache_path, fingerprint, load_images, store_images
 from .imageset import ImageSet
 from .registry import check_split, get_spec, get_view
 from .sources import Index, build_index
 from .splits import stratified_subset
+from .tasks import get_task
 
 
 def _decode_split(index: Index, rows: np.ndarray, size: int, channels: int, rule: str,

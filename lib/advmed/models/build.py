@@ -15,9 +15,20 @@ from torch import nn
 
 from . import channels
 from .mobilenet_v1 import MobileNetV1
-from .normalize import IMAGENET_MEAN, IMAGENET_STD, SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, ImageClassifier, Normalize
+from .normalize import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    SIGNED_UNIT_MEAN,
+    SIGNED_UNIT_STD,
+    ImageClassifier,
+    Normalize,
+)
 from .small_cnn import SmallCNN
-from .weights import PretrainedWeightsWarning, WeightsUnavailable, fetch_torchvision_state_dict
+from .weights import (
+    PretrainedWeightsWarning,
+    WeightsUnavailable,
+    fetch_torchvision_state_dict,
+)
 
 INITS = ("scratch", "imagenet")
 

@@ -26,7 +26,14 @@ import torch
 from torch import nn
 
 from ...device import autocast
-from ..checks import check_eps, check_images, check_labels, check_norm, check_steps, frozen_eval
+from ..checks import (
+    check_eps,
+    check_images,
+    check_labels,
+    check_norm,
+    check_steps,
+    frozen_eval,
+)
 from ..losses import LossFn, Target, check_target, get_loss, resolve_labels
 from ..registry import default_step_size
 

@@ -14,8 +14,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._loop import run_attack
 from ..losses import Target
+from ._loop import run_attack
 
 
 def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,

@@ -19,8 +19,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._loop import run_attack
 from ..losses import Target
+from ._loop import run_attack
 
 
 def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,

@@ -1,0 +1,155 @@
+"""Trained models and the checkpoint cache: ``$ADVMED_CACHE/checkpoints/<key>.pt`` plus a
+JSON side-car ``<key>.json``, both written atomically, the side-car last (a checkpoint
+without one is treated as absent), loaded with ``weights_only=True``."""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..cache import atomic_write, cache_root
+from ..device import default_device, seed_everything
+from ..models.inference import predict_proba
+from .config import CODE_VERSION, TrainConfig
+from .loop import fit
+
+
+@dataclass
+class TrainedModel:
+    """A trained model (eval mode, on its device) and how it came about."""
+
+    model: nn.Module
+    config: TrainConfig
+    history: pd.DataFrame  # one row per epoch
+    init_used: str  # "imagenet" may fall back to "scratch" where weights are missing
+    val_auc: float  # validation ROC AUC of the kept (best) epoch
+    train_seconds: float
+    classes: tuple[str, ...]
+    best_epoch: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)  # side-car extras (device, versions)
+
+    @property
+    def key(self) -> str:
+        return self.config.key()
+
+    def predict_proba(self, x: Any, **kwargs: Any) -> np.ndarray:
+        return predict_proba(self.model, x, **kwargs)
+
+
+
+def _load_split(cfg: TrainConfig, split: str, limit: int | None, progress: bool = True):
+    from ..data import load_task
+
+    return load_task(cfg.task, split, size=cfg.size, channels=cfg.channels, limit=limit, seed=cfg.seed,
+                     progress=progress)
+
+
+def _build_model(cfg: TrainConfig, num_classes: int, init: str | None = None) -> nn.Module:
+    from ..models import build_model
+
+    return build_model(cfg.arch, num_classes, in_channels=cfg.channels,
+                       init=cfg.init if init is None else init, input_size=cfg.size, seed=cfg.seed)
+
+
+def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
+                progress: bool = True) -> TrainedModel:
+    """Train a model from scratch or fine-tune it, as ``cfg`` says; no cache (see
+    :func:`get_trained_model`)."""
+    dev = torch.device(device) if device is not None else default_device()
+    train = _load_split(cfg, "train", cfg.max_train, progress=progress)
+    val = _load_split(cfg, "val", cfg.max_val, progress=progress)
+    if list(train.classes) != list(val.classes):
+        raise ValueError(f"train and val classes differ: {train.classes} vs {val.classes}")
+    seed_everything(cfg.seed)  # model initialisation
+    model = _build_model(cfg, len(train.classes))
+    meta = dict(getattr(model, "meta", {}) or {})
+    init_used = str(meta.get("init", cfg.init))
+    t0 = time.perf_counter()
+    model, history, best_epoch, val_auc = fit(model, train, val, cfg, device=dev, progress=progress)
+    seconds = time.perf_counter() - t0
+    return TrainedModel(model=model, config=cfg, history=history, init_used=init_used, val_auc=val_auc,
+                        train_seconds=seconds, classes=tuple(train.classes), best_epoch=best_epoch,
+                        meta={"device": str(dev), "n_train": len(train.labels), "n_val": len(val.labels),
+                              "torch": torch.__version__, "model_meta": meta})
+
+
+def checkpoint_paths(cfg: TrainConfig) -> tuple[Path, Path]:
+    """``(<key>.pt, <key>.json)`` under ``$ADVMED_CACHE/checkpoints``."""
+    d = cache_root() / "checkpoints"
+    return d / f"{cfg.key()}.pt", d / f"{cfg.key()}.json"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    return str(v)
+
+
+def save_checkpoint(tm: TrainedModel) -> Path:
+    """Write ``tm`` to the cache (weights, then the JSON side-car); return the ``.pt`` path."""
+    pt, side = checkpoint_paths(tm.config)
+    state = {name: t.detach().to("cpu") for name, t in tm.model.state_dict().items()}
+    atomic_write(pt, lambda p: torch.save({"state_dict": state, "code_version": CODE_VERSION}, p))
+    record = {
+        "key": tm.config.key(), "code_version": CODE_VERSION, "config": tm.config.to_dict(),
+        "classes": list(tm.classes), "init_used": tm.init_used, "val_auc": tm.val_auc,
+        "best_epoch": tm.best_epoch, "train_seconds": tm.train_seconds,
+        "history": tm.history.to_dict(orient="records"), "meta": tm.meta,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    text = json.dumps(_jsonable(record), indent=1)
+    atomic_write(side, lambda p: p.write_text(text))
+    return pt
+
+
+def load_checkpoint(cfg: TrainConfig, *, device: torch.device | str | None = None) -> TrainedModel:
+    """Rebuild the model of a cached config and load its weights (``weights_only=True``)."""
+    pt, side = checkpoint_paths(cfg)
+    record = json.loads(side.read_text())
+    dev = torch.device(device) if device is not None else default_device()
+    # Built at random, then overwritten: every parameter and buffer (the normalisation
+    # constants included) is in the state dict, and a strict load fails on any mismatch,
+    # so pretrained weights need not be read (or be present) to restore a fine-tuned model.
+    if record["init_used"] != cfg.init:
+        warnings.warn(f"{cfg.label()}: the cached model {pt.name} was initialised with "
+                      f"{record['init_used']!r}, not {cfg.init!r} (weights were unavailable when it was "
+                      "trained); pass retrain=True to train it again", stacklevel=3)
+    model = _build_model(cfg, len(record["classes"]), init="scratch")
+    blob = torch.load(pt, map_location="cpu", weights_only=True)
+    model.load_state_dict(blob["state_dict"], strict=True)
+    meta = getattr(model, "meta", None)
+    if isinstance(meta, dict):
+        meta.update(init=record["init_used"], requested_init=cfg.init)
+    model.to(dev).eval()
+    return TrainedModel(model=model, config=cfg, history=pd.DataFrame(record["history"]),
+                        init_used=record["init_used"], val_auc=float(record["val_auc"]),
+                        train_seconds=float(record["train_seconds"]), classes=tuple(record["classes"]),
+                        best_epoch=int(record.get("best_epoch", 0)),
+                        meta={**record.get("meta", {}), "checkpoint": str(pt), "cached": True})
+
+
+def get_trained_model(cfg: TrainConfig, *, retrain: bool = False, device: torch.device | str | None = None,
+                      progress: bool = True) -> TrainedModel:
+    """The model for ``cfg`` from the checkpoint cache, trained (and cached) if missing."""
+    pt, side = checkpoint_paths(cfg)
+    if not retrain and pt.is_file() and side.is_file():
+        return load_checkpoint(cfg, device=device)
+    tm = train_model(cfg, device=device, progress=progress)
+    save_checkpoint(tm)
+    tm.meta["checkpoint"] = str(pt)
+    tm.meta["cached"] = False
+    return tm

@@ -1,0 +1,248 @@
+"""The training loop: one :class:`~advmed.train.config.TrainConfig` and two image sets in,
+the best epoch's weights out (see :mod:`advmed.train` for the choices it makes and why)."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..device import autocast, default_device
+from ..metrics import roc_auc
+from ..models.inference import predict_proba
+from .config import BN_RECALIBRATION_IMAGES, WARMUP_FRACTION, TrainConfig
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``n / (K * n_c)`` per class (scikit-learn's "balanced", ``K`` = classes present);
+    0 for an absent class."""
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    present = int((counts > 0).sum())
+    w = torch.where(counts > 0, len(labels) / (present * counts.clamp(min=1)), torch.zeros_like(counts))
+    return w.float()
+
+
+def augment_batch(x: torch.Tensor, generator: torch.Generator, *, translate: float,
+                  hflip: bool) -> torch.Tensor:
+    """Random integer translation (edges replicated) and optional horizontal flip.
+
+    Random draws come from ``generator`` (on the CPU) so that they do not depend on the
+    device; the indexing runs wherever ``x`` is.
+    """
+    n, _, h, w = x.shape
+    my, mx = round(translate * h), round(translate * w)
+    if my or mx:
+        dy = torch.randint(-my, my + 1, (n,), generator=generator).to(x.device)
+        dx = torch.randint(-mx, mx + 1, (n,), generator=generator).to(x.device)
+        padded = F.pad(x, (mx, mx, my, my), mode="replicate")
+        rows = torch.arange(h, device=x.device)[None, :] + my - dy[:, None]  # (n, h)
+        cols = torch.arange(w, device=x.device)[None, :] + mx - dx[:, None]  # (n, w)
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        chan = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        x = padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+    if hflip:
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on weight matrices and kernels only; biases and norm scales are exempt."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.dim() > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_lambda(total_steps: int):
+    warmup = max(1, round(WARMUP_FRACTION * total_steps))
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+    return f
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, images: torch.Tensor, device: torch.device, *,
+                   batch_size: int = 256) -> None:
+    """Replace every batch-norm layer's running mean/var by its exact average over
+    ``images`` (uint8 ``(N, C, H, W)``) under the current weights; leaves eval mode.
+
+    Same method as ``torch.optim.swa_utils.update_bn`` (cumulative average, momentum
+    None), without its DataLoader.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns or len(images) == 0:
+        model.eval()
+        return
+    saved = [(m, m.momentum) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: each batch weighted equally
+    model.train()
+    try:
+        for s in range(0, len(images), batch_size):
+            xb = images[s:s + batch_size].to(device, non_blocking=True).float().div_(255)
+            if len(xb) < 2:
+                break
+            with autocast(device):
+                model(xb)
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+        model.eval()
+
+
+def _val_scores(model: nn.Module, val: Any, device: torch.device, batch_size: int) -> dict[str, float]:
+    y = torch.as_tensor(val.labels).long().numpy()
+    p = predict_proba(model, val.images, batch_size=max(batch_size, 256), device=device)
+    eps = 1e-12
+    loss = float(-np.log(p[np.arange(len(y)), y] + eps).mean())
+    pred = p.argmax(1)
+    recalls = [np.mean(pred[y == c] == c) for c in np.unique(y)]
+    return {"val_loss": loss, "val_acc": float(np.mean(pred == y)),
+            "val_bal_acc": float(np.mean(recalls)), "val_auc": roc_auc(y, p)}
+
+
+BatchObjective = Callable[[nn.Module, torch.Tensor, torch.Tensor, nn.Module], tuple[torch.Tensor, torch.Tensor]]
+
+
+def clean_objective(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor,
+                    loss_fn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The standard objective: ``(loss_fn(model(xb), yb), logits)`` on the (augmented) batch.
+
+    Other objectives (adversarial training) take the same arguments, run with the model in
+    train mode, and return the loss to minimise and the logits the running accuracy is
+    counted on.
+    """
+    logits = model(xb)
+    return loss_fn(logits.float(), yb), logits
+
+
+@dataclass
+class _Setup:
+    """What one training run holds fixed across epochs."""
+
+    device: torch.device
+    images: torch.Tensor  # uint8 (N, C, H, W), on the CPU
+    labels: torch.Tensor
+    generator: torch.Generator  # batch order and augmentation
+    bn_images: torch.Tensor
+    loss_fn: nn.Module
+    sample_p: torch.Tensor | None
+    batch_size: int
+    steps: int
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Any
+
+
+def _setup(model: nn.Module, train: Any, cfg: TrainConfig, dev: torch.device) -> _Setup:
+    x_all = torch.as_tensor(train.images)
+    y_all = torch.as_tensor(train.labels).long()
+    n = len(y_all)
+    if n < 2:
+        raise ValueError(f"need at least 2 training images, got {n}")
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    # random order: splits are often stored class by class, and batches of one class
+    # would understate the variance that batch norm should divide by
+    bn_rows = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 2))[:BN_RECALIBRATION_IMAGES]
+    model.to(dev)
+    weights = class_weights(y_all, len(train.classes))
+    loss_fn = nn.CrossEntropyLoss(weight=weights.to(dev) if cfg.balance == "weighted_loss" else None)
+    bs = min(cfg.batch_size, n)
+    # batch norm cannot train on a batch of one, so a last batch of one is dropped
+    steps = n // bs + (1 if n % bs > 1 else 0)
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps * cfg.epochs))
+    use_fp16_scaler = dev.type == "cuda" and not torch.cuda.is_bf16_supported()
+    return _Setup(dev, x_all, y_all, gen, x_all[bn_rows], loss_fn,
+                  weights[y_all].double() if cfg.balance == "sampler" else None, bs, steps, opt, sched,
+                  torch.amp.GradScaler("cuda", enabled=use_fp16_scaler))
+
+
+def _train_epoch(model: nn.Module, run: _Setup, cfg: TrainConfig, epoch: int, objective: BatchObjective,
+                 progress: bool) -> dict[str, Any]:
+    """One pass over the training images; returns the epoch's loss, accuracy and lr."""
+    model.train()
+    n, dev, bs = len(run.labels), run.device, run.batch_size
+    if run.sample_p is not None:
+        order = torch.multinomial(run.sample_p, n, replacement=True, generator=run.generator)
+    else:
+        order = torch.randperm(n, generator=run.generator)
+    total_loss, correct, seen = 0.0, 0, 0
+    for s in tqdm(range(run.steps), desc=f"epoch {epoch}", leave=False, disable=not progress):
+        idx = order[s * bs:(s + 1) * bs]
+        xb = run.images[idx].to(dev, non_blocking=True).float().div_(255)
+        yb = run.labels[idx].to(dev, non_blocking=True)
+        if cfg.augment:
+            xb = augment_batch(xb, run.generator, translate=cfg.translate, hflip=bool(cfg.hflip))
+        with autocast(dev):
+            loss, logits = objective(model, xb, yb, run.loss_fn)
+        run.opt.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        run.sched.step()
+        total_loss += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == yb).sum())
+        seen += len(idx)
+    return {"epoch": epoch, "train_loss": total_loss / seen, "train_acc": correct / seen,
+            "lr": run.opt.param_groups[0]["lr"]}
+
+
+def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig, *,
+        device: torch.device | str | None = None, objective: BatchObjective = clean_objective,
+        progress: bool = True) -> tuple[nn.Module, pd.DataFrame, int, float]:
+    """Train ``model`` in place on ``train``, stop early on ``val``; keep the best epoch.
+
+    ``train`` and ``val`` need ``images`` (uint8 ``(N, C, H, W)``), ``labels`` (int64) and
+    ``classes`` (an ``advmed.data.ImageSet`` or any object with those). ``objective``
+    computes each batch's loss (:func:`clean_objective` by default). Returns
+    ``(model, history, best_epoch, best_val_auc)`` with the model in eval mode.
+
+    ``history`` has one row per epoch: ``train_loss`` (the objective, class-weighted by
+    default, on augmented images) and ``train_acc`` (running, during the epoch),
+    ``lr`` (at the epoch's end), ``val_loss`` (plain cross-entropy), ``val_acc``,
+    ``val_bal_acc``, ``val_auc``, ``seconds`` (wall time of the epoch) and ``best``.
+    """
+    dev = torch.device(device) if device is not None else default_device()
+    run = _setup(model, train, cfg, dev)
+    rows: list[dict[str, Any]] = []
+    best_score, best_epoch, best_auc, best_state, stale = -math.inf, 0, float("nan"), None, 0
+    bar = tqdm(range(1, cfg.epochs + 1), desc=cfg.label(), unit="epoch", disable=not progress)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        row = _train_epoch(model, run, cfg, epoch, objective, progress)
+        recalibrate_bn(model, run.bn_images, dev, batch_size=max(run.batch_size, 256))
+        row.update(_val_scores(model, val, dev, cfg.batch_size))
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        # AUC decides; where it is undefined (a class missing from val) balanced accuracy does
+        score = row["val_auc"] if np.isfinite(row["val_auc"]) else row["val_bal_acc"]
+        if score > best_score:
+            best_score, best_epoch, best_auc, stale = score, epoch, row["val_auc"], 0
+            best_state = {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
+        else:
+            stale += 1
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auc=f"{row['val_auc']:.3f}", best=best_epoch)
+        if stale >= cfg.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    history = pd.DataFrame(rows)
+    history["best"] = history["epoch"] == best_epoch
+    return model, history, best_epoch, float(best_auc)
