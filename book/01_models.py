@@ -35,15 +35,14 @@ import warnings
 import pandas as pd
 from IPython.display import Markdown, display
 
-from advmed import cards, compare, experiment, plots, profiles, references
+from advmed import plots
 from advmed.data import get_task
+from advmed.experiments import cards, compare, profiles, references, zoo as models_zoo
 
 warnings.filterwarnings("ignore", category=UserWarning)
 t_start = time.time()
-prof = profiles.get_profile(profile, tasks=tasks, models=models)
-if n_boot is not None:
-    prof["eval"]["n_boot"] = int(n_boot)
-display(Markdown(f"**Profile `{prof['name']}`**: {prof['description']}."))
+prof = profiles.get_profile(profile, tasks=tasks, models=models, eval={"n_boot": n_boot})
+display(Markdown(f"**Profile `{prof.name}`**: {prof.description}."))
 profiles.profile_table(prof)
 
 # %% [markdown]
@@ -64,8 +63,8 @@ cards.dataset_cards(prof)
 # A few test images of each class, at the resolution the profile trains on.
 
 # %%
-for task_name in prof["tasks"]:
-    ds = experiment.test_set(task_name, prof, limit="all", progress=False)
+for task_name in prof.tasks:
+    ds = models_zoo.test_set(task_name, prof, limit="all", progress=False)
     display(plots.image_grid(ds, per_class=6,
                              title=f"{get_task(task_name).title} ({ds.images.shape[-1]} px)"))
 
@@ -81,12 +80,11 @@ for task_name in prof["tasks"]:
 # loads them instead of training.
 
 # %%
-zoo = experiment.trained_models(prof, progress=False)
-experiment.training_summary(zoo)
+zoo = models_zoo.trained_models(prof, progress=False)
+models_zoo.training_summary(zoo)
 
 # %%
-display(plots.training_curves({f"{t} / {a} ({i})": tm for (t, a, i), tm in zoo.items()},
-                              title="Validation curves"))
+display(plots.training_curves(models_zoo.labelled(zoo), title="Validation curves"))
 
 # %% [markdown]
 # ## Clean test performance
@@ -97,8 +95,8 @@ display(plots.training_curves({f"{t} / {a} ({i})": tm for (t, a, i), tm in zoo.i
 # the second class (pneumonia, melanoma, referable DR).
 
 # %%
-predictions = experiment.clean_predictions(prof, trained=zoo, progress=False)
-clean = experiment.clean_results(prof, trained=zoo, predictions=predictions, progress=False)
+predictions = models_zoo.clean_predictions(prof, trained=zoo, progress=False)
+clean = models_zoo.clean_results(prof, trained=zoo, predictions=predictions, progress=False)
 clean
 
 # %% [markdown]
@@ -110,7 +108,7 @@ clean
 # A negative difference means our model is worse than the study's.
 
 # %%
-clean_numeric = experiment.clean_results(prof, trained=zoo, predictions=predictions,
+clean_numeric = models_zoo.clean_results(prof, trained=zoo, predictions=predictions,
                                          numeric=True, progress=False)
 compare.compare_clean(clean_numeric, references.CLEAN).round(3)
 
@@ -121,14 +119,12 @@ compare.study_citations(["medmnist", "adversarialmed"])
 # ## ROC curves and confusion matrices
 
 # %%
-for task_name in prof["tasks"]:
-    per_task = {f"{a} ({i})": p for (t, a, i), p in predictions.items() if t == task_name}
-    display(plots.roc_curves(per_task, title=get_task(task_name).title))
+for task_name in prof.tasks:
+    display(plots.roc_curves(models_zoo.labelled(predictions, task=task_name), title=get_task(task_name).title))
 
 # %%
-for (task_name, arch, init), p in predictions.items():
-    display(plots.confusion_matrix(p["y"], p["proba"].argmax(1), p["classes"],
-                                   title=f"{task_name} / {arch} ({init})"))
+for label, p in models_zoo.labelled(predictions).items():
+    display(plots.confusion_matrix(p.y, p.proba.argmax(1), p.classes, title=label))
 
 # %%
-display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof['name']}`."))
+display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof.name}`."))

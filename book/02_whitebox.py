@@ -44,32 +44,23 @@ import pandas as pd
 from IPython import get_ipython
 from IPython.display import Markdown, display
 
-from advmed import experiment, profiles, references
-from advmed import robustness as rob
-from advmed import robustness_plots as rplots
-from advmed import robustness_studies as studies
 from advmed import widgets
-from advmed.cache import tensor_digest
 from advmed.data import get_task
+from advmed.experiments import profiles
+from advmed.experiments import zoo as models_zoo
+from advmed.experiments.whitebox import plots as wplots
+from advmed.experiments.whitebox import report, run, tables
 
 # the figures are matplotlib Figures built without pyplot: display() renders them as PNG
 get_ipython().run_line_magic("matplotlib", "inline")
 t_start = time.time()
-prof = profiles.get_profile(profile, tasks=tasks, models=models)
-prof["attacks"] = rob.attack_settings(prof, eps_255=eps_255, n_images=n_images, steps=steps,
-                                      report_eps_255=report_eps_255)
-if n_boot is not None:
-    prof["eval"]["n_boot"] = n_boot
-att = prof["attacks"]
-seed = int(prof["seeds"][0])
-display(Markdown(f"**Profile `{prof['name']}`**: {prof['description']}."))
-pd.DataFrame({"value": [", ".join(f"{t} ({v['size']} px)" for t, v in prof["tasks"].items()),
-                        ", ".join(f"{m['arch']} ({m['init']})" for m in prof["models"]),
-                        "all" if att["n_images"] is None else att["n_images"],
-                        ", ".join(f"{e:g}" for e in att["eps_255"]), att["steps"], att["restarts"],
-                        prof["eval"]["n_boot"], seed]},
-             index=["tasks", "models", "test images per task", "eps grid (/255)",
-                    "iterations", "PGD restarts", "bootstrap resamples", "seed"])
+prof = profiles.get_profile(profile, tasks=tasks, models=models, eval={"n_boot": n_boot},
+                            whitebox={"eps_255": eps_255, "n_images": n_images, "steps": steps,
+                                      "report_eps_255": report_eps_255},
+                            explorer={"pairs": explorer_pairs})
+att = prof.whitebox
+display(Markdown(f"**Profile `{prof.name}`**: {prof.description}."))
+tables.settings_table(prof)
 
 # %% [markdown]
 # ## Threat model
@@ -102,7 +93,7 @@ pd.DataFrame({"value": [", ".join(f"{t} ({v['size']} px)" for t, v in prof["task
 # `advmed.references.eps_to_pixels`:
 
 # %%
-studies.eps_conventions()
+tables.eps_conventions()
 
 # %% [markdown]
 # ## The models under attack
@@ -111,8 +102,8 @@ studies.eps_conventions()
 # (trained now if the cache lacks them). `init used` says what the model started from.
 
 # %%
-zoo = experiment.trained_models(prof, progress=False)
-rob.model_table(zoo)
+zoo = models_zoo.trained_models(prof, progress=False)
+tables.model_table(zoo)
 
 # %% [markdown]
 # ## Accuracy and AUC against the budget
@@ -124,14 +115,10 @@ rob.model_table(zoo)
 # memoised per model, so re-executing the page reloads them.
 
 # %%
-results = rob.whitebox_results(prof, zoo, progress=False)
-for task_name in prof["tasks"]:
-    fig = rplots.robustness_curves(results, task_name, title=get_task(task_name).title)
-    display(fig)
-    grids = pd.concat({"accuracy": rob.accuracy_grid(results[results["task"] == task_name]),
-                       "AUC": rob.accuracy_grid(results[results["task"] == task_name], metric="auc")},
-                      axis=1)
-    display(grids)
+results = run.whitebox_results(prof, zoo, progress=False)
+for task_name in prof.tasks:
+    display(wplots.robustness_curves(results, task_name, title=get_task(task_name).title))
+    display(tables.task_grids(results, task_name))
 
 # %% [markdown]
 # The same results with their intervals and the *flip rate* (of the images the model
@@ -139,21 +126,10 @@ for task_name in prof["tasks"]:
 
 # %%
 pd.set_option("display.max_rows", 400)
-rob.sweep_table(results)
+tables.sweep_table(results)
 
 # %%
-worst = results[results["attack"] != "clean"].groupby(["task", "arch", "init"], sort=False)
-summary = []
-for (task_name, arch, init), g in worst:
-    clean = results[(results["task"] == task_name) & (results["arch"] == arch)
-                    & (results["init"] == init) & (results["attack"] == "clean")].iloc[0]
-    low = g.loc[g["eps_255"] == g["eps_255"].min()]
-    summary.append(f"{task_name} / {arch} ({init}): accuracy {clean['accuracy']:.3f} clean, "
-                   f"{low['accuracy'].min():.3f} at {low['eps_255'].iloc[0]:g}/255 (worst attack), "
-                   f"{g.loc[g['eps_255'] == g['eps_255'].max(), 'accuracy'].min():.3f} "
-                   f"at {g['eps_255'].max():g}/255")
-display(Markdown("At a glance (lowest accuracy over the four attacks):\n\n"
-                 + "\n".join(f"- {s}" for s in summary)))
+Markdown(report.at_a_glance(results))
 
 # %% [markdown]
 # ## AdversarialMed's setting
@@ -166,44 +142,13 @@ display(Markdown("At a glance (lowest accuracy over the four attacks):\n\n"
 # (0.005 normalised, 10 iterations) for I-FGSM, PGD and MI-FGSM. Same images as above.
 
 # %%
-adv_med = studies.adversarialmed_results(prof, zoo, progress=False)
-adv_med_table = studies.adversarialmed_comparison(adv_med)
+adv_med = run.adversarialmed_results(prof, zoo, progress=False)
+adv_med_table = tables.adversarialmed_comparison(adv_med)
 adv_med_table if not adv_med_table.empty else Markdown(
     "*This profile has no `pneumonia_cxr` task, so there is no AdversarialMed comparison.*")
 
 # %%
-def adversarialmed_reading(table, prof):
-    """What the setting columns say about the differences (computed, not typed)."""
-    if table.empty:
-        return Markdown("")
-    size = prof["tasks"]["pneumonia_cxr"]["size"]
-    ratio = (224 / size) ** 2
-    fgsm = table[table["attack"] == "FGSM"]
-    iters = table[table["attack"].isin(["I-FGSM", "PGD", "MI-FGSM"])]
-    text = (
-        f"Our FGSM accuracy at the study's budget ranges over "
-        f"{fgsm['accuracy ours'].min():.3f}–{fgsm['accuracy ours'].max():.3f} across models "
-        f"(study {fgsm['accuracy study'].iloc[0]:.4f}), the iterative attacks over "
-        f"{iters['accuracy ours'].min():.3f}–{iters['accuracy ours'].max():.3f} "
-        f"(study {iters['accuracy study'].max():g} for all three). "
-        f"Reasons visible in the setting columns: (i) **resolution**: the study's images "
-        f"have {ratio:.1f}× as many pixels as ours ({size} px); under the linear view of "
-        f"Goodfellow et al. (2015) an $L_\\infty$ perturbation moves a logit by up to "
-        f"$\\epsilon\\,\\lVert w\\rVert_1$, which grows with the number of input pixels, so the "
-        f"same $\\epsilon$ buys the attacker more at 224 px; (ii) **model and initialisation**: a "
-        f"DenseNet-121 fine-tuned from CheXNet versus our smaller networks trained from scratch "
-        f"or from ImageNet; (iii) **the study's AUC under FGSM**, {fgsm['auc study'].iloc[0]:.4f}, "
-        f"{'far below' if fgsm['auc study'].iloc[0] < 0.25 else 'below'} 0.5, means the attack "
-        f"*reversed* the ranking of almost every pair of images, the signature of an attack that "
-        f"drives every image towards the wrong class with high confidence. A nearly perfect "
-        f"inversion is easier to reach when the model is saturated (its probabilities at 0 or 1).")
-    if iters["accuracy ours"].max() < fgsm["accuracy ours"].min():
-        text += (" As in the study, every iterative attack does better than FGSM on every model: "
-                 "that ordering, not the exact figures, is what carries over to our setting.")
-    return Markdown(text)
-
-
-adversarialmed_reading(adv_med_table, prof)
+Markdown(report.adversarialmed_reading(adv_med_table, prof))
 
 # %% [markdown]
 # ## Finlayson et al.'s setting
@@ -217,46 +162,12 @@ adversarialmed_reading(adv_med_table, prof)
 # share of images classified as the other class after the attack.
 
 # %%
-fin = studies.finlayson_results(prof, zoo, progress=False)
-fin_table = studies.finlayson_comparison(fin)
+fin = run.finlayson_results(prof, zoo, progress=False)
+fin_table = tables.finlayson_comparison(fin)
 fin_table
 
 # %%
-def finlayson_reading(table):
-    """Clean -> attacked per row, then the setting differences behind any gap (computed)."""
-    if table.empty:
-        return Markdown("")
-    ours = lambda col: table[col].str.split(" → ").str[-1]
-    t = table.assign(model=ours("model (study → ours)"), init_used=ours("init (study → ours)"),
-                     px=ours("px (study → ours)").astype(int))
-    lines = [f"- {r.task} / {r.model} ({r.init_used}, {r.px} px): accuracy "
-             f"{r['clean accuracy']:.3f} → {r['accuracy ours']:.3f}, AUC {r['clean auc']:.3f} → "
-             f"{r['auc ours']:.3f}, {r['to target']:.3f} pushed to the other class"
-             for _, r in t.iterrows()]
-    matched = t[t["accuracy study"].notna()]
-    far = matched[matched["accuracy ours − study"].abs() > 0.05]
-    text = "Targeted PGD at the study's budget, clean → attacked:\n\n" + "\n".join(lines) + "\n\n"
-    if matched.empty:
-        return Markdown(text + "The study ran none of these tasks: the rows show how our models "
-                        "fare under its attack, without a study figure to compare with.")
-    if far.empty:
-        return Markdown(text + "Every row with a study figure is within 0.05 of the study's "
-                        "accuracy: at this budget targeted PGD flips practically every decision, "
-                        "as the study reports.")
-    reasons = [f"the images are smaller ({', '.join(sorted({f'{p} px' for p in far['px']}))} against "
-               f"224 px: fewer pixels for the same per-pixel budget, see the AdversarialMed discussion)"]
-    if (far["task"] == "referable_dr").any():
-        reasons.append("our fundus task uses RetinaMNIST thumbnails, not the study's photographs")
-    if (far["init_used"] == "scratch").any():
-        n_scratch = int((far["init_used"] == "scratch").sum())
-        reasons.append(f"{n_scratch} of these models were trained from scratch on a few thousand "
-                       f"images, not fine-tuned from ImageNet as in the study")
-    text += (f"{len(far)} of {len(matched)} rows with a study figure stay more than 0.05 above the "
-             f"study's accuracy. The setting columns differ there: " + "; ".join(reasons) + ".")
-    return Markdown(text)
-
-
-finlayson_reading(fin_table)
+Markdown(report.finlayson_reading(fin))
 
 # %% [markdown]
 # ## How visible are the perturbations?
@@ -268,7 +179,7 @@ finlayson_reading(fin_table)
 # 2004; 1 = identical), as median [min, max] over the test images.
 
 # %%
-rob.perceptibility_table(results, att.get("report_eps_255"))
+tables.perceptibility_table(results, att.report_eps_255)
 
 # %% [markdown]
 # ## Adversarial examples
@@ -278,15 +189,8 @@ rob.perceptibility_table(results, att.get("report_eps_255"))
 # spans black to white (the gain is in the panel title); mid-grey means no change.
 
 # %%
-for task_name in prof["tasks"]:
-    first = next(k for k in zoo if k[0] == task_name)
-    images = rob.test_images(task_name, prof)
-    fig = rplots.gallery(zoo[first], images.images, images.labels, images.classes, attack="pgd",
-                         eps_255=float(att.get("report_eps_255", 2)), steps=int(att["steps"]),
-                         n_images=int(att.get("gallery_images", 3)), seed=seed,
-                         title=f"{get_task(task_name).title}: {first[1]} ({zoo[first].init_used}), "
-                               f"PGD eps {float(att.get('report_eps_255', 2)):g}/255")
-    display(fig)
+for task_name in prof.tasks:
+    display(wplots.task_gallery(prof, zoo, task_name))
 
 # %% [markdown]
 # ## Explorer
@@ -296,20 +200,7 @@ for task_name in prof["tasks"]:
 # `advmed.widgets.explorer(...)` (without `precompute`) attacks on demand.
 
 # %%
-ex = dict(att.get("explorer", {}))
-if explorer_pairs is not None:
-    ex["pairs"] = int(explorer_pairs)
-ex_models, ex_images = rplots.explorer_inputs(prof, zoo, pairs=ex.get("pairs", 1),
-                                              n_images=ex.get("n_images", 3), seed=seed)
-iterative = {a: {"steps": int(att["steps"])} for a in ("ifgsm", "pgd", "mifgsm")}
-# frames are stored by the models' checkpoint keys and the images' digest: a warm build
-# reloads them instead of attacking and drawing again
-frames_key = {"checkpoints": sorted(tm.config.key() for tm in zoo.values()),
-              "images": {t: tensor_digest(x, y) for t, (x, y, _) in ex_images.items()}}
-widgets.static_explorer(ex_models, ex_images, attacks=ex.get("attacks", ["fgsm", "pgd"]),
-                        eps_255=ex.get("eps_255", [0, 1, 2, 4]), attack_kwargs=iterative,
-                        n_images=ex.get("n_images", 3), seed=seed, progress=False,
-                        cache_key=frames_key)
+wplots.explorer(prof, zoo)
 
 # %%
-display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof['name']}`."))
+display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof.name}`."))

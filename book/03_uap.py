@@ -66,16 +66,18 @@ warnings.filterwarnings("ignore")  # library warnings (e.g. mini-batch counts) w
 import pandas as pd
 from IPython.display import Markdown, display
 
-from advmed import experiment, profiles, references, universal
-from advmed import universal_plots as uplots
 from advmed.data import get_task
+from advmed.experiments import profiles
+from advmed.experiments import zoo as models_zoo
+from advmed.experiments.universal import plots as uplots
+from advmed.experiments.universal import report, run, tables
 
 t_start = time.time()
-prof = profiles.get_profile(profile, tasks=tasks, models=models)
-settings = universal.uap_settings(prof, zetas=zetas, norms=norms, n_build=n_build, n_eval=n_eval,
-                                  max_passes=max_passes, method=method)
-display(Markdown(f"**Profile `{prof['name']}`**: {prof['description']}."))
-universal.settings_table(settings)
+prof = profiles.get_profile(profile, tasks=tasks, models=models,
+                            uap={"zetas": zetas, "norms": norms, "n_build": n_build, "n_eval": n_eval,
+                                 "max_passes": max_passes, "method": method})
+display(Markdown(f"**Profile `{prof.name}`**: {prof.description}."))
+tables.settings_table(prof)
 
 # %% [markdown]
 # `method` says which algorithm built the UAPs. `iterative` is the study's (Hirano et al.
@@ -88,9 +90,7 @@ universal.settings_table(settings)
 # FGSM step, converted:
 
 # %%
-display(Markdown(f"FGSM step of the study: {universal.study_step_note()}; passes: "
-                 f"{references.HIRANO_UAP['max_passes']}; resolution "
-                 f"{references.HIRANO_UAP['resolution']} px."))
+Markdown(report.study_step_note())
 
 # %% [markdown]
 # ## Building and evaluating the UAPs
@@ -103,11 +103,11 @@ display(Markdown(f"FGSM step of the study: {universal.study_step_note()}; passes
 # settings and seed, so a second build of this page reloads them.
 
 # %%
-zoo = experiment.trained_models(prof, progress=False)
-exp = universal.uap_experiment(prof, trained=zoo, settings=settings, progress=False)
-table = universal.uap_table(exp)
-numeric = universal.uap_table(exp, numeric=True)
-display(Markdown(f"{len(exp['runs'])} UAPs on {len(exp['sets'])} task(s) and {len(zoo)} model(s)."))
+zoo = models_zoo.trained_models(prof, progress=False)
+exp = run.uap_experiment(prof, trained=zoo, progress=False)
+table = tables.uap_table(exp)
+numeric = tables.uap_table(exp, numeric=True)
+display(Markdown(f"{len(exp.runs)} UAPs on {len(exp.sets)} task(s) and {len(zoo)} model(s)."))
 
 # %% [markdown]
 # ### Non-targeted UAPs
@@ -144,26 +144,17 @@ table[table["attack"] != "non-targeted"][setting_cols + ["attack", "rate", "rate
 # itself so that a reader can apply another threshold.
 
 # %%
-claims = universal.claim_summary(numeric, settings)
+claims = tables.claim_summary(numeric)
 claims
 
 # %%
-n_rows = len(numeric)
-n_hold = int(numeric["claim_holds"].sum())
-non = numeric[numeric["attack"] == "non-targeted"]
-n_above_random = int((non["rate_lo"] > non["random_hi"]).sum())
-n_little = int(claims["little_arch_dependence"].str.startswith("yes").sum())
-display(Markdown(
-    f"**Checked row by row.** The > {settings.claim_threshold:.0%} claim holds for {n_hold} of {n_rows} "
-    f"UAPs ({int(non['claim_holds'].sum())} of {len(non)} non-targeted). In {n_above_random} of {len(non)} "
-    f"non-targeted rows the UAP's 95 % interval lies entirely above its random control's. The spread "
-    f"across architectures is within {settings.arch_spread:.2f} in {n_little} of {len(claims)} settings."))
+Markdown(report.claims_sentence(tables.claim_counts(numeric, claims)))
 
 # %% [markdown]
 # ## Fooling rate against the random control
 
 # %%
-uplots.rate_bars(numeric, attack="non-targeted", threshold=settings.claim_threshold,
+uplots.rate_bars(numeric, attack="non-targeted", threshold=tables.CLAIM_THRESHOLD,
                  title="Non-targeted UAPs (held-out images) vs a random perturbation of the same norm")
 
 # %% [markdown]
@@ -175,20 +166,14 @@ uplots.rate_bars(numeric, attack="non-targeted", threshold=settings.claim_thresh
 # task, with the model's prediction (red: changed).
 
 # %%
-largest = max(settings.zetas)
-for task_name in exp["sets"]:
-    keys = [k for k in exp["runs"] if k[0] == task_name and k[5] is None and k[4] == largest]
+largest = max(prof.uap.zetas)
+for task_name in exp.sets:
+    keys = exp.keys(task=task_name, targeted=False, zeta=largest)
     display(uplots.uap_gallery(exp, keys, title=f"{get_task(task_name).title}: non-targeted UAPs, zeta {largest:g}"))
 
 # %%
-best = {}
-for key, run in exp["runs"].items():
-    if key[5] is None:
-        fr = float((run["adv"] != run["clean"]).float().mean())
-        if key[0] not in best or fr > best[key[0]][1]:
-            best[key[0]] = (key, fr)
-for task_name, (key, fr) in best.items():
-    display(uplots.before_after(exp, key, n=4, seed=settings.seed))
+for task_name in exp.sets:
+    display(uplots.before_after(exp, exp.strongest(task_name), n=4))
 
 # %% [markdown]
 # ### Confusion matrices under the UAP
@@ -198,11 +183,11 @@ for task_name, (key, fr) in best.items():
 # often means "everything becomes class k".
 
 # %%
-for task_name, (key, fr) in best.items():
-    display(uplots.confusion_under_uap(exp, key))
-    targeted = [k for k in exp["runs"] if k[:5] == key[:5] and k[5] is not None]
-    for k in targeted[:2]:
-        display(uplots.confusion_under_uap(exp, k))
+for task_name in exp.sets:
+    strongest = exp.strongest(task_name)
+    display(uplots.confusion_under_uap(exp, strongest))
+    for key in exp.targeted_twins(strongest)[:2]:
+        display(uplots.confusion_under_uap(exp, key))
 
 # %% [markdown]
 # ## Transfer between architectures
@@ -213,8 +198,8 @@ for task_name, (key, fr) in best.items():
 # a perturbation made on another architecture.
 
 # %%
-for task_name in exp["sets"]:
-    mat = universal.transfer_matrix(exp, task_name, progress=False)
+for task_name in exp.sets:
+    mat = run.transfer_matrix(exp, task_name, progress=False)
     display(Markdown(f"**{get_task(task_name).title}**"))
     display(mat.round(3))
     display(uplots.transfer_heatmap(mat, title=f"{task_name}: transfer of non-targeted UAPs"))
@@ -246,4 +231,4 @@ for task_name in exp["sets"]:
 #   towards the minority class are then nearly the same attack.
 
 # %%
-display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof['name']}`."))
+display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof.name}`."))

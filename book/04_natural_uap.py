@@ -62,18 +62,21 @@ warnings.filterwarnings("ignore")  # library warnings would go to stderr
 
 from IPython.display import Markdown, display
 
-from advmed import experiment, profiles, references, universal
-from advmed import universal_plots as uplots
 from advmed.data import get_task
+from advmed.experiments import profiles
+from advmed.experiments import zoo as models_zoo
+from advmed.experiments.universal import plots as uplots
+from advmed.experiments.universal import report, run, tables
 
 t_start = time.time()
-prof = profiles.get_profile(profile, tasks=tasks)
-settings = universal.uap_settings(prof, zetas=zetas, norms=norms, n_build=n_build, n_eval=n_eval,
-                                  natural_images=natural_images, max_passes=max_passes, method=method,
-                                  natural_models=models)
-display(Markdown(f"**Profile `{prof['name']}`**: {prof['description']}. Natural-image UAPs against: "
-                 f"{', '.join(universal.available_models(prof, settings.natural_models))}; zeta relative to the **{zeta_reference}** images."))
-universal.settings_table(settings)
+prof = profiles.get_profile(profile, tasks=tasks,
+                            uap={"zetas": zetas, "norms": norms, "n_build": n_build, "n_eval": n_eval,
+                                 "natural_images": natural_images, "max_passes": max_passes, "method": method,
+                                 "natural_models": models})
+attacked = run.available_models(prof, prof.uap.natural_models)
+display(Markdown(f"**Profile `{prof.name}`**: {prof.description}. Natural-image UAPs against: "
+                 f"{', '.join(attacked)}; zeta relative to the **{zeta_reference}** images."))
+tables.settings_table(prof)
 
 # %% [markdown]
 # ## UAPs from photos, from medical images, and random
@@ -85,22 +88,16 @@ universal.settings_table(settings)
 # 95 % interval. `natural_above_random` says whether the two intervals are disjoint.
 
 # %%
-attacked = universal.available_models(prof, settings.natural_models)
-zoo = experiment.trained_models(prof, models=attacked, progress=False)
-natural = universal.natural_uap_experiment(prof, trained=zoo, settings=settings,
-                                           zeta_reference=zeta_reference, progress=False)
-medical = universal.uap_experiment(prof, trained=zoo, settings=settings, targeted=False, progress=False)
-table = universal.natural_vs_medical(natural, medical)
+zoo = models_zoo.trained_models(prof, models=attacked, progress=False)
+natural = run.natural_uap_experiment(prof, trained=zoo, zeta_reference=zeta_reference, progress=False)
+medical = run.uap_experiment(profiles.get_profile(prof, uap={"targeted": False}), trained=zoo, progress=False)
+table = tables.natural_vs_medical(natural, medical)
 shown = ["task", "arch", "init_used", "size", "norm", "zeta", "eps", "eps_if_natural_ref", "method",
          "n_natural", "n_eval", "natural_uap", "medical_uap", "random", "natural_above_random"]
 table[shown]
 
 # %%
-uplots.rate_bars(table.assign(attack="non-targeted", rate=table["_natural"], medical=table["_medical"],
-                              random=table["_random"]),
-                 columns=(("rate", "UAP from photos"), ("medical", "UAP from medical images"),
-                          ("random", "random control")),
-                 title="Fooling rate on held-out medical images")
+uplots.natural_rate_bars(table)
 
 # %% [markdown]
 # ## Transfer learning as a security hole?
@@ -111,20 +108,10 @@ uplots.rate_bars(table.assign(attack="non-targeted", rate=table["_natural"], med
 # medical).
 
 # %%
-pivot = table.pivot_table(index=["task", "norm", "zeta"], columns="init", values="_natural")
-ratio = (table.assign(recovered=table["_natural"] / table["_medical"].where(table["_medical"] > 0))
-         .pivot_table(index=["task", "norm", "zeta"], columns="init", values="recovered"))
-both = pivot.round(3).join(ratio.round(2), lsuffix=": natural UAP", rsuffix=": natural / medical")
-both
+tables.transfer_learning_table(table)
 
 # %%
-if {"imagenet", "scratch"} <= set(pivot.columns):
-    diff = (pivot["imagenet"] - pivot["scratch"]).dropna()
-    display(Markdown(
-        f"The fine-tuned model is fooled more by photo-built UAPs than the one trained from scratch in "
-        f"{int((diff > 0).sum())} of {len(diff)} settings (median difference {diff.median():+.3f}). "
-        f"Natural-image UAPs beat their random control (disjoint intervals) in "
-        f"{int(table['natural_above_random'].eq('yes').sum())} of {len(table)} rows."))
+Markdown(report.transfer_learning_sentence(table))
 
 # %% [markdown]
 # ## Beside the study's logged case
@@ -137,7 +124,7 @@ if {"imagenet", "scratch"} <= set(pivot.columns):
 # is shown.
 
 # %%
-universal.minagi_comparison(table)
+tables.minagi_comparison(table)
 
 # %% [markdown]
 # ## What the photo-built perturbations look like
@@ -146,21 +133,15 @@ universal.minagi_comparison(table)
 # after the natural-image UAP with the highest fooling rate of each task.
 
 # %%
-largest = max(settings.zetas)
-for task_name in natural["sets"]:
-    keys = [k for k in natural["runs"] if k[0] == task_name and k[4] == largest]
-    display(uplots.uap_gallery(natural, keys, title=f"{get_task(task_name).title}: UAPs from photos, "
-                                                    f"zeta {largest:g}"))
+largest = max(prof.uap.zetas)
+for task_name in natural.sets:
+    display(uplots.uap_gallery(natural, natural.keys(task=task_name, zeta=largest),
+                               title=f"{get_task(task_name).title}: UAPs from photos, zeta {largest:g}"))
 
 # %%
-best = {}
-for key, run in natural["runs"].items():
-    fr = float((run["adv"] != run["clean"]).float().mean())
-    if key[0] not in best or fr > best[key[0]][1]:
-        best[key[0]] = (key, fr)
-for task_name, (key, fr) in best.items():
-    display(uplots.before_after(natural, key, n=4, seed=settings.seed))
-    display(uplots.confusion_under_uap(natural, key))
+for task_name in natural.sets:
+    display(uplots.before_after(natural, natural.strongest(task_name), n=4))
+    display(uplots.confusion_under_uap(natural, natural.strongest(task_name)))
 
 # %% [markdown]
 # ## Reading the result
@@ -174,4 +155,4 @@ for task_name, (key, fr) in best.items():
 # to a few thousand pixels, where little of what made them "natural" survives.
 
 # %%
-display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof['name']}`."))
+display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof.name}`."))

@@ -231,6 +231,9 @@ _X, _Y = torch.rand(2, 3, 4, 4), torch.tensor([0, 1])
     ({"x": torch.where(_X > 0.5, 1.001, _X)}, ValueError, "outside"),
     ({"x": torch.where(_X > 0.5, -0.001, _X)}, ValueError, "outside"),
     ({"x": (_X * 255).to(torch.uint8)}, TypeError, "float"),
+    ({"x": torch.where(_X > 0.9, math.nan, _X)}, ValueError, "NaN or infinite"),
+    ({"x": torch.where(_X > 0.9, math.inf, _X)}, ValueError, "NaN or infinite"),
+    ({"eps": 8}, ValueError, r"did you mean 8/255 = 0\.03137"),
     ({"x": _X[0]}, ValueError, "shape"),
     ({"y": _Y[:, None]}, ValueError, "shape"),
     ({"y": _Y.float()}, TypeError, "integer"),
@@ -278,3 +281,22 @@ def test_bad_options():
     with pytest.raises(ValueError, match="valid attacks: fgsm, ifgsm, pgd, mifgsm"):
         get_attack("deepfool")
     assert get_attack("I-FGSM").fn is ifgsm and get_attack("BIM").fn is ifgsm
+
+
+def test_l2_budget_above_the_image_diameter_is_refused():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 2))
+    pgd(model, _X, _Y, eps=5.0, norm="l2", steps=1)  # large for L2 but inside the box's diameter
+    with pytest.raises(ValueError, match="L2 diameter"):
+        pgd(model, _X, _Y, eps=8.0, norm="l2", steps=1)  # sqrt(3 * 4 * 4) = 6.9
+
+
+def test_uap_refuses_nan_pixels_and_zeta_above_one():
+    from advmed.attacks.universal import uap
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 2))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        uap(model, torch.where(_X > 0.9, math.nan, _X), progress=False)
+    with pytest.raises(ValueError, match="did you mean 0.04"):
+        uap(model, _X, zeta=4, progress=False)
+    with pytest.raises(ValueError, match="did you mean 8/255"):
+        uap(model, _X, eps=8, progress=False)

@@ -84,6 +84,47 @@ def test_yaml_parameters_and_p_override():
         book.parse_parameters(None, "- a\n- b\n")
 
 
+def test_unknown_parameter_is_refused_before_executing(tmp_path, capsys):
+    src = _chapter(tmp_path, "09_params.py", GOOD)
+    with pytest.raises(book.ParameterError, match=r"(?s)no parameter 'epsilon'.*profile = .auto.*n = 1"):
+        book.run_chapter(src, {"profile": "smoke", "epsilon": 3}, out=tmp_path / "o")
+    assert not (tmp_path / "o").exists(), "nothing may execute"
+    assert book.main(["run", str(src), "-p", "epsilon", "3", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no parameter 'epsilon'" in err and "n = 1" in err and "Traceback" not in err
+
+
+def test_every_chapter_parameter_is_known():
+    for entry in CHAPTERS:
+        params = book.chapter_parameters(REPO / f"{entry}.py")
+        assert "profile" in params, entry
+
+
+def test_build_arguments_are_checked_before_any_chapter_runs(tmp_path, capsys):
+    root = _mini_project(tmp_path, {"01_ok": GOOD, "02_bad": BAD})
+    build = tmp_path / "b"
+    assert book.main(["build", "--root", str(root), "--profile", "gpu", "--build-dir", str(build)]) == 2
+    assert "unknown profile 'gpu'; valid profiles: auto, smoke, cpu, paper" in capsys.readouterr().err
+    assert book.main(["build", "--root", str(root), "--profile", "smoke", "--chapters", "07",
+                      "--build-dir", str(build)]) == 2
+    assert "no chapter matches '07'; the chapters are: 01_ok, 02_bad" in capsys.readouterr().err
+    assert not build.exists(), "a refused build writes nothing"
+
+
+def test_missing_chapter_file_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert book.main(["run", "book/99_nope.py"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no chapter file book/99_nope.py" in err and "01_models.py" in err
+
+
+def test_book_root_is_the_working_directory_not_the_package(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="has no _toc.yml"):
+        book.book_root()
+    assert book.book_root(REPO) == REPO.resolve()
+
+
 # --------------------------------------------------------------------------- the project's book
 def test_toc_lists_intro_and_the_four_chapters():
     entries = book.toc_files(REPO / "_toc.yml")
@@ -176,10 +217,10 @@ def test_refuses_to_overwrite_the_source(tmp_path):
 
 
 def test_chapter_selection():
-    assert book._matches("book/01_models", ["01_models"])
-    assert book._matches("book/01_models", ["book/01_models.py"])
-    assert book._matches("book/01_models", ["01"])
-    assert not book._matches("book/01_models", ["02_whitebox", "03"])
+    assert book.matches("book/01_models", ["01_models"])
+    assert book.matches("book/01_models", ["book/01_models.py"])
+    assert book.matches("book/01_models", ["01"])
+    assert not book.matches("book/01_models", ["02_whitebox", "03"])
 
 
 # --------------------------------------------------------------------------- build

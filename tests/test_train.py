@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-import advmed.experiment as E
+import advmed.experiments.zoo as E
 import advmed.train as T
 import advmed.train.checkpoints as TC
 from advmed.models import predict_proba
-from advmed.profiles import get_profile
+from advmed.experiments.profiles import get_profile
 
 
 def _images(n, seed, size=12):
@@ -167,9 +167,9 @@ def test_predict_proba_restores_mode_and_sums_to_one():
 def test_config_key_and_profile_configs():
     prof = get_profile("smoke", models=["small_cnn"])
     cfgs = E.configs_for_profile(prof)
-    assert len(cfgs) == len(prof["tasks"]) * len(prof["models"])
-    assert all(c.channels == 3 and c.seed == prof["seeds"][0] for c in cfgs)
-    assert {(c.task, c.size) for c in cfgs} == {(t, s["size"]) for t, s in prof["tasks"].items()}
+    assert len(cfgs) == len(prof.tasks) * len(prof.models)
+    assert all(c.channels == 3 and c.seed == prof.seeds[0] for c in cfgs)
+    assert {(c.task, c.size) for c in cfgs} == set(prof.tasks.items())
     keys = {c.key() for c in cfgs}
     assert len(keys) == len(cfgs) and all(len(k) == 16 for k in keys)
     c = cfgs[0]
@@ -180,8 +180,8 @@ def test_config_key_and_profile_configs():
     assert T.TrainConfig("melanoma_derm", "x").hflip is True
     with pytest.raises(ValueError, match="balance"):
         T.TrainConfig("pneumonia_cxr", "x", balance="oversample")
-    with pytest.raises(KeyError, match="unknown train entries"):
-        E.configs_for_profile({**prof, "train": {"epochz": 1}})
+    with pytest.raises(KeyError, match="unknown train settings.*epochz.*valid: "):
+        get_profile("smoke", train={"epochz": 1})
 
 
 def test_profile_sizes_checked_against_architecture_minimum():

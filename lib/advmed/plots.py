@@ -30,7 +30,9 @@ def style():
         yield
 
 
-def _styled(fn):
+def styled(fn):
+    """Decorator: draw the whole figure of ``fn`` in the book's :func:`style`."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with style():
@@ -52,7 +54,7 @@ class BookFigure(Figure):
         return buf.getvalue()
 
 
-def _figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (5.0, 4.0)):
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (5.0, 4.0)):
     """A :class:`BookFigure` and its 2-D axes grid: every figure of the book starts here."""
     fig = BookFigure(figsize=figsize, layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
@@ -89,21 +91,21 @@ def _macro_roc(y: np.ndarray, p: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.mean(tprs, axis=0) if tprs else np.full_like(grid, np.nan)
 
 
-@_styled
+@styled
 def roc_curves(results: Mapping[str, Any], *, title: str | None = None,
                figsize: tuple[float, float] = (4.8, 4.4)) -> Figure:
     """ROC curves of several models on one axis, AUC in the legend.
 
     Args:
         results: ``{label: (y_true, proba)}`` (or dicts with ``y`` and ``proba``, e.g.
-            ``advmed.experiment.clean_predictions``; tuple labels are joined by " / "), proba
+            ``advmed.experiments.zoo.clean_predictions``; tuple labels are joined by " / "), proba
             ``(n, K)`` softmax outputs. Binary: the ROC of class 1. Multiclass: the macro
             average of the one-vs-rest curves (TPR averaged at common FPRs), with the
             macro one-vs-rest AUC.
     """
     from .metrics import roc_auc
 
-    fig, axes = _figure(figsize=figsize)
+    fig, axes = new_figure(figsize=figsize)
     ax = axes[0, 0]
     colors = sns.color_palette(PALETTE, max(len(results), 1))
     grid = np.linspace(0, 1, 501)
@@ -130,7 +132,7 @@ def roc_curves(results: Mapping[str, Any], *, title: str | None = None,
     return fig
 
 
-@_styled
+@styled
 def confusion_matrix(y_true: Any, pred: Any, classes: Sequence[str], *, title: str | None = None,
                      figsize: tuple[float, float] | None = None) -> Figure:
     """Confusion matrix: rows are the true class, colour is the row fraction (recall),
@@ -142,7 +144,7 @@ def confusion_matrix(y_true: Any, pred: Any, classes: Sequence[str], *, title: s
     frac = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
     annot = np.array([[f"{cm[i, j]}\n{100 * frac[i, j]:.0f}%" for j in range(k)] for i in range(k)])
     side = 1.6 + 0.9 * k
-    fig, axes = _figure(figsize=figsize or (side + 1.2, side))
+    fig, axes = new_figure(figsize=figsize or (side + 1.2, side))
     ax = axes[0, 0]
     sns.heatmap(frac, annot=annot, fmt="", cmap="Blues", vmin=0, vmax=1, square=True, ax=ax,
                 xticklabels=list(classes), yticklabels=list(classes), cbar_kws={"label": "fraction of true class"},
@@ -154,7 +156,39 @@ def confusion_matrix(y_true: Any, pred: Any, classes: Sequence[str], *, title: s
     return fig
 
 
-def _display_image(img: np.ndarray) -> tuple[np.ndarray, str | None]:
+def amplify(delta: Any, gain: float | None = None) -> tuple[np.ndarray, float]:
+    """``0.5 + gain * delta`` clipped to [0, 1], as (C, H, W) numpy, and the gain used.
+
+    A perturbation of a few grey levels is invisible at gain 1; the default gain maps the
+    largest |delta| to 0.5 (mid-grey +- 0.5), so the pattern fills the display range;
+    mid-grey means no change.
+    """
+    d = _numpy(delta).astype(np.float32)
+    d = d.reshape(d.shape[-3:])
+    if gain is None:
+        m = float(np.abs(d).max()) if d.size else 0.0
+        gain = 0.5 / m if m > 0 else 1.0
+    return np.clip(0.5 + gain * d, 0, 1), float(gain)
+
+
+def show_image(ax: Any, img: Any) -> None:
+    """Draw a (C, H, W) image (uint8 or [0, 1] float; gray when its channels are equal) on
+    ``ax`` without ticks or grid."""
+    arr, cmap = display_image(_numpy(img))
+    ax.imshow(arr, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+def show_perturbation(ax: Any, delta: Any, gain: float | None = None) -> float:
+    """Draw an amplified perturbation (:func:`amplify`) on ``ax``; return the gain used."""
+    img, g = amplify(delta, gain)
+    show_image(ax, img)
+    return g
+
+
+def display_image(img: np.ndarray) -> tuple[np.ndarray, str | None]:
     """``(C, H, W)`` uint8 or [0, 1] float -> an array for ``imshow`` and a colormap."""
     img = img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32)
     img = np.clip(img, 0, 1)
@@ -163,7 +197,7 @@ def _display_image(img: np.ndarray) -> tuple[np.ndarray, str | None]:
     return np.transpose(img, (1, 2, 0)), None
 
 
-@_styled
+@styled
 def image_grid(images: Any, labels: Any = None, classes: Sequence[str] | None = None, *,
                per_class: int = 6, seed: int = 0, title: str | None = None,
                cell_inches: float = 1.25) -> Figure:
@@ -183,7 +217,7 @@ def image_grid(images: Any, labels: Any = None, classes: Sequence[str] | None = 
         classes = [str(c) for c in range(int(y.max()) + 1)]
     rng = np.random.default_rng(seed)
     k = len(classes)
-    fig, axes = _figure(k, per_class, figsize=(cell_inches * per_class + 0.8, cell_inches * k + 0.4))
+    fig, axes = new_figure(k, per_class, figsize=(cell_inches * per_class + 0.8, cell_inches * k + 0.4))
     for c in range(k):
         members = np.flatnonzero(y == c)
         pick = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
@@ -191,7 +225,7 @@ def image_grid(images: Any, labels: Any = None, classes: Sequence[str] | None = 
             ax = axes[c, j]
             ax.set_axis_off()
             if j < len(pick):
-                img, cmap = _display_image(x[pick[j]])
+                img, cmap = display_image(x[pick[j]])
                 ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
         axes[c, 0].text(-0.08, 0.5, f"{classes[c]}\n(n={len(members)})", transform=axes[c, 0].transAxes,
                         ha="right", va="center", fontsize="small")
@@ -200,7 +234,7 @@ def image_grid(images: Any, labels: Any = None, classes: Sequence[str] | None = 
     return fig
 
 
-@_styled
+@styled
 def training_curves(history: Any, *, title: str | None = None,
                     figsize: tuple[float, float] = (9.0, 3.4)) -> Figure:
     """Loss and validation AUC per epoch; the kept (best) epoch is marked.
@@ -215,7 +249,7 @@ def training_curves(history: Any, *, title: str | None = None,
     runs = dict(history) if isinstance(history, Mapping) else {None: history}
     runs = {k: (v.history if hasattr(v, "history") and not isinstance(v, pd.DataFrame) else v)
             for k, v in runs.items()}
-    fig, axes = _figure(1, 2, figsize=figsize)
+    fig, axes = new_figure(1, 2, figsize=figsize)
     ax_loss, ax_auc = axes[0]
     colors = sns.color_palette(PALETTE, max(len(runs), 2))
     for i, (label, h) in enumerate(runs.items()):

@@ -33,10 +33,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from .attacks import AttackSpec
+from .attacks import attack_label as attack_label_of
+from .device import module_device
+from .models import as_module
+from .plots import display_image
+
 __all__ = [
     "DEFAULT_ATTACKS",
     "DEFAULT_EPS_255",
-    "ATTACK_LABELS",
     "Frame",
     "ExplorerData",
     "prepare",
@@ -51,8 +56,6 @@ __all__ = [
 
 DEFAULT_ATTACKS: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
 DEFAULT_EPS_255: tuple[float, ...] = (0, 0.5, 1, 2, 4, 8)
-ATTACK_LABELS = {"fgsm": "FGSM", "ifgsm": "I-FGSM", "pgd": "PGD", "mifgsm": "MI-FGSM",
-                 "bim": "BIM"}
 
 #: a static explorer holding more PNG than this warns (the page would load slowly)
 WARN_PAYLOAD_MB = 20
@@ -115,16 +118,6 @@ class Frame:
         return float(np.abs(self.delta).max()) * 255 if self.delta.size else 0.0
 
 
-def _unwrap_model(m) -> torch.nn.Module:
-    if isinstance(m, torch.nn.Module):
-        return m
-    inner = getattr(m, "model", None)
-    if isinstance(inner, torch.nn.Module):
-        return inner
-    raise TypeError(f"models must map (task, arch) to an nn.Module (or an object with a .model "
-                    f"nn.Module), got {type(m).__name__}")
-
-
 def _unwrap_images(v, task: str):
     """(x, y, classes) or an ImageSet-like object -> float x in [0,1], int64 y, classes."""
     if hasattr(v, "images") and hasattr(v, "labels"):
@@ -155,7 +148,7 @@ def _resolve_attacks(attacks, attack_fn) -> dict[str, Callable]:
         out = dict(attacks)
     else:
         if attack_fn is None:
-            from advmed.attacks import get_attack as attack_fn  # the real attacks
+            from .attacks import get_attack as attack_fn  # the real attacks
         out = {name: attack_fn(name) for name in attacks}
     for name, fn in out.items():
         if not callable(fn):
@@ -170,7 +163,7 @@ def prepare(models, images, attacks=DEFAULT_ATTACKS, eps_255=DEFAULT_EPS_255, *,
     """Check and normalise the explorer's inputs (see :func:`explorer`)."""
     if not models:
         raise ValueError("models is empty: give {(task, arch): model}")
-    models = {tuple(k): _unwrap_model(m) for k, m in models.items()}
+    models = {tuple(k): as_module(m) for k, m in models.items()}
     for k in models:
         if len(k) != 2:
             raise ValueError(f"models keys must be (task, arch) pairs, got {k!r}")
@@ -194,14 +187,6 @@ def prepare(models, images, attacks=DEFAULT_ATTACKS, eps_255=DEFAULT_EPS_255, *,
 
 
 # --------------------------------------------------------------------------- compute
-def _device_of(model: torch.nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
 @torch.no_grad()
 def _proba(model, x) -> torch.Tensor:
     was = model.training
@@ -213,9 +198,11 @@ def _proba(model, x) -> torch.Tensor:
 
 
 def _call_attack(fn, model, x, y, eps, kwargs, seed):
+    if isinstance(fn, AttackSpec):
+        return fn.call(model, x, y, eps=eps, seed=seed, **kwargs)
     kw = dict(kwargs)
     try:
-        params = inspect.signature(getattr(fn, "fn", fn)).parameters
+        params = inspect.signature(fn).parameters
         if "seed" in params and "seed" not in kw:
             kw["seed"] = seed
         if "progress" in params and "progress" not in kw:
@@ -228,7 +215,7 @@ def _call_attack(fn, model, x, y, eps, kwargs, seed):
 def _attack_batch(data: ExplorerData, task, arch, attack, eps_255, idx) -> list[Frame]:
     model = data.models[(task, arch)]
     x_all, y_all, classes = data.images[task]
-    dev = _device_of(model)
+    dev = module_device(model)
     x = x_all[idx].to(dev)
     y = y_all[idx].to(dev)
     if eps_255 == 0:
@@ -300,14 +287,23 @@ def _short(s: str, n: int = 16) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def _to_display(img: np.ndarray):
-    """(C,H,W) -> what imshow wants, with the colormap for grey images."""
-    img = np.clip(img, 0, 1)
-    if img.shape[0] == 1:
-        return img[0], "gray"
-    if img.shape[0] == 3:
-        return np.transpose(img, (1, 2, 0)), None
-    return img.mean(0), "gray"
+def _probability_panel(ax, f: Frame, order: list[int], ylabels: list[str]) -> None:
+    """Class probabilities before (clean) and after (adversarial) as paired bars."""
+    ypos = np.arange(len(order))
+    h = 0.38
+    ax.barh(ypos - h / 2, f.p_clean[order], height=h, color=_CLEAN_COLOR, label="clean")
+    ax.barh(ypos + h / 2, f.p_adv[order], height=h, color=_ADV_COLOR, label="adversarial")
+    ax.set_yticks(ypos)
+    ax.set_yticklabels(ylabels, fontsize=8)
+    ax.invert_yaxis()
+    ax.yaxis.tick_right()
+    ax.set_xlim(0, 1)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title("class probability (* = true class)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", frameon=False, bbox_to_anchor=(-0.02, -0.1),
+              ncol=2, borderaxespad=0, handlelength=1.0, columnspacing=1.0)
+    ax.spines[["top", "left"]].set_visible(False)
+
 
 
 def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90,
@@ -325,7 +321,7 @@ def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90
     from PIL import Image as PILImage
 
     f = frame
-    label = attack_label or ATTACK_LABELS.get(f.attack, f.attack)
+    label = attack_label or attack_label_of(f.attack)
     k_clean, k_adv = int(np.argmax(f.p_clean)), int(np.argmax(f.p_adv))
     # classes drawn in the probability panel
     K = len(f.p_clean)
@@ -345,11 +341,11 @@ def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90
     axes = [fig.add_subplot(gs[0, i]) for i in range(4)]
     cls = f.classes
 
-    img, cmap = _to_display(f.x)
+    img, cmap = display_image(f.x)
     axes[0].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     axes[0].set_title(f"clean: {_short(cls[k_clean], 14)} ({f.p_clean[k_clean]:.2f})",
                       fontsize=9, color="black")
-    img, cmap = _to_display(f.x_adv)
+    img, cmap = display_image(f.x_adv)
     axes[1].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     flipped = k_adv != k_clean
     axes[1].set_title(f"adversarial: {_short(cls[k_adv], 14)} ({f.p_adv[k_adv]:.2f})",
@@ -358,7 +354,7 @@ def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90
                        else "eps 0: no attack", fontsize=8)
     if f.eps_255 > 0:
         gain = 0.5 / (f.eps_255 / 255.0)
-        img, cmap = _to_display(0.5 + gain * f.delta)
+        img, cmap = display_image(0.5 + gain * f.delta)
         axes[2].imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
         axes[2].set_title(f"perturbation x{gain:.0f}", fontsize=9)
         axes[2].set_xlabel(f"max |δ| = {f.linf_255:.3g}/255; grey = 0", fontsize=8)
@@ -371,22 +367,7 @@ def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90
         ax.set_yticks([])
     axes[0].set_xlabel(f"true: {_short(cls[f.label], 18)}", fontsize=8)
 
-    # probability bars, clean vs adversarial
-    ax = axes[3]
-    ypos = np.arange(len(order))
-    h = 0.38
-    ax.barh(ypos - h / 2, f.p_clean[order], height=h, color=_CLEAN_COLOR, label="clean")
-    ax.barh(ypos + h / 2, f.p_adv[order], height=h, color=_ADV_COLOR, label="adversarial")
-    ax.set_yticks(ypos)
-    ax.set_yticklabels(ylabels, fontsize=8)
-    ax.invert_yaxis()
-    ax.yaxis.tick_right()
-    ax.set_xlim(0, 1)
-    ax.tick_params(axis="x", labelsize=7)
-    ax.set_title("class probability (* = true class)", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", frameon=False, bbox_to_anchor=(-0.02, -0.1),
-              ncol=2, borderaxespad=0, handlelength=1.0, columnspacing=1.0)
-    ax.spines[["top", "left"]].set_visible(False)
+    _probability_panel(axes[3], f, order, ylabels)
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -410,7 +391,7 @@ def _controls(data: ExplorerData):
                       style=style, layout=W.Layout(width="auto"))
     image = W.Dropdown(options=[(data.image_label(i), i) for i in range(data.n_images)],
                        value=0, description="image", style=style, layout=W.Layout(width="auto"))
-    attack = W.ToggleButtons(options=[(ATTACK_LABELS.get(a, a), a) for a in data.attacks],
+    attack = W.ToggleButtons(options=[(attack_label_of(a), a) for a in data.attacks],
                              value=next(iter(data.attacks)), description="attack", style=style)
     attack.style.button_width = "80px"
     eps_opts = [(_fmt_eps(e), e) for e in data.eps_255]
@@ -535,44 +516,7 @@ class StaticExplorer(_VBox):
         png_cache: dict[tuple, Any] = {}  # shared widgets (eps = 0 across attacks)
         self.payload_bytes = 0
 
-        def image_for(key):
-            t, a, i, at, e = key
-            share = (t, a, i, None, 0.0) if e == 0 else key
-            if share not in png_cache:
-                png = (pngs[frame_id(share)] if pngs is not None
-                       else render_frame(frames[key], **render_kwargs))
-                self.payload_bytes += len(png)
-                png_cache[share] = W.Image(value=png, format="png",
-                                           layout=W.Layout(max_width="100%"))
-            return png_cache[share]
-
-        def stack(level, children):
-            s = W.Stack(children=children, selected_index=0)
-            self.stacks[level].append(s)
-            return s
-
-        task_children = []
-        for t in data.tasks:
-            arch_children = []
-            for a in data.archs:
-                if (t, a) not in data.models:
-                    arch_children.append(W.HTML(
-                        f"<p><b>No model for task {t} with architecture {a}.</b></p>"))
-                    continue
-                img_children = []
-                for i in range(data.n_images):
-                    att_children = []
-                    for at in data.attacks:
-                        eps_children = []
-                        for e in data.eps_255:
-                            w = image_for((t, a, i, at, e))
-                            self.images[(t, a, i, at, e)] = w
-                            eps_children.append(w)
-                        att_children.append(stack("eps", eps_children))
-                    img_children.append(stack("attack", att_children))
-                arch_children.append(stack("image", img_children))
-            task_children.append(stack("arch", arch_children))
-        root = stack("task", task_children)
+        root = self._build_stacks(pngs, render_kwargs, png_cache)
         self.n_frames = len(png_cache)
         if self.payload_bytes > WARN_PAYLOAD_MB * 1e6:
             import warnings
@@ -595,6 +539,37 @@ class StaticExplorer(_VBox):
                 f"{len(data.eps_255)} eps).")
         super().__init__(_layout(self.controls, root, _note_html(note)), **kwargs)
         self.root = root
+
+    def _build_stacks(self, pngs, render_kwargs, png_cache):
+        """The nested Stacks task > arch > image > attack > eps > Image, frames shared where
+        equal (eps = 0 across attacks); returns the root Stack."""
+        import ipywidgets as W
+
+        data = self.data
+
+        def image_for(key):
+            t, a, i, at, e = key
+            share = (t, a, i, None, 0.0) if e == 0 else key
+            if share not in png_cache:
+                png = (pngs[frame_id(share)] if pngs is not None
+                       else render_frame(self.frames[key], **render_kwargs))
+                self.payload_bytes += len(png)
+                png_cache[share] = W.Image(value=png, format="png", layout=W.Layout(max_width="100%"))
+            self.images[key] = png_cache[share]
+            return png_cache[share]
+
+        def stack(level, children):
+            s = W.Stack(children=children, selected_index=0)
+            self.stacks[level].append(s)
+            return s
+
+        def arch_level(t, a):
+            if (t, a) not in data.models:
+                return W.HTML(f"<p><b>No model for task {t} with architecture {a}.</b></p>")
+            return stack("image", [stack("attack", [stack("eps", [image_for((t, a, i, at, e)) for e in data.eps_255])
+                                                    for at in data.attacks]) for i in range(data.n_images)])
+
+        return stack("task", [stack("arch", [arch_level(t, a) for a in data.archs]) for t in data.tasks])
 
     def summary(self) -> str:
         return (f"{self.n_frames} frames, {self.payload_bytes / 1e6:.2f} MB PNG "

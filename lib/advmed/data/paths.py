@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 ENV_ROOT = "ADVMED_DATA_ROOT"
-ENV_CACHE = "ADVMED_CACHE"
 ENV_OFFLINE = "ADVMED_OFFLINE"
 
 

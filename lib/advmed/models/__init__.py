@@ -10,7 +10,8 @@
 """
 from ..device import module_device as model_device
 from .build import ARCHITECTURES, INITS, ArchSpec, build_model, get_arch, input_channels
-from .inference import as_pixels, predict_proba
+from .gray import GrayInput, as_rgb, is_gray
+from .inference import as_module, as_pixels, predict_proba
 from .mobilenet_v1 import MobileNetV1, TFConv2d
 from .normalize import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier, Normalize
 from .small_cnn import SmallCNN
@@ -21,5 +22,5 @@ __all__ = [
     "ARCHITECTURES", "INITS", "ArchSpec", "build_model", "get_arch", "input_channels",
     "MobileNetV1", "TFConv2d", "IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "Normalize",
     "SmallCNN", "load_tfjs_mobilenet", "mobilenet_weights_dir",
-    "PretrainedWeightsWarning", "WeightsUnavailable", "as_pixels", "model_device", "predict_proba",
+    "PretrainedWeightsWarning", "WeightsUnavailable", "GrayInput", "as_module", "as_pixels", "as_rgb", "is_gray", "model_device", "predict_proba",
 ]

@@ -19,6 +19,15 @@ from tqdm.auto import tqdm
 from ..device import module_device
 
 
+def as_module(trained_or_model: Any) -> nn.Module:
+    """The ``nn.Module`` of a ``TrainedModel`` (its ``.model``) or the module itself."""
+    model = trained_or_model if isinstance(trained_or_model, nn.Module) else getattr(trained_or_model, "model", None)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected a TrainedModel or an nn.Module returning logits, got "
+                        f"{type(trained_or_model).__name__}")
+    return model
+
+
 def as_pixels(x: Any) -> torch.Tensor:
     """Images as a float tensor in [0, 1]; uint8 input (and an ImageSet) is divided by 255."""
     if hasattr(x, "images") and hasattr(x, "labels"):  # an ImageSet

@@ -279,44 +279,61 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
         seed: int = 0, progress: bool = True) -> UAPResult:
     """Build a universal adversarial perturbation from images ``x``.
 
-    Parameters
-    ----------
-    model: returns logits (one per class; binary tasks have two). Run in eval mode with
-        parameter gradients off (``frozen_eval``) and restored afterwards; must be on ``x``'s device.
-    x: (N, C, H, W) float pixels in [0, 1], the images the UAP is built from (evaluate on others).
-    y: reference labels for the non-targeted attack; None (default, as in the study) uses the
-        model's clean predictions, so "fooled" means "prediction changed". Ignored if targeted.
-    zeta: bound as a fraction of the mean image norm over all channels (L2: mean per-image
-        L2 norm; L-inf: mean per-image max |pixel|); the study used 0.02 and 0.04 and measured
-        the norm on channel 0 of its [-1, 1] images (see :func:`eps_from_zeta`).
-    eps: absolute bound in [0, 1] pixel units; overrides ``zeta`` (then ``result.zeta`` is None).
-    norm: ``"linf"`` or ``"l2"``, the ball ``delta`` is projected onto.
-    target: None for a non-targeted UAP, else a class index (Hirano & Takemoto 2020).
-    method: ``"iterative"`` (Moosavi-Dezfooli et al. 2017 with an FGSM inner step, as the
-        study) or ``"batched"`` (Shafahi et al. 2020: mini-batch gradient ascent on the mean loss).
-    step_size: [0, 1] pixel units. Iterative: the FGSM step, always an L-inf sign step as in the
-        study (default :data:`STUDY_STEP` = 0.0012, the study's 0.0024 in its [-1, 1] units).
-        Batched: the learning rate; default ``eps / 10`` for ``"sign"`` steps (L-inf: ``lr *
-        sign(g)``; L2: ``lr * g / ||g||_2``) and for Adam (per-pixel; divided by ``sqrt(C*H*W)``
-        for L2).
-    max_passes: passes over the images (the study: 15; ART's ``max_iter``).
-    target_rate: stop after the pass at which the fooling rate (targeted: share of all build
-        images classified as the target) reaches this. ART's ``delta`` is ``1 - target_rate``;
-        the study set ``delta=1e-6``, i.e. it ran all 15 passes unless every image was fooled,
-        hence the default 1.0.
-    batch_size: images per mini-batch. Iterative: 1 is ART's per-image algorithm exactly;
-        larger sums the accepted steps of a mini-batch (see the module docstring). Batched:
-        the SGD mini-batch.
-    optimizer: batched only, ``"sign"`` or ``"adam"``.
-    loss_clamp: batched non-targeted only: clamp each image's cross-entropy at this value
-        (Shafahi et al.'s clamped loss), so already fooled images stop dominating the gradient.
-    eval_batch_size: batch size of the fooling-rate checks.
-    seed: seeds the image order (same seed, same device -> same ``delta``).
-    progress: tqdm bars over passes and mini-batches.
+    Moosavi-Dezfooli et al. (CVPR 2017) with the FGSM inner step of Hirano & Takemoto
+    (Algorithms 2020; targeted), or the mini-batch ascent of Shafahi et al. (AAAI 2020).
 
-    Returns
-    -------
-    UAPResult with ``delta`` (1, C, H, W) on ``x``'s device.
+    Args:
+        model: returns logits (one per class; binary tasks have two). Run in eval mode with
+            parameter gradients off (``frozen_eval``) and restored afterwards; must be on
+            ``x``'s device.
+        x: (N, C, H, W) float pixels in [0, 1], the images the UAP is built from (evaluate on
+            others).
+        y: reference labels for the non-targeted attack; None (default, as in the study) uses
+            the model's clean predictions, so "fooled" means "prediction changed". Ignored if
+            targeted.
+        zeta: bound as a fraction of the mean image norm over all channels (L2: mean
+            per-image L2 norm; L-inf: mean per-image max |pixel|); the study used 0.02 and
+            0.04 and measured the norm on channel 0 of its [-1, 1] images
+            (:func:`eps_from_zeta`). Must be in (0, 1).
+        eps: absolute bound in [0, 1] pixel units; overrides ``zeta`` (``result.zeta`` is then
+            None).
+        norm: ``"linf"`` or ``"l2"``, the ball ``delta`` is projected onto.
+        target: None for a non-targeted UAP, else a class index (Hirano & Takemoto 2020).
+        method: ``"iterative"`` (Moosavi-Dezfooli et al. 2017 with an FGSM inner step, as the
+            study) or ``"batched"`` (Shafahi et al. 2020: mini-batch gradient ascent on the
+            mean loss).
+        step_size: [0, 1] pixel units. Iterative: the FGSM step, always an L-inf sign step as
+            in the study (default :data:`STUDY_STEP` = 0.0012, the study's 0.0024 in its
+            [-1, 1] units). Batched: the learning rate; default ``eps / 10`` for ``"sign"``
+            steps (L-inf: ``lr * sign(g)``; L2: ``lr * g / ||g||_2``) and for Adam (per-pixel;
+            divided by ``sqrt(C*H*W)`` for L2).
+        max_passes: passes over the images (the study: 15; ART's ``max_iter``).
+        target_rate: stop after the pass at which the fooling rate (targeted: share of all
+            build images classified as the target) reaches this. ART's ``delta`` is
+            ``1 - target_rate``; the study set ``delta=1e-6``, i.e. it ran all 15 passes
+            unless every image was fooled, hence the default 1.0.
+        batch_size: images per mini-batch. Iterative: 1 is ART's per-image algorithm exactly;
+            larger sums the accepted steps of a mini-batch (see the module docstring).
+            Batched: the SGD mini-batch.
+        optimizer: batched only, ``"sign"`` or ``"adam"``.
+        loss_clamp: batched non-targeted only: clamp each image's cross-entropy at this value
+            (Shafahi et al.'s clamped loss), so already fooled images stop dominating the
+            gradient.
+        eval_batch_size: batch size of the fooling-rate checks.
+        seed: seeds the image order (same seed, same device -> same ``delta``).
+        progress: tqdm bars over passes and mini-batches.
+
+    Returns:
+        :class:`UAPResult` with ``delta`` (1, C, H, W) on ``x``'s device.
+
+    Example:
+        >>> import torch
+        >>> from advmed.attacks.universal import uap
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+        >>> x = torch.rand(32, 3, 8, 8)
+        >>> r = uap(model, x, zeta=0.04, norm="linf", method="batched", max_passes=2, progress=False)
+        >>> r.delta.shape, bool(r.norms["linf"] <= r.eps + 1e-7)
+        (torch.Size([1, 3, 8, 8]), True)
     """
     args = _check_arguments(model, x, y, zeta=zeta, eps=eps, norm=norm, target=target, method=method,
                             step_size=step_size, max_passes=max_passes, target_rate=target_rate,

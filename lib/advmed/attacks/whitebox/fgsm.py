@@ -38,9 +38,17 @@ def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
             ``(N,)`` or ``"other"`` (binary tasks) descends the loss towards the target.
         loss: ``"ce"`` (cross-entropy on logits) or ``"margin"`` (Carlini & Wagner
             2017), or a callable ``(logits, labels) -> (N,)``.
-        amp: mixed precision for the forward pass (CUDA only; a no-op on CPU).
-        batch_size: attack ``x`` in chunks of this many images (None: all at once).
-        progress: a tqdm bar when there is more than one chunk.
+        amp, batch_size, progress: as in :func:`~advmed.attacks.pgd` (mixed precision on
+            CUDA only; chunks of images; a tqdm bar over chunks).
+
+    Example:
+        >>> import torch
+        >>> from advmed.attacks import fgsm
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 8), torch.nn.Flatten())
+        >>> x = torch.rand(2, 1, 8, 8)
+        >>> delta = fgsm(net, x, torch.tensor([0, 1]), eps=4 / 255) - x
+        >>> round(float(delta.abs().max()) * 255, 3) <= 4.0
+        True
     """
     if steps != 1:
         raise ValueError(f"FGSM is a single step (steps=1), got steps={steps!r}; use ifgsm "

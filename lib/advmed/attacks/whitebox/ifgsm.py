@@ -35,6 +35,16 @@ def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ste
         steps: number of gradient steps (>= 1).
         step_size: alpha in [0, 1] pixel units; default ``2.5 * eps / steps``.
         targeted, target, loss, amp, batch_size, progress: as in :func:`~advmed.attacks.pgd`.
+
+    Example (targeted, every image pushed to class 2):
+        >>> import torch
+        >>> from advmed.attacks import ifgsm
+        >>> linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3))
+        >>> images = torch.rand(5, 3, 4, 4)
+        >>> out = ifgsm(linear, images, torch.zeros(5, dtype=torch.long), eps=0.03, steps=10,
+        ...             targeted=True, target=2)
+        >>> tuple(out.shape), bool(out.min() >= 0)
+        ((5, 3, 4, 4), True)
     """
     return run_attack(model, x, y, name="ifgsm", eps=eps, steps=steps, step_size=step_size,
                       step_rule="madry", targeted=targeted, target=target, loss=loss,

@@ -36,6 +36,16 @@ def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
         step_size: alpha in [0, 1] pixel units; default ``eps / steps``.
         decay: momentum factor mu >= 0 (0 gives I-FGSM).
         targeted, target, loss, amp, batch_size, progress: as in :func:`~advmed.attacks.pgd`.
+
+    Example:
+        >>> import torch
+        >>> from advmed.attacks import mifgsm
+        >>> conv = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 6), torch.nn.AdaptiveAvgPool2d(1),
+        ...                            torch.nn.Flatten())
+        >>> batch, labels = torch.rand(3, 3, 6, 6), torch.tensor([1, 0, 1])
+        >>> moved = mifgsm(conv, batch, labels, eps=1 / 255, steps=4) - batch
+        >>> bool(moved.abs().max() <= 1 / 255 + 1e-7)
+        True
     """
     return run_attack(model, x, y, name="mifgsm", eps=eps, steps=steps, step_size=step_size,
                       step_rule="dong", targeted=targeted, target=target, loss=loss,

@@ -60,6 +60,15 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
         amp: mixed precision for the forward pass (CUDA only; a no-op on CPU).
         batch_size: attack ``x`` in chunks of this many images (None: all at once).
         progress: a tqdm bar when there is more than one chunk.
+
+    Example:
+        >>> import torch
+        >>> from advmed.attacks import pgd
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+        >>> x, y = torch.rand(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
+        >>> x_adv = pgd(model, x, y, eps=0.5, norm="l2", steps=10, restarts=2, seed=0)
+        >>> bool(((x_adv - x).flatten(1).norm(dim=1) <= 0.5 + 1e-6).all())
+        True
     """
     return run_attack(model, x, y, name="pgd", eps=eps, steps=steps, step_size=step_size,
                       step_rule="madry", norm=norm, targeted=targeted, target=target,

@@ -1,4 +1,5 @@
-"""advmed.robustness (+ _studies, _plots): sweeps, memoisation, study tables, figures.
+"""advmed.experiments.whitebox (run, tables, plots, report): sweeps, memoisation, study
+tables, figures, prose.
 
 A tiny CNN trained for a second on synthetic two-class images (which half of the image
 is brighter) stands in for a real model, so the whole file runs in seconds.
@@ -13,10 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from advmed import references
-from advmed import robustness as R
-from advmed import robustness_plots as P
-from advmed import robustness_studies as S
+from advmed.experiments import references
+from advmed.experiments.profiles import get_profile
+from advmed.experiments.whitebox import plots as P
+from advmed.experiments.whitebox import report
+from advmed.experiments.whitebox import run as R
+from advmed.experiments.whitebox import tables as T
 from advmed.metrics import classification_metrics
 
 
@@ -124,9 +127,10 @@ def test_targeted_other_reports_target_rate(trained):
 def test_whitebox_results_memo_reuse(trained, tmp_cache, monkeypatch):
     model, x, y = trained
     zoo = {("toy", "tiny", "scratch"): _fake_trained(model)}
-    monkeypatch.setattr(R, "test_images", lambda task, profile, n=None, **kw: _fake_set(x[:n], y[:n]))
-    prof = {"name": "test", "attacks": {"n_images": 32, "eps_255": [0, 2, 4], "steps": 2, "restarts": 1},
-            "eval": {"n_boot": 20}, "seeds": [0]}
+    monkeypatch.setattr(R, "test_images", lambda task, profile, **kw: _fake_set(
+        x[:profile.whitebox.n_images], y[:profile.whitebox.n_images]))
+    prof = get_profile("smoke", whitebox={"n_images": 32, "eps_255": [0, 2, 4], "steps": 2, "restarts": 1},
+                       eval={"n_boot": 20}, seeds=[0])
     first = R.whitebox_results(prof, zoo, progress=False)
     assert list(first.columns[:5]) == ["task", "arch", "init", "init_used", "size"]
     assert len(first) == 1 + 4 * 2 and (first["n"] == 32).all()
@@ -139,18 +143,20 @@ def test_whitebox_results_memo_reuse(trained, tmp_cache, monkeypatch):
     pd.testing.assert_frame_equal(first, again, check_dtype=False)
     # another image selection is another key: it is computed (and here fails loudly)
     with pytest.raises(AssertionError, match="must not attack"):
-        R.whitebox_results(prof, zoo, n_images=16, progress=False)
+        R.whitebox_results(get_profile(prof, whitebox={"n_images": 16}), zoo, progress=False)
 
 
 def test_adversarialmed_comparison_units(trained, tmp_cache, monkeypatch):
     model, x, y = trained
     zoo = {("pneumonia_cxr", "tiny", "scratch"): _fake_trained(model, task="pneumonia_cxr"),
            ("other_task", "tiny", "scratch"): _fake_trained(model, key="zzz", task="other_task")}
-    monkeypatch.setattr(S, "test_images", lambda task, profile, n=None, **kw: _fake_set(x, y))
-    prof = {"attacks": {"n_images": None}, "eval": {"n_boot": 20}, "seeds": [0]}
-    res = S.adversarialmed_results(prof, zoo, progress=False)
+    monkeypatch.setattr(R, "test_images", lambda task, profile, **kw: _fake_set(x, y))
+    prof = get_profile("smoke", whitebox={"n_images": "all"}, eval={"n_boot": 20}, seeds=[0])
+    res = R.adversarialmed_results(prof, zoo, progress=False)
     assert set(res["task"]) == {"pneumonia_cxr"}  # only the study's task
-    table = S.adversarialmed_comparison(res)
+    table = T.adversarialmed_comparison(res)
+    assert "iterative attack" in report.adversarialmed_reading(table, prof) or report.adversarialmed_reading(
+        table, prof).startswith("Our FGSM accuracy")
     assert list(table["attack"]) == ["clean", "FGSM", "I-FGSM", "PGD", "MI-FGSM"]
     adv = table[table["attack"] != "clean"]
     expected = references.eps_to_pixels(0.02, "imagenet_normalised")
@@ -173,9 +179,12 @@ def test_finlayson_comparison_units(trained, tmp_cache, monkeypatch):
     model, x, y = trained
     zoo = {("melanoma_derm", "tiny", "scratch"): _fake_trained(model, task="melanoma_derm"),
            ("pneumoniamnist", "tiny", "scratch"): _fake_trained(model, key="k2", task="pneumoniamnist")}
-    monkeypatch.setattr(S, "test_images", lambda task, profile, n=None, **kw: _fake_set(x, y))
-    prof = {"attacks": {"n_images": None}, "eval": {"n_boot": 20}, "seeds": [0]}
-    table = S.finlayson_comparison(S.finlayson_results(prof, zoo, progress=False))
+    monkeypatch.setattr(R, "test_images", lambda task, profile, **kw: _fake_set(x, y))
+    prof = get_profile("smoke", whitebox={"n_images": "all"}, eval={"n_boot": 20}, seeds=[0])
+    res = R.finlayson_results(prof, zoo, progress=False)
+    table = T.finlayson_comparison(res)
+    reading = report.finlayson_reading(res)
+    assert reading.count("\n- ") == len(table) and "melanoma_derm / tiny" in reading
     assert list(table["task"]) == ["melanoma_derm", "pneumoniamnist"]
     assert (table["eps (pixels)"] == 0.01).all() and (table["eps (/255)"] == 2.55).all()
     assert (table["eps (study, [-1, 1])"] == 0.02).all()
@@ -187,7 +196,7 @@ def test_finlayson_comparison_units(trained, tmp_cache, monkeypatch):
 
 
 def test_eps_conventions_table():
-    t = S.eps_conventions().set_index("study")
+    t = T.eps_conventions().set_index("study")
     assert t.loc["AdversarialMed", "eps (pixels)"] == pytest.approx(0.02 * 0.226, abs=1e-5)
     assert t.loc["Finlayson et al.", "eps (pixels)"] == pytest.approx(0.01)
     assert t.loc["Finlayson et al.", "step (pixels)"] == pytest.approx(0.005)
@@ -197,12 +206,14 @@ def test_tables_and_figures(trained):
     model, x, y = trained
     df = R.attack_sweep(model, x, y, eps_255=[0, 1, 4], steps=2, n_boot=20, progress=False)
     df = df.assign(task="toy", arch="tiny", init="scratch", init_used="scratch", size=12)
-    perc = R.perceptibility_table(df, eps_255=4)
+    perc = T.perceptibility_table(df, eps_255=4)
     assert len(perc) == 4 and (perc["eps_255"] == 4).all()
     assert perc["Linf (/255)"].str.startswith("4.00").all()
-    grid = R.accuracy_grid(df)
+    grid = T.accuracy_grid(df)
     assert list(grid.columns) == ["0/255", "1/255", "4/255"] and len(grid) == 4
-    assert len(R.sweep_table(df)) == len(df)
+    assert len(T.sweep_table(df)) == len(df)
+    assert set(T.task_grids(df, "toy").columns.get_level_values(0)) == {"accuracy", "AUC"}
+    assert report.at_a_glance(df).count("\n- ") == 1  # one model
     fig = P.robustness_curves(df, "toy")
     assert len(fig.axes) == 2
     fig = P.gallery(model, x, y, ("neg", "pos"), attack="pgd", eps_255=4, steps=3, n_images=2)

@@ -2,13 +2,13 @@
 under a UAP, transfer heatmaps and rate-vs-control bar charts.
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot (see
-:mod:`advmed.plots`), in the book's style. Inputs are the dictionaries of
-:func:`advmed.universal.uap_experiment` / :func:`~advmed.universal.natural_uap_experiment`
-and the tables built from them. Pixels are in [0, 1].
+:mod:`advmed.plots`), in the book's style. Inputs are the :class:`~.run.UAPExperiment` of
+:func:`~.run.uap_experiment` / :func:`~.run.natural_uap_experiment` and the tables built
+from them. Pixels are in [0, 1].
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,107 +16,84 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
-from .plots import PALETTE, _display_image, _figure, _styled, confusion_matrix
+from ...plots import PALETTE, confusion_matrix, new_figure, show_image, show_perturbation, styled
+from .run import RunKey, UAPExperiment
 
 
-def amplify(delta: torch.Tensor, gain: float | None = None) -> tuple[np.ndarray, float]:
-    """``0.5 + gain * delta`` clipped to [0, 1], as (C, H, W) numpy, and the gain used.
-
-    A UAP of a few percent of the image norm is invisible at gain 1; the default gain maps the
-    largest |delta| to 0.5 (mid-grey +- 0.5), so the pattern fills the display range.
-    """
-    d = delta.detach().cpu().float().reshape(delta.shape[-3:])
-    if gain is None:
-        m = float(d.abs().max())
-        gain = 0.5 / m if m > 0 else 1.0
-    return np.clip(0.5 + gain * d.numpy(), 0, 1), float(gain)
+def _run_title(key: RunKey, classes: Sequence[str] | None = None) -> str:
+    att = "non-targeted" if key.target is None else f"-> {classes[key.target] if classes else key.target}"
+    return f"{key.arch} ({key.init})\n{key.norm}, zeta {key.zeta:g}, {att}"
 
 
-def _show_delta(ax, delta: torch.Tensor, gain: float | None) -> float:
-    """Draw an amplified perturbation (gray for a one-channel UAP); return the gain."""
-    img, g = amplify(delta, gain)
-    if img.shape[0] == 1:
-        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(np.transpose(img, (1, 2, 0)), interpolation="nearest")
-    return g
-
-
-def _run_title(key: tuple, classes: Sequence[str] | None = None) -> str:
-    task, arch, init, norm, zeta, target = key
-    att = "non-targeted" if target is None else f"-> {classes[target] if classes else target}"
-    return f"{arch} ({init})\n{norm}, zeta {zeta:g}, {att}"
-
-
-@_styled
-def uap_gallery(exp: Mapping[str, Any], keys: Sequence[tuple] | None = None, *, gain: float | None = None,
+@styled
+def uap_gallery(exp: UAPExperiment, keys: Sequence[RunKey] | None = None, *, gain: float | None = None,
                 ncols: int = 4, cell_inches: float = 2.0, title: str | None = None) -> Figure:
     """The perturbations themselves, amplified (gain per panel in its title, or one common
-    ``gain``). ``keys`` are run keys of ``exp["runs"]`` (default: the non-targeted UAPs)."""
-    runs = exp["runs"]
-    keys = list(keys) if keys is not None else [k for k in runs if k[5] is None]
+    ``gain``). ``keys`` are run keys of ``exp.runs`` (default: the non-targeted UAPs)."""
+    keys = list(keys) if keys is not None else exp.keys(targeted=False)
     n = max(len(keys), 1)
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = _figure(nrows, ncols, figsize=(cell_inches * ncols + 0.4, (cell_inches + 0.55) * nrows + 0.4))
+    fig, axes = new_figure(nrows, ncols, figsize=(cell_inches * ncols + 0.4, (cell_inches + 0.55) * nrows + 0.4))
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, key in zip(axes.flat, keys):
-        g = _show_delta(ax, runs[key]["delta"], gain)
-        classes = exp["trained"][key[:3]].classes
-        ax.set_title(f"{key[0]}\n{_run_title(key, classes)}\ngain x{g:.0f}", fontsize="x-small")
+        g = show_perturbation(ax, exp.runs[key].delta, gain)
+        classes = exp.trained[key.model].classes
+        ax.set_title(f"{key.task}\n{_run_title(key, classes)}\ngain x{g:.0f}", fontsize="x-small")
     fig.suptitle(title or "UAPs shown as 0.5 + gain x delta (gain per panel)",
                  fontsize="small" if ncols < 3 else "medium", wrap=True)
     return fig
 
 
-@_styled
-def before_after(exp: Mapping[str, Any], key: tuple, *, n: int = 4, seed: int = 0, gain: float | None = None,
-                 cell_inches: float = 1.9) -> Figure:
+@styled
+def before_after(exp: UAPExperiment, key: RunKey, *, n: int = 4, seed: int | None = None,
+                 gain: float | None = None, cell_inches: float = 1.9) -> Figure:
     """Held-out images before (top row) and after (bottom row) adding one UAP, with the
-    model's predictions; the middle column shows the amplified UAP."""
-    run = exp["runs"][key]
-    ds = exp["sets"][key[0]]
-    classes = exp["trained"][key[:3]].classes
-    clean, adv = np.asarray(run["clean"]), np.asarray(run["adv"])
+    model's predictions; the first column shows the amplified UAP. ``seed`` (default the
+    experiment's) draws the images, fooled ones first."""
+    run = exp.runs[key]
+    ds = exp.sets[key.task]
+    classes = exp.trained[key.model].classes
+    clean, adv = np.asarray(run.clean), np.asarray(run.adv)
+    seed = exp.seed if seed is None else seed
     rng = np.random.default_rng(seed)
     fooled = np.flatnonzero(clean != adv)
     # show fooled images first (what the UAP does), then others, always the same draw per seed
     pool = np.concatenate([rng.permutation(fooled), rng.permutation(np.flatnonzero(clean == adv))])
     pick = pool[:n]
     x = ds.float()[torch.as_tensor(pick, dtype=torch.long)]
-    xa = (x + run["delta"]).clamp(0, 1)
-    fig, axes = _figure(2, n + 1, figsize=(cell_inches * (n + 1), cell_inches * 2 + 0.8))
+    xa = (x + run.delta).clamp(0, 1)
+    fig, axes = new_figure(2, n + 1, figsize=(cell_inches * (n + 1), cell_inches * 2 + 0.8))
     for ax in axes.flat:
         ax.set_axis_off()
     for j, i in enumerate(pick):
         for r, (img, pred) in enumerate(((x[j], clean[i]), (xa[j], adv[i]))):
-            arr, cmap = _display_image(img.numpy())
             ax = axes[r, j + 1]
-            ax.imshow(arr, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            show_image(ax, img)
             colour = "black" if r == 0 or adv[i] == clean[i] else "crimson"
             ax.set_title(f"{'clean' if r == 0 else 'with UAP'}: {classes[pred]}", fontsize="x-small", color=colour)
-    g = _show_delta(axes[0, 0], run["delta"], gain)
+    g = show_perturbation(axes[0, 0], run.delta, gain)
     axes[0, 0].set_title(f"UAP x{g:.0f}", fontsize="x-small")
     axes[1, 0].text(0.5, 0.5, "true classes:\n" + "\n".join(classes[int(ds.labels[i])] for i in pick),
                     ha="center", va="center", fontsize="x-small", transform=axes[1, 0].transAxes)
-    fig.suptitle(f"{key[0]} / {_run_title(key, classes).replace(chr(10), ', ')}")
+    fig.suptitle(f"{key.task} / {_run_title(key, classes).replace(chr(10), ', ')}")
     return fig
 
 
-def confusion_under_uap(exp: Mapping[str, Any], key: tuple) -> Figure:
+def confusion_under_uap(exp: UAPExperiment, key: RunKey) -> Figure:
     """Confusion matrix (true class vs prediction) of held-out images with the UAP added."""
-    run = exp["runs"][key]
-    classes = exp["trained"][key[:3]].classes
-    return confusion_matrix(run["y"], run["adv"], classes,
-                            title=f"{key[0]} / {_run_title(key, classes).replace(chr(10), ', ')}")
+    run = exp.runs[key]
+    classes = exp.trained[key.model].classes
+    return confusion_matrix(run.y, run.adv, classes,
+                            title=f"{key.task} / {_run_title(key, classes).replace(chr(10), ', ')}")
 
 
-@_styled
+@styled
 def transfer_heatmap(matrix: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Heatmap of a :func:`advmed.universal.transfer_matrix` (fooling rate, 0-1)."""
+    """Heatmap of a :func:`~.run.transfer_matrix` (fooling rate, 0-1)."""
     k = len(matrix)
-    fig, axes = _figure(figsize=(2.2 + 1.5 * k, 1.4 + 1.1 * k))
+    fig, axes = new_figure(figsize=(2.2 + 1.5 * k, 1.4 + 1.1 * k))
     ax = axes[0, 0]
     sns.heatmap(matrix.astype(float), annot=True, fmt=".2f", cmap="Reds", vmin=0, vmax=1, square=True, ax=ax,
                 cbar_kws={"label": "fooling rate"}, linewidths=0.5, linecolor="white")
@@ -128,7 +105,7 @@ def transfer_heatmap(matrix: pd.DataFrame, *, title: str | None = None) -> Figur
     return fig
 
 
-@_styled
+@styled
 def rate_bars(table: pd.DataFrame, *, attack: str = "non-targeted", columns: Sequence[tuple[str, str]] = (
         ("rate", "UAP"), ("random", "random control")), threshold: float | None = None,
         title: str | None = None) -> Figure:
@@ -137,7 +114,7 @@ def rate_bars(table: pd.DataFrame, *, attack: str = "non-targeted", columns: Seq
     ``columns`` given); error bars from ``<col>_lo`` / ``<col>_hi`` when present."""
     t = table[table["attack"] == attack] if "attack" in table else table
     tasks = list(dict.fromkeys(t["task"]))
-    fig, axes = _figure(len(tasks), 1, figsize=(9.0, 2.9 * max(len(tasks), 1)))
+    fig, axes = new_figure(len(tasks), 1, figsize=(9.0, 2.9 * max(len(tasks), 1)))
     colors = sns.color_palette(PALETTE, len(columns))
     for ax, task in zip(axes[:, 0], tasks):
         g = t[t["task"] == task]
@@ -159,3 +136,12 @@ def rate_bars(table: pd.DataFrame, *, attack: str = "non-targeted", columns: Seq
     if title:
         fig.suptitle(title)
     return fig
+
+
+def natural_rate_bars(table: pd.DataFrame, *, title: str = "Fooling rate on held-out medical images") -> Figure:
+    """Chapter 4's bars: per model and bound, the UAP from photos, the UAP from medical images and
+    the random control (``table`` is :func:`~.tables.natural_vs_medical`)."""
+    bars = table.assign(attack="non-targeted", rate=table["_natural"], medical=table["_medical"],
+                        random=table["_random"])
+    return rate_bars(bars, columns=(("rate", "UAP from photos"), ("medical", "UAP from medical images"),
+                                    ("random", "random control")), title=title)

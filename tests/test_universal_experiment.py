@@ -1,10 +1,11 @@
-"""advmed.universal: experiment-level UAPs on a tiny trained model and tiny synthetic data.
+"""advmed.experiments.universal: experiment-level UAPs on tiny trained models and synthetic data.
 
 No real data and no checkpoints: the image selections are monkeypatched to small synthetic
 sets and the "trained models" are two tiny CNNs fitted here in about a second.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -14,9 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from advmed import universal
 from advmed.attacks.universal import eps_from_zeta
 from advmed.data import ImageSet
+from advmed.experiments.profiles import PROFILES, ModelSpec, UAPSettings, get_profile
+from advmed.experiments.universal import run as universal
+from advmed.experiments.universal import tables
+from advmed.models import as_rgb, is_gray
 
 SIZE = 8
 TASK = "pneumonia_cxr"
@@ -75,11 +79,12 @@ def zoo():
 
 @pytest.fixture
 def profile():
-    return {"name": "test", "tasks": {TASK: {"size": SIZE}},
-            "models": [{"arch": "tiny_a", "init": "scratch"}, {"arch": "tiny_b", "init": "scratch"}],
-            "eval": {"max_test": None, "n_boot": 50}, "seeds": [0],
-            "uap": {"n_build": 64, "n_eval": 64, "max_passes": 3, "zetas": [0.08], "norms": ["l2", "linf"],
-                    "method": "batched", "batch_size": 8, "step_fraction": 0.25, "natural_images": 32}}
+    base = PROFILES["smoke"]
+    return dataclasses.replace(
+        base, name="test", tasks={TASK: SIZE}, models=(ModelSpec("tiny_a"), ModelSpec("tiny_b")),
+        eval=dataclasses.replace(base.eval, max_test=None, n_boot=50), seeds=(0,),
+        uap=UAPSettings(n_build=64, n_eval=64, max_passes=3, zetas=(0.08,), norms=("l2", "linf"), method="batched",
+                        batch_size=8, step_fraction=0.25, natural_images=32))
 
 
 @pytest.fixture
@@ -88,27 +93,27 @@ def synthetic(monkeypatch, tmp_cache):
     build, evalset = _images(64, 1), _images(64, 2)
     nat = _images(32, 3)
     nat.images = torch.flip(nat.images, dims=[1])  # "other" photos: different content
-    monkeypatch.setattr(universal, "build_set", lambda task, prof, s, progress=True: build)
-    monkeypatch.setattr(universal, "eval_set", lambda task, prof, s, progress=True: evalset)
-    monkeypatch.setattr(universal, "natural_set", lambda task, prof, s, progress=True: nat)
+    monkeypatch.setattr(universal, "build_set", lambda task, prof, progress=True: build)
+    monkeypatch.setattr(universal, "eval_set", lambda task, prof, progress=True: evalset)
+    monkeypatch.setattr(universal, "natural_set", lambda task, prof, progress=True: nat)
     return build, evalset, nat
 
 
 def test_settings_from_profile_and_overrides(profile):
-    s = universal.uap_settings(profile, zetas=[0.02, 0.04], norms=None)
-    assert s.zetas == (0.02, 0.04) and s.norms == ("l2", "linf") and s.n_boot == 50
-    assert s.method == "batched"
+    p = get_profile(profile, uap={"zetas": [0.02, 0.04], "norms": None})
+    assert p.uap.zetas == (0.02, 0.04) and p.uap.norms == ("l2", "linf") and p.eval.n_boot == 50
+    assert p.uap.method == "batched"
     with pytest.raises(KeyError, match="valid"):
-        universal.uap_settings(profile, zeeta=0.1)
+        get_profile(profile, uap={"zeeta": 0.1})
     with pytest.raises(ValueError, match="iterative, batched"):
-        universal.uap_settings(profile, method="fast")
+        get_profile(profile, uap={"method": "fast"})
 
 
 def test_table_columns_and_rows(zoo, profile, synthetic):
     exp = universal.uap_experiment(profile, trained=zoo, progress=False)
     # 2 models x 2 norms x 1 zeta x (non-targeted + 2 targets)
-    assert len(exp["runs"]) == 2 * 2 * 1 * 3
-    table = universal.uap_table(exp)
+    assert len(exp.runs) == 2 * 2 * 1 * 3
+    table = tables.uap_table(exp)
     assert len(table) == 12
     for col in ("task", "arch", "init", "init_used", "size", "norm", "zeta", "eps", "eps_255", "method",
                 "passes", "n_build", "n_eval", "attack", "rate", "rate_all", "random", "claim"):
@@ -116,16 +121,16 @@ def test_table_columns_and_rows(zoo, profile, synthetic):
     assert set(table["method"]) == {"batched"}
     assert table["claim"].str.match(r"^(yes|no) \(\d\.\d{3}\)$").all()
     assert set(table["attack"]) == {"non-targeted", "targeted -> normal", "targeted -> pneumonia"}
-    numeric = universal.uap_table(exp, numeric=True)
+    numeric = tables.uap_table(exp, numeric=True)
     assert numeric["rate"].between(0, 1).all() and (numeric["rate_lo"] <= numeric["rate_hi"]).all()
-    claims = universal.claim_summary(numeric, exp["settings"])
+    claims = tables.claim_summary(numeric)
     assert len(claims) == 2 * 3  # per norm x zeta x attack, across the 2 models
     assert claims["little_arch_dependence"].str.match(r"^(yes|no) \(").all()
 
 
 def test_random_control_lower_than_uap(zoo, profile, synthetic):
-    exp = universal.uap_experiment(profile, trained=zoo, progress=False, norms=["linf"])
-    t = universal.uap_table(exp, numeric=True)
+    exp = universal.uap_experiment(get_profile(profile, uap={"norms": ["linf"]}), trained=zoo, progress=False)
+    t = tables.uap_table(exp, numeric=True)
     non = t[t["attack"] == "non-targeted"]
     assert len(non) == 2
     assert (non["rate"] > non["random"]).all(), non[["arch", "rate", "random"]]
@@ -133,25 +138,25 @@ def test_random_control_lower_than_uap(zoo, profile, synthetic):
 
 
 def test_memo_reuse_does_not_recompute(zoo, profile, synthetic, monkeypatch):
-    first = universal.uap_table(universal.uap_experiment(profile, trained=zoo, progress=False))
+    first = tables.uap_table(universal.uap_experiment(profile, trained=zoo, progress=False))
 
     def boom(*a, **k):
         raise AssertionError("recomputed a memoised UAP")
 
     monkeypatch.setattr(universal, "uap", boom)
     monkeypatch.setattr(universal, "predict", boom)
-    again = universal.uap_table(universal.uap_experiment(profile, trained=zoo, progress=False))
+    again = tables.uap_table(universal.uap_experiment(profile, trained=zoo, progress=False))
     pd.testing.assert_frame_equal(first, again)
     # a different setting is a different key: it must compute (and here, fail)
     with pytest.raises(AssertionError, match="recomputed"):
-        universal.uap_experiment(profile, trained=zoo, progress=False, zetas=[0.05])
+        universal.uap_experiment(get_profile(profile, uap={"zetas": [0.05]}), trained=zoo, progress=False)
 
 
 def test_transfer_diagonal_is_own_fooling_rate(zoo, profile, synthetic):
     exp = universal.uap_experiment(profile, trained=zoo, progress=False)
     mat = universal.transfer_matrix(exp, TASK, norm="linf", zeta=0.08, progress=False)
     assert mat.shape == (2, 2)
-    t = universal.uap_table(exp, numeric=True)
+    t = tables.uap_table(exp, numeric=True)
     own = t[(t["attack"] == "non-targeted") & (t["norm"] == "linf")].set_index("arch")["rate"]
     for arch in ("tiny_a", "tiny_b"):
         label = f"{arch} (scratch)"
@@ -161,37 +166,38 @@ def test_transfer_diagonal_is_own_fooling_rate(zoo, profile, synthetic):
 
 def test_natural_uaps_use_the_medical_norm(zoo, profile, synthetic):
     build, evalset, nat = synthetic
-    prof = {**profile, "uap": {**profile["uap"], "natural_models": ["tiny_a:scratch", "tiny_b:scratch"]}}
-    med = universal.uap_experiment(prof, trained=zoo, progress=False, targeted=False)
-    natural = universal.natural_uap_experiment(prof, trained=zoo, progress=False, targeted=False)
-    assert len(natural["runs"]) == 2 * 2
-    for (task, arch, init, norm, zeta, target), run in natural["runs"].items():
-        assert run["summary"]["source"] == "natural" and target is None
-        assert run["summary"]["eps"] == pytest.approx(eps_from_zeta(build.float(), zeta, norm))
-        assert run["summary"]["n_images"] == len(nat)
-    table = universal.natural_vs_medical(natural, med)
+    prof = get_profile(profile, uap={"natural_models": ["tiny_a:scratch", "tiny_b:scratch"], "targeted": False})
+    med = universal.uap_experiment(prof, trained=zoo, progress=False)
+    natural = universal.natural_uap_experiment(prof, trained=zoo, progress=False)
+    assert len(natural.runs) == 2 * 2
+    for key, run in natural.runs.items():
+        assert run.summary["source"] == "natural" and key.target is None
+        assert run.summary["eps"] == pytest.approx(eps_from_zeta(build.float(), key.zeta, key.norm))
+        assert run.summary["n_images"] == len(nat)
+    table = tables.natural_vs_medical(natural, med)
     assert len(table) == 4
     for col in ("natural_uap", "medical_uap", "random", "eps", "eps_if_natural_ref", "natural_above_random"):
         assert col in table.columns
-    cmp = universal.minagi_comparison(table)
+    cmp = tables.minagi_comparison(table)
     assert cmp.iloc[0]["source"].startswith("Minagi")  # study row first; ours are melanoma only
     other = universal.natural_uap_experiment(prof, trained=zoo, progress=False, zeta_reference="natural")
-    run = next(iter(other["runs"].values()))
-    assert run["summary"]["eps"] == pytest.approx(eps_from_zeta(nat.float(), 0.08, "l2"))
+    run = next(iter(other.runs.values()))
+    assert run.summary["eps"] == pytest.approx(eps_from_zeta(nat.float(), 0.08, "l2"))
 
 
 def test_figures(zoo, profile, synthetic):
     from matplotlib.figure import Figure
 
-    from advmed import universal_plots as up
+    from advmed.experiments.universal import plots as up
+    from advmed.plots import amplify
 
     exp = universal.uap_experiment(profile, trained=zoo, progress=False)
-    key = next(k for k in exp["runs"] if k[5] is None)
-    img, gain = up.amplify(exp["runs"][key]["delta"])
+    key = exp.keys(targeted=False)[0]
+    img, gain = amplify(exp.runs[key].delta)
     assert img.min() >= 0 and img.max() <= 1 and gain > 1
     figs = [up.uap_gallery(exp), up.before_after(exp, key, n=3), up.confusion_under_uap(exp, key),
             up.transfer_heatmap(universal.transfer_matrix(exp, TASK, progress=False)),
-            up.rate_bars(universal.uap_table(exp, numeric=True), threshold=0.8)]
+            up.rate_bars(tables.uap_table(exp, numeric=True), threshold=0.8)]
     assert all(isinstance(f, Figure) for f in figs)
     for f in figs:
         f.savefig(__import__("io").BytesIO(), format="png")
@@ -204,17 +210,18 @@ def test_gray_images_get_a_gray_uap(zoo, profile, monkeypatch, tmp_cache):
         return ds
 
     build, evalset = gray(64, 1), gray(64, 2)
-    monkeypatch.setattr(universal, "build_set", lambda task, prof, s, progress=True: build)
-    monkeypatch.setattr(universal, "eval_set", lambda task, prof, s, progress=True: evalset)
-    assert universal.is_gray(build, evalset) and not universal.is_gray(_images(8, 0))
-    exp = universal.uap_experiment(profile, trained=zoo, progress=False, norms=["l2"], targeted=False)
-    run = exp["runs"][(TASK, "tiny_a", "scratch", "l2", 0.08, None)]
-    assert run["delta"].shape == (1, 1, SIZE, SIZE) and run["summary"]["gray"]
-    assert run["summary"]["eps"] == pytest.approx(eps_from_zeta(build.float()[:, :1], 0.08, "l2"))
-    assert universal.as_rgb(run["delta"]).shape == (1, 3, SIZE, SIZE)
+    monkeypatch.setattr(universal, "build_set", lambda task, prof, progress=True: build)
+    monkeypatch.setattr(universal, "eval_set", lambda task, prof, progress=True: evalset)
+    assert is_gray(build, evalset) and not is_gray(_images(8, 0))
+    exp = universal.uap_experiment(get_profile(profile, uap={"norms": ["l2"], "targeted": False}), trained=zoo,
+                                   progress=False)
+    run = exp.runs[(TASK, "tiny_a", "scratch", "l2", 0.08, None)]
+    assert run.delta.shape == (1, 1, SIZE, SIZE) and run.summary["gray"]
+    assert run.summary["eps"] == pytest.approx(eps_from_zeta(build.float()[:, :1], 0.08, "l2"))
+    assert as_rgb(run.delta).shape == (1, 3, SIZE, SIZE)
     mat = universal.transfer_matrix(exp, TASK, progress=False)
     assert np.isfinite(mat.to_numpy()).all()
-    assert set(universal.uap_table(exp)["uap_channels"]) == {1}
+    assert set(tables.uap_table(exp)["uap_channels"]) == {1}
 
 
 def test_natural_gray_reference_is_one_channel(zoo, profile, monkeypatch, tmp_cache):
@@ -224,11 +231,11 @@ def test_natural_gray_reference_is_one_channel(zoo, profile, monkeypatch, tmp_ca
         return ds
 
     build, evalset, nat = gray(64, 1), gray(64, 2), gray(32, 3)
-    monkeypatch.setattr(universal, "build_set", lambda task, prof, s, progress=True: build)
-    monkeypatch.setattr(universal, "eval_set", lambda task, prof, s, progress=True: evalset)
-    monkeypatch.setattr(universal, "natural_set", lambda task, prof, s, progress=True: nat)
-    prof = {**profile, "uap": {**profile["uap"], "natural_models": ["tiny_a:scratch"]}}
-    natural = universal.natural_uap_experiment(prof, trained=zoo, progress=False, norms=["l2"])
-    run = natural["runs"][(TASK, "tiny_a", "scratch", "l2", 0.08, None)]
-    assert run["delta"].shape[1] == 1
-    assert run["summary"]["eps"] == pytest.approx(eps_from_zeta(build.float()[:, :1], 0.08, "l2"))
+    monkeypatch.setattr(universal, "build_set", lambda task, prof, progress=True: build)
+    monkeypatch.setattr(universal, "eval_set", lambda task, prof, progress=True: evalset)
+    monkeypatch.setattr(universal, "natural_set", lambda task, prof, progress=True: nat)
+    prof = get_profile(profile, uap={"natural_models": ["tiny_a:scratch"], "norms": ["l2"]})
+    natural = universal.natural_uap_experiment(prof, trained=zoo, progress=False)
+    run = natural.runs[(TASK, "tiny_a", "scratch", "l2", 0.08, None)]
+    assert run.delta.shape[1] == 1
+    assert run.summary["eps"] == pytest.approx(eps_from_zeta(build.float()[:, :1], 0.08, "l2"))

@@ -1,7 +1,8 @@
 """Figures of the white-box chapter: robustness curves and an adversarial-example gallery.
 
 Like :mod:`advmed.plots`, every function returns a ``matplotlib.figure.Figure`` built
-without pyplot, in the book's seaborn style (``advmed.plots.style``).
+without pyplot, in the book's seaborn style (``advmed.plots.style``); drawing primitives
+(images, amplified perturbations) come from :mod:`advmed.plots`.
 """
 from __future__ import annotations
 
@@ -13,28 +14,28 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
-from .models import as_pixels
-from .plots import PALETTE, _display_image, _figure, _styled
-from .robustness import ATTACK_LABELS, ATTACKS, _unwrap
+from ...attacks import attack_label, get_attack
+from ...models import as_module, as_pixels, model_device, predict_proba
+from ...plots import PALETTE, new_figure, show_image, show_perturbation, styled
+from ..profiles import Profile
+from .run import ATTACKS, adversarialmed_eps, finlayson_eps, test_images
 
 
 def _study_marks() -> list[tuple[float, str]]:
     """(eps in /255, label) of the studies' budgets, converted to pixels."""
-    from .robustness_studies import adversarialmed_eps, finlayson_eps
-
     a, f = adversarialmed_eps(), finlayson_eps()
     return [(a["eps_255"], f"AdversarialMed\n{a['eps_study']:g} normalised"),
             (f["eps_255"], f"Finlayson\n{f['eps_study']:g} in [-1, 1]")]
 
 
-@_styled
+@styled
 def robustness_curves(results: pd.DataFrame, task: str, *, metrics: Sequence[str] = ("accuracy", "auc"),
                       title: str | None = None, band: bool = True,
                       cell: tuple[float, float] = (3.3, 2.6)) -> Figure:
     """Accuracy and AUC against eps for every model of one task, one line per attack.
 
     Args:
-        results: :func:`advmed.robustness.whitebox_results`.
+        results: :func:`~.run.whitebox_results`.
         task: which task's rows to draw; one column of panels per (arch, init).
         band: shade the bootstrap 95 % interval.
 
@@ -46,7 +47,7 @@ def robustness_curves(results: pd.DataFrame, task: str, *, metrics: Sequence[str
     if sub.empty:
         raise ValueError(f"no rows for task {task!r}; tasks: {sorted(results['task'].unique())}")
     models = list(dict.fromkeys(zip(sub["arch"], sub["init"])))
-    fig, axes = _figure(len(metrics), len(models), figsize=(cell[0] * len(models) + 0.6,
+    fig, axes = new_figure(len(metrics), len(models), figsize=(cell[0] * len(models) + 0.6,
                                                             cell[1] * len(metrics) + 0.6))
     attacks = [a for a in ATTACKS if a in set(sub["attack"])] + \
         sorted(set(sub["attack"]) - set(ATTACKS) - {"clean"})
@@ -64,7 +65,7 @@ def robustness_curves(results: pd.DataFrame, task: str, *, metrics: Sequence[str
             for a in attacks:
                 d = pd.concat([clean, g[g["attack"] == a]]).sort_values("eps_255")
                 ax.plot(d["eps_255"], d[m], "o-", ms=3, lw=1.6, color=colors[a],
-                        label=ATTACK_LABELS.get(a, a))
+                        label=attack_label(a))
                 if band and f"{m}_lo" in d:
                     ax.fill_between(d["eps_255"], d[f"{m}_lo"], d[f"{m}_hi"], color=colors[a],
                                     alpha=0.12, lw=0)
@@ -102,7 +103,7 @@ def pick_examples(y: np.ndarray, pred: np.ndarray, n: int, seed: int = 0) -> lis
     return out + [int(i) for i in rest[: n - len(out)]]
 
 
-@_styled
+@styled
 def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, attack: str = "pgd",
             eps_255: float = 2.0, steps: int = 10, n_images: int = 3, seed: int = 0,
             attack_kwargs: Mapping[str, Any] | None = None, title: str | None = None,
@@ -114,46 +115,31 @@ def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, at
     (so -eps is black, +eps white and mid-grey no change); the gain is in its title.
     Images: ``n_images`` test images the model gets right, alternating classes (seeded).
     """
-    from .attacks import get_attack
-    from .models import predict_proba
-
-    model = _unwrap(trained_or_model)
-    dev = next(model.parameters()).device
+    model = as_module(trained_or_model)
+    dev = model_device(model)
     xf = as_pixels(x)
     yt = torch.as_tensor(np.asarray(y)).long().reshape(-1)
     p0_all = predict_proba(model, xf)
     idx = pick_examples(yt.numpy(), p0_all.argmax(1), n_images, seed)
     xs, ys = xf[idx].to(dev), yt[idx].to(dev)
     eps = eps_255 / 255.0
-    kw: dict[str, Any] = {"eps": eps, "progress": False, **(attack_kwargs or {})}
-    if attack != "fgsm":
-        kw.setdefault("steps", steps)
-    if attack == "pgd":
-        kw.setdefault("seed", seed)
-    x_adv = get_attack(attack)(model, xs, ys, **kw).detach()
+    x_adv = get_attack(attack).call(model, xs, ys, eps=eps, steps=steps, seed=seed,
+                                    **(attack_kwargs or {})).detach()
     p0, p1 = p0_all[idx], predict_proba(model, x_adv)
     gain = 0.5 / eps
-    fig, axes = _figure(len(idx), 4, figsize=(cell * 4 + 1.6, cell * len(idx) + 0.5))
-    label = ATTACK_LABELS.get(attack, attack)
+    fig, axes = new_figure(len(idx), 4, figsize=(cell * 4 + 1.6, cell * len(idx) + 0.5))
+    label = attack_label(attack)
     for r, i in enumerate(idx):
         a0, a1, a2, a3 = axes[r]
-        img, cmap = _display_image(xs[r].cpu().numpy())
-        a0.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-        delta = (x_adv[r] - xs[r]).cpu().numpy()
-        img, cmap = _display_image(np.clip(0.5 + gain * delta, 0, 1))
-        a1.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-        img, cmap = _display_image(x_adv[r].cpu().numpy())
-        a2.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        show_image(a0, xs[r])
+        show_perturbation(a1, x_adv[r] - xs[r], gain)
+        show_image(a2, x_adv[r])
         k0, k1 = int(p0[r].argmax()), int(p1[r].argmax())
         a0.set_title(f"clean: {classes[k0]} ({p0[r, k0]:.2f})", fontsize="small")
         a1.set_title(f"perturbation × {gain:.0f}", fontsize="small")
         a2.set_title(f"{label}: {classes[k1]} ({p1[r, k1]:.2f})", fontsize="small",
                      color="#c44e52" if k1 != k0 else "black")
         a0.set_ylabel(f"true: {classes[int(ys[r])]}", fontsize="small")
-        for ax in (a0, a1, a2):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
         pos = np.arange(len(classes))
         a3.barh(pos - 0.2, p0[r], height=0.38, color="#4c72b0", label="clean")
         a3.barh(pos + 0.2, p1[r], height=0.38, color="#c44e52", label="adversarial")
@@ -170,18 +156,19 @@ def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, at
     return fig
 
 
-def explorer_inputs(profile: Mapping[str, Any], zoo: Mapping[tuple, Any], *, pairs: int = 1,
-                    n_images: int = 3, seed: int = 0) -> tuple[dict, dict]:
+def explorer_inputs(profile: Profile, zoo: Mapping[tuple, Any], *, pairs: int | None = None,
+                    n_images: int | None = None) -> tuple[dict, dict]:
     """Models and images for :func:`advmed.widgets.static_explorer`.
 
     The first ``pairs`` models of the first task of ``zoo`` (the explorer's architecture
     menu names them ``arch:init``), and ``n_images`` of that task's attack test images
     that the first of them classifies correctly, alternating classes (seeded), so that
-    every frame starts from a correct prediction.
+    every frame starts from a correct prediction. ``pairs`` and ``n_images`` default to
+    the profile's ``explorer`` section.
     """
-    from .models import predict_proba
-    from .robustness import test_images
-
+    pairs = profile.explorer.pairs if pairs is None else pairs
+    n_images = profile.explorer.n_images if n_images is None else n_images
+    seed = profile.seed
     if not zoo:
         raise ValueError("zoo is empty")
     task = next(iter(zoo))[0]
@@ -189,7 +176,39 @@ def explorer_inputs(profile: Mapping[str, Any], zoo: Mapping[tuple, Any], *, pai
     images = test_images(task, profile)
     x = as_pixels(images.images)
     y = torch.as_tensor(images.labels).long()
-    pred = predict_proba(_unwrap(chosen[0][1]), x).argmax(1)
+    pred = predict_proba(as_module(chosen[0][1]), x).argmax(1)
     idx = pick_examples(y.numpy(), pred, n_images, seed)
     models = {(task, f"{arch}:{init}"): tm.model for (_, arch, init), tm in chosen}
     return models, {task: (x[idx], y[idx], tuple(images.classes))}
+
+
+def task_gallery(profile: Profile, zoo: Mapping[tuple, Any], task: str, *, attack: str = "pgd") -> Figure:
+    """The gallery of the first model of ``task`` in ``zoo``, at the profile's reporting budget,
+    on the task's attack test images."""
+    from ...data import get_task
+
+    first = next(k for k in zoo if k[0] == task)
+    images = test_images(task, profile)
+    s = profile.whitebox
+    tm = zoo[first]
+    return gallery(tm, images.images, images.labels, images.classes, attack=attack,
+                   eps_255=float(s.report_eps_255), steps=int(s.steps), n_images=int(s.gallery_images),
+                   seed=profile.seed, title=f"{get_task(task).title}: {first[1]} ({tm.init_used}), "
+                                            f"{attack_label(attack)} eps {float(s.report_eps_255):g}/255")
+
+
+def explorer(profile: Profile, zoo: Mapping[tuple, Any]):
+    """The chapter's static explorer (:func:`advmed.widgets.static_explorer`) at the profile's
+    ``explorer`` settings; its frames are stored by the models' checkpoint keys and a digest of
+    the images, so a warm build reloads them instead of attacking and drawing again."""
+    from ... import widgets
+    from ...cache import tensor_digest
+
+    ex = profile.explorer
+    models, images = explorer_inputs(profile, zoo)
+    iterative = {a: {"steps": int(profile.whitebox.steps)} for a in ex.attacks if get_attack(a).iterative}
+    frames_key = {"checkpoints": sorted(tm.config.key() for tm in zoo.values()),
+                  "images": {t: tensor_digest(x, y) for t, (x, y, _) in images.items()}}
+    return widgets.static_explorer(models, images, attacks=list(ex.attacks), eps_255=list(ex.eps_255),
+                                   attack_kwargs=iterative, n_images=ex.n_images, seed=profile.seed,
+                                   progress=False, cache_key=frames_key)

@@ -17,7 +17,7 @@ def compare_clean(ours: pd.DataFrame, references: Iterable[Mapping[str, Any]],
                   metrics: tuple[str, ...] = ("auc", "accuracy")) -> pd.DataFrame:
     """Match each published clean figure with our models of the same task.
 
-    ``ours`` is :func:`advmed.experiment.clean_results` with ``numeric=True``. A study
+    ``ours`` is :func:`advmed.experiments.zoo.clean_results` with ``numeric=True``. A study
     row is matched with every model of ours on its task (same architecture first);
     tasks we did not train are listed with our columns empty, so nothing is dropped
     silently.

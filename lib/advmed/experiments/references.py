@@ -53,8 +53,15 @@ CLEAN = [
 ]
 
 # AdversarialMed, pneumonia task: eps 0.02 in ImageNet-normalised units.
+# Their README gives no attack step size; the step and iteration count of their adversarial
+# training (0.005 normalised, 10 iterations) are used for the iterative attacks.
 ADVERSARIALMED_ATTACKS = {
     "eps_normalised": 0.02,
+    "step_normalised": 0.005,
+    "steps": 10,
+    "task": "pneumonia_cxr",
+    "setting": {"data": "Kermany paediatric CXR", "size": 224, "model": "DenseNet-121",
+                "init": "CheXNet (ImageNet, then ChestX-ray14)"},
     "rows": [
         {"attack": "clean", "accuracy": 0.9547, "auc": 0.9910},
         {"attack": "fgsm", "accuracy": 0.0703, "auc": 0.0047},
@@ -70,6 +77,7 @@ FINLAYSON_PGD = {
     "eps_minus1_1": 0.02,
     "step_minus1_1": 0.01,
     "steps": 20,
+    "setting": {"size": 224, "model": "ResNet-50 / Inception-v3", "init": "ImageNet"},
     "rows": [
         {"task": "melanoma_derm", "study_task": "dermoscopy (melanoma)", "accuracy": 0.0, "auc": 0.0},
         {"task": "pneumonia_cxr", "study_task": "chest X-ray (pneumothorax)", "accuracy": 0.0, "auc": 0.0},

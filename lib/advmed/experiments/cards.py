@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import get_spec, get_task, load_task
+from ..data import get_spec, get_task, load_task
+from .profiles import Profile
 
 SPLITS = ("train", "val", "test")
 
@@ -30,23 +31,13 @@ def shared_groups(sets: dict[str, Any]) -> dict[str, int | None]:
     return out
 
 
-def dataset_card(task: str, size: int, *, progress: bool = False) -> pd.DataFrame:
-    """One task's card: a row per class, a column per split, plus totals."""
-    sets = _splits(task, size, progress)
-    classes = list(sets["train"].classes)
-    table = pd.DataFrame({s: [int((sets[s].labels == i).sum()) for i in range(len(classes))]
-                          for s in SPLITS}, index=pd.Index(classes, name="class"))
-    table.loc["total"] = table.sum()
-    return table
-
-
-def dataset_cards(profile: dict[str, Any], *, progress: bool = False) -> pd.DataFrame:
+def dataset_cards(profile: Profile, *, progress: bool = False) -> pd.DataFrame:
     """One row per task of the profile: counts per split, resolution, source, leakage check."""
     rows = []
-    for task, spec in profile["tasks"].items():
+    for task, size in profile.tasks.items():
         t = get_task(task)
         ds = get_spec(t.dataset)
-        sets = _splits(task, int(spec["size"]), progress)
+        sets = _splits(task, int(size), progress)
         counts = {s: "/".join(str(int((sets[s].labels == i).sum())) for i in range(len(sets[s].classes)))
                   for s in SPLITS}
         shared = shared_groups(sets)
@@ -57,7 +48,7 @@ def dataset_cards(profile: dict[str, Any], *, progress: bool = False) -> pd.Data
             "task": task, "dataset": t.dataset, "view": t.view or "-",
             "classes": " / ".join(sets["train"].classes),
             "train": counts["train"], "val": counts["val"], "test": counts["test"],
-            "size (px)": int(spec["size"]), "split rule": ds.split_rule,
+            "size (px)": int(size), "split rule": ds.split_rule,
             "shared ids between splits": leak, "source": ds.source, "licence": ds.license,
         })
     return pd.DataFrame(rows).set_index("task")

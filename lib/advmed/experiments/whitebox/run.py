@@ -15,27 +15,31 @@ Attacks (``advmed.attacks``): FGSM (Goodfellow, Shlens & Szegedy, ICLR 2015), I-
 MI-FGSM (Dong et al., CVPR 2018). Every eps is an L-inf budget in [0, 1] pixel units;
 ``eps_255`` is the same budget in 8-bit levels (eps = eps_255 / 255).
 
-The studies' settings and the tables that compare with them are in
-:mod:`advmed.robustness_studies`; the figures in :mod:`advmed.robustness_plots`.
+The studies' own settings (AdversarialMed, Finlayson et al.) run here too
+(:func:`adversarialmed_results`, :func:`finlayson_results`); the tables that compare
+them with the published figures are in :mod:`.tables`, the figures in :mod:`.plots`,
+the prose in :mod:`.report`.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .attacks import get_attack
-from .cache import memo, tensor_digest
-from .metrics import classification_metrics, fmt_interval, perturbation_stats
-from .models import as_pixels
+from ...attacks import get_attack
+from ...cache import memo, tensor_digest
+from ...device import module_device
+from ...metrics import attack_success, classification_metrics, perturbation_stats
+from ...models import as_module, as_pixels, predict_proba
+from .. import references
+from ..profiles import Profile
+from ..zoo import test_set
 
 #: The four white-box attacks of the chapter, in the order of the studies' tables.
 ATTACKS: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
-ATTACK_LABELS = {"clean": "clean", "fgsm": "FGSM", "ifgsm": "I-FGSM", "bim": "I-FGSM",
-                 "pgd": "PGD", "mifgsm": "MI-FGSM"}
 #: Metrics reported per row, each with ``_lo`` / ``_hi`` bootstrap bounds.
 SWEEP_METRICS = ("accuracy", "auc", "balanced_accuracy")
 #: Perturbation statistics (``advmed.metrics.perturbation_stats``) summarised per row.
@@ -46,19 +50,6 @@ SWEEP_VERSION = 1
 
 
 # --------------------------------------------------------------------------- helpers
-def _unwrap(trained_or_model: Any) -> torch.nn.Module:
-    """A ``TrainedModel`` (``.model``) or an ``nn.Module`` returning logits."""
-    model = getattr(trained_or_model, "model", trained_or_model)
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"expected a TrainedModel or an nn.Module, got {type(trained_or_model).__name__}")
-    return model
-
-
-def _device_of(model: torch.nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def images_key(x: Any, y: Any) -> dict[str, Any]:
     """A short description of a test-image selection for memo keys: shape and a SHA-256
     of the pixels and labels (so a different subset can never reuse a stored result)."""
@@ -84,8 +75,10 @@ def _row(y: np.ndarray, proba: np.ndarray, clean_pred: np.ndarray, *, n_boot: in
     pred = proba.argmax(1)
     correct = clean_pred == y
     # flip rate: of the images the model got right, the share the attack makes it get wrong
-    row["flip_rate"] = float((pred[correct] != y[correct]).mean()) if correct.any() else float("nan")
-    row["target_rate"] = float((pred == target).mean()) if target is not None else float("nan")
+    flips = attack_success(clean_pred[correct], pred[correct])
+    row["flip_rate"] = float(flips.mean()) if flips.size else float("nan")
+    row["target_rate"] = (float(attack_success(clean_pred, pred, target=target, among="all").mean())
+                          if target is not None else float("nan"))
     return row
 
 
@@ -143,11 +136,9 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
         ``target_rate``, and ``{l2, linf, psnr_db, ssim}_{median, min, max}`` ([0, 1]
         pixel units; NaN on the clean row).
     """
-    from .models import predict_proba
-
-    model = _unwrap(trained_or_model)
-    dev = torch.device(device) if device is not None else _device_of(model)
-    home = _device_of(model)
+    model = as_module(trained_or_model)
+    home = module_device(model)
+    dev = torch.device(device) if device is not None else home
     xf = as_pixels(x)
     yt = torch.as_tensor(np.asarray(y)).long().reshape(-1)
     if len(xf) != len(yt):
@@ -197,28 +188,19 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
 
 
 # --------------------------------------------------------------------------- a profile
-def attack_settings(profile: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
-    """The profile's ``attacks`` entry with ``None``-free overrides applied."""
-    s = dict(profile.get("attacks", {}))
-    s.update({k: v for k, v in overrides.items() if v is not None})
-    return s
-
-
-def test_images(task: str, profile: Mapping[str, Any], n_images: int | None = None, *,
-                progress: bool = False):
-    """The held-out images every attack of a task uses: ``advmed.experiment.test_set``
-    with ``n_images`` (default ``profile["attacks"]["n_images"]``) as its limit (a
-    stratified subset drawn with the profile's first seed; None: the whole test split)."""
-    from .experiment import test_set
-
-    n = profile.get("attacks", {}).get("n_images") if n_images is None else n_images
-    return test_set(task, dict(profile), limit="all" if n is None else int(n), progress=progress)
+def test_images(task: str, profile: Profile, n_images: int | None = None, *, progress: bool = False):
+    """The held-out images every attack of a task uses: :func:`~advmed.experiments.zoo.test_set`
+    with ``n_images`` (default ``profile.whitebox.n_images``) as its limit (a stratified
+    subset drawn with the profile's first seed; None: the whole test split)."""
+    n = profile.whitebox.n_images if n_images is None else n_images
+    return test_set(task, profile, limit="all" if n is None else int(n), progress=progress)
 
 
 test_images.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
-def _model_columns(key: tuple, tm: Any) -> dict[str, Any]:
+def model_columns(key: tuple, tm: Any) -> dict[str, Any]:
+    """The columns that say which model a row is about: task, arch, init, init_used, size."""
     task, arch, init = key
     return {"task": task, "arch": arch, "init": init,
             "init_used": getattr(tm, "init_used", init),
@@ -237,120 +219,109 @@ def memoised_sweep(namespace: str, tm: Any, images: Any, *, settings: Mapping[st
                 refresh=refresh)
 
 
-def whitebox_results(profile: Mapping[str, Any], zoo: Mapping[tuple, Any], *,
-                     attacks: Sequence[str] | None = None, eps_255: Sequence[float] | None = None,
-                     steps: int | None = None, n_images: int | None = None, n_boot: int | None = None,
+def whitebox_results(profile: Profile, zoo: Mapping[tuple, Any], *, attacks: Sequence[str] | None = None,
                      refresh: bool = False, progress: bool = True) -> pd.DataFrame:
     """:func:`attack_sweep` for every (task, arch, init) of ``zoo``, memoised per model.
 
     Args:
-        profile: ``advmed.profiles.get_profile(...)``; its ``attacks`` entry gives the
-            defaults (``n_images``, ``eps_255``, ``steps``, ``restarts``), its first seed
-            the seed, ``eval.n_boot`` the bootstrap resamples.
-        zoo: ``advmed.experiment.trained_models(profile)``.
-        attacks, eps_255, steps, n_images, n_boot: overrides (None: the profile's).
+        profile: :func:`~advmed.experiments.profiles.get_profile`; its ``whitebox`` section
+            gives ``n_images``, ``eps_255``, ``steps`` and ``restarts``, its first seed the seed,
+            ``eval.n_boot`` the bootstrap resamples.
+        zoo: :func:`~advmed.experiments.zoo.trained_models`.
+        attacks: attack names (default the four of :data:`ATTACKS`).
         refresh: recompute even when a stored result exists.
         progress: a tqdm bar over the models.
 
     Returns:
         The sweeps stacked, with leading columns ``task, arch, init, init_used, size``.
     """
-    s = attack_settings(profile, eps_255=eps_255, steps=steps, n_images=n_images)
-    attacks = tuple(attacks or s.get("attacks") or ATTACKS)
-    seed = int(profile.get("seeds", [0])[0])
-    n_boot = int(profile.get("eval", {}).get("n_boot", 1000) if n_boot is None else n_boot)
+    s = profile.whitebox
+    attacks = tuple(attacks or ATTACKS)
     sets: dict[str, Any] = {}
     frames = []
     for key, tm in tqdm(list(zoo.items()), desc="white-box sweeps", unit="model", disable=not progress):
         task = key[0]
         if task not in sets:
-            sets[task] = test_images(task, profile, s.get("n_images"))
+            sets[task] = test_images(task, profile)
         sweep = memoised_sweep(
-            "whitebox", tm, sets[task], settings={"n_images": s.get("n_images")}, refresh=refresh,
-            attacks=list(attacks), eps_255=[float(e) for e in s["eps_255"]], steps=int(s["steps"]),
-            seed=seed, restarts=int(s.get("restarts", 1)), n_boot=n_boot)
-        cols = _model_columns(key, tm)
+            "whitebox", tm, sets[task], settings={"n_images": s.n_images}, refresh=refresh,
+            attacks=list(attacks), eps_255=[float(e) for e in s.eps_255], steps=int(s.steps),
+            seed=profile.seed, restarts=int(s.restarts), n_boot=int(profile.eval.n_boot))
+        cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-# --------------------------------------------------------------------------- tables
-def sweep_table(results: pd.DataFrame, *, metrics: Iterable[str] = ("accuracy", "auc"),
-                digits: int = 3) -> pd.DataFrame:
-    """A readable sweep: one row per (model, attack, eps), ``"value [lo, hi]"`` strings.
-
-    The eps column is written both ways: ``eps_255`` (8-bit levels) and ``eps`` ([0, 1]).
-    """
-    id_cols = [c for c in ("task", "arch", "init", "init_used", "size") if c in results]
-    out = results[id_cols + ["attack", "eps_255", "eps", "steps"]].copy()
-    out["attack"] = out["attack"].map(lambda a: ATTACK_LABELS.get(a, a))
-    out["eps"] = out["eps"].round(5)
-    for m in metrics:
-        out[m] = [fmt_interval(v, lo, hi, digits) for v, lo, hi in
-                  zip(results[m], results[f"{m}_lo"], results[f"{m}_hi"])]
-    out["flip_rate"] = results["flip_rate"].round(digits)
-    return out.reset_index(drop=True)
+# --------------------------------------------------------------------------- the studies' settings
+# (a) AdversarialMed (Li & Liu 2019): FGSM, I-FGSM, PGD and MI-FGSM on the pneumonia chest
+#     X-rays at their eps 0.02 *in ImageNet-normalised units* = 0.02 x 0.226 = 0.00452 in
+#     [0, 1] pixels (1.15/255); the iterative attacks take their adversarial training's step.
+# (b) Finlayson et al. (2019): PGD *targeted to the other class*, eps 0.02 and step 0.01 in
+#     their [-1, 1] input range = eps 0.01 (2.55/255) and step 0.005 in [0, 1] pixels, 20 steps.
+def _study_budget(spec: Mapping[str, Any], eps_key: str, step_key: str, convention: str) -> dict[str, float]:
+    eps = references.eps_to_pixels(spec[eps_key], convention)
+    step = references.eps_to_pixels(spec[step_key], convention)
+    return {"eps_study": spec[eps_key], "eps": eps, "eps_255": eps * 255, "step_study": spec[step_key],
+            "step": step, "steps": int(spec["steps"])}
 
 
-def accuracy_grid(results: pd.DataFrame, *, metric: str = "accuracy") -> pd.DataFrame:
-    """Wide view: rows (task, arch, init, attack), columns eps in /255, cells ``metric``.
-
-    The clean value is repeated as the eps 0 column of every attack.
-    """
-    keys = [c for c in ("task", "arch", "init") if c in results]
-    clean = results[results["attack"] == "clean"]
-    adv = results[results["attack"] != "clean"]
-    parts = [adv]
-    for a in adv["attack"].unique():
-        parts.append(clean.assign(attack=a))
-    full = pd.concat(parts, ignore_index=True)
-    full["attack"] = pd.Categorical(full["attack"], [a for a in ATTACKS if a in set(full["attack"])]
-                                    + sorted(set(full["attack"]) - set(ATTACKS)), ordered=True)
-    grid = full.pivot_table(index=keys + ["attack"], columns="eps_255", values=metric,
-                            observed=True).round(3)
-    grid.columns = [f"{c:g}/255" for c in grid.columns]
-    return grid
+def adversarialmed_eps() -> dict[str, float]:
+    """Their eps and step (ImageNet-normalised units) in [0, 1] pixels (and /255), and steps."""
+    return _study_budget(references.ADVERSARIALMED_ATTACKS, "eps_normalised", "step_normalised",
+                         "imagenet_normalised")
 
 
-def perceptibility_table(results: pd.DataFrame, eps_255: float | None = None, *,
-                         digits: int = 3) -> pd.DataFrame:
-    """How visible each attack's perturbation is at one eps: median [min, max] over images.
-
-    Args:
-        results: :func:`whitebox_results` (or one sweep).
-        eps_255: the eps to report (default: the grid's value closest to 2/255).
-
-    Columns: L2 ([0, 1] pixels, whole image), Linf (in /255 levels), PSNR (dB) and SSIM
-    (Wang et al. 2004), each ``"median [min, max]"`` over the test images, and the image
-    size, since L2 and PSNR depend on it.
-    """
-    adv = results[results["attack"] != "clean"]
-    grid = np.array(sorted(adv["eps_255"].unique()))
-    if len(grid) == 0:
-        raise ValueError("no adversarial rows in results")
-    chosen = float(grid[np.argmin(np.abs(grid - (2.0 if eps_255 is None else eps_255)))])
-    sel = adv[np.isclose(adv["eps_255"], chosen)]
-    id_cols = [c for c in ("task", "arch", "init", "size") if c in sel]
-    out = sel[id_cols].copy()
-    out["attack"] = sel["attack"].map(lambda a: ATTACK_LABELS.get(a, a))
-    out["eps_255"] = chosen
-    scale = {"l2": 1.0, "linf": 255.0, "psnr_db": 1.0, "ssim": 1.0}
-    names = {"l2": "L2 (pixels)", "linf": "Linf (/255)", "psnr_db": "PSNR (dB)", "ssim": "SSIM"}
-    for s in PERTURBATION_STATS:
-        k = scale[s]
-        d = 2 if s in ("linf", "psnr_db") else digits
-        out[names[s]] = [f"{m * k:.{d}f} [{lo * k:.{d}f}, {hi * k:.{d}f}]" for m, lo, hi in
-                         zip(sel[f"{s}_median"], sel[f"{s}_min"], sel[f"{s}_max"])]
-    return out.reset_index(drop=True)
+def finlayson_eps() -> dict[str, float]:
+    """Their eps and step ([-1, 1] inputs) in [0, 1] pixels (and /255), and steps."""
+    return _study_budget(references.FINLAYSON_PGD, "eps_minus1_1", "step_minus1_1", "minus1_1")
 
 
-def model_table(zoo: Mapping[tuple, Any]) -> pd.DataFrame:
-    """The models under attack: task, arch, init requested and used, size (px), validation
-    AUC and checkpoint key (``TrainConfig.key()``)."""
-    rows = []
-    for key, tm in zoo.items():
-        row = _model_columns(key, tm)
-        row["val_auc"] = round(float(getattr(tm, "val_auc", float("nan"))), 3)
-        row["checkpoint"] = tm.config.key()
-        rows.append(row)
-    return pd.DataFrame(rows)
+# --------------------------------------------------------------------------- (a) AdversarialMed
+def adversarialmed_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool = False,
+                           progress: bool = True) -> pd.DataFrame:
+    """Clean, FGSM, I-FGSM, PGD, MI-FGSM at AdversarialMed's eps for every pneumonia_cxr
+    model of ``zoo`` (empty when the profile has no such task), on the same test images
+    as the sweep (:func:`test_images`)."""
+    s = adversarialmed_eps()
+    task = references.ADVERSARIALMED_ATTACKS["task"]
+    n = profile.whitebox.n_images
+    models = {k: tm for k, tm in zoo.items() if k[0] == task}
+    if not models:
+        return pd.DataFrame()
+    images = test_images(task, profile)
+    frames = []
+    for key, tm in tqdm(list(models.items()), desc="AdversarialMed setting", disable=not progress):
+        sweep = memoised_sweep("whitebox_adversarialmed", tm, images, settings={"n_images": n},
+                               refresh=refresh, attacks=list(ATTACKS), eps_255=[0.0, s["eps_255"]],
+                               steps=s["steps"], step_size=s["step"], seed=profile.seed,
+                               n_boot=int(profile.eval.n_boot))
+        cols = model_columns(key, tm)
+        frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- (b) Finlayson
+def finlayson_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool = False,
+                      progress: bool = True) -> pd.DataFrame:
+    """Targeted PGD to the other class in Finlayson et al.'s setting, for every binary
+    task x model of ``zoo`` (multiclass tasks are left out: "the other class" is
+    undefined there)."""
+    s = finlayson_eps()
+    n = profile.whitebox.n_images
+    sets: dict[str, Any] = {}
+    frames = []
+    for key, tm in tqdm(list(zoo.items()), desc="Finlayson setting", disable=not progress):
+        task = key[0]
+        if len(getattr(tm, "classes", ())) not in (0, 2):
+            continue
+        if task not in sets:
+            sets[task] = test_images(task, profile)
+        if len(sets[task].classes) != 2:
+            continue
+        sweep = memoised_sweep("whitebox_finlayson", tm, sets[task], settings={"n_images": n},
+                               refresh=refresh, attacks=["pgd"], eps_255=[0.0, s["eps_255"]],
+                               steps=s["steps"], step_size=s["step"], seed=profile.seed, targeted=True,
+                               target="other", n_boot=int(profile.eval.n_boot))
+        cols = model_columns(key, tm)
+        frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -13,8 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-import advmed.experiment as E
-from advmed.profiles import get_profile
+import advmed.experiments.zoo as E
+from advmed.experiments.profiles import get_profile
 from advmed.train import TrainedModel
 
 
@@ -60,7 +60,7 @@ def test_trained_models_selection(fake):
     # the 64 px tasks: every cpu-profile model accepts them
     prof = get_profile("cpu", tasks=["pneumonia_cxr", "melanoma_derm"])
     all_models = E.trained_models(prof, progress=False)
-    assert len(all_models) == len(prof["tasks"]) * len(prof["models"])
+    assert len(all_models) == len(prof.tasks) * len(prof.models)
     some = E.trained_models(prof, tasks="melanoma_derm", models=["resnet18", "mobilenet_v1_075:imagenet"],
                             progress=False)
     assert list(some) == [("melanoma_derm", "resnet18", "scratch"),
@@ -75,7 +75,7 @@ def test_trained_models_selection(fake):
 def test_test_set_uses_profile_size_and_limit(fake):
     prof = get_profile("smoke", models=["small_cnn"])
     ts = E.test_set("pneumoniamnist", prof, progress=False)
-    assert ts.size == prof["tasks"]["pneumoniamnist"]["size"] and ts.limit == prof["eval"]["max_test"]
+    assert ts.size == prof.task_size("pneumoniamnist") and ts.limit == prof.eval.max_test
     assert ts.images.shape[1] == 3
     assert E.test_set("pneumoniamnist", prof, limit="all").limit is None
     assert E.test_set("pneumoniamnist", prof, limit=10).limit == 10
@@ -84,11 +84,11 @@ def test_test_set_uses_profile_size_and_limit(fake):
 def test_clean_results_table(fake):
     prof = get_profile("smoke", models=["small_cnn"], eval={"n_boot": 50})
     table = E.clean_results(prof, progress=False)
-    assert len(table) == len(prof["tasks"])
+    assert len(table) == len(prof.tasks)
     assert {"task", "arch", "init", "init_used", "n_test", "auc", "sensitivity", "specificity"} <= set(table.columns)
     assert table["auc"].str.match(r"1\.000 \[").all()  # ConstNet separates the fake classes
     num = E.clean_results(prof, numeric=True, progress=False)
-    assert (num["auc_lo"] <= num["auc"]).all() and (num["n_test"] == prof["eval"]["max_test"]).all()
+    assert (num["auc_lo"] <= num["auc"]).all() and (num["n_test"] == prof.eval.max_test).all()
 
 
 def test_smoke_end_to_end_on_real_data(data_root):
@@ -100,10 +100,10 @@ def test_smoke_end_to_end_on_real_data(data_root):
 
     prof = get_profile("smoke", models=["small_cnn"])
     models = E.trained_models(prof, progress=False)
-    assert set(models) == {(t, "small_cnn", "scratch") for t in prof["tasks"]}
+    assert set(models) == {(t, "small_cnn", "scratch") for t in prof.tasks}
     for tm in models.values():
         assert not tm.model.training and np.isfinite(tm.val_auc)
     table = E.clean_results(prof, trained=models, numeric=True, progress=False)
-    assert (table["n_test"] == prof["eval"]["max_test"]).all()
+    assert (table["n_test"] == prof.eval.max_test).all()
     # two epochs on 512 images: far from the paper, but better than chance
     assert (table["auc"] > 0.6).all(), table

@@ -1,0 +1,98 @@
+"""``python -m advmed.book``: run one chapter, or build the whole book.
+
+Command line::
+
+    run CHAPTER.py [-p NAME VALUE ...] [-y YAML] [--out DIR]
+        jupytext percent file -> .ipynb -> executed by papermill -> DIR/CHAPTER.ipynb
+        (default DIR: the chapter's own folder; executed notebooks are git-ignored)
+
+    build [--profile P] [--chapters NAME ...] [--build-dir DIR] [--root DIR] [--keep-going]
+        every chapter of _toc.yml executed with ``-p profile P`` into DIR/stage/, staged
+        with intro, config and static files, then ``jupyter-book build`` (execution off)
+        -> DIR/html
+
+Bad arguments (an unknown profile, a chapter name that matches no chapter, a parameter
+the chapter does not define, a missing chapter file) are one-line errors before anything
+executes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .build import PROFILES, build_book, format_times
+from .execute import ChapterError, run_chapter
+from .params import ParameterError, parse_parameters
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m advmed.book", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="execute one chapter with papermill")
+    r.add_argument("chapter", help="a jupytext percent file, e.g. book/01_models.py")
+    r.add_argument("-p", "--parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a parameter, typed as papermill's -p (repeatable)")
+    r.add_argument("-y", "--parameters-yaml", help="parameters as a YAML mapping")
+    r.add_argument("--out", help="output folder or .ipynb path (default: beside the chapter)")
+    r.add_argument("--log-output", action="store_true", help="echo the notebook's output")
+
+    b = sub.add_parser("build", help="execute every chapter and build the HTML book")
+    b.add_argument("--profile", default=None,
+                   help=f"{', '.join(PROFILES)} (default: $ADVMED_PROFILE or auto)")
+    b.add_argument("--chapters", nargs="+", help="execute only these (e.g. 01_models 03); "
+                   "others reuse their last executed notebook in the build dir")
+    b.add_argument("--build-dir", default=None, help="default: ROOT/_build (HTML in BUILD_DIR/html)")
+    b.add_argument("--root", default=None, help="the book's root, with _toc.yml (default: the working directory)")
+    b.add_argument("--keep-going", action="store_true", help="execute the other chapters after a failure")
+    b.add_argument("--allow-cdn", action="store_true",
+                   help="do not bundle require.js/widgets/MathJax (load them from CDNs)")
+    return p
+
+
+def _missing_chapter(path: str) -> str:
+    folder = Path(path).parent if Path(path).parent.is_dir() else Path("book")
+    found = sorted(p.name for p in folder.glob("[0-9][0-9]_*.py")) if folder.is_dir() else []
+    return (f"no chapter file {path}; chapters in {folder}/: {', '.join(found)}" if found
+            else f"no chapter file {path} (run from the repository root, where book/ holds the chapters)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if not Path(args.chapter).is_file():
+        print(f"ERROR: {_missing_chapter(args.chapter)}", file=sys.stderr)
+        return 2
+    params = parse_parameters(args.parameters, args.parameters_yaml)
+    res = run_chapter(args.chapter, params, out=args.out, log_output=args.log_output)
+    print(f"{res.chapter}: executed in {res.seconds:.1f} s -> {res.output}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    res = build_book(root=args.root, profile=args.profile, chapters=args.chapters, build_dir=args.build_dir,
+                     keep_going=args.keep_going, allow_cdn=args.allow_cdn)
+    print(format_times(res))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args) if args.command == "run" else _build(args)
+    except ParameterError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    except ChapterError as exc:
+        where = "" if args.command == "run" else " book not built:"
+        print(f"ERROR:{where} {exc}" if args.command == "run" else
+              f"ERROR:{where} chapter(s) {exc.chapter} raised (traceback above; executed notebook: {exc.output})",
+              file=sys.stderr)
+        return 1
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""Experiment sizes, all in one place: the only module where a size is written.
+
+A single parameter, ``profile``, sizes every chapter:
+
+- ``smoke``: tiny subsets and a small CNN; the whole book executes in a few minutes.
+  Used by the tests. Its numbers mean nothing about medicine.
+- ``cpu``: the default without a GPU. Reduced resolution, subsets of the test sets and
+  small or pretrained-mobile networks, so that the whole book builds cold on a 2-core
+  machine within its time budget.
+- ``paper``: the default with CUDA. 224 px (299 for Inception), every architecture,
+  full test sets, the studies' training settings.
+
+A profile is a frozen :class:`Profile` made of typed sections. Chapters read one with
+:func:`get_profile`, passing their parameters as overrides (``None`` means "the
+profile's"), and show it with :func:`profile_table`::
+
+    prof = get_profile("cpu", tasks=["pneumonia_cxr"], whitebox={"steps": 20, "eps_255": None})
+    prof.whitebox.steps, prof.task_size("pneumonia_cxr"), prof.seed   # 20, 64, 0
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+PROFILE_NAMES = ("smoke", "cpu", "paper")
+
+
+# --------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class ModelSpec:
+    """One architecture of a profile and the initialisation asked for."""
+
+    arch: str
+    init: str = "scratch"
+
+    @property
+    def label(self) -> str:
+        return f"{self.arch}:{self.init}"
+
+    @classmethod
+    def parse(cls, m: Any) -> "ModelSpec":
+        """``"resnet18"``, ``"resnet18:imagenet"``, ``{"arch": ..., "init": ...}`` or a ModelSpec."""
+        if isinstance(m, ModelSpec):
+            return m
+        if isinstance(m, Mapping):
+            return cls(str(m["arch"]), str(m.get("init", "scratch")))
+        arch, _, init = str(m).partition(":")
+        return cls(arch, init or "scratch")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Clean evaluation: test images per task (None: the whole split) and bootstrap resamples."""
+
+    max_test: int | None
+    n_boot: int
+
+
+@dataclass(frozen=True)
+class WhiteboxSettings:
+    """White-box attacks of chapter 2.
+
+    Attributes:
+        n_images: held-out test images attacked per task (None: all).
+        eps_255: L-inf budgets in 8-bit levels (eps = eps_255 / 255); 0 is the clean row.
+        steps, restarts: iterations of the iterative attacks; PGD random restarts.
+        report_eps_255: the budget of the perceptibility table and the gallery.
+        gallery_images: images per gallery figure.
+    """
+
+    n_images: int | None
+    eps_255: tuple[float, ...]
+    steps: int
+    restarts: int
+    report_eps_255: float
+    gallery_images: int
+
+
+@dataclass(frozen=True)
+class ExplorerSettings:
+    """What the chapter-2 explorer precomputes: (task, model) pairs, images, attacks, eps."""
+
+    pairs: int
+    n_images: int
+    attacks: tuple[str, ...]
+    eps_255: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class UAPSettings:
+    """How the universal perturbations of chapters 3 and 4 are built and evaluated.
+
+    Attributes:
+        n_build: medical training images a UAP is built from (seeded stratified subset).
+        n_eval: held-out test images it is evaluated on (None: the profile's test set).
+        max_passes: passes over the build images (the study: 15).
+        zetas: bounds as fractions of the mean image norm (the study: 0.02, 0.04).
+        norms: ``"l2"`` and/or ``"linf"``.
+        method: ``"iterative"`` (Moosavi-Dezfooli / Hirano, FGSM inner step, the study's) or
+            ``"batched"`` (Shafahi et al. 2020 mini-batch sign-gradient ascent, much cheaper).
+        batch_size: mini-batch of either method.
+        step_fraction: batched only, the step as a fraction of ``eps`` (None: eps / 10);
+            iterative: ignored (the study's FGSM step, 0.0012 in [0, 1] units).
+        targeted: also build one targeted UAP per class.
+        targeted_zetas: the zetas at which targeted UAPs are built (None: every zeta).
+        natural_images, natural_split: how many ``imagenet_samples`` photos, from which folder.
+        natural_models: the profile models chapter 4 attacks (``"arch:init"``).
+        random_kind: L-inf random control, ``"sign"`` (+-eps per pixel: the largest L2 norm in
+            the ball, a strong control) or ``"uniform"`` (the study's ART ``random_sphere``).
+    """
+
+    n_build: int
+    n_eval: int | None
+    max_passes: int
+    zetas: tuple[float, ...]
+    norms: tuple[str, ...]
+    method: str
+    batch_size: int
+    step_fraction: float | None = None
+    targeted: bool = True
+    targeted_zetas: tuple[float, ...] | None = None
+    natural_images: int = 1000
+    natural_split: str = "one_per_class_1000"
+    natural_models: tuple[str, ...] = ("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")
+    random_kind: str = "sign"
+
+    def __post_init__(self) -> None:
+        if self.method not in ("iterative", "batched"):
+            raise ValueError(f"unknown uap method {self.method!r}; valid: iterative, batched")
+        if self.random_kind not in ("sign", "uniform"):
+            raise ValueError(f"unknown random_kind {self.random_kind!r}; valid: sign, uniform")
+
+    def build_key(self, seed: int) -> dict[str, Any]:
+        """What decides a UAP (not how it is summarised): part of every memo key."""
+        return {"n_build": self.n_build, "max_passes": self.max_passes, "method": self.method,
+                "batch_size": self.batch_size, "step_fraction": self.step_fraction, "seed": seed,
+                "random_kind": self.random_kind}
+
+    def targets_at(self, zeta: float) -> bool:
+        """Whether targeted UAPs are built at this zeta."""
+        tz = self.targeted_zetas
+        return self.targeted and (tz is None or any(abs(float(zeta) - float(z)) < 1e-12 for z in tz))
+
+
+SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
+                             "uap": UAPSettings}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size of one book build, by chapter section.
+
+    Attributes:
+        name, description: the profile and what it is for.
+        tasks: task name -> image side in pixels (the order is the book's order).
+        models: the architectures and initialisations trained for every task.
+        train: :class:`advmed.train.TrainConfig` fields shared by every model.
+        eval, whitebox, explorer, uap: the chapters' settings.
+        seeds: the first seeds every run; further seeds are for repeated runs.
+    """
+
+    name: str
+    description: str
+    tasks: Mapping[str, int]
+    models: tuple[ModelSpec, ...]
+    train: Mapping[str, Any]
+    eval: EvalSettings
+    whitebox: WhiteboxSettings
+    explorer: ExplorerSettings
+    uap: UAPSettings
+    seeds: tuple[int, ...] = (0,)
+
+    @property
+    def seed(self) -> int:
+        return int(self.seeds[0])
+
+    def task_size(self, task: str) -> int:
+        """The image side of ``task`` in this profile; a clear error for a task it lacks."""
+        try:
+            return int(self.tasks[task])
+        except KeyError:
+            raise KeyError(f"task {task!r} is not in profile {self.name!r}; its tasks: "
+                           f"{', '.join(self.tasks)} (add one with get_profile(..., tasks=[...]))") from None
+
+    def select(self, tasks: Iterable[str] | str | None = None,
+               models: Iterable[Any] | str | None = None) -> "Profile":
+        """The same profile restricted to some of its tasks and models (None: all).
+
+        Models are chosen by ``"arch"`` (every init of it), ``"arch:init"``, a mapping or a
+        :class:`ModelSpec`; names the profile lacks raise with the valid ones.
+        """
+        out = self
+        if tasks is not None:
+            names = [tasks] if isinstance(tasks, str) else list(tasks)
+            out = dataclasses.replace(out, tasks={t: self.task_size(t) for t in names})
+        if models is not None:
+            out = dataclasses.replace(out, models=tuple(_match_models(self, models)))
+        return out
+
+
+def _match_models(profile: Profile, wanted: Iterable[Any] | str) -> list[ModelSpec]:
+    wanted = [wanted] if isinstance(wanted, (str, Mapping, ModelSpec)) else list(wanted)
+    chosen: list[ModelSpec] = []
+    for m in wanted:
+        explicit = not isinstance(m, str) or ":" in m
+        spec = ModelSpec.parse(m)
+        hits = [p for p in profile.models if p.arch == spec.arch and (not explicit or p.init == spec.init)]
+        if not hits:
+            valid = ", ".join(p.label for p in profile.models)
+            raise KeyError(f"model {m!r} is not in profile {profile.name!r}; its models: {valid}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen
+
+
+# --------------------------------------------------------------------------- the profiles
+_UAP_NATURAL = {"natural_split": "one_per_class_1000",
+                "natural_models": ("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")}
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="tiny subsets and a small CNN; executes the whole book in minutes (tests)",
+        tasks={"pneumonia_cxr": 32, "pneumoniamnist": 28},
+        models=(ModelSpec("small_cnn", "scratch"), ModelSpec("mobilenet_v1_075", "imagenet")),
+        train={"epochs": 2, "batch_size": 64, "lr": 3e-3, "weight_decay": 1e-4, "max_train": 512,
+               "max_val": 128, "patience": 2},
+        eval=EvalSettings(max_test=128, n_boot=200),
+        whitebox=WhiteboxSettings(n_images=32, eps_255=(0, 1, 4, 8), steps=5, restarts=1, report_eps_255=4,
+                                  gallery_images=2),
+        explorer=ExplorerSettings(pairs=1, n_images=2, attacks=("fgsm", "pgd"), eps_255=(0, 4)),
+        uap=UAPSettings(n_build=64, n_eval=64, max_passes=2, zetas=(0.04,), norms=("linf",), method="batched",
+                        batch_size=16, step_fraction=0.25, natural_images=64, **_UAP_NATURAL),
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="2-core CPU: reduced resolution, test subsets, small/mobile networks",
+        tasks={"pneumonia_cxr": 64, "melanoma_derm": 64, "referable_dr": 28, "pneumoniamnist": 28},
+        models=(ModelSpec("resnet18", "scratch"), ModelSpec("mobilenet_v1_075", "imagenet"),
+                ModelSpec("mobilenet_v1_075", "scratch")),
+        train={"epochs": 4, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "max_train": 1500,
+               "max_val": 400, "patience": 2},
+        eval=EvalSettings(max_test=None, n_boot=1000),
+        whitebox=WhiteboxSettings(n_images=32, eps_255=(0, 1, 2, 4), steps=5, restarts=1, report_eps_255=2,
+                                  gallery_images=3),
+        explorer=ExplorerSettings(pairs=1, n_images=3, attacks=("fgsm", "pgd"), eps_255=(0, 1, 2, 4)),
+        # batched UAPs, targeted ones at the largest zeta only: sized for ~6 min on 2 cores
+        uap=UAPSettings(n_build=192, n_eval=300, max_passes=2, zetas=(0.02, 0.04), norms=("l2", "linf"),
+                        method="batched", batch_size=32, step_fraction=0.25, targeted_zetas=(0.04,),
+                        natural_images=192, **_UAP_NATURAL),
+    ),
+    "paper": Profile(
+        name="paper",
+        description="GPU: 224 px (299 Inception), every architecture, full test sets",
+        tasks={"pneumonia_cxr": 224, "melanoma_derm": 224, "skin7_derm": 224, "referable_dr": 224,
+               "pneumoniamnist": 224, "retina5": 224},
+        models=(ModelSpec("resnet50", "imagenet"), ModelSpec("densenet121", "imagenet"),
+                ModelSpec("vgg16_bn", "imagenet"), ModelSpec("inception_v3", "imagenet"),
+                ModelSpec("resnet18", "scratch"), ModelSpec("mobilenet_v1_075", "imagenet"),
+                ModelSpec("mobilenet_v1_075", "scratch")),
+        train={"epochs": 30, "batch_size": 32, "lr": 1e-4, "weight_decay": 1e-4, "max_train": None,
+               "max_val": None, "patience": 5},
+        eval=EvalSettings(max_test=None, n_boot=2000),
+        whitebox=WhiteboxSettings(n_images=None, eps_255=(0, 0.5, 1, 2, 4, 8), steps=20, restarts=1,
+                                  report_eps_255=2, gallery_images=4),
+        explorer=ExplorerSettings(pairs=2, n_images=3, attacks=("fgsm", "ifgsm", "pgd", "mifgsm"),
+                                  eps_255=(0, 1, 2, 4, 8)),
+        uap=UAPSettings(n_build=2000, n_eval=None, max_passes=15, zetas=(0.02, 0.04), norms=("l2", "linf"),
+                        method="iterative", batch_size=32, natural_images=1000, **_UAP_NATURAL),
+        seeds=(0, 1, 2),
+    ),
+}
+
+
+# --------------------------------------------------------------------------- access
+def resolve_profile_name(name: str | None = "auto") -> str:
+    """``auto`` (or None) is ``paper`` when CUDA is visible, else ``cpu``."""
+    if name in (None, "", "auto"):
+        import torch
+
+        return "paper" if torch.cuda.is_available() else "cpu"
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; valid profiles: auto, {', '.join(PROFILE_NAMES)}")
+    return str(name)
+
+
+def _as_tuple(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    return value
+
+
+def _override_section(section: Any, changes: Mapping[str, Any], where: str) -> Any:
+    valid = {f.name for f in dataclasses.fields(section)}
+    unknown = sorted(set(changes) - valid)
+    if unknown:
+        raise KeyError(f"unknown {where} settings {unknown}; valid: {', '.join(sorted(valid))}")
+    # "all" stands for None where a setting takes None ("all the images"), since None itself
+    # means "the profile's" in a chapter's parameters
+    optional = {f.name for f in dataclasses.fields(section) if "None" in str(f.type)}
+    given = {k: None if (v == "all" and k in optional) else _as_tuple(v) for k, v in changes.items()
+             if v is not None}
+    return dataclasses.replace(section, **given) if given else section
+
+
+def _override_train(train: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    from ..train import TrainConfig
+
+    valid = {f.name for f in dataclasses.fields(TrainConfig)} - {"task", "arch", "init", "size", "seed"}
+    unknown = sorted(set(changes) - valid)
+    if unknown:
+        raise KeyError(f"unknown train settings {unknown}; valid: {', '.join(sorted(valid))}")
+    return {**train, **{k: v for k, v in changes.items() if v is not None}}
+
+
+def get_profile(name: str | Profile | None = "auto", *, tasks: Iterable[str] | str | None = None,
+                models: Iterable[Any] | str | None = None, seeds: Iterable[int] | None = None,
+                **sections: Mapping[str, Any] | None) -> Profile:
+    """A profile with a chapter's parameters applied; ``None`` anywhere means "the profile's".
+
+    Args:
+        name: ``smoke``, ``cpu``, ``paper`` or ``auto`` (:func:`resolve_profile_name`), or a
+            :class:`Profile` to change further.
+        tasks: task names; a task the profile lacks gets the largest size of the profile.
+        models: ``"arch"``, ``"arch:init"`` entries (a model the profile lacks is added).
+        seeds: replace the profile's seeds.
+        sections: ``train=``, ``eval=``, ``whitebox=``, ``explorer=``, ``uap=`` mappings of
+            settings to change (unknown sections or settings raise and list the valid ones);
+            ``"all"`` sets a count such as ``n_images`` to None (all the images).
+
+    Example:
+        >>> get_profile("smoke", whitebox={"steps": 10, "eps_255": None}).whitebox.steps
+        10
+    """
+    prof = name if isinstance(name, Profile) else PROFILES[resolve_profile_name(name)]
+    if tasks is not None:
+        from ..data import get_task
+
+        names = [tasks] if isinstance(tasks, str) else list(tasks)
+        default = max(prof.tasks.values()) if prof.tasks else 224
+        for t in names:
+            get_task(t)  # validates the name
+        prof = dataclasses.replace(prof, tasks={t: prof.tasks.get(t, default) for t in names})
+    if models is not None:
+        specs = [models] if isinstance(models, (str, Mapping)) else list(models)
+        prof = dataclasses.replace(prof, models=tuple(ModelSpec.parse(m) for m in specs))
+    if seeds is not None:
+        prof = dataclasses.replace(prof, seeds=tuple(int(s) for s in seeds))
+    unknown = sorted(set(sections) - set(SECTIONS) - {"train"})
+    if unknown:
+        raise KeyError(f"unknown profile sections {unknown}; valid: train, {', '.join(SECTIONS)}, "
+                       "tasks, models, seeds")
+    changes: dict[str, Any] = {}
+    for key, value in sections.items():
+        if not value:
+            continue
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{key}= takes a mapping of settings, e.g. {key}={{...}}; got {value!r}")
+        changes[key] = (_override_train(prof.train, value) if key == "train"
+                        else _override_section(getattr(prof, key), value, key))
+    return dataclasses.replace(prof, **changes) if changes else prof
+
+
+def _fmt(value: Any) -> str:
+    if dataclasses.is_dataclass(value):
+        return "; ".join(f"{f.name}={_fmt(getattr(value, f.name))}" for f in dataclasses.fields(value))
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    if isinstance(value, tuple):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def profile_table(profile: str | Profile | None = "auto"):
+    """A profile as a two-column table (entry, value) for the book."""
+    import pandas as pd
+
+    prof = profile if isinstance(profile, Profile) else get_profile(profile)
+    rows = [{"entry": "tasks", "value": ", ".join(f"{t} ({s} px)" for t, s in prof.tasks.items())},
+            {"entry": "models", "value": ", ".join(f"{m.arch} ({m.init})" for m in prof.models)}]
+    for f in dataclasses.fields(prof):
+        if f.name not in ("tasks", "models", "name"):
+            rows.append({"entry": f.name, "value": _fmt(getattr(prof, f.name))})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
+           "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]

@@ -1,0 +1,45 @@
+"""The prose of chapters 3 and 4: every sentence with a number is written here from results.
+
+Each function returns Markdown text (a ``str``) computed from :mod:`.tables`, so the
+chapter displays it and the words change when the numbers do.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ...attacks.universal import STUDY_STEP
+from .. import references
+from .tables import ARCH_SPREAD, CLAIM_THRESHOLD, ClaimCounts
+
+
+def study_step_note() -> str:
+    """The study's FGSM step, passes and resolution in our units (computed, not typed)."""
+    h = references.HIRANO_UAP
+    return (f"FGSM step of the study: {h['step']} in the study's (X - 128)/128 units = {STUDY_STEP:.5f} in "
+            f"[0, 1] pixel units = {STUDY_STEP * 255:.3f}/255; passes: {h['max_passes']}; resolution "
+            f"{h['resolution']} px.")
+
+
+def claims_sentence(counts: ClaimCounts) -> str:
+    """Chapter 3's verdict on the study's two claims, counted row by row."""
+    return (f"**Checked row by row.** The > {CLAIM_THRESHOLD:.0%} claim holds for {counts.hold} of {counts.rows} "
+            f"UAPs ({counts.non_targeted_hold} of {counts.non_targeted} non-targeted). In {counts.above_random} of "
+            f"{counts.non_targeted} non-targeted rows the UAP's 95 % interval lies entirely above its random "
+            f"control's. The spread across architectures is within {ARCH_SPREAD:.2f} in {counts.little} of "
+            f"{counts.settings} settings.")
+
+
+def transfer_learning_sentence(table: pd.DataFrame) -> str:
+    """Chapter 4: is the fine-tuned model fooled more by photo-built UAPs than the scratch one?
+
+    ``table`` is :func:`~.tables.natural_vs_medical`; empty text when the profile lacks one of
+    the two initialisations.
+    """
+    pivot = table.pivot_table(index=["task", "norm", "zeta"], columns="init", values="_natural")
+    if not {"imagenet", "scratch"} <= set(pivot.columns):
+        return ""
+    diff = (pivot["imagenet"] - pivot["scratch"]).dropna()
+    return (f"The fine-tuned model is fooled more by photo-built UAPs than the one trained from scratch in "
+            f"{int((diff > 0).sum())} of {len(diff)} settings (median difference {diff.median():+.3f}). "
+            f"Natural-image UAPs beat their random control (disjoint intervals) in "
+            f"{int(table['natural_above_random'].eq('yes').sum())} of {len(table)} rows.")

@@ -1,0 +1,427 @@
+"""Universal adversarial perturbations at the scale of an experiment (chapters 3 and 4).
+
+The attack itself (one perturbation for many images) lives in
+:mod:`advmed.attacks.universal`; this module decides *which* images a UAP is built from and
+evaluated on, runs it for every task x model x norm x zeta x target of a profile, adds the
+random control, and returns a typed :class:`UAPExperiment` that :mod:`.tables` and
+:mod:`.plots` turn into the book's tables and figures. Every UAP, with its predictions on the
+held-out images, is memoised (:func:`advmed.cache.memo`) under the model's checkpoint key, a
+digest of the image selection, the UAP settings and the seed, so a warm book build reloads it
+in seconds.
+
+References
+----------
+- Moosavi-Dezfooli, Fawzi, Fawzi & Frossard (CVPR 2017), universal adversarial perturbations.
+- Hirano & Takemoto (Algorithms 13:268, 2020), targeted UAPs (FGSM inner step).
+- Hirano, Minagi & Takemoto (BMC Med Imaging 21:9, 2021): non-targeted and targeted UAPs on
+  medical images reach > 80 % success at zeta = 2-4 %, "depended very little" on the
+  architecture, and a random perturbation of the same norm stays low.
+- Minagi, Hirano & Takemoto (J. Imaging 8:38, 2022): UAPs built only from natural (ImageNet)
+  photos fool transfer-learned medical models. Their code (``kztakemoto/Natural_UAP``,
+  ``run_Natural_UAP.py``) computes the norm bound from the **medical training images**
+  (``norm_rate * mean ||X_train||_p``, raw pixels over all channels, then divided by 128 for
+  their ``(X - 128) / 128`` inputs), not from the natural images; :func:`natural_uap_experiment`
+  does the same (``zeta_reference="medical"``) and records the bound the photos would give.
+
+Units and definitions
+---------------------
+- Pixels are in [0, 1]; ``eps`` (the absolute bound) is in [0, 1] pixel units, over the
+  UAP's channels. ``zeta`` is ``eps`` as a fraction of the mean per-image norm of the build
+  images (L2: mean ``||x||_2``; L-inf: mean ``max |x|``):
+  :func:`advmed.attacks.universal.eps_from_zeta`.
+- *fooling rate*: share of held-out images whose predicted class changes under the UAP,
+  relative to the clean prediction (the study's definition); *targeted success rate*: share
+  classified as the target, among images not already predicted as it (``rate``) or among all
+  (``rate_all``, the study's). Both from :func:`advmed.metrics.attack_success`, intervals from
+  :func:`advmed.metrics.mean_interval`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, NamedTuple
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ...attacks.universal import eps_from_zeta, predict, random_control, uap
+from ...cache import memo, tensor_digest
+from ...data import get_spec, get_task, load_dataset, load_task
+from ...data.splits import stratified_subset
+from ...device import module_device
+from ...metrics import Estimate, attack_success, mean_interval
+from ...models import GrayInput, as_rgb, is_gray
+from ..profiles import Profile, UAPSettings
+from ..zoo import ModelKey, select, test_set, trained_models
+
+#: Bumped when the way a UAP run is computed changes (invalidates the memoised results).
+UNIVERSAL_VERSION = 2
+
+NON_TARGETED = "non-targeted"
+
+
+class RunKey(NamedTuple):
+    """One UAP of an experiment: which model, which bound, which target (None: non-targeted)."""
+
+    task: str
+    arch: str
+    init: str
+    norm: str
+    zeta: float
+    target: int | None
+
+    @property
+    def model(self) -> ModelKey:
+        return ModelKey(self.task, self.arch, self.init)
+
+
+@dataclass
+class UAPRun:
+    """One UAP and its predictions on the held-out images.
+
+    Attributes:
+        delta: the perturbation (1, C, H, W) in [0, 1] pixel units (C = 1 for a gray UAP).
+        summary: how it was built (:meth:`advmed.attacks.universal.UAPResult.summary` plus
+            ``zeta``, ``eps``, ``source`` and ``gray``).
+        clean, adv, random: predicted classes (int64) without, with the UAP, with the control.
+        y: the held-out labels.
+        random_l2, random_linf: the random control's norms.
+    """
+
+    delta: torch.Tensor
+    summary: dict[str, Any]
+    clean: torch.Tensor
+    adv: torch.Tensor
+    random: torch.Tensor
+    y: torch.Tensor
+    random_l2: float
+    random_linf: float
+
+    @property
+    def fooling_rate(self) -> float:
+        return float(attack_success(self.clean, self.adv).mean())
+
+
+class Rates(NamedTuple):
+    """A UAP's success and its random control's, with bootstrap 95 % intervals."""
+
+    rate: Estimate
+    random: Estimate
+    rate_all: float  # targeted: among all images (the study's definition)
+    random_all: float
+    n: int  # images the rate is taken over
+
+
+def rates(run: UAPRun, target: int | None, *, n_boot: int, seed: int) -> Rates:
+    """Fooling rate (non-targeted) or targeted success rate of one run and of its control."""
+    ests, alls = [], []
+    for pred in (run.adv, run.random):
+        hit = attack_success(run.clean, pred, target=target)
+        ests.append(mean_interval(hit, n_boot=n_boot, seed=seed))
+        hit_all = attack_success(run.clean, pred, target=target, among="all")
+        alls.append(float(hit_all.mean()) if hit_all.size else float("nan"))
+    n = int(attack_success(run.clean, run.adv, target=target).size)
+    return Rates(ests[0], ests[1], alls[0], alls[1], n)
+
+
+@dataclass
+class UAPExperiment:
+    """Every UAP of one experiment, the images they were evaluated on and the models.
+
+    Attributes:
+        settings: the profile's UAP settings; seed and n_boot: the profile's.
+        runs: one :class:`UAPRun` per :class:`RunKey`.
+        sets: held-out ``ImageSet`` per task.
+        trained: the models, by :class:`~advmed.experiments.zoo.ModelKey`.
+        source: ``"medical"`` or ``"natural"`` (photos, chapter 4).
+        references: natural only, per (task, norm, zeta) the bound from the medical and from
+            the natural images; zeta_reference: which one was used.
+        natural: natural only, per task the number of photos and their folder.
+    """
+
+    settings: UAPSettings
+    seed: int
+    n_boot: int
+    runs: dict[RunKey, UAPRun]
+    sets: dict[str, Any]
+    trained: dict[ModelKey, Any]
+    source: str = "medical"
+    references: dict[tuple, dict[str, float]] = field(default_factory=dict)
+    zeta_reference: str = "medical"
+    natural: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def keys(self, *, task: str | None = None, targeted: bool | None = None, zeta: float | None = None,
+             norm: str | None = None) -> list[RunKey]:
+        """The run keys that match every given filter (``targeted=False``: non-targeted only)."""
+        out = []
+        for k in self.runs:
+            if task is not None and k.task != task or norm is not None and k.norm != norm:
+                continue
+            if zeta is not None and abs(k.zeta - float(zeta)) > 1e-12:
+                continue
+            if targeted is not None and (k.target is not None) != targeted:
+                continue
+            out.append(k)
+        return out
+
+    def strongest(self, task: str) -> RunKey:
+        """The non-targeted run of ``task`` with the highest fooling rate."""
+        keys = self.keys(task=task, targeted=False)
+        if not keys:
+            raise KeyError(f"no non-targeted UAP for task {task!r}; tasks: {sorted(self.sets)}")
+        return max(keys, key=lambda k: self.runs[k].fooling_rate)
+
+    def targeted_twins(self, key: RunKey) -> list[RunKey]:
+        """The targeted runs with the same model, norm and zeta as ``key``."""
+        return [k for k in self.runs if k[:5] == key[:5] and k.target is not None]
+
+    def rates(self, key: RunKey) -> Rates:
+        return rates(self.runs[key], key.target, n_boot=self.n_boot, seed=self.seed)
+
+
+# --------------------------------------------------------------------------- images
+def build_set(task: str, profile: Profile, *, progress: bool = True):
+    """The medical images a UAP is built from: a seeded stratified subset of the *train* split
+    at the profile's size, 3 channels (``advmed.data.ImageSet``)."""
+    return load_task(task, "train", size=profile.task_size(task), channels=3, limit=profile.uap.n_build,
+                     seed=profile.seed, progress=progress)
+
+
+def eval_set(task: str, profile: Profile, *, progress: bool = True):
+    """Held-out images a UAP is evaluated on: :func:`~advmed.experiments.zoo.test_set`, limited
+    to ``profile.uap.n_eval`` (stratified, seeded) when that is smaller."""
+    test = test_set(task, profile, progress=progress)
+    n_eval = profile.uap.n_eval
+    if n_eval is not None and n_eval < len(test):
+        test = test.subset(stratified_subset(test.labels.numpy(), int(n_eval), profile.seed))
+    return test
+
+
+def natural_set(task: str, profile: Profile, *, progress: bool = True):
+    """``profile.uap.natural_images`` ImageNet photos (``imagenet_samples``) at the task's size.
+
+    Photos are converted to the task's colour: grayscale tasks (chest X-rays) get the photos'
+    luminance replicated to 3 channels, as Minagi et al. fed grayscale natural images to their
+    grayscale models; colour tasks get RGB. Labels are meaningless here (the UAP is built
+    against the medical model's own predictions on the photos).
+    """
+    s = profile.uap
+    gray = get_spec(get_task(task).dataset).grayscale
+    ds = load_dataset("imagenet_samples", s.natural_split, size=profile.task_size(task),
+                      channels=1 if gray else 3, limit=s.natural_images, seed=profile.seed, progress=progress)
+    if gray:
+        ds.images = ds.images.repeat(1, 3, 1, 1)
+    return ds
+
+
+def selection_key(ds: Any, **extra: Any) -> dict[str, Any]:
+    """A memo-key description of an image selection: dataset, split, shape and a SHA-256 of
+    the pixels and labels (the one fingerprint scheme of the library, ``tensor_digest``)."""
+    return {"name": ds.name, "split": ds.split, "shape": list(ds.images.shape),
+            "sha256": tensor_digest(ds.images, ds.labels), **extra}
+
+
+# --------------------------------------------------------------------------- one run
+def _delta_step(settings: UAPSettings, eps: float) -> float | None:
+    if settings.method == "batched" and settings.step_fraction is not None:
+        return float(settings.step_fraction) * eps
+    return None
+
+
+def clean_predictions(tm: Any, evalset: Any) -> torch.Tensor:
+    """Clean predicted classes of one model on the held-out images (memoised)."""
+    def compute():
+        return predict(tm.model, evalset.float().to(module_device(tm.model))).cpu()
+
+    return memo("uap_clean", {"v": UNIVERSAL_VERSION, "model": tm.config.key(), "eval": selection_key(evalset)},
+                compute)
+
+
+def uap_run(tm: Any, build: Any, evalset: Any, *, norm: str, zeta: float, target: int | None,
+            settings: UAPSettings, seed: int, source: str = "medical", reference_eps: float | None = None,
+            progress: bool = True) -> UAPRun:
+    """Build one UAP for ``tm`` from ``build`` and evaluate it on ``evalset`` (memoised).
+
+    Args:
+        tm: ``advmed.train.TrainedModel``.
+        build, evalset: ``ImageSet`` of build / held-out images.
+        norm, zeta: the bound; ``eps = zeta * mean norm of the build images`` unless
+            ``reference_eps`` (already absolute, [0, 1] units) is given (natural-image UAPs
+            take it from the medical images).
+        target: None (non-targeted) or a class index.
+        settings, seed: how the UAP is built.
+        source: ``"medical"`` or ``"natural"``, recorded in the result.
+
+    When both sets are grayscale (three equal channels) the UAP is built on one channel and
+    replicated (``delta`` is then (1, 1, H, W); :func:`advmed.models.as_rgb` expands it), and
+    ``eps`` refers to the one-channel norm, as the study's grayscale X-ray models.
+    """
+    gray = is_gray(build, evalset)
+    key = {"v": UNIVERSAL_VERSION, "model": tm.config.key(), "build": selection_key(build, source=source),
+           "eval": selection_key(evalset), "norm": norm, "zeta": float(zeta), "target": target, "gray": gray,
+           "reference_eps": None if reference_eps is None else round(float(reference_eps), 10),
+           "settings": settings.build_key(seed)}
+    dev = module_device(tm.model)
+
+    def compute() -> dict[str, Any]:
+        model = GrayInput(tm.model) if gray else tm.model
+        xb, xe = build.float().to(dev), evalset.float().to(dev)
+        if gray:
+            xb, xe = xb[:, :1].contiguous(), xe[:, :1].contiguous()
+        eps = float(reference_eps) if reference_eps is not None else eps_from_zeta(xb, zeta, norm)
+        res = uap(model, xb, zeta=zeta, eps=eps, norm=norm, target=target, method=settings.method,
+                  step_size=_delta_step(settings, eps), max_passes=settings.max_passes,
+                  batch_size=settings.batch_size, seed=seed, progress=progress)
+        rnd = random_control(res, seed=seed + 1, linf_kind=settings.random_kind)
+        summary = res.summary()
+        summary.update(zeta=float(zeta), eps=eps, source=source, gray=gray)
+        return {"delta": res.delta.cpu(), "summary": summary, "adv": predict(model, xe, res.delta).cpu(),
+                "random": predict(model, xe, rnd.to(dev)).cpu(),
+                "random_l2": float(rnd.norm()), "random_linf": float(rnd.abs().max())}
+
+    out = memo("uap_run", key, compute)
+    return UAPRun(delta=out["delta"], summary=out["summary"], clean=clean_predictions(tm, evalset),
+                  adv=out["adv"], random=out["random"], y=evalset.labels.clone(),
+                  random_l2=float(out["random_l2"]), random_linf=float(out["random_linf"]))
+
+
+# --------------------------------------------------------------------------- the experiment
+def _targets(settings: UAPSettings, n_classes: int, zeta: float) -> list[int | None]:
+    return [None] + (list(range(n_classes)) if settings.targets_at(zeta) else [])
+
+
+def attack_name(target: int | None, classes: Iterable[str]) -> str:
+    """``"non-targeted"`` or ``"targeted -> <class>"``."""
+    return NON_TARGETED if target is None else f"targeted -> {list(classes)[target]}"
+
+
+def _zoo(profile: Profile, trained: Mapping[tuple, Any] | None, tasks: Any, models: Any,
+         progress: bool) -> dict[ModelKey, Any]:
+    if trained is None:
+        return trained_models(profile, tasks=tasks, models=models, progress=progress)
+    return select(trained, profile, tasks=tasks, models=models)
+
+
+def uap_experiment(profile: Profile, *, trained: Mapping[tuple, Any] | None = None, tasks: Any = None,
+                   models: Any = None, progress: bool = True) -> UAPExperiment:
+    """Every medical-image UAP of a profile: task x model x norm x zeta x (non-targeted + each
+    target class where ``profile.uap`` builds targeted ones). Each run is memoised."""
+    s = profile.uap
+    trained = _zoo(profile, trained, tasks, models, progress)
+    builds: dict[str, Any] = {}
+    evals: dict[str, Any] = {}
+    jobs = []
+    for key, tm in trained.items():
+        if key.task not in builds:
+            builds[key.task] = build_set(key.task, profile, progress=progress)
+            evals[key.task] = eval_set(key.task, profile, progress=progress)
+        for norm in s.norms:
+            for zeta in s.zetas:
+                for target in _targets(s, len(tm.classes), float(zeta)):
+                    jobs.append(RunKey(*key, norm, float(zeta), target))
+    runs = {}
+    for rk in tqdm(jobs, desc="UAPs", unit="uap", disable=not progress):
+        runs[rk] = uap_run(trained[rk.model], builds[rk.task], evals[rk.task], norm=rk.norm, zeta=rk.zeta,
+                           target=rk.target, settings=s, seed=profile.seed, progress=False)
+    return UAPExperiment(settings=s, seed=profile.seed, n_boot=profile.eval.n_boot, runs=runs, sets=evals,
+                         trained=dict(trained))
+
+
+def transfer_matrix(exp: UAPExperiment, task: str, *, norm: str | None = None, zeta: float | None = None,
+                    progress: bool = True) -> pd.DataFrame:
+    """Fooling rates of non-targeted UAPs built on one model (rows) applied to every model of the
+    same task (columns), on the task's held-out images. The diagonal is each model's own
+    fooling rate (the same number as the UAP table). Memoised per (source run, model).
+
+    ``norm`` defaults to the settings' first norm, ``zeta`` to the largest.
+    """
+    norm = norm or exp.settings.norms[0]
+    zeta = float(zeta if zeta is not None else max(exp.settings.zetas))
+    models = [k for k in exp.trained if k.task == task]
+    if not models:
+        raise KeyError(f"no models for task {task!r} in this experiment; tasks: "
+                       f"{sorted({k.task for k in exp.trained})}")
+    evalset = exp.sets[task]
+    xe = evalset.float()
+    labels = [k.label for k in models]
+    mat = pd.DataFrame(index=labels, columns=labels, dtype=float)
+    for src in tqdm(models, desc=f"transfer {task}", disable=not progress):
+        run = exp.runs[RunKey(*src, norm, zeta, None)]
+        for dst in models:
+            if dst == src:
+                fr = run.fooling_rate
+            else:
+                tm = exp.trained[dst]
+                dev = module_device(tm.model)
+
+                def compute(tm=tm, dev=dev, delta=as_rgb(run.delta, xe.shape[1])):
+                    return predict(tm.model, xe.to(dev), delta.to(dev)).cpu()
+
+                adv = memo("uap_transfer", {"v": UNIVERSAL_VERSION, "model": tm.config.key(),
+                                            "delta": tensor_digest(run.delta.float()),
+                                            "eval": selection_key(evalset)}, compute)
+                fr = float(attack_success(clean_predictions(tm, evalset), adv).mean())
+            mat.loc[src.label, dst.label] = fr
+    mat.index.name = f"UAP built on ({norm}, zeta {zeta:g})"
+    mat.columns.name = "applied to"
+    return mat
+
+
+# --------------------------------------------------------------------------- natural images
+def available_models(profile: Profile, wanted: Iterable[str]) -> list[str]:
+    """The ``"arch:init"`` entries of ``wanted`` that the profile has (a small profile may lack
+    the from-scratch twin); raises if none is left."""
+    have = {m.label for m in profile.models}
+    out = [m if ":" in m else f"{m}:scratch" for m in wanted]
+    out = [m for m in out if m in have]
+    if not out:
+        raise KeyError(f"none of the natural-image UAP models {list(wanted)} is in profile "
+                       f"{profile.name!r}; its models: {', '.join(sorted(have))}")
+    return out
+
+
+def natural_uap_experiment(profile: Profile, *, trained: Mapping[tuple, Any] | None = None, tasks: Any = None,
+                           models: Any = None, zeta_reference: str = "medical",
+                           progress: bool = True) -> UAPExperiment:
+    """Non-targeted UAPs built ONLY from ImageNet photos (Minagi et al. 2022), evaluated on the
+    medical held-out images, for ``profile.uap.natural_models`` (default: MobileNet v1 0.75 from
+    ImageNet and from scratch) of every task. Memoised like :func:`uap_experiment`.
+
+    The photos' "labels" are the medical model's own predictions on them (a non-targeted UAP
+    pushes them away from those). ``zeta_reference="medical"`` (Minagi et al.'s code) takes the
+    absolute bound from the mean norm of the medical build images, so natural-image UAPs,
+    medical-image UAPs and random controls have the same absolute size; ``"natural"`` takes it
+    from the photos instead.
+    """
+    if zeta_reference not in ("medical", "natural"):
+        raise ValueError(f"zeta_reference must be 'medical' or 'natural', got {zeta_reference!r}")
+    s = profile.uap
+    trained = _zoo(profile, trained, tasks, models if models is not None
+                   else available_models(profile, s.natural_models), progress)
+    runs, evals, refs = {}, {}, {}
+    nat_sets: dict[str, Any] = {}
+    med_sets: dict[str, Any] = {}
+    jobs = [(k, n, float(z)) for k in trained for n in s.norms for z in s.zetas]
+    for key, norm, zeta in tqdm(jobs, desc="natural-image UAPs", unit="uap", disable=not progress):
+        task = key.task
+        if task not in nat_sets:
+            nat_sets[task] = natural_set(task, profile, progress=progress)
+            med_sets[task] = build_set(task, profile, progress=progress)
+            evals[task] = eval_set(task, profile, progress=progress)
+        xm, xn = med_sets[task].float(), nat_sets[task].float()
+        if is_gray(med_sets[task], nat_sets[task], evals[task]):
+            xm, xn = xm[:, :1], xn[:, :1]  # the UAP will be one gray channel: so is its reference
+        ref = {"eps_medical_ref": eps_from_zeta(xm, zeta, norm), "eps_natural_ref": eps_from_zeta(xn, zeta, norm)}
+        refs[(task, norm, zeta)] = ref
+        eps = ref["eps_medical_ref"] if zeta_reference == "medical" else ref["eps_natural_ref"]
+        runs[RunKey(*key, norm, zeta, None)] = uap_run(trained[key], nat_sets[task], evals[task], norm=norm,
+                                                       zeta=zeta, target=None, settings=s, seed=profile.seed,
+                                                       source="natural", reference_eps=eps, progress=False)
+    return UAPExperiment(settings=s, seed=profile.seed, n_boot=profile.eval.n_boot, runs=runs, sets=evals,
+                         trained=dict(trained), source="natural", references=refs, zeta_reference=zeta_reference,
+                         natural={t: {"n": len(d), "split": s.natural_split} for t, d in nat_sets.items()})
+
+
+__all__ = ["NON_TARGETED", "Rates", "RunKey", "UAPExperiment", "UAPRun", "attack_name", "available_models",
+           "build_set", "clean_predictions", "eval_set", "natural_set", "natural_uap_experiment", "rates",
+           "selection_key", "transfer_matrix", "uap_experiment", "uap_run"]

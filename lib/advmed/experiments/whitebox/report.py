@@ -1,0 +1,105 @@
+"""The white-box chapter's prose: every sentence with a number is written here from results,
+never typed into the chapter.
+
+Each function returns Markdown text (a ``str``) computed from the tables of
+:mod:`.tables` and the results of :mod:`.run`, so the chapter displays it with
+``IPython.display.Markdown`` and the words change when the numbers do.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ...attacks import attack_label
+from .. import references
+from ..profiles import Profile
+
+
+def at_a_glance(results: pd.DataFrame) -> str:
+    """One bullet per model: clean accuracy, and the lowest accuracy over the attacks at the
+    smallest and the largest budget of the sweep."""
+    if results.empty:
+        return ""
+    lines = []
+    for (task, arch, init), g in results.groupby(["task", "arch", "init"], sort=False):
+        clean = g.loc[g["attack"] == "clean", "accuracy"]
+        adv = g[g["attack"] != "clean"]
+        if clean.empty or adv.empty:
+            continue
+        lo, hi = adv["eps_255"].min(), adv["eps_255"].max()
+        lines.append(f"- {task} / {arch} ({init}): accuracy {float(clean.iloc[0]):.3f} clean, "
+                     f"{adv.loc[adv['eps_255'] == lo, 'accuracy'].min():.3f} at {lo:g}/255 (worst attack), "
+                     f"{adv.loc[adv['eps_255'] == hi, 'accuracy'].min():.3f} at {hi:g}/255")
+    return "At a glance (lowest accuracy over the four attacks):\n\n" + "\n".join(lines)
+
+
+def adversarialmed_reading(table: pd.DataFrame, profile: Profile) -> str:
+    """What the setting columns of the AdversarialMed comparison say about the differences."""
+    if table.empty:
+        return ""
+    size = profile.task_size("pneumonia_cxr")
+    ratio = (224 / size) ** 2
+    fgsm = table[table["attack"] == attack_label("fgsm")]
+    iters = table[table["attack"].isin([attack_label(a) for a in ("ifgsm", "pgd", "mifgsm")])]
+    study_fgsm_auc = float(fgsm["auc study"].iloc[0])
+    text = (
+        f"Our FGSM accuracy at the study's budget ranges over "
+        f"{fgsm['accuracy ours'].min():.3f}–{fgsm['accuracy ours'].max():.3f} across models "
+        f"(study {fgsm['accuracy study'].iloc[0]:.4f}), the iterative attacks over "
+        f"{iters['accuracy ours'].min():.3f}–{iters['accuracy ours'].max():.3f} "
+        f"(study {iters['accuracy study'].max():g} for all three). "
+        f"Reasons visible in the setting columns: (i) **resolution**: the study's images "
+        f"have {ratio:.1f}× as many pixels as ours ({size} px); under the linear view of "
+        f"Goodfellow et al. (2015) an $L_\\infty$ perturbation moves a logit by up to "
+        f"$\\epsilon\\,\\lVert w\\rVert_1$, which grows with the number of input pixels, so the "
+        f"same $\\epsilon$ buys the attacker more at 224 px; (ii) **model and initialisation**: a "
+        f"DenseNet-121 fine-tuned from CheXNet versus our smaller networks trained from scratch "
+        f"or from ImageNet; (iii) **the study's AUC under FGSM**, {study_fgsm_auc:.4f}, "
+        f"{'far below' if study_fgsm_auc < 0.25 else 'below'} 0.5, means the attack "
+        f"*reversed* the ranking of almost every pair of images, the signature of an attack that "
+        f"drives every image towards the wrong class with high confidence. A nearly perfect "
+        f"inversion is easier to reach when the model is saturated (its probabilities at 0 or 1).")
+    if iters["accuracy ours"].max() < fgsm["accuracy ours"].min():
+        text += (" As in the study, every iterative attack does better than FGSM on every model: "
+                 "that ordering, not the exact figures, is what carries over to our setting.")
+    return text
+
+
+def finlayson_reading(results: pd.DataFrame) -> str:
+    """Clean -> attacked per model, then the setting differences behind any gap with the study.
+
+    ``results`` is :func:`~.run.finlayson_results` (numeric, one clean and one attacked row
+    per model); the study's figures come from :data:`advmed.experiments.references.FINLAYSON_PGD`.
+    """
+    if results.empty:
+        return ""
+    study = {r["task"]: r for r in references.FINLAYSON_PGD["rows"]}
+    lines, matched, far = [], 0, []
+    for (task, arch, init), g in results.groupby(["task", "arch", "init"], sort=False):
+        clean = g[g["attack"] == "clean"].iloc[0]
+        adv = g[g["attack"] != "clean"].iloc[0]
+        lines.append(f"- {task} / {arch} ({adv['init_used']}, {int(adv['size'])} px): accuracy "
+                     f"{clean['accuracy']:.3f} → {adv['accuracy']:.3f}, AUC {clean['auc']:.3f} → "
+                     f"{adv['auc']:.3f}, {adv['target_rate']:.3f} pushed to the other class")
+        if task in study:
+            matched += 1
+            if abs(float(adv["accuracy"]) - study[task]["accuracy"]) > 0.05:
+                far.append(adv)
+    text = "Targeted PGD at the study's budget, clean → attacked:\n\n" + "\n".join(lines) + "\n\n"
+    if not matched:
+        return text + ("The study ran none of these tasks: the rows show how our models fare under "
+                       "its attack, without a study figure to compare with.")
+    if not far:
+        return text + ("Every row with a study figure is within 0.05 of the study's accuracy: at this "
+                       "budget targeted PGD flips practically every decision, as the study reports.")
+    far_rows = pd.DataFrame(far)
+    sizes = sorted({int(s) for s in far_rows["size"]})
+    reasons = [f"the images are smaller ({', '.join(f'{s} px' for s in sizes)} against 224 px: fewer "
+               f"pixels for the same per-pixel budget, see the AdversarialMed discussion)"]
+    if (far_rows["task"] == "referable_dr").any():
+        reasons.append("our fundus task uses RetinaMNIST thumbnails, not the study's photographs")
+    n_scratch = int((far_rows["init_used"] == "scratch").sum())
+    if n_scratch:
+        reasons.append(f"{n_scratch} of these models were trained from scratch on a few thousand images, "
+                       "not fine-tuned from ImageNet as in the study")
+    return text + (f"{len(far)} of {matched} rows with a study figure stay more than 0.05 above the "
+                   f"study's accuracy. The setting columns differ there: " + "; ".join(reasons) + ".")

@@ -1,0 +1,197 @@
+"""The model zoo: the profile's trained models, its test images, clean results.
+
+A chapter writes::
+
+    prof = get_profile(profile)
+    zoo = trained_models(prof)                     # trains what the cache lacks
+    test = test_set("pneumonia_cxr", prof)         # ImageSet at the profile's size
+    table = clean_results(prof, trained=zoo)       # accuracy / AUC / sens / spec [95 % CI]
+
+Keys of the zoo are :class:`ModelKey` ``(task, arch, init)`` with the *requested* init
+(a plain tuple compares equal); the init actually used (ImageNet weights can be
+missing) is ``TrainedModel.init_used`` and a column of :func:`clean_results`.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, NamedTuple
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..metrics import METRICS, Estimate, classification_metrics
+from ..models import get_arch, predict_proba
+from ..train import TrainConfig, TrainedModel, get_trained_model
+from .profiles import Profile
+
+
+class ModelKey(NamedTuple):
+    """A zoo entry: task, architecture and the initialisation asked for."""
+
+    task: str
+    arch: str
+    init: str
+
+    @property
+    def label(self) -> str:
+        """``"arch (init)"``, how tables and menus name the model."""
+        return f"{self.arch} ({self.init})"
+
+
+class Predictions(NamedTuple):
+    """A model's class probabilities on its task's test set."""
+
+    y: np.ndarray
+    proba: np.ndarray
+    classes: list[str]
+
+
+def labelled(entries: Mapping[tuple, Any], *, task: str | None = None) -> dict[str, Any]:
+    """``entries`` keyed by model keys, re-keyed by how figures name them: ``"task / arch
+    (init)"``, or, with ``task`` given, ``"arch (init)"`` for that task's entries only."""
+    keys = [ModelKey(*k) for k in entries]
+    if task is None:
+        return {f"{k.task} / {k.label}": v for k, v in zip(keys, entries.values())}
+    return {k.label: v for k, v in zip(keys, entries.values()) if k.task == task}
+
+
+def configs_for_profile(profile: Profile) -> list[TrainConfig]:
+    """One :class:`~advmed.train.TrainConfig` per (task, model) of a profile.
+
+    Every model takes 3 channels, grayscale images included (replicated), so that one
+    perturbation tensor fits every architecture and attacks transfer across them
+    without a channel conversion; ImageNet-pretrained stems expect 3 channels anyway.
+    The seed is the profile's first; further seeds are for repeated runs. Sizes below an
+    architecture's minimum fail here, before any training: upsampling for one model only
+    would break the rule that one perturbation fits every model of a task.
+    """
+    configs = [TrainConfig(task=task, arch=m.arch, init=m.init, size=int(size), channels=3, seed=profile.seed,
+                           **dict(profile.train))
+               for task, size in profile.tasks.items() for m in profile.models]
+    bad = [f"{c.task} at {c.size} px for {c.arch} (needs >= {get_arch(c.arch).min_size} px)"
+           for c in configs if c.size < get_arch(c.arch).min_size]
+    if bad:
+        raise ValueError("profile sizes below an architecture's minimum: " + "; ".join(bad)
+                         + ". Raise the task's size in the profile or drop the model for that task.")
+    return configs
+
+
+def trained_models(profile: Profile, *, tasks: Iterable[str] | str | None = None,
+                   models: Iterable[Any] | str | None = None, progress: bool = True,
+                   retrain: bool = False, device: Any = None) -> dict[ModelKey, TrainedModel]:
+    """The profile's models, one per (task, model), from the checkpoint cache or trained now.
+
+    Args:
+        profile: :func:`~advmed.experiments.profiles.get_profile`.
+        tasks, models: restrict to some of the profile's tasks / models (``"resnet18"``,
+            ``"mobilenet_v1_075:imagenet"``); default all.
+        retrain: train again even when a checkpoint exists.
+
+    Returns:
+        ``{ModelKey(task, arch, requested init): TrainedModel}`` in profile order.
+    """
+    configs = configs_for_profile(profile.select(tasks, models))
+    out: dict[ModelKey, TrainedModel] = {}
+    for cfg in tqdm(configs, desc="models", unit="model", disable=not progress or len(configs) < 2):
+        out[ModelKey(cfg.task, cfg.arch, cfg.init)] = get_trained_model(cfg, retrain=retrain, device=device,
+                                                                        progress=progress)
+    return out
+
+
+def select(zoo: Mapping[tuple, TrainedModel], profile: Profile, *, tasks: Any = None,
+           models: Any = None) -> dict[ModelKey, TrainedModel]:
+    """The entries of ``zoo`` whose task and model are in ``profile.select(tasks, models)``."""
+    sub = profile.select(tasks, models)
+    keep = {(m.arch, m.init) for m in sub.models}
+    return {ModelKey(*k): tm for k, tm in zoo.items() if k[0] in sub.tasks and (k[1], k[2]) in keep}
+
+
+def test_set(task: str, profile: Profile, *, limit: int | str | None = None, progress: bool = True):
+    """A task's test split at the profile's size, 3 channels (``advmed.data.ImageSet``).
+
+    ``limit`` defaults to ``profile.eval.max_test``: a stratified subset drawn with the
+    profile's first seed (None there: the whole test split); ``limit="all"`` forces the
+    whole split.
+    """
+    from ..data import load_task
+
+    size = profile.task_size(task)
+    if limit is None:
+        limit = profile.eval.max_test
+    elif limit == "all":
+        limit = None
+    return load_task(task, "test", size=size, channels=3, limit=limit, seed=profile.seed, progress=progress)
+
+
+# a function named test_* confuses pytest when a test module imports it
+test_set.__test__ = False  # type: ignore[attr-defined]
+
+
+def clean_predictions(profile: Profile, *, trained: Mapping[ModelKey, TrainedModel] | None = None,
+                      tasks: Any = None, models: Any = None, progress: bool = True,
+                      device: Any = None) -> dict[ModelKey, Predictions]:
+    """Each model's probabilities on its task's test set.
+
+    ``trained`` defaults to :func:`trained_models` for the same selection; the result
+    feeds :func:`clean_results` and :func:`advmed.plots.roc_curves`.
+    """
+    if trained is None:
+        trained = trained_models(profile, tasks=tasks, models=models, progress=progress, device=device)
+    sets: dict[str, Any] = {}
+    out: dict[ModelKey, Predictions] = {}
+    for key, tm in tqdm(trained.items(), desc="clean predictions", disable=not progress or len(trained) < 2):
+        key = ModelKey(*key)
+        if key.task not in sets:
+            sets[key.task] = test_set(key.task, profile, progress=progress)
+        test = sets[key.task]
+        out[key] = Predictions(test.labels.numpy(), predict_proba(tm.model, test.images, device=device),
+                               list(test.classes))
+    return out
+
+
+def clean_results(profile: Profile, *, trained: Mapping[ModelKey, TrainedModel] | None = None,
+                  predictions: Mapping[ModelKey, Predictions] | None = None, tasks: Any = None,
+                  models: Any = None, n_boot: int | None = None, numeric: bool = False, digits: int = 3,
+                  progress: bool = True, device: Any = None) -> pd.DataFrame:
+    """Clean test performance of the profile's models, one row per (task, arch, init).
+
+    Columns: task, arch, init (requested), init_used, size (px), n_test, val_auc, then
+    accuracy, balanced_accuracy, auc, sensitivity, specificity as ``"value [lo, hi]"``
+    (percentile bootstrap 95 % interval, ``profile.eval.n_boot`` resamples) or, with
+    ``numeric=True``, as ``metric``, ``metric_lo``, ``metric_hi`` floats.
+    """
+    if trained is None:
+        trained = trained_models(profile, tasks=tasks, models=models, progress=progress, device=device)
+    if predictions is None:
+        predictions = clean_predictions(profile, trained=trained, progress=progress, device=device)
+    n_boot = int(profile.eval.n_boot if n_boot is None else n_boot)
+    rows = []
+    for key, tm in trained.items():
+        key = ModelKey(*key)
+        pred = predictions[key]
+        m = classification_metrics(pred.y, pred.proba, n_boot=n_boot, seed=profile.seed)
+        row: dict[str, Any] = {"task": key.task, "arch": key.arch, "init": key.init, "init_used": tm.init_used,
+                               "size": tm.config.size, "n_test": len(pred.y), "val_auc": tm.val_auc}
+        for name in METRICS:
+            est: Estimate = m[name]
+            if numeric:
+                row[name], row[f"{name}_lo"], row[f"{name}_hi"] = est
+            else:
+                row[name] = est.fmt(digits)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def training_summary(trained: Mapping[ModelKey, TrainedModel]) -> pd.DataFrame:
+    """One row per trained model: what was asked, what was used, how training went."""
+    rows = []
+    for key, tm in trained.items():
+        key = ModelKey(*key)
+        rows.append({
+            "task": key.task, "arch": key.arch, "init": key.init, "init_used": tm.init_used,
+            "size": tm.config.size, "n_train": tm.meta.get("n_train"), "n_val": tm.meta.get("n_val"),
+            "epochs_run": len(tm.history), "best_epoch": tm.best_epoch, "val_auc": round(tm.val_auc, 4),
+            "train_seconds": round(tm.train_seconds, 1), "from_cache": bool(tm.meta.get("cached")),
+            "checkpoint": tm.config.key(),
+        })
+    return pd.DataFrame(rows)
