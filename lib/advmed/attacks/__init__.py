@@ -28,14 +28,16 @@ from __future__ import annotations
 from .checks import check_eps, check_images, check_labels, frozen_eval
 from .losses import LOSSES, get_loss
 from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
-from .whitebox import bim, fgsm, ifgsm, mifgsm, pgd
+from .whitebox import apgd, bim, fgsm, ifgsm, mifgsm, pgd
 
 register(AttackSpec("fgsm", "FGSM", fgsm, "whitebox", step_rule="eps", cite="goodfellow2015explaining"))
 register(AttackSpec("ifgsm", "I-FGSM", ifgsm, "whitebox", step_rule="madry", aliases=("bim", "i-fgsm"),
                     cite="kurakin2017adversarial"))
 register(AttackSpec("pgd", "PGD", pgd, "whitebox", step_rule="madry", cite="madry2018towards"))
 register(AttackSpec("mifgsm", "MI-FGSM", mifgsm, "whitebox", step_rule="dong", cite="dong2018boosting"))
+register(AttackSpec("apgd", "APGD", apgd, "whitebox", step_rule=None, aliases=("auto-pgd", "autopgd"),
+                    cite="croce2020reliable"))
 
-__all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "attack_label", "bim", "check_eps", "check_images",
+__all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "apgd", "attack_label", "bim", "check_eps", "check_images",
            "check_labels", "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm",
            "mifgsm", "pgd", "register"]
