@@ -60,6 +60,27 @@ def bare_loop(model, x, y, steps, amp):
     return g
 
 
+def time_interleaved(runs: dict, repeats: int, device: torch.device) -> tuple[dict, dict]:
+    """Wall and process-CPU seconds of each run, after one warm-up, the order rotated each
+    repeat (so that load on a shared machine spreads over all of them)."""
+    times = {k: [] for k in runs}
+    cpu = {k: [] for k in runs}
+    for fn in runs.values():  # warm-up (allocator, cudnn autotune)
+        fn()
+    names = list(runs)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.process_time()
+            runs[name]()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return times, cpu
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -94,21 +115,7 @@ def main(argv=None):
         return bare_loop(model, x, y, args.steps, args.amp)
 
     runs = {"advmed": run_ours, "torchattacks": run_ta, "bare": run_bare}
-    times = {k: [] for k in runs}
-    cpu = {k: [] for k in runs}
-    for fn in runs.values():  # warm-up (allocator, cudnn autotune)
-        fn()
-    names = list(runs)
-    for r in range(args.repeats):
-        for name in names[r % 3:] + names[:r % 3]:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0, c0 = time.perf_counter(), time.process_time()
-            runs[name]()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
+    times, cpu = time_interleaved(runs, args.repeats, device)
 
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from advmed.attacks import ATTACKS, fgsm, get_attack, ifgsm, mifgsm, pgd
+from advmed.attacks import ATTACKS, apgd, fgsm, get_attack, ifgsm, mifgsm, pgd
 from advmed.attacks.losses import margin
 
 torch.set_num_threads(1)
@@ -41,6 +41,9 @@ VARIANTS = {
     "pgd_restarts": (pgd, "linf", {"steps": 2, "restarts": 2}),
     "pgd_l2": (pgd, "l2", {"steps": 3, "norm": "l2"}),
     "mifgsm": (mifgsm, "linf", {"steps": 3}),
+    "apgd": (apgd, "linf", {"steps": 3}),
+    "apgd_restarts": (apgd, "linf", {"steps": 2, "restarts": 2}),
+    "apgd_l2": (apgd, "l2", {"steps": 3, "norm": "l2"}),
 }
 
 
@@ -161,11 +164,11 @@ def test_pgd_l2_one_step_closed_form():
     d = (w[1 - y] - w[y]).view_as(x)
     d = d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     x_adv = pgd(model, x, y, eps=0.2, steps=1, step_size=0.2, norm="l2", random_start=False,
-                loss="margin")
+                loss="margin", early_stop=False)
     torch.testing.assert_close(x_adv, x + 0.2 * d, atol=1e-6, rtol=0)
     # a step longer than eps is projected back onto the sphere
     x_far = pgd(model, x, y, eps=0.2, steps=1, step_size=1.0, norm="l2", random_start=False,
-                loss="margin")
+                loss="margin", early_stop=False)
     torch.testing.assert_close(x_far, x + 0.2 * d, atol=1e-6, rtol=0)
 
 

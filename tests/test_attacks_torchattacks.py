@@ -2,7 +2,8 @@
 
 torchattacks takes inputs in [0, 1] and a model returning logits, like advmed; its
 targeted mode ``set_mode_targeted_by_label`` takes the target classes as labels.
-Differences allowed: float32 rounding (torchattacks differentiates the batch *mean*
+The iterative attacks run with ``early_stop=False`` here (torchattacks returns the last
+iterate of every image). Differences allowed: float32 rounding (torchattacks differentiates the batch *mean*
 cross-entropy, advmed the per-image sum; the steps are the same).
 """
 from __future__ import annotations
@@ -34,8 +35,8 @@ def _model(channels: int, classes: int) -> nn.Module:
 
 
 CASES = {
-    "fgsm": (lambda m: torchattacks.FGSM(m, eps=EPS),
-             lambda m, x, y, **kw: fgsm(m, x, y, eps=EPS, **kw)),
+    "fgsm": (lambda m: torchattacks.FGSM(m, eps=EPS),  # one step: no early stopping
+             lambda m, x, y, early_stop, **kw: fgsm(m, x, y, eps=EPS, **kw)),
     "bim": (lambda m: torchattacks.BIM(m, eps=EPS, alpha=ALPHA, steps=STEPS),
             lambda m, x, y, **kw: ifgsm(m, x, y, eps=EPS, step_size=ALPHA, steps=STEPS, **kw)),
     "pgd": (lambda m: torchattacks.PGD(m, eps=EPS, alpha=ALPHA, steps=STEPS, random_start=False),
@@ -65,9 +66,9 @@ def test_matches_torchattacks(name, channels, classes, targeted):
         t = (y + 1) % classes
         ref.set_mode_targeted_by_label(quiet=True)
         expected = ref(x, t)
-        got = ours(model, x, y, targeted=True, target=t)
+        got = ours(model, x, y, targeted=True, target=t, early_stop=False)
     else:
         expected = ref(x, y)
-        got = ours(model, x, y)
+        got = ours(model, x, y, early_stop=False)
     assert (got - x).abs().max() > 0  # the attack moved the images
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)

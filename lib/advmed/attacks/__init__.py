@@ -7,6 +7,10 @@ mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
 - :mod:`.whitebox`: :func:`fgsm` (Goodfellow et al. 2015), :func:`ifgsm` / ``bim``
   (Kurakin et al. 2017), :func:`pgd` (Madry et al. 2018; L-inf or L2, random start,
   restarts), :func:`mifgsm` (Dong et al. 2018).
+- :func:`apgd` (Croce & Hein 2020; CE, margin, DLR, APGD-T), and on top of the
+  white-box attacks :func:`robust_accuracy` (:mod:`.robust`: the per-image worst case over
+  an attack ensemble on nested budgets) and :func:`masking_diagnostics`
+  (:mod:`.diagnostics`: the red flags of gradient masking).
 - :mod:`.universal`: :func:`~advmed.attacks.universal.uap`, universal perturbations
   (Moosavi-Dezfooli et al. 2017; Hirano & Takemoto 2020; Shafahi et al. 2020).
 
@@ -27,23 +31,20 @@ from __future__ import annotations
 
 from .checks import check_eps, check_images, check_labels, frozen_eval
 from .losses import LOSSES, get_loss
-from .registry import (
-                    ATTACKS,
-                    THREATS,
-                    AttackSpec,
-                    attack_label,
-                    default_step_size,
-                    get_attack,
-                    register,
-)
-from .whitebox import bim, fgsm, ifgsm, mifgsm, pgd
+from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
+from .whitebox import apgd, bim, fgsm, ifgsm, mifgsm, pgd
+from .robust import EnsembleMember, RobustResult, default_ensemble, robust_accuracy  # noqa: E402
+from .diagnostics import MaskingDiagnostics, masking_diagnostics  # noqa: E402
 
 register(AttackSpec("fgsm", "FGSM", fgsm, "whitebox", step_rule="eps", cite="goodfellow2015explaining"))
 register(AttackSpec("ifgsm", "I-FGSM", ifgsm, "whitebox", step_rule="madry", aliases=("bim", "i-fgsm"),
                     cite="kurakin2017adversarial"))
 register(AttackSpec("pgd", "PGD", pgd, "whitebox", step_rule="madry", cite="madry2018towards"))
 register(AttackSpec("mifgsm", "MI-FGSM", mifgsm, "whitebox", step_rule="dong", cite="dong2018boosting"))
+register(AttackSpec("apgd", "APGD", apgd, "whitebox", step_rule=None, aliases=("auto-pgd", "autopgd"),
+                    cite="croce2020reliable"))
 
-__all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "attack_label", "bim", "check_eps", "check_images",
-           "check_labels", "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm",
-           "mifgsm", "pgd", "register"]
+__all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "EnsembleMember", "MaskingDiagnostics", "RobustResult",
+           "apgd", "attack_label", "bim", "check_eps", "check_images", "check_labels", "default_ensemble",
+           "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm", "masking_diagnostics",
+           "mifgsm", "pgd", "register", "robust_accuracy"]

@@ -15,7 +15,21 @@ the model runs under :func:`~advmed.attacks.checks.frozen_eval` (eval mode, para
 not requiring gradients, so autograd never builds weight-gradient work);
 ``torch.autograd.grad`` is taken w.r.t. the input only; the L-inf projection is a
 single ``clamp`` between precomputed bounds ``max(x - eps, 0)`` and ``min(x + eps, 1)``;
-updates are in place.
+updates are in place; every tensor keeps the input's memory format (channels_last stays
+channels_last).
+
+Per-image early stopping (``early_stop=True``, the default of the iterative attacks):
+an image stops being attacked as soon as an iterate fools the model (misclassified,
+or classified as its target when targeted). The forward pass of each step already gives
+the logits of the current iterate, so the check costs no extra model call; fooled
+images are written to the output and dropped from the batch, so the remaining steps
+run (forward and backward) on the survivors only. The image returned is each image's
+*first* successful iterate (inside the ball and the [0, 1] box, like every iterate),
+or its last iterate if none succeeded. Since it stops just past the decision boundary,
+it is the right output for robust accuracy and the wrong one for measuring how
+confidently a model can be fooled (use ``early_stop=False`` for that: the last iterate,
+exactly as without early stopping). The iterate reached after the last step is not
+checked (that would cost one more forward pass); it is returned as the last iterate.
 """
 from __future__ import annotations
 
@@ -108,33 +122,91 @@ class _Objective:
         return pred == labels if self.targeted else pred != labels
 
 
+def memory_format(x: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` if ``x`` is stored so (and not also plainly contiguous), else contiguous.
+
+    Every tensor the loops create is put in this format, so that a channels_last input
+    stays channels_last (and the model keeps running its channels_last kernels).
+    """
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def compact(keep: torch.Tensor, *tensors: Optional[torch.Tensor],
+            fmt: torch.memory_format = torch.contiguous_format):
+    """The rows ``keep`` of every tensor (None stays None), 4-D ones in memory format ``fmt``."""
+    out = []
+    for t in tensors:
+        if t is not None:
+            t = t[keep]
+            if t.dim() == 4:
+                t = t.contiguous(memory_format=fmt)
+        out.append(t)
+    return out
+
+
+def _step(x_adv, grad, x, bounds, momentum, *, norm, eps, step_size, decay):
+    """One update of I-FGSM / PGD / MI-FGSM from the input gradient; returns (x_adv, momentum)."""
+    if momentum is not None:  # Dong et al. 2018, eq. 6 (L1 norm as a per-image mean)
+        scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True)
+        grad = grad.div_(torch.where(scale > 0, scale, torch.ones_like(scale)))
+        grad.add_(momentum, alpha=decay)
+        momentum = grad
+    if norm == "linf":
+        direction = grad.sign() if momentum is not None else grad.sign_()
+        x_adv.add_(direction, alpha=step_size)
+        torch.clamp(x_adv, bounds[0], bounds[1], out=x_adv)
+    else:
+        gnorm = grad.flatten(1).norm(p=2, dim=1)
+        grad.div_(_per_image(torch.where(gnorm > 0, gnorm, torch.ones_like(gnorm))))
+        x_adv = project_l2(x_adv.add_(grad, alpha=step_size), x, eps)
+    return x_adv, momentum
+
+
 def _single_run(model: nn.Module, x: torch.Tensor, bounds, objective: _Objective,
                 idx: Optional[torch.Tensor], *, eps: float, steps: int, step_size: float,
                 norm: str, start: bool, decay: Optional[float],
-                generator: Optional[torch.Generator], amp: bool) -> torch.Tensor:
+                generator: Optional[torch.Generator], amp: bool,
+                early_stop: bool = False) -> torch.Tensor:
+    """One run of the loop from one start; ``idx`` maps these images to the objective's labels.
+
+    With ``early_stop``, each forward pass also tells which images the current iterate
+    already fools (the logits are there anyway): those are written to the output as
+    they are and dropped from the batch, so the later steps run on the others only. The
+    output is then each image's first successful iterate, or its last iterate.
+    """
+    fmt = memory_format(x)
     x_adv = random_start(x, eps, norm, generator) if start else x.clone()
-    momentum = torch.zeros_like(x) if decay is not None else None
+    x_adv = x_adv.contiguous(memory_format=fmt)
+    momentum = torch.zeros_like(x_adv) if decay is not None else None
+    out = torch.empty_like(x_adv) if early_stop else None
+    pos = torch.arange(x.shape[0], device=x.device)  # rows of ``out`` still attacked
+    rows = idx  # the objective's labels of those rows (None: all, in order)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         with autocast(x.device, amp):
             logits = model(x_adv)
-        (grad,) = torch.autograd.grad(objective(logits, idx).sum(), x_adv)
-        del logits
+        (grad,) = torch.autograd.grad(objective(logits, rows).sum(), x_adv)
         x_adv = x_adv.detach()
-        if momentum is not None:  # Dong et al. 2018, eq. 6 (L1 norm as a per-image mean)
-            scale = grad.abs().mean(dim=(1, 2, 3), keepdim=True)
-            grad = grad.div_(torch.where(scale > 0, scale, torch.ones_like(scale)))
-            grad.add_(momentum, alpha=decay)
-            momentum = grad
-        if norm == "linf":
-            direction = grad.sign() if momentum is not None else grad.sign_()
-            x_adv.add_(direction, alpha=step_size)
-            torch.clamp(x_adv, bounds[0], bounds[1], out=x_adv)
-        else:
-            gnorm = grad.flatten(1).norm(p=2, dim=1)
-            grad.div_(_per_image(torch.where(gnorm > 0, gnorm, torch.ones_like(gnorm))))
-            x_adv = project_l2(x_adv.add_(grad, alpha=step_size), x, eps)
-    return x_adv
+        if early_stop:
+            done = objective.success(logits.detach(), rows)
+            if bool(done.any()):
+                out[pos[done]] = x_adv[done]
+                keep = ~done
+                if not bool(keep.any()):
+                    return out
+                pos, x, x_adv, grad, momentum = compact(keep, pos, x, x_adv, grad, momentum, fmt=fmt)
+                rows = pos if idx is None else idx[pos]
+                if bounds is not None:
+                    bounds = tuple(compact(keep, *bounds, fmt=fmt))
+        del logits
+        x_adv, momentum = _step(x_adv, grad, x, bounds, momentum, norm=norm, eps=eps,
+                                step_size=step_size, decay=decay)
+    if not early_stop:
+        return x_adv
+    out[pos] = x_adv
+    return out
 
 
 @torch.no_grad()
@@ -158,8 +230,10 @@ def _attack_batch(model, x, objective, *, restarts, generator, amp, norm, eps, *
         idx = (~best_ok).nonzero().squeeze(1)
         if idx.numel() == 0:
             break
-        sub_bounds = None if bounds is None else (bounds[0][idx], bounds[1][idx])
-        cand = _single_run(model, x[idx], sub_bounds, objective, idx, norm=norm, eps=eps,
+        fmt = memory_format(x)
+        sub_bounds = None if bounds is None else tuple(compact(idx, *bounds, fmt=fmt))
+        (x_sub,) = compact(idx, x, fmt=fmt)
+        cand = _single_run(model, x_sub, sub_bounds, objective, idx, norm=norm, eps=eps,
                            generator=generator, amp=amp, **kw)
         value, ok = _evaluate(model, cand, objective, idx, amp)
         better = ok | (value > best_value[idx])
@@ -173,7 +247,8 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, name: str,
                norm: str = "linf", targeted: bool = False, target: Target = None,
                loss="ce", random_start: bool = False, restarts: int = 1,
                decay: Optional[float] = None, seed: Optional[int] = None, amp: bool = False,
-               batch_size: Optional[int] = None, progress: bool = True) -> torch.Tensor:
+               batch_size: Optional[int] = None, progress: bool = True,
+               early_stop: bool = False) -> torch.Tensor:
     """Check every argument, then run the shared loop over batches. See the module doc."""
     check_images(x)
     check_labels(y, x)
@@ -193,6 +268,8 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, name: str,
         raise ValueError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
     if not isinstance(amp, bool):
         raise TypeError(f"amp must be True or False, got {amp!r}")
+    if not isinstance(early_stop, bool):
+        raise TypeError(f"early_stop must be True or False, got {early_stop!r}")
 
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.int64)
@@ -218,7 +295,8 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, name: str,
                                    target[sl] if torch.is_tensor(target) else target)
             x_adv = _attack_batch(model, x[sl], objective, restarts=int(restarts),
                                   generator=generator, amp=amp, norm=norm, eps=eps, steps=steps,
-                                  step_size=step_size, start=random_start, decay=decay)
+                                  step_size=step_size, start=random_start, decay=decay,
+                                  early_stop=early_stop)
             if out is None:
                 return x_adv
             out[sl] = x_adv

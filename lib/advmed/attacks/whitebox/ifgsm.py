@@ -26,7 +26,7 @@ from ._loop import run_attack
 def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
           step_size: Optional[float] = None, targeted: bool = False, target: Target = None,
           loss="ce", amp: bool = False, batch_size: Optional[int] = None,
-          progress: bool = True) -> torch.Tensor:
+          progress: bool = True, early_stop: bool = True) -> torch.Tensor:
     """Iterative FGSM / BIM (Kurakin et al. 2017); returns ``x_adv`` in [0, 1].
 
     Args:
@@ -34,7 +34,8 @@ def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ste
         eps: L-inf budget in [0, 1] pixel units.
         steps: number of gradient steps (>= 1).
         step_size: alpha in [0, 1] pixel units; default ``2.5 * eps / steps``.
-        targeted, target, loss, amp, batch_size, progress: as in :func:`~advmed.attacks.pgd`.
+        targeted, target, loss, amp, batch_size, progress, early_stop: as in
+            :func:`~advmed.attacks.pgd`.
 
     Example (targeted, every image pushed to class 2):
         >>> import torch
@@ -48,7 +49,8 @@ def ifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, ste
     """
     return run_attack(model, x, y, name="ifgsm", eps=eps, steps=steps, step_size=step_size,
                       step_rule="madry", targeted=targeted, target=target, loss=loss,
-                      amp=amp, batch_size=batch_size, progress=progress)
+                      amp=amp, batch_size=batch_size, progress=progress,
+                      early_stop=early_stop)
 
 
 bim = ifgsm

@@ -26,7 +26,7 @@ from ._loop import run_attack
 def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int = 10,
            step_size: Optional[float] = None, decay: float = 1.0, targeted: bool = False,
            target: Target = None, loss="ce", amp: bool = False,
-           batch_size: Optional[int] = None, progress: bool = True) -> torch.Tensor:
+           batch_size: Optional[int] = None, progress: bool = True, early_stop: bool = True) -> torch.Tensor:
     """Momentum iterative FGSM (Dong et al. 2018); returns ``x_adv`` in [0, 1].
 
     Args:
@@ -35,7 +35,8 @@ def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
         steps: number of gradient steps (>= 1).
         step_size: alpha in [0, 1] pixel units; default ``eps / steps``.
         decay: momentum factor mu >= 0 (0 gives I-FGSM).
-        targeted, target, loss, amp, batch_size, progress: as in :func:`~advmed.attacks.pgd`.
+        targeted, target, loss, amp, batch_size, progress, early_stop: as in
+            :func:`~advmed.attacks.pgd`.
 
     Example:
         >>> import torch
@@ -49,4 +50,5 @@ def mifgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, st
     """
     return run_attack(model, x, y, name="mifgsm", eps=eps, steps=steps, step_size=step_size,
                       step_rule="dong", targeted=targeted, target=target, loss=loss,
-                      decay=float(decay), amp=amp, batch_size=batch_size, progress=progress)
+                      decay=float(decay), amp=amp, batch_size=batch_size, progress=progress,
+                      early_stop=early_stop)

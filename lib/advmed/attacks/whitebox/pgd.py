@@ -35,7 +35,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
         step_size: Optional[float] = None, norm: str = "linf", random_start: bool = True,
         restarts: int = 1, seed: Optional[int] = 0, targeted: bool = False,
         target: Target = None, loss="ce", amp: bool = False,
-        batch_size: Optional[int] = None, progress: bool = True) -> torch.Tensor:
+        batch_size: Optional[int] = None, progress: bool = True, early_stop: bool = True) -> torch.Tensor:
     """Projected gradient descent (Madry et al. 2018); returns ``x_adv`` in [0, 1].
 
     Args:
@@ -60,6 +60,9 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
         amp: mixed precision for the forward pass (CUDA only; a no-op on CPU).
         batch_size: attack ``x`` in chunks of this many images (None: all at once).
         progress: a tqdm bar when there is more than one chunk.
+        early_stop: stop attacking an image at its first successful iterate and return
+            that iterate (default); ``False`` returns the last iterate of every image
+            (see :mod:`advmed.attacks.whitebox._loop`).
 
     Example:
         >>> import torch
@@ -73,4 +76,5 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
     return run_attack(model, x, y, name="pgd", eps=eps, steps=steps, step_size=step_size,
                       step_rule="madry", norm=norm, targeted=targeted, target=target,
                       loss=loss, random_start=random_start, restarts=restarts, seed=seed,
-                      amp=amp, batch_size=batch_size, progress=progress)
+                      amp=amp, batch_size=batch_size, progress=progress,
+                      early_stop=early_stop)
