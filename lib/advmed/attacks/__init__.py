@@ -9,6 +9,9 @@ mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
   restarts), :func:`mifgsm` (Dong et al. 2018).
 - :mod:`.universal`: :func:`~advmed.attacks.universal.uap`, universal perturbations
   (Moosavi-Dezfooli et al. 2017; Hirano & Takemoto 2020; Shafahi et al. 2020).
+- :mod:`.blackbox`: score-based query attacks, :func:`~.blackbox.square` (Andriushchenko
+  et al. 2020), :func:`~.blackbox.simba` (Guo et al. 2019) and the universal
+  :func:`~.blackbox.usimba` (Koga & Takemoto 2022), through a query-counting oracle.
 
 :data:`ATTACKS` / :func:`get_attack` is the one registry of names, display labels and
 step-size rules (:mod:`.registry`). Losses (``loss=``): ``"ce"`` or ``"margin"``
@@ -29,13 +32,23 @@ from .checks import check_eps, check_images, check_labels, frozen_eval
 from .losses import LOSSES, get_loss
 from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
 from .whitebox import bim, fgsm, ifgsm, mifgsm, pgd
+from .blackbox import images_only, simba, square, usimba
 
 register(AttackSpec("fgsm", "FGSM", fgsm, "whitebox", step_rule="eps", cite="goodfellow2015explaining"))
 register(AttackSpec("ifgsm", "I-FGSM", ifgsm, "whitebox", step_rule="madry", aliases=("bim", "i-fgsm"),
                     cite="kurakin2017adversarial"))
 register(AttackSpec("pgd", "PGD", pgd, "whitebox", step_rule="madry", cite="madry2018towards"))
 register(AttackSpec("mifgsm", "MI-FGSM", mifgsm, "whitebox", step_rule="dong", cite="dong2018boosting"))
+# query attacks: registered through images_only (the registry's fn -> x_adv); budgets are
+# queries / max_queries / iterations, not steps. U-SimBA is "universal": one perturbation,
+# evaluated on held-out images like every UAP (its black-box access is in its label).
+register(AttackSpec("square", "Square", images_only(square), "blackbox", step_rule=None,
+                    cite="andriushchenko2020square"))
+register(AttackSpec("simba", "SimBA-DCT", images_only(simba), "blackbox", step_rule=None,
+                    cite="guo2019simple"))
+register(AttackSpec("usimba", "U-SimBA (black-box)", images_only(usimba), "universal", step_rule=None,
+                    aliases=("u-simba",), cite="koga2022simple"))
 
 __all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "attack_label", "bim", "check_eps", "check_images",
            "check_labels", "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm",
-           "mifgsm", "pgd", "register"]
+           "mifgsm", "pgd", "register", "simba", "square", "usimba"]
