@@ -13,6 +13,9 @@ mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
   (:mod:`.diagnostics`: the red flags of gradient masking).
 - :mod:`.universal`: :func:`~advmed.attacks.universal.uap`, universal perturbations
   (Moosavi-Dezfooli et al. 2017; Hirano & Takemoto 2020; Shafahi et al. 2020).
+- :mod:`.blackbox`: score-based query attacks, :func:`~.blackbox.square` (Andriushchenko
+  et al. 2020), :func:`~.blackbox.simba` (Guo et al. 2019) and the universal
+  :func:`~.blackbox.usimba` (Koga & Takemoto 2022), through a query-counting oracle.
 
 :data:`ATTACKS` / :func:`get_attack` is the one registry of names, display labels and
 step-size rules (:mod:`.registry`). Losses (``loss=``): ``"ce"`` or ``"margin"``
@@ -33,6 +36,7 @@ from .checks import check_eps, check_images, check_labels, frozen_eval
 from .losses import LOSSES, get_loss
 from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
 from .whitebox import apgd, bim, fgsm, ifgsm, mifgsm, pgd
+from .blackbox import images_only, simba, square, usimba  # noqa: E402
 from .robust import EnsembleMember, RobustResult, default_ensemble, robust_accuracy  # noqa: E402
 from .diagnostics import MaskingDiagnostics, masking_diagnostics  # noqa: E402
 
@@ -43,8 +47,17 @@ register(AttackSpec("pgd", "PGD", pgd, "whitebox", step_rule="madry", cite="madr
 register(AttackSpec("mifgsm", "MI-FGSM", mifgsm, "whitebox", step_rule="dong", cite="dong2018boosting"))
 register(AttackSpec("apgd", "APGD", apgd, "whitebox", step_rule=None, aliases=("auto-pgd", "autopgd"),
                     cite="croce2020reliable"))
+# query attacks: registered through images_only (the registry's fn -> x_adv); budgets are
+# queries / max_queries / iterations, not steps. U-SimBA is "universal": one perturbation,
+# evaluated on held-out images like every UAP (its black-box access is in its label).
+register(AttackSpec("square", "Square", images_only(square), "blackbox", step_rule=None,
+                    cite="andriushchenko2020square"))
+register(AttackSpec("simba", "SimBA-DCT", images_only(simba), "blackbox", step_rule=None,
+                    cite="guo2019simple"))
+register(AttackSpec("usimba", "U-SimBA (black-box)", images_only(usimba), "universal", step_rule=None,
+                    aliases=("u-simba",), cite="koga2022simple"))
 
 __all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "EnsembleMember", "MaskingDiagnostics", "RobustResult",
            "apgd", "attack_label", "bim", "check_eps", "check_images", "check_labels", "default_ensemble",
            "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm", "masking_diagnostics",
-           "mifgsm", "pgd", "register", "robust_accuracy"]
+           "mifgsm", "pgd", "register", "robust_accuracy", "simba", "square", "usimba"]

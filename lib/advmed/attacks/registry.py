@@ -96,7 +96,7 @@ class AttackSpec:
         """
         params = self.accepts()
         kw: dict[str, Any] = {"eps": eps}
-        if self.iterative and steps is not None:
+        if self.iterative and steps is not None and "steps" in params:  # query attacks: no steps
             kw["steps"] = int(steps)
             if step_size is not None:
                 kw["step_size"] = float(step_size)
