@@ -236,7 +236,7 @@ _X, _Y = torch.rand(2, 3, 4, 4), torch.tensor([0, 1])
     ({"x": (_X * 255).to(torch.uint8)}, TypeError, "float"),
     ({"x": torch.where(_X > 0.9, math.nan, _X)}, ValueError, "NaN or infinite"),
     ({"x": torch.where(_X > 0.9, math.inf, _X)}, ValueError, "NaN or infinite"),
-    ({"eps": 8}, ValueError, r"did you mean 8/255 = 0\.03137"),
+    ({"eps": 8}, ValueError, r"did you mean 8/255 = 0\.03137|larger than the L2 diameter"),
     ({"x": _X[0]}, ValueError, "shape"),
     ({"y": _Y[:, None]}, ValueError, "shape"),
     ({"y": _Y.float()}, TypeError, "integer"),
