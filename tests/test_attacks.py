@@ -306,3 +306,15 @@ def test_uap_refuses_nan_pixels_and_zeta_above_one():
         uap(model, _X, zeta=4, progress=False)
     with pytest.raises(ValueError, match="did you mean 8/255"):
         uap(model, _X, eps=8, progress=False)
+
+
+def test_frozen_eval_restores_every_submodules_own_mode():
+    from advmed.attacks import frozen_eval
+
+    model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.rand(2, 3, 4, 4))
+    model.train()
+    model[1].eval()  # batch norm frozen on purpose while the rest trains
+    with frozen_eval(model):
+        assert not any(m.training for m in model.modules())
+    assert model.training and model[0].training and not model[1].training

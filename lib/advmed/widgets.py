@@ -198,8 +198,8 @@ def _proba(model, x) -> torch.Tensor:
 
 
 def _call_attack(fn, model, x, y, eps, kwargs, seed):
-    if isinstance(fn, AttackSpec):
-        return fn.call(model, x, y, eps=eps, seed=seed, **kwargs)
+    if isinstance(fn, AttackSpec):  # the full attack: a frame shows what the budget allows
+        return fn.call(model, x, y, eps=eps, seed=seed, **{"early_stop": False, **kwargs})
     kw = dict(kwargs)
     try:
         params = inspect.signature(fn).parameters

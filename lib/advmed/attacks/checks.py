@@ -21,7 +21,9 @@ def frozen_eval(model: nn.Module):
     is a known trap; so is leaving ``.grad`` on the parameters after an attack.
     Parameter ``.grad`` fields that existed before are left exactly as they were.
     """
-    was_training = model.training
+    # every submodule's own mode: a model may hold layers kept in eval on purpose (frozen
+    # batch norm), and model.train(flag) would flip them all to one mode on the way out
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
     for p, _ in flags:
@@ -31,7 +33,8 @@ def frozen_eval(model: nn.Module):
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
 
 def check_images(x: torch.Tensor, name: str = "x") -> None:

@@ -78,7 +78,11 @@ class AttackSpec:
         return default_step_size(float(eps), int(steps), self.step_rule)
 
     def steps_taken(self, steps: int | None) -> int:
-        return 1 if self.step_rule == "eps" else int(steps or 0)
+        """Gradient steps the attack takes (1 for FGSM; 0 for attacks without steps, such as
+        query attacks, whose budget is counted in queries)."""
+        if self.step_rule == "eps":
+            return 1
+        return int(steps or 0) if "steps" in self.accepts() else 0
 
     def accepts(self) -> frozenset[str]:
         return frozenset(inspect.signature(self.fn).parameters)
@@ -86,13 +90,14 @@ class AttackSpec:
     def call(self, model: Any, x: Any, y: Any, *, eps: float, steps: int | None = None,
              step_size: float | None = None, seed: int | None = None, restarts: int | None = None,
              targeted: bool = False, target: Any = None, batch_size: int | None = None,
-             progress: bool = False, **extra: Any) -> Any:
+             early_stop: bool | None = None, progress: bool = False, **extra: Any) -> Any:
         """Run the attack with a budget and the settings of a sweep.
 
         Settings that a sweep shares but this attack has no use for are left out (FGSM is
         one step of size eps by definition, so it takes no ``steps``; only attacks with
-        random starts take ``seed`` and ``restarts``). ``extra`` keyword arguments are
-        passed as they are and must be accepted by the attack.
+        random starts take ``seed`` and ``restarts``; only iterative attacks stop early).
+        ``early_stop=None`` keeps the attack's default. ``extra`` keyword arguments are passed
+        as they are and must be accepted by the attack.
         """
         params = self.accepts()
         kw: dict[str, Any] = {"eps": eps}
@@ -105,6 +110,8 @@ class AttackSpec:
                 kw[name] = int(value)
         if "progress" in params:
             kw["progress"] = bool(progress)
+        if early_stop is not None and "early_stop" in params:
+            kw["early_stop"] = bool(early_stop)
         if targeted:
             kw["targeted"], kw["target"] = True, target
         unknown = set(extra) - params

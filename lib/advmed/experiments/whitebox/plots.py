@@ -123,7 +123,8 @@ def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, at
     idx = pick_examples(yt.numpy(), p0_all.argmax(1), n_images, seed)
     xs, ys = xf[idx].to(dev), yt[idx].to(dev)
     eps = eps_255 / 255.0
-    x_adv = get_attack(attack).call(model, xs, ys, eps=eps, steps=steps, seed=seed,
+    # the full attack (no early stop): the panel shows what the budget allows
+    x_adv = get_attack(attack).call(model, xs, ys, eps=eps, steps=steps, seed=seed, early_stop=False,
                                     **(attack_kwargs or {})).detach()
     p0, p1 = p0_all[idx], predict_proba(model, x_adv)
     gain = 0.5 / eps

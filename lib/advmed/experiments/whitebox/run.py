@@ -102,7 +102,8 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
                  step_size: float | None = None, seed: int = 0, restarts: int = 1,
                  targeted: bool = False, target: Any = None, n_boot: int = 1000,
                  batch_size: int | None = None, attack_kwargs: Mapping[str, Mapping] | None = None,
-                 perturbation: bool = True, device: Any = None, progress: bool = True) -> pd.DataFrame:
+                 perturbation: bool = True, early_stop: bool = False, device: Any = None,
+                 progress: bool = True) -> pd.DataFrame:
     """Accuracy and AUC of one model under each attack at each eps, on the same images.
 
     Args:
@@ -125,6 +126,11 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
         batch_size: attack in chunks of this many images (None: all at once).
         attack_kwargs: ``{attack: {kwarg: value}}`` passed on (e.g. ``{"pgd": {"loss": "margin"}}``).
         perturbation: also summarise L2, Linf, PSNR (dB) and SSIM of ``x_adv - x``.
+        early_stop: stop each image at its first success. Off by default: a sweep runs the
+            studies' protocol (a fixed number of iterations; accuracy and AUC of the last
+            iterate), whose AUC and perturbation sizes an early-stopped attack would
+            understate. Robust accuracy (worst case, early-stopped) is
+            :func:`advmed.attacks.robust_accuracy`.
         device: where to attack (default: the model's device).
         progress: a tqdm bar over the (attack, eps) pairs.
 
@@ -174,7 +180,7 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
             alpha_given = extra.pop("step_size", step_size)
             x_adv = fns[name].call(model, x_dev, y_dev, eps=eps, steps=steps, step_size=alpha_given,
                                    seed=seed, restarts=restarts, targeted=targeted, target=target,
-                                   batch_size=batch_size, **extra).detach()
+                                   batch_size=batch_size, early_stop=early_stop, **extra).detach()
             proba = predict_proba(model, x_adv, device=dev)
             n_steps, alpha = _step_taken(name, eps, steps, alpha_given)
             rows.append({"attack": name, "eps_255": e, "eps": eps, "steps": n_steps, "step_size": alpha,
