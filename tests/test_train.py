@@ -236,3 +236,28 @@ def test_cached_fallback_init_is_flagged(synthetic, tmp_cache):
     with pytest.warns(UserWarning, match="retrain=True"):
         again = T.get_trained_model(cfg, device="cpu", progress=False)
     assert again.init_used == "scratch"
+
+
+def test_new_config_fields_at_their_old_value_keep_every_checkpoint_key():
+    import hashlib
+    import json
+
+    from advmed.train.config import CODE_VERSION, KEY_DEFAULTS
+
+    cfg = T.TrainConfig("pneumonia_cxr", "resnet18", size=64)
+    legacy = {k: v for k, v in cfg.to_dict().items() if k not in KEY_DEFAULTS}
+    blob = json.dumps({"code_version": CODE_VERSION, **legacy}, sort_keys=True)
+    assert cfg.key() == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    assert dataclasses.replace(cfg, optimizer="adam").key() != cfg.key()
+    assert dataclasses.replace(cfg, schedule="constant").key() != cfg.key()
+    with pytest.raises(ValueError, match="valid: adamw, adam, sgd"):
+        T.TrainConfig("pneumonia_cxr", "x", optimizer="rmsprop")
+
+
+def test_profile_recipes_set_the_fine_tuning_optimizer():
+    prof = get_profile("smoke", recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4}})
+    by_init = {c.init: c for c in E.configs_for_profile(prof)}
+    assert by_init["imagenet"].optimizer == "adam" and by_init["imagenet"].lr == 1e-4
+    assert by_init["scratch"].optimizer == prof.train.get("optimizer", "adamw")
+    with pytest.raises(KeyError, match="unknown train settings"):
+        get_profile("smoke", recipes={"imagenet": {"lrr": 1}})

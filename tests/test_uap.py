@@ -211,3 +211,16 @@ def test_cuda(method):
     assert r.delta.device.type == "cuda"
     assert r.norms["linf"] <= r.eps * (1 + 1e-5)
     assert 0 <= U.fooling_rate(m, x, r) <= 1
+
+
+def test_min_gain_stops_when_a_pass_gains_too_little():
+    m = Tiny()
+    x = images()
+    full = U.uap(m, x, zeta=0.04, method="batched", max_passes=6, batch_size=4, progress=False)
+    early = U.uap(m, x, zeta=0.04, method="batched", max_passes=6, batch_size=4, min_gain=0.5, progress=False)
+    assert full.passes == 6
+    assert early.passes < 6 and early.converged
+    gains = [b - a for a, b in zip(early.fooling_rate_history, early.fooling_rate_history[1:])]
+    assert gains[-1] < 0.5 and all(g >= 0.5 for g in gains[:-1])
+    with pytest.raises(ValueError, match="min_gain"):
+        U.uap(m, x, min_gain=2, progress=False)

@@ -218,3 +218,19 @@ def test_tables_and_figures(trained):
     assert len(fig.axes) == 2
     fig = P.gallery(model, x, y, ("neg", "pos"), attack="pgd", eps_255=4, steps=3, n_images=2)
     assert len(fig.axes) == 8 and "perturbation × 32" in fig.axes[1].get_title()
+
+
+def test_gray_images_are_attacked_in_one_channel(trained):
+    from advmed.attacks import pgd
+    from advmed.models import as_rgb, gray_view
+
+    model, x, y = trained
+    gray = x[:, :1].repeat(1, 3, 1, 1)
+    m_att, x_att, is_gray = gray_view(model, gray.float() / 255)
+    assert is_gray and x_att.shape[1] == 1
+    x_adv = as_rgb(pgd(m_att, x_att, y, eps=4 / 255, steps=3), 3)
+    assert torch.equal(x_adv[:, 0], x_adv[:, 1]) and torch.equal(x_adv[:, 0], x_adv[:, 2])
+    df = R.attack_sweep(model, gray, y, attacks=["pgd"], eps_255=[0, 4], steps=3, n_boot=0, progress=False)
+    assert set(df["channels"]) == {1}
+    colour = R.attack_sweep(model, x, y, attacks=["pgd"], eps_255=[0, 4], steps=3, n_boot=0, progress=False)
+    assert set(colour["channels"]) == {3}

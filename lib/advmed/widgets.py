@@ -36,7 +36,7 @@ import torch
 from .attacks import AttackSpec
 from .attacks import attack_label as attack_label_of
 from .device import module_device
-from .models import as_module
+from .models import as_module, as_rgb, gray_view
 from .plots import display_image
 
 __all__ = [
@@ -221,9 +221,11 @@ def _attack_batch(data: ExplorerData, task, arch, attack, eps_255, idx) -> list[
     if eps_255 == 0:
         x_adv = x.clone()
     else:
-        x_adv = _call_attack(data.attacks[attack], model, x, y, eps_255 / 255.0,
+        # gray images get a gray perturbation (attacked in one channel, replicated)
+        m_att, x_att, _ = gray_view(model, x)
+        x_adv = _call_attack(data.attacks[attack], m_att, x_att, y, eps_255 / 255.0,
                              data.attack_kwargs.get(attack, {}), data.seed)
-        x_adv = x_adv.detach().to(dev).float()
+        x_adv = as_rgb(x_adv.detach().to(dev).float(), x.shape[1])
     p0 = _proba(model, x).cpu().numpy()
     p1 = _proba(model, x_adv).cpu().numpy()
     xs, xa = x.cpu().numpy(), x_adv.cpu().numpy()

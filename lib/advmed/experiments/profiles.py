@@ -104,7 +104,10 @@ class UAPSettings:
             iterative: ignored (the study's FGSM step, 0.0012 in [0, 1] units).
         targeted: also build one targeted UAP per class.
         targeted_zetas: the zetas at which targeted UAPs are built (None: every zeta).
-        natural_images, natural_split: how many ``imagenet_samples`` photos, from which folder.
+        min_gain: stop building a UAP after a pass that raised its build-set rate by less
+            than this (None: every pass, as the study's ART call did).
+        natural_images, natural_split: how many ``imagenet_samples`` photos, from which
+            folder(s) (a tuple takes them from several, in order).
         natural_models: the profile models chapter 4 attacks (``"arch:init"``).
         random_kind: L-inf random control, ``"sign"`` (+-eps per pixel: the largest L2 norm in
             the ball, a strong control) or ``"uniform"`` (the study's ART ``random_sphere``).
@@ -120,8 +123,9 @@ class UAPSettings:
     step_fraction: float | None = None
     targeted: bool = True
     targeted_zetas: tuple[float, ...] | None = None
+    min_gain: float | None = None
     natural_images: int = 1000
-    natural_split: str = "one_per_class_1000"
+    natural_split: str | tuple[str, ...] = "one_per_class_1000"
     natural_models: tuple[str, ...] = ("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")
     random_kind: str = "sign"
 
@@ -133,9 +137,12 @@ class UAPSettings:
 
     def build_key(self, seed: int) -> dict[str, Any]:
         """What decides a UAP (not how it is summarised): part of every memo key."""
-        return {"n_build": self.n_build, "max_passes": self.max_passes, "method": self.method,
-                "batch_size": self.batch_size, "step_fraction": self.step_fraction, "seed": seed,
-                "random_kind": self.random_kind}
+        key = {"n_build": self.n_build, "max_passes": self.max_passes, "method": self.method,
+               "batch_size": self.batch_size, "step_fraction": self.step_fraction, "seed": seed,
+               "random_kind": self.random_kind}
+        if self.min_gain is not None:
+            key["min_gain"] = self.min_gain
+        return key
 
     def targets_at(self, zeta: float) -> bool:
         """Whether targeted UAPs are built at this zeta."""
@@ -156,6 +163,9 @@ class Profile:
         tasks: task name -> image side in pixels (the order is the book's order).
         models: the architectures and initialisations trained for every task.
         train: :class:`advmed.train.TrainConfig` fields shared by every model.
+        recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
+            that differ from ``train`` (fine-tuning and training from scratch are different
+            recipes: AdversarialMed fine-tuned with Adam at 1e-4).
         eval, whitebox, explorer, uap: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
     """
@@ -170,10 +180,15 @@ class Profile:
     explorer: ExplorerSettings
     uap: UAPSettings
     seeds: tuple[int, ...] = (0,)
+    recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def seed(self) -> int:
         return int(self.seeds[0])
+
+    def train_fields(self, init: str) -> dict[str, Any]:
+        """The TrainConfig fields of a model with this initialisation: ``train``, then its recipe."""
+        return {**self.train, **self.recipes.get(init, {})}
 
     def task_size(self, task: str) -> int:
         """The image side of ``task`` in this profile; a clear error for a task it lacks."""
@@ -346,9 +361,9 @@ def get_profile(name: str | Profile | None = "auto", *, tasks: Iterable[str] | s
         prof = dataclasses.replace(prof, models=tuple(ModelSpec.parse(m) for m in specs))
     if seeds is not None:
         prof = dataclasses.replace(prof, seeds=tuple(int(s) for s in seeds))
-    unknown = sorted(set(sections) - set(SECTIONS) - {"train"})
+    unknown = sorted(set(sections) - set(SECTIONS) - {"train", "recipes"})
     if unknown:
-        raise KeyError(f"unknown profile sections {unknown}; valid: train, {', '.join(SECTIONS)}, "
+        raise KeyError(f"unknown profile sections {unknown}; valid: train, recipes, {', '.join(SECTIONS)}, "
                        "tasks, models, seeds")
     changes: dict[str, Any] = {}
     for key, value in sections.items():
@@ -356,8 +371,12 @@ def get_profile(name: str | Profile | None = "auto", *, tasks: Iterable[str] | s
             continue
         if not isinstance(value, Mapping):
             raise TypeError(f"{key}= takes a mapping of settings, e.g. {key}={{...}}; got {value!r}")
-        changes[key] = (_override_train(prof.train, value) if key == "train"
-                        else _override_section(getattr(prof, key), value, key))
+        if key == "recipes":
+            changes[key] = {**prof.recipes, **{init: _override_train(prof.recipes.get(init, {}), fields)
+                                               for init, fields in value.items()}}
+        else:
+            changes[key] = (_override_train(prof.train, value) if key == "train"
+                            else _override_section(getattr(prof, key), value, key))
     return dataclasses.replace(prof, **changes) if changes else prof
 
 

@@ -66,7 +66,7 @@ def configs_for_profile(profile: Profile) -> list[TrainConfig]:
     would break the rule that one perturbation fits every model of a task.
     """
     configs = [TrainConfig(task=task, arch=m.arch, init=m.init, size=int(size), channels=3, seed=profile.seed,
-                           **dict(profile.train))
+                           **profile.train_fields(m.init))
                for task, size in profile.tasks.items() for m in profile.models]
     bad = [f"{c.task} at {c.size} px for {c.arch} (needs >= {get_arch(c.arch).min_size} px)"
            for c in configs if c.size < get_arch(c.arch).min_size]

@@ -10,7 +10,7 @@
 """
 from ..device import module_device as model_device
 from .build import ARCHITECTURES, INITS, ArchSpec, build_model, get_arch, input_channels
-from .gray import GrayInput, as_rgb, is_gray
+from .gray import GrayInput, as_rgb, gray_view, is_gray
 from .inference import as_module, as_pixels, predict_proba
 from .mobilenet_v1 import MobileNetV1, TFConv2d
 from .normalize import IMAGENET_MEAN, IMAGENET_STD, ImageClassifier, Normalize
@@ -22,5 +22,5 @@ __all__ = [
     "ARCHITECTURES", "INITS", "ArchSpec", "build_model", "get_arch", "input_channels",
     "MobileNetV1", "TFConv2d", "IMAGENET_MEAN", "IMAGENET_STD", "ImageClassifier", "Normalize",
     "SmallCNN", "load_tfjs_mobilenet", "mobilenet_weights_dir",
-    "PretrainedWeightsWarning", "WeightsUnavailable", "GrayInput", "as_module", "as_pixels", "as_rgb", "is_gray", "model_device", "predict_proba",
+    "PretrainedWeightsWarning", "WeightsUnavailable", "GrayInput", "as_module", "as_pixels", "as_rgb", "gray_view", "is_gray", "model_device", "predict_proba",
 ]

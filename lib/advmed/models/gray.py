@@ -45,6 +45,15 @@ def is_gray(*images: Any) -> bool:
     return True
 
 
+def gray_view(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, torch.Tensor, bool]:
+    """What an attack should run on: ``(GrayInput(model), x[:, :1], True)`` when every image
+    of ``x`` is gray (three equal channels), else ``(model, x, False)``. Expand the attack's
+    output back with :func:`as_rgb`."""
+    if x.dim() == 4 and x.shape[0] > 0 and is_gray(x):
+        return GrayInput(model, x.shape[1]), x[:, :1].contiguous(), True
+    return model, x, False
+
+
 def as_rgb(delta: torch.Tensor, channels: int = 3) -> torch.Tensor:
     """A one-channel perturbation (or image batch) expanded to ``channels``; others unchanged."""
     return delta.expand(-1, channels, -1, -1).contiguous() if delta.shape[1] == 1 else delta

@@ -12,6 +12,12 @@ from typing import Any
 CODE_VERSION = 2
 
 BALANCE_MODES = ("weighted_loss", "sampler", "none")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+# Fields added after checkpoints were first cached, with the value every older config had:
+# a field at that value is left out of the key, so adding a field never invalidates the
+# checkpoints of configs that do not use it.
+KEY_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "momentum": 0.9, "schedule": "cosine"}
 
 # Datasets whose images may be mirrored left-right without changing the diagnosis.
 # Chest X-rays are not (cardiac laterality); breast ultrasound is left out as untested.
@@ -33,6 +39,12 @@ class TrainConfig:
             :func:`configs_for_profile`).
         epochs, batch_size, lr, weight_decay, patience: optimisation (patience in epochs
             without a better validation AUC).
+        optimizer: ``"adamw"`` (Loshchilov & Hutter 2019; decoupled weight decay, the
+            default), ``"adam"`` (Kingma & Ba 2015; AdversarialMed fine-tuned with Adam at
+            1e-4) or ``"sgd"`` (with ``momentum``; Hirano et al. fine-tuned with SGD).
+        momentum: SGD momentum (ignored by Adam and AdamW).
+        schedule: ``"cosine"`` (linear warm-up over 5 % of the steps, then cosine decay to
+            zero) or ``"constant"`` (the studies' fixed learning rate).
         max_train, max_val: seeded stratified subsets of the splits (None: all).
         seed: seeds model initialisation, batch order, augmentation and subsets.
         balance: ``"weighted_loss"`` (default), ``"sampler"`` or ``"none"``.
@@ -58,8 +70,15 @@ class TrainConfig:
     augment: bool = True
     translate: float = 0.0625
     hflip: bool | None = None
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    schedule: str = "cosine"
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid: cosine, constant")
         if self.balance not in BALANCE_MODES:
             raise ValueError(f"unknown balance {self.balance!r}; valid: {', '.join(BALANCE_MODES)}")
         if self.channels not in (1, 3):
@@ -77,7 +96,8 @@ class TrainConfig:
 
     def key(self) -> str:
         """16 hex digits of the SHA-256 of the full config and :data:`CODE_VERSION`."""
-        blob = json.dumps({"code_version": CODE_VERSION, **self.to_dict()}, sort_keys=True)
+        fields = {k: v for k, v in self.to_dict().items() if not (k in KEY_DEFAULTS and v == KEY_DEFAULTS[k])}
+        blob = json.dumps({"code_version": CODE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def label(self) -> str:

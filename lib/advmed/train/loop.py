@@ -62,6 +62,22 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The config's optimizer over the model's trainable parameters (weight decay on weight
+    matrices and kernels only). Adam's ``weight_decay`` is the classic L2 penalty (as Keras
+    and PyTorch's Adam apply it), AdamW's the decoupled one."""
+    groups = _param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def _constant_lr(step: int) -> float:
+    return 1.0
+
+
 def _lr_lambda(total_steps: int):
     warmup = max(1, round(WARMUP_FRACTION * total_steps))
 
@@ -165,8 +181,9 @@ def _setup(model: nn.Module, train: Any, cfg: TrainConfig, dev: torch.device) ->
     bs = min(cfg.batch_size, n)
     # batch norm cannot train on a batch of one, so a last batch of one is dropped
     steps = n // bs + (1 if n % bs > 1 else 0)
-    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(steps * cfg.epochs))
+    opt = make_optimizer(model, cfg)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(steps * cfg.epochs) if cfg.schedule == "cosine" else _constant_lr)
     use_fp16_scaler = dev.type == "cuda" and not torch.cuda.is_bf16_supported()
     return _Setup(dev, x_all, y_all, gen, x_all[bn_rows], loss_fn,
                   weights[y_all].double() if cfg.balance == "sampler" else None, bs, steps, opt, sched,

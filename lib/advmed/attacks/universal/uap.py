@@ -212,10 +212,11 @@ class _Arguments(NamedTuple):
     eval_batch_size: int
     target_rate: float
     y_ref: torch.Tensor | None
+    min_gain: float | None
 
 
 def _check_arguments(model, x, y, *, zeta, eps, norm, target, method, step_size, max_passes, target_rate,
-                     batch_size, optimizer, loss_clamp, eval_batch_size) -> _Arguments:
+                     batch_size, optimizer, loss_clamp, eval_batch_size, min_gain=None) -> _Arguments:
     """Every check of :func:`uap`, before any gradient is taken; one forward pass on one image
     tells the number of classes."""
     check_images(x)
@@ -265,8 +266,10 @@ def _check_arguments(model, x, y, *, zeta, eps, norm, target, method, step_size,
         step = float(step_size)
         if not math.isfinite(step) or step <= 0:
             raise ValueError(f"step_size must be > 0 in [0, 1] pixel units, got {step_size}")
+    if min_gain is not None and not (math.isfinite(float(min_gain)) and 0 <= float(min_gain) < 1):
+        raise ValueError(f"min_gain is a rate gain per pass in [0, 1) or None, got {min_gain!r}")
     return _Arguments(norm, target, eps_abs, zeta, step, max_passes, batch_size, eval_batch_size,
-                      target_rate, y_ref)
+                      target_rate, y_ref, None if min_gain is None else float(min_gain))
 
 
 # ---------------------------------------------------------------------------- the attack
@@ -276,7 +279,7 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
         target: int | None = None, method: str = "iterative", step_size: float | None = None,
         max_passes: int = 15, target_rate: float = 1.0, batch_size: int = 64,
         optimizer: str = "sign", loss_clamp: float | None = None, eval_batch_size: int = 256,
-        seed: int = 0, progress: bool = True) -> UAPResult:
+        min_gain: float | None = None, seed: int = 0, progress: bool = True) -> UAPResult:
     """Build a universal adversarial perturbation from images ``x``.
 
     Moosavi-Dezfooli et al. (CVPR 2017) with the FGSM inner step of Hirano & Takemoto
@@ -320,6 +323,9 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
             (Shafahi et al.'s clamped loss), so already fooled images stop dominating the
             gradient.
         eval_batch_size: batch size of the fooling-rate checks.
+        min_gain: stop after a pass that raised the build-set rate (fooling rate, or targeted
+            success) by less than this (e.g. 0.01: run to convergence, at most ``max_passes``);
+            None runs every pass unless ``target_rate`` is reached, as ART does.
         seed: seeds the image order (same seed, same device -> same ``delta``).
         progress: tqdm bars over passes and mini-batches.
 
@@ -338,7 +344,7 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
     args = _check_arguments(model, x, y, zeta=zeta, eps=eps, norm=norm, target=target, method=method,
                             step_size=step_size, max_passes=max_passes, target_rate=target_rate,
                             batch_size=batch_size, optimizer=optimizer, loss_clamp=loss_clamp,
-                            eval_batch_size=eval_batch_size)
+                            eval_batch_size=eval_batch_size, min_gain=min_gain)
     norm, target, eps_abs, zeta, step = args.norm, args.target, args.eps, args.zeta, args.step
     with frozen_eval(model):
         y_ref = args.y_ref if args.y_ref is not None else predict(model, x, batch_size=args.eval_batch_size)
@@ -350,7 +356,7 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
             model, x, y_ref, eps=eps_abs, norm=norm, target=target, step=step,
             max_passes=args.max_passes, target_rate=args.target_rate, batch_size=args.batch_size,
             optimizer=optimizer, loss_clamp=loss_clamp, eval_batch_size=args.eval_batch_size,
-            seed=seed, progress=progress)
+            min_gain=args.min_gain, seed=seed, progress=progress)
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
         seconds = time.perf_counter() - t0
@@ -390,10 +396,11 @@ def _input_grad(model, xb, labels):
 
 
 def _passes(model, x, y_ref, step_fn, *, target, max_passes, target_rate, batch_size,
-            eval_batch_size, seed, progress, desc):
+            eval_batch_size, seed, progress, desc, min_gain=None):
     """The loop both methods share: per pass, shuffle the images (seeded), call
     ``step_fn(v, idx) -> v`` on each mini-batch of indices, then record the rates and
-    stop once ``target_rate`` is reached."""
+    stop once ``target_rate`` is reached, or (``min_gain``) once a pass raised the rate by
+    less than ``min_gain``."""
     from tqdm.auto import tqdm
 
     n = x.shape[0]
@@ -414,6 +421,9 @@ def _passes(model, x, y_ref, step_fn, *, target, max_passes, target_rate, batch_
                                   sr_hist, target_rate)
         bar.update(1)
         bar.set_postfix(rate=f"{rate:.3f}")
+        history = fr_hist if target is None else sr_hist
+        if not converged and min_gain is not None and len(history) >= 2:
+            converged = history[-1] - history[-2] < min_gain
         if converged:
             break
     bar.close()
@@ -421,7 +431,7 @@ def _passes(model, x, y_ref, step_fn, *, target, max_passes, target_rate, batch_
 
 
 def _iterative(model, x, y_ref, *, eps, norm, target, step, max_passes, target_rate,
-               batch_size, eval_batch_size, seed, progress, **_):
+               batch_size, eval_batch_size, seed, progress, min_gain=None, **_):
     """Moosavi-Dezfooli et al. (2017) loop with an FGSM inner step (Hirano et al. 2020/2021)."""
     n = x.shape[0]
     if n / batch_size < 16 and batch_size > 1:
@@ -454,11 +464,11 @@ def _iterative(model, x, y_ref, *, eps, norm, target, step, max_passes, target_r
 
     return _passes(model, x, y_ref, step_fn, target=target, max_passes=max_passes,
                    target_rate=target_rate, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                   seed=seed, progress=progress, desc="iterative")
+                   seed=seed, progress=progress, desc="iterative", min_gain=min_gain)
 
 
 def _batched(model, x, y_ref, *, eps, norm, target, step, max_passes, target_rate, batch_size,
-             optimizer, loss_clamp, eval_batch_size, seed, progress, **_):
+             optimizer, loss_clamp, eval_batch_size, seed, progress, min_gain=None, **_):
     """Shafahi et al. (2020): stochastic gradient ascent on ``v`` over mini-batches, projected."""
     shape = (1,) + tuple(x.shape[1:])
     adam = {"m": torch.zeros(shape, device=x.device, dtype=x.dtype),
@@ -491,4 +501,4 @@ def _batched(model, x, y_ref, *, eps, norm, target, step, max_passes, target_rat
 
     return _passes(model, x, y_ref, step_fn, target=target, max_passes=max_passes,
                    target_rate=target_rate, batch_size=batch_size, eval_batch_size=eval_batch_size,
-                   seed=seed, progress=progress, desc="batched")
+                   seed=seed, progress=progress, desc="batched", min_gain=min_gain)

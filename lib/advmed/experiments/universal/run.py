@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from ...attacks.universal import eps_from_zeta, predict, random_control, uap
 from ...cache import memo, tensor_digest
-from ...data import get_spec, get_task, load_dataset, load_task
+from ...data import ImageSet, get_spec, get_task, load_dataset, load_task
 from ...data.splits import stratified_subset
 from ...device import module_device
 from ...metrics import Estimate, attack_success, mean_interval
@@ -207,8 +207,15 @@ def natural_set(task: str, profile: Profile, *, progress: bool = True):
     """
     s = profile.uap
     gray = get_spec(get_task(task).dataset).grayscale
-    ds = load_dataset("imagenet_samples", s.natural_split, size=profile.task_size(task),
-                      channels=1 if gray else 3, limit=s.natural_images, seed=profile.seed, progress=progress)
+    splits = (s.natural_split,) if isinstance(s.natural_split, str) else tuple(s.natural_split)
+    parts = [load_dataset("imagenet_samples", split, size=profile.task_size(task), channels=1 if gray else 3,
+                          progress=progress) for split in splits]
+    ds = parts[0] if len(parts) == 1 else ImageSet(
+        images=torch.cat([p.images for p in parts]), labels=torch.cat([p.labels for p in parts]),
+        classes=parts[0].classes, name=parts[0].name, split="+".join(splits))
+    if s.natural_images < len(ds):
+        ds = ds.subset(torch.randperm(len(ds), generator=torch.Generator().manual_seed(profile.seed))
+                       [: s.natural_images].sort().values.numpy())
     if gray:
         ds.images = ds.images.repeat(1, 3, 1, 1)
     return ds
@@ -271,7 +278,7 @@ def uap_run(tm: Any, build: Any, evalset: Any, *, norm: str, zeta: float, target
         eps = float(reference_eps) if reference_eps is not None else eps_from_zeta(xb, zeta, norm)
         res = uap(model, xb, zeta=zeta, eps=eps, norm=norm, target=target, method=settings.method,
                   step_size=_delta_step(settings, eps), max_passes=settings.max_passes,
-                  batch_size=settings.batch_size, seed=seed, progress=progress)
+                  batch_size=settings.batch_size, min_gain=settings.min_gain, seed=seed, progress=progress)
         rnd = random_control(res, seed=seed + 1, linf_kind=settings.random_kind)
         summary = res.summary()
         summary.update(zeta=float(zeta), eps=eps, source=source, gray=gray)

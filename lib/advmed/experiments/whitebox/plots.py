@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from ...attacks import attack_label, get_attack
-from ...models import as_module, as_pixels, model_device, predict_proba
+from ...models import as_module, as_pixels, as_rgb, gray_view, model_device, predict_proba
 from ...plots import PALETTE, new_figure, show_image, show_perturbation, styled
 from ..profiles import Profile
 from .run import ATTACKS, adversarialmed_eps, finlayson_eps, test_images
@@ -123,9 +123,11 @@ def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, at
     idx = pick_examples(yt.numpy(), p0_all.argmax(1), n_images, seed)
     xs, ys = xf[idx].to(dev), yt[idx].to(dev)
     eps = eps_255 / 255.0
-    # the full attack (no early stop): the panel shows what the budget allows
-    x_adv = get_attack(attack).call(model, xs, ys, eps=eps, steps=steps, seed=seed, early_stop=False,
-                                    **(attack_kwargs or {})).detach()
+    # the full attack (no early stop): the panel shows what the budget allows; gray images
+    # get a gray perturbation
+    m_att, x_att, _ = gray_view(model, xs)
+    x_adv = as_rgb(get_attack(attack).call(m_att, x_att, ys, eps=eps, steps=steps, seed=seed, early_stop=False,
+                                           **(attack_kwargs or {})).detach(), xs.shape[1])
     p0, p1 = p0_all[idx], predict_proba(model, x_adv)
     gain = 0.5 / eps
     fig, axes = new_figure(len(idx), 4, figsize=(cell * 4 + 1.6, cell * len(idx) + 0.5))

@@ -33,7 +33,7 @@ from ...attacks import get_attack
 from ...cache import memo, tensor_digest
 from ...device import module_device
 from ...metrics import attack_success, classification_metrics, perturbation_stats
-from ...models import as_module, as_pixels, predict_proba
+from ...models import as_module, as_pixels, as_rgb, gray_view, predict_proba
 from .. import references
 from ..profiles import Profile
 from ..zoo import test_set
@@ -45,7 +45,7 @@ SWEEP_METRICS = ("accuracy", "auc", "balanced_accuracy")
 #: Perturbation statistics (``advmed.metrics.perturbation_stats``) summarised per row.
 PERTURBATION_STATS = ("l2", "linf", "psnr_db", "ssim")
 #: Bump when a change here changes the numbers a memoised sweep holds.
-SWEEP_VERSION = 1
+SWEEP_VERSION = 2  # 2: gray images attacked in one channel
 
 
 
@@ -169,24 +169,29 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
                 tgt = 1 - y_np
             elif target is not None:
                 tgt = np.broadcast_to(np.asarray(torch.as_tensor(target).cpu()), y_np.shape).astype(int)
+        x_dev, y_dev = xf.to(dev), yt.to(dev)
+        # gray images (three equal channels) are attacked in one channel, replicated: an
+        # attacker cannot write colour into a grayscale file
+        m_att, x_att, gray = gray_view(model, x_dev)
+        channels = 1 if gray else int(xf.shape[1])
         rows = [{"attack": "clean", "eps_255": 0.0, "eps": 0.0, "steps": 0, "step_size": 0.0,
                  "n": len(y_np), **_row(y_np, p_clean, clean_pred, n_boot=n_boot, seed=seed, target=tgt),
-                 **_stat_summary(xf, None)}]
+                 **_stat_summary(xf, None), "channels": channels}]
         jobs = [(a, e) for a in attacks for e in eps_list if e > 0]
-        x_dev, y_dev = xf.to(dev), yt.to(dev)
         for name, e in tqdm(jobs, desc="attacks", unit="run", disable=not progress):
             eps = e / 255.0
             extra = dict((attack_kwargs or {}).get(name) or {})
             alpha_given = extra.pop("step_size", step_size)
-            x_adv = fns[name].call(model, x_dev, y_dev, eps=eps, steps=steps, step_size=alpha_given,
-                                   seed=seed, restarts=restarts, targeted=targeted, target=target,
-                                   batch_size=batch_size, early_stop=early_stop, **extra).detach()
+            x_adv = as_rgb(fns[name].call(m_att, x_att, y_dev, eps=eps, steps=steps, step_size=alpha_given,
+                                          seed=seed, restarts=restarts, targeted=targeted, target=target,
+                                          batch_size=batch_size, early_stop=early_stop, **extra).detach(),
+                           x_dev.shape[1])
             proba = predict_proba(model, x_adv, device=dev)
             n_steps, alpha = _step_taken(name, eps, steps, alpha_given)
+            seen = x_adv[:, :channels].cpu() if perturbation else None
             rows.append({"attack": name, "eps_255": e, "eps": eps, "steps": n_steps, "step_size": alpha,
-                         "n": len(y_np),
-                         **_row(y_np, proba, clean_pred, n_boot=n_boot, seed=seed, target=tgt),
-                         **_stat_summary(xf, x_adv.cpu() if perturbation else None)})
+                         "n": len(y_np), **_row(y_np, proba, clean_pred, n_boot=n_boot, seed=seed, target=tgt),
+                         **_stat_summary(xf[:, :channels], seen), "channels": channels})
     finally:
         if dev != home:
             model.to(home)
