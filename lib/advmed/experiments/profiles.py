@@ -67,6 +67,13 @@ class WhiteboxSettings:
         steps, restarts: iterations of the iterative attacks; PGD random restarts.
         report_eps_255: the budget of the perceptibility table and the gallery.
         gallery_images: images per gallery figure.
+        robust_steps, robust_restarts, pgd_restarts: the robust-accuracy ensemble (APGD-CE,
+            APGD-margin or APGD-T, PGD): iterations of every member, APGD's restarts, PGD's.
+        diag_images: test images the gradient-masking diagnostics run on (a stratified subset).
+        diag_eps_255: the budget whose evaluation the diagnostics check.
+        diag_steps, diag_restarts: the iterations and restarts compared for convergence.
+        diag_eps_grid_255: the budgets of the single-attack curves (up to 32/255: accuracy
+            must reach 0).
     """
 
     n_images: int | None
@@ -75,6 +82,14 @@ class WhiteboxSettings:
     restarts: int
     report_eps_255: float
     gallery_images: int
+    robust_steps: int = 100
+    robust_restarts: int = 1
+    pgd_restarts: int = 5
+    diag_images: int | None = 100
+    diag_eps_255: float = 1.0
+    diag_steps: tuple[int, ...] = (10, 50, 100)
+    diag_restarts: tuple[int, ...] = (1, 5)
+    diag_eps_grid_255: tuple[float, ...] = (1, 2, 4, 8, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -242,7 +257,9 @@ PROFILES: dict[str, Profile] = {
                "max_val": 128, "patience": 2},
         eval=EvalSettings(max_test=128, n_boot=200),
         whitebox=WhiteboxSettings(n_images=32, eps_255=(0, 1, 4, 8), steps=5, restarts=1, report_eps_255=4,
-                                  gallery_images=2),
+                                  gallery_images=2, robust_steps=5, robust_restarts=1, pgd_restarts=1,
+                                  diag_images=16, diag_eps_255=1, diag_steps=(2, 5), diag_restarts=(1, 2),
+                                  diag_eps_grid_255=(1, 8, 32)),
         explorer=ExplorerSettings(pairs=1, n_images=2, attacks=("fgsm", "pgd"), eps_255=(0, 4)),
         uap=UAPSettings(n_build=64, n_eval=64, max_passes=2, zetas=(0.04,), norms=("linf",), method="batched",
                         batch_size=16, step_fraction=0.25, natural_images=64, **_UAP_NATURAL),
