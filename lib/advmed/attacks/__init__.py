@@ -9,6 +9,12 @@ mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
   restarts), :func:`mifgsm` (Dong et al. 2018).
 - :mod:`.universal`: :func:`~advmed.attacks.universal.uap`, universal perturbations
   (Moosavi-Dezfooli et al. 2017; Hirano & Takemoto 2020; Shafahi et al. 2020).
+- :mod:`.patch`: :func:`~advmed.attacks.patch.train_patch`, universal targeted adversarial
+  patches trained with expectation over transformations (Brown et al. 2017; Finlayson et al.
+  2019). Registered as ``"patch"`` (threat ``"patch"``, ``step_rule=None``) for its name,
+  label and citation only: it has no eps budget, so call the entry directly,
+  ``get_attack("patch")(model, x, target=1)`` (the same as ``train_patch``), never through
+  the eps-sweep helper ``AttackSpec.call(model, x, y, eps=...)``.
 
 :data:`ATTACKS` / :func:`get_attack` is the one registry of names, display labels and
 step-size rules (:mod:`.registry`). Losses (``loss=``): ``"ce"`` or ``"margin"``
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 from .checks import check_eps, check_images, check_labels, frozen_eval
 from .losses import LOSSES, get_loss
+from .patch import train_patch
 from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
 from .whitebox import bim, fgsm, ifgsm, mifgsm, pgd
 
@@ -35,7 +42,9 @@ register(AttackSpec("ifgsm", "I-FGSM", ifgsm, "whitebox", step_rule="madry", ali
                     cite="kurakin2017adversarial"))
 register(AttackSpec("pgd", "PGD", pgd, "whitebox", step_rule="madry", cite="madry2018towards"))
 register(AttackSpec("mifgsm", "MI-FGSM", mifgsm, "whitebox", step_rule="dong", cite="dong2018boosting"))
+register(AttackSpec("patch", "Adversarial patch", train_patch, "patch", step_rule=None,
+                    aliases=("adversarial_patch",), cite="brown2017adversarial"))
 
 __all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "attack_label", "bim", "check_eps", "check_images",
            "check_labels", "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm",
-           "mifgsm", "pgd", "register"]
+           "mifgsm", "pgd", "register", "train_patch"]
