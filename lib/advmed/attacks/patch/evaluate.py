@@ -177,20 +177,8 @@ def _pooled_metrics(y: np.ndarray, proba: np.ndarray, n_boot: int, seed: int) ->
     p_count, n = proba.shape[:2]
     if p_count == 1:
         return M.classification_metrics(y, proba[0], n_boot=n_boot, seed=seed)
-    y_pool, p_pool = np.tile(y, p_count), proba.reshape(p_count * n, -1)
-    point = M.classification_metrics(y_pool, p_pool, n_boot=0)
-    if n_boot <= 0:
-        return point
-    # the same resamples of images as every other interval (metrics.resample_weights), each
-    # image's multiplicity repeated over its placements; the per-resample metrics are the
-    # metrics module's own (_resample_metrics), checked there against scikit-learn
-    parts = []
-    for w in M.resample_weights(n, int(n_boot), seed):
-        for chunk in np.array_split(w, max(1, p_count), axis=0):
-            if len(chunk):
-                parts.append(M._resample_metrics(y_pool, p_pool, np.tile(chunk, p_count)))
-    boots = {m: np.concatenate([part[m] for part in parts]) for m in M.METRICS}
-    return {m: M.Estimate(point[m].value, *M._percentile_interval(boots[m], 0.95)) for m in M.METRICS}
+    return M.classification_metrics(np.tile(y, p_count), proba.reshape(p_count * n, -1), n_boot=n_boot,
+                                    seed=seed, groups=np.tile(np.arange(n), p_count))
 
 
 # ---------------------------------------------------------------------------- the evaluation
