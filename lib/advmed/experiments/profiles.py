@@ -165,8 +165,32 @@ class UAPSettings:
         return self.targeted and (tz is None or any(abs(float(zeta) - float(z)) < 1e-12 for z in tz))
 
 
+@dataclass(frozen=True)
+class AblationSettings:
+    """The resolution ablation (chapter 4): one task and model trained at several sizes.
+
+    Attributes:
+        task, model: what is retrained at each size (``"arch:init"``; the fine-tuned MobileNet).
+        sizes: image sides in px (the study worked at 224 px; the cpu profile at 128).
+        max_train: training images at every size (the same, so only the resolution changes).
+        n_images: test images for clean AUC and robust accuracy.
+        eps_255: the robust-accuracy budget (L-inf, /255).
+        natural_images: photos the photo-built UAP (L-inf, ``zeta``) is made of.
+        zeta: its bound, a fraction of the mean medical image norm.
+    """
+
+    task: str
+    model: str
+    sizes: tuple[int, ...]
+    max_train: int | None
+    n_images: int | None
+    eps_255: float
+    natural_images: int
+    zeta: float
+
+
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
-                             "uap": UAPSettings}
+                             "uap": UAPSettings, "ablation": AblationSettings}
 
 
 @dataclass(frozen=True)
@@ -183,7 +207,7 @@ class Profile:
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap: the chapters' settings.
+        eval, whitebox, explorer, uap, ablation: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
     """
 
@@ -196,6 +220,7 @@ class Profile:
     whitebox: WhiteboxSettings
     explorer: ExplorerSettings
     uap: UAPSettings
+    ablation: AblationSettings
     seeds: tuple[int, ...] = (0,)
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -271,6 +296,8 @@ PROFILES: dict[str, Profile] = {
         explorer=ExplorerSettings(pairs=1, n_images=2, attacks=("fgsm", "pgd"), eps_255=(0, 4)),
         uap=UAPSettings(n_build=64, n_eval=64, max_passes=2, zetas=(0.04,), norms=("linf",), method="batched",
                         batch_size=16, step_fraction=0.25, natural_images=64, **_UAP_NATURAL),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(32, 48),
+                                  max_train=256, n_images=32, eps_255=1, natural_images=32, zeta=0.04),
     ),
     "cpu": Profile(
         name="cpu",
@@ -299,6 +326,8 @@ PROFILES: dict[str, Profile] = {
                         targeted_zetas=(0.04,), natural_images=2000,
                         natural_split=("one_per_class_1000", "det200_five_per_class_1000"),
                         natural_models=("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224),
+                                  max_train=1000, n_images=300, eps_255=1, natural_images=500, zeta=0.04),
     ),
     "paper": Profile(
         name="paper",
@@ -322,6 +351,8 @@ PROFILES: dict[str, Profile] = {
                         method="iterative", batch_size=32, natural_images=2000,
                         natural_split=("one_per_class_1000", "det200_five_per_class_1000"),
                         natural_models=_UAP_NATURAL["natural_models"]),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224, 299),
+                                  max_train=None, n_images=None, eps_255=1, natural_images=2000, zeta=0.04),
         seeds=(0, 1, 2),
         # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
         recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
@@ -446,5 +477,5 @@ def profile_table(profile: str | Profile | None = "auto"):
     return pd.DataFrame(rows)
 
 
-__all__ = ["EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
+__all__ = ["AblationSettings", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
            "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]
