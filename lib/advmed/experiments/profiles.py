@@ -312,8 +312,7 @@ PROFILES: dict[str, Profile] = {
         train={"epochs": 12, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "max_train": 2000,
                "max_val": 400, "patience": 3},
         # fine-tuning as AdversarialMed (Adam, lr 1e-4, constant); from scratch: AdamW, cosine
-        recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant",
-                              "epochs": 8}},
+        recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"}},
         eval=EvalSettings(max_test=None, n_boot=1000),
         whitebox=WhiteboxSettings(n_images=300, eps_255=(0, 0.5, 1, 2, 4), steps=10, restarts=1, report_eps_255=1,
                                   gallery_images=3, robust_steps=50, robust_restarts=1, pgd_restarts=2,
