@@ -57,14 +57,16 @@ def fake(monkeypatch):
 
 
 def test_trained_models_selection(fake):
-    # the 64 px tasks: every cpu-profile model accepts them
-    prof = get_profile("cpu", tasks=["pneumonia_cxr", "melanoma_derm"])
+    prof = get_profile("cpu", tasks=["pneumonia_cxr", "referable_dr"])
     all_models = E.trained_models(prof, progress=False)
-    assert len(all_models) == len(prof.tasks) * len(prof.models)
-    some = E.trained_models(prof, tasks="melanoma_derm", models=["resnet18", "mobilenet_v1_075:imagenet"],
+    # one model per (task, model) the profile does not skip for that task
+    assert len(all_models) == sum(len(prof.models_for(t)) for t in prof.tasks)
+    skipped = [(t, s) for t, specs in prof.skip.items() if t in prof.tasks for s in specs]
+    assert all((t, *s.split(":")) not in all_models for t, s in skipped)
+    some = E.trained_models(prof, tasks="referable_dr", models=["resnet18", "mobilenet_v1_075:imagenet"],
                             progress=False)
-    assert list(some) == [("melanoma_derm", "resnet18", "scratch"),
-                          ("melanoma_derm", "mobilenet_v1_075", "imagenet")]
+    assert list(some) == [("referable_dr", "resnet18", "scratch"),
+                          ("referable_dr", "mobilenet_v1_075", "imagenet")]
     assert all(cfg.channels == 3 for cfg in fake)
     with pytest.raises(KeyError, match="its tasks"):
         E.trained_models(prof, tasks=["retina5"], progress=False)
