@@ -303,9 +303,13 @@ class Browser:
 
     def filter_table(self, table_id: str, text: str) -> str:
         """Type ``text`` into the search box of the appendix table ``table_id``; its info line after."""
+        from selenium.webdriver.common.keys import Keys
+
         box = self.driver.find_element("css selector", f"#{table_id} .dt-search input")
-        box.clear()
-        box.send_keys(text)
+        # erase key by key, as a reader does (clear() fires no input event for DataTables)
+        box.send_keys(Keys.END, *[Keys.BACKSPACE] * len(box.get_attribute("value") or ""))
+        if text:
+            box.send_keys(text)
         time.sleep(0.5)
         return self.js("const i = document.querySelector(arguments[0] + ' .dt-info'); return i ? i.innerText : ''",
                        f"#{table_id}")

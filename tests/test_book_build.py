@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = [e for e in book.toc_files(REPO / "_toc.yml") if book.find_source(REPO, e).suffix == ".py"]
 ERROR_MARKERS = ("Traceback (most recent call last)", "An Exception was encountered at",
                  "papermill-error-cell", "Warning:", "UserWarning", "FutureWarning", "DeprecationWarning",
-                 "RuntimeWarning", "{glue", "{numref}", "{cite", "???")
+                 "RuntimeWarning", "{glue", "{numref}", "{cite", "???", "```{", "~~~{", ":header-rows:")
 PAGES = ["book/intro"] + CHAPTERS + ["book/bibliography"]
 
 

@@ -99,12 +99,12 @@ def test_interval_is_the_books_one_format():
 
 def test_table_renders_as_a_captioned_list_table_with_literal_cells(shown):
     df = pd.DataFrame({"model": ["a*b*", "x|y"], "auc": ["0.81 [0.78, 0.84]", "$5 <b>"], "n": [1, 2]})
-    pages.table(df, "tab-test-cells", "Two models: AUC [95 % interval].")
+    pages.table(df, "tab-test-cells", "Two models of profile `cpu`: AUC [95 % interval].")
     (out,) = shown["display"]
     md = out._repr_mimebundle_()["text/markdown"]
-    assert md.startswith("```{list-table} Two models: AUC [95 % interval].\n:name: tab-test-cells\n")
+    assert md.startswith("~~~{list-table} Two models of profile `cpu`: AUC [95 % interval].\n:name: tab-test-cells\n")
     html = _render_myst(md)
-    assert "<caption>" in html and "Two models" in html
+    assert "<caption>Two models of profile <span class=\"docutils literal\">cpu</span>" in html  # backticks in a caption
     for literal in ("a*b*", "x|y", "0.81 [0.78, 0.84]", "$5 &lt;b&gt;"):
         assert literal in html, literal
     assert html.count("<tr") == 3  # header + two rows: no cell split by | or eaten by markup
@@ -262,9 +262,10 @@ def test_uap_rate_panels_labels_do_not_collide():
             for t in ("pneumonia_cxr", "melanoma_derm") for a, i in models for n in ("l2", "linf")
             for z in (0.02, 0.04)]
     fig = uplots.rate_panels(pd.DataFrame(rows), threshold=0.8)
-    for ax in fig.axes:
-        labels = ax.get_yticklabels() + ax.get_xticklabels()
-        assert not _overlaps(fig, labels), f"colliding labels in {ax.get_title()!r}"
+    texts = [fig._supxlabel] if getattr(fig, "_supxlabel", None) else []
+    for ax in fig.axes:  # every label of every panel, against every other one
+        texts += ax.get_yticklabels() + ax.get_xticklabels() + [ax.xaxis.label, ax.yaxis.label, ax.title]
+    assert not _overlaps(fig, texts), "colliding labels"
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
     assert fig.get_figwidth() <= plots.PAGE_WIDTH + 1e-9
 

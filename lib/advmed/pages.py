@@ -240,12 +240,14 @@ class TableOutput:
 
     def markdown(self) -> str:
         classes = "advmed-table advmed-table-long" if self.long else "advmed-table"
-        lines = [f"```{{list-table}} {self.caption}", f":name: {self.name}", ":header-rows: 1",
+        # a tilde fence: the caption may hold backticks (code, roles), which a backtick fence's
+        # info string may not (CommonMark)
+        lines = [f"~~~{{list-table}} {self.caption}", f":name: {self.name}", ":header-rows: 1",
                  f":class: {classes}", ""]
         for row in [list(self.shown.columns)] + self.shown.values.tolist():
             lines.append(f"* - {_md_escape(str(row[0]))}")
             lines += [f"  - {_md_escape(str(v))}" for v in row[1:]]
-        return "\n".join(lines) + f"\n```\n\n<p class=\"advmed-csv-line\">{self.csv}</p>\n"
+        return "\n".join(lines) + f"\n~~~\n\n<p class=\"advmed-csv-line\">{self.csv}</p>\n"
 
     def html(self) -> str:
         table = self.shown.to_html(index=False, border=0, classes="advmed-table", escape=True)

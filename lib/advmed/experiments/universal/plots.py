@@ -165,7 +165,7 @@ def rate_panels(table: pd.DataFrame, *, attack: str = NON_TARGETED, columns: Seq
     tasks = list(dict.fromkeys(t["task"]))
     settings = list(dict.fromkeys(zip(t["norm"], t["zeta"].astype(float))))
     models = list(dict.fromkeys(zip(t["arch"], t["init"])))
-    height = 0.3 + 0.16 * len(models) * len(columns)
+    height = 0.75 + 0.16 * len(models) * len(columns)
     fig = BookFigure(figsize=(PAGE_WIDTH, height * len(tasks) + 1.0), layout="constrained")
     axes = fig.subplots(len(tasks), len(settings), squeeze=False, sharex=True, sharey=True)
     w = 0.8 / len(columns)
@@ -191,12 +191,10 @@ def rate_panels(table: pd.DataFrame, *, attack: str = NON_TARGETED, columns: Seq
             ax.grid(axis="y", visible=False)
             if i == 0 and j == 0:  # shared y axis: the first model on top, once
                 ax.invert_yaxis()
-            if i == 0:
-                ax.set_title(f"{norm.upper().replace('LINF', 'L∞')}, zeta {zeta:g}", fontsize="small")
-            if j == 0:
-                ax.set_ylabel(task_label(task), fontsize="small")
-            if i == len(tasks) - 1:
-                ax.set_xlabel("rate on held-out images", fontsize="small")
+            # every panel names its task and bound: a rotated row label would run into the next row
+            ax.set_title(f"{task_label(task)}\n{norm.upper().replace('LINF', 'L∞')}, zeta {zeta:g}",
+                         fontsize="small")
+    fig.supxlabel("rate on held-out images", fontsize="small")  # once: per-panel labels would collide
     legend_outside(fig)
     return fig
 
