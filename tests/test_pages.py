@@ -229,6 +229,8 @@ def test_validation_curves_put_one_legend_outside_every_panel():
                           "small_cnn (scratch)"] and labels[-1] == "kept epoch"
     renderer = _renderer(fig)
     legend_box = legend.get_window_extent(renderer)
+    page = fig.bbox
+    assert page.x0 <= legend_box.x0 and legend_box.x1 <= page.x1, "the legend runs off the figure"
     for ax in fig.axes:
         if ax.get_visible():
             assert not legend_box.overlaps(ax.get_window_extent(renderer)), "the legend covers a panel"

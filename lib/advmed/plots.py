@@ -390,7 +390,19 @@ def legend_outside(fig: Figure, handles: Sequence[Any] | None = None, labels: Se
         return fig.legend(handles, labels, loc="outside right upper", frameon=False, title=title,
                           fontsize="small", ncols=ncols or 1)
     return fig.legend(handles, labels, loc="outside lower center", frameon=False, title=title, fontsize="small",
-                      ncols=ncols or min(len(handles), 4))
+                      ncols=ncols or legend_columns(labels, fig.get_figwidth()))
+
+
+def legend_columns(labels: Sequence[str], width: float, *, char_inches: float = 0.068,
+                   entry_inches: float = 0.55) -> int:
+    """How many legend entries fit side by side in ``width`` inches (at the legend's small font):
+    the most columns whose widest entries, one per column, still fit, so that a legend under the
+    panels wraps into rows instead of running off the figure."""
+    sizes = sorted((len(str(lab)) * char_inches + entry_inches for lab in labels), reverse=True)
+    for n in range(min(len(sizes), 6), 0, -1):
+        if sum(sizes[:n]) <= width - 0.2:
+            return n
+    return 1
 
 
 def panel_grid(n: int, ncols: int, *, cell: tuple[float, float], extra_height: float = 0.8,
