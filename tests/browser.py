@@ -278,7 +278,9 @@ class Browser:
                 const cap = t.querySelector('caption');
                 const wrap = t.closest('.cell_output') || t.parentElement;
                 const csv = wrap.querySelector('a.advmed-csv');
+                const box = t.parentElement;  // the theme's scroll container
                 return {caption: cap ? cap.innerText.trim() : '', rows: t.querySelectorAll('tbody tr').length,
+                        fits: box.scrollWidth <= box.clientWidth + 1,
                         number: cap && cap.querySelector('.caption-number') ? cap.querySelector('.caption-number').innerText : '',
                         csv: csv ? csv.getAttribute('href') : ''};
             });

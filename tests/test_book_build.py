@@ -139,6 +139,8 @@ def _page_problems(b, name: str) -> list[str]:
             problems.append(f"{name}: an in-text table of {t['rows']} rows ({t['caption'][:40]!r}): appendix")
         if not t["csv"].startswith("data:text/csv"):
             problems.append(f"{name}: an in-text table without a CSV download ({t['caption'][:40]!r})")
+        if not t["fits"]:
+            problems.append(f"{name}: an in-text table wider than the text column ({t['caption'][:40]!r})")
     return problems
 
 
