@@ -522,3 +522,23 @@ def test_uap_page_summaries_stay_short():
 
     for prof in PROFILES.values():
         assert len(tables.settings_brief(prof)) <= pages.MAX_TABLE_ROWS
+
+
+def test_a_missing_bibliography_file_is_named(tmp_path):
+    from advmed import book
+
+    (tmp_path / "_config.yml").write_text("bibtex_bibfiles: [refs.bib]\n")
+    with pytest.raises(FileNotFoundError, match="refs.bib"):
+        book.stage_bibliography(tmp_path, tmp_path / "stage")
+    (tmp_path / "refs.bib").write_text("@misc{a2020b, title={T}, year={2020}}\n")
+    (tmp_path / "stage").mkdir()
+    assert book.stage_bibliography(tmp_path, tmp_path / "stage") == ["refs.bib"]
+    assert (tmp_path / "stage" / "refs.bib").is_file()
+
+
+def test_legend_columns_wrap_long_labels():
+    short = ["FGSM", "PGD", "MI-FGSM", "I-FGSM"]
+    assert plots.legend_columns(short, plots.PAGE_WIDTH) == 4
+    long = ["mobilenet_v1_075 (imagenet)"] * 6
+    n = plots.legend_columns(long, plots.PAGE_WIDTH)
+    assert 1 <= n < 4 and n * (len(long[0]) * 0.068 + 0.55) <= plots.PAGE_WIDTH
