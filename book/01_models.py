@@ -11,16 +11,17 @@
 # ---
 
 # %% [markdown]
-# # 1. Tasks, data and clean models
+# # Tasks, data and clean models
 #
-# Before attacking anything we need classifiers worth attacking. This chapter
-# introduces the tasks, shows the data each one is built from, trains (or loads from
-# the checkpoint cache) the models of the chosen profile, and measures their clean
-# test performance next to the figures the reference studies report.
+# Before attacking anything we need classifiers worth attacking. This chapter introduces the
+# tasks ({numref}`tab-models-tasks`, {numref}`fig-models-images`), trains the models of the
+# chosen profile ({numref}`fig-models-curves`) and measures their clean test performance
+# ({numref}`tab-models-auc`, {numref}`fig-models-roc`) next to the figures the reference studies
+# report ({numref}`tab-models-studies`). The long tables are in the chapter's
+# {ref}`appendix <models-appendix>`.
 #
-# Every number below is computed by the cells of this page. Re-run it with other
-# settings with, for example,
-# `python -m advmed.book run book/01_models.py -p profile smoke`.
+# Every number on this page is computed by its cells. Re-run it with other settings with, for
+# example, `python -m advmed.book run book/01_models.py -p profile smoke`.
 
 # %% tags=["parameters"]
 profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
@@ -28,103 +29,127 @@ tasks = None  # None: the profile's tasks; or a list such as ["pneumonia_cxr"]
 models = None  # None: the profile's models; or a list such as ["resnet18:scratch"]
 n_boot = None  # bootstrap resamples for the intervals (None: the profile's)
 
-# %%
-import time
-import warnings
+# %% tags=["remove-cell"]
+# Set-up, removed from the page (the notebook keeps it): imports, quiet warnings, offline
+# interactive tables, the chapter's clock, the profile with this run's parameters.
+from IPython.display import Markdown
 
-import pandas as pd
-from IPython.display import Markdown, display
+from advmed import pages, plots
+from advmed.experiments import cards, compare, profiles, references
+from advmed.experiments import zoo as models_zoo
 
-from advmed import plots
-from advmed.data import get_task
-from advmed.experiments import cards, compare, profiles, references, zoo as models_zoo
-
-warnings.filterwarnings("ignore", category=UserWarning)
-t_start = time.time()
+page = pages.setup()
 prof = profiles.get_profile(profile, tasks=tasks, models=models, eval={"n_boot": n_boot})
-display(Markdown(f"**Profile `{prof.name}`**: {prof.description}."))
-profiles.profile_table(prof)
+
+# %% tags=["remove-input"]
+Markdown(f"This page was executed with the profile **`{prof.name}`**: {prof.description}. "
+         "Its settings are listed in the appendix.")
 
 # %% [markdown]
 # ## The tasks
 #
-# Each task is a dataset and a label view. Pixels are in [0, 1]; grayscale images are
-# replicated to three channels so that one perturbation fits every architecture.
-# Counts are per class (in the order of the `classes` column). The last columns are
-# computed from the patient ids in the chest X-ray file names and the HAM10000 lesion
-# ids: the validation sets we carve share no patient or lesion with training, while
-# the official Kaggle chest X-ray test folder does share `personN` ids with its train
-# folder (we keep the published split so that our numbers compare with the studies').
+# Each task is a dataset and a label view ({numref}`tab-models-tasks`). Pixels are in [0, 1];
+# grayscale images are replicated to three channels so that one perturbation fits every
+# architecture. Chest X-rays come from {cite:t}`kermany2018identifying`, dermoscopy from
+# HAM10000 {cite:p}`tschandl2018ham10000`, and the 28-px tasks from MedMNIST v2
+# {cite:p}`yang2023medmnist`. The validation sets we carve share no patient or lesion with
+# training, while the official Kaggle chest X-ray test folder shares `personN` ids with its
+# train folder (we keep the published split so that our numbers compare with the studies');
+# the appendix counts the shared ids.
 
-# %%
-cards.dataset_cards(prof)
+# %% tags=["hide-input"]
+card = cards.dataset_cards(prof)
+pages.table(cards.card_summary(card), "tab-models-tasks",
+            "The tasks: classes, images per split (counts per class, in the order of the classes) and the "
+            "resolution the profile trains on. Sources, licences, split rules and shared patient / lesion ids "
+            "are in the appendix.", data=card)
 
-# %% [markdown]
-# A few test images of each class, at the resolution the profile trains on.
-
-# %%
-for task_name in prof.tasks:
-    ds = models_zoo.test_set(task_name, prof, limit="all", progress=False)
-    display(plots.image_grid(ds, per_class=6,
-                             title=f"{get_task(task_name).title} ({ds.images.shape[-1]} px)"))
+# %% tags=["hide-input"]
+pages.figure(plots.task_image_grid(models_zoo.test_sets(prof)), "fig-models-images",
+             "Four random test images of each class of every task, at the profile's resolution; `n` is the "
+             "number of test images of the class.")
 
 # %% [markdown]
 # ## Training
 #
-# One model per task and architecture. Models start from ImageNet weights where they
-# are available (`init_used` says what actually happened: only the MobileNet v1
-# weights ship with the data mirror, so torchvision architectures asked for ImageNet
-# weights offline fall back to training from scratch), use a class-weighted
-# cross-entropy against class imbalance, and keep the epoch with the best validation
-# AUC. Checkpoints are cached by a hash of their full configuration, so a second build
-# loads them instead of training.
+# One model per task and architecture. Models start from ImageNet weights where they are
+# available (only the MobileNet v1 weights ship with the data mirror, so torchvision
+# architectures asked for ImageNet weights offline fall back to training from scratch; the
+# appendix says what each model actually started from), use a class-weighted cross-entropy
+# against class imbalance, and keep the epoch with the best validation AUC
+# ({numref}`fig-models-curves`). Checkpoints are cached by a hash of their full configuration,
+# so a second build loads them instead of training.
 
 # %%
 zoo = models_zoo.trained_models(prof, progress=False)
-models_zoo.training_summary(zoo)
 
-# %%
-display(plots.training_curves(models_zoo.labelled(zoo), title="Validation curves"))
+# %% tags=["hide-input"]
+pages.figure(plots.validation_curves(models_zoo.panels(zoo)), "fig-models-curves",
+             "Validation loss (top) and validation AUC (bottom) per epoch: one panel per task, one colour per "
+             "model (the same colours in every chapter); the ringed dot marks the epoch that was kept.")
 
 # %% [markdown]
 # ## Clean test performance
 #
-# Accuracy, balanced accuracy, ROC AUC, sensitivity and specificity with percentile
-# bootstrap 95 % intervals on the test split (`n_test` says how many images: the
-# profile may use a stratified subset). For binary tasks sensitivity is the recall of
-# the second class (pneumonia, melanoma, referable DR).
+# {numref}`tab-models-auc` gives the ROC AUC of every model on its task's test split with a
+# percentile-bootstrap 95 % interval, and {numref}`fig-models-roc` the ROC curves. Accuracy,
+# balanced accuracy, sensitivity and specificity (for binary tasks the recall of the second
+# class: pneumonia, melanoma, referable DR) are in the appendix, with the number of test
+# images (the profile may use a stratified subset).
 
-# %%
+# %% tags=["hide-input"]
 predictions = models_zoo.clean_predictions(prof, trained=zoo, progress=False)
-clean = models_zoo.clean_results(prof, trained=zoo, predictions=predictions, progress=False)
-clean
+clean = models_zoo.clean_results(prof, trained=zoo, predictions=predictions, numeric=True, progress=False)
+pages.glue_numbers("clean", models_zoo.clean_headline(clean))
+pages.glue_numbers("book", {"profile": prof.name})
+pages.table(models_zoo.clean_summary(clean), "tab-models-auc",
+            "Clean test ROC AUC [95 % bootstrap interval] of every model (rows) on every task (columns).",
+            data=clean)
+
+# %% tags=["hide-input"]
+pages.figure(plots.roc_grid(models_zoo.panels(predictions)), "fig-models-roc",
+             "ROC curves on the test split, one panel per task, one colour per model; dashed: chance. "
+             "Multiclass tasks show the macro average of the one-vs-rest curves.")
 
 # %% [markdown]
 # ### Beside the studies
 #
-# The reference figures were measured in other settings, and each row says which:
-# MedMNIST v2 trained ResNets on the official splits at 28 or 224 px (RetinaMNIST there
-# is the 5-grade task); AdversarialMed fine-tuned a DenseNet-121 from CheXNet at 224 px.
-# A negative difference means our model is worse than the study's.
+# The reference figures were measured in other settings, and each row of
+# {numref}`tab-models-studies` says which: MedMNIST v2 {cite:p}`yang2023medmnist` trained ResNets
+# on the official splits at 28 or 224 px; AdversarialMed {cite:p}`li2019adversarialmed`
+# fine-tuned a DenseNet-121 from CheXNet {cite:p}`rajpurkar2017chexnet` at 224 px. A negative
+# difference means our model is worse than the study's. The appendix sets every published
+# figure beside every model of ours on the same task, accuracy included.
 
-# %%
-clean_numeric = models_zoo.clean_results(prof, trained=zoo, predictions=predictions,
-                                         numeric=True, progress=False)
-compare.compare_clean(clean_numeric, references.CLEAN).round(3)
-
-# %%
-compare.study_citations(["medmnist", "adversarialmed"])
+# %% tags=["hide-input"]
+comparison = compare.compare_clean(clean, references.CLEAN)
+pages.table(compare.clean_comparison_summary(comparison), "tab-models-studies",
+            "Published clean test AUC beside ours: for each published figure, our closest model on the same task "
+            "(the same architecture where we have it), and ours − study.", data=comparison)
 
 # %% [markdown]
-# ## ROC curves and confusion matrices
+# (models-appendix)=
+# ## Appendix: settings and full results
+#
+# The tables below are interactive (search, sort, pages) and each can be downloaded as CSV.
+# {numref}`fig-models-confusion` shows the confusion matrices of every model.
 
-# %%
-for task_name in prof.tasks:
-    display(plots.roc_curves(models_zoo.labelled(predictions, task=task_name), title=get_task(task_name).title))
+# %% tags=["hide-input"]
+pages.appendix_table(profiles.profile_table(prof), "tab-models-profile", "The profile's settings.")
+pages.appendix_table(card, "tab-models-cards", "Dataset cards: counts per split, sources, licences, split rules "
+                     "and the patient / lesion ids two splits share.")
+pages.appendix_table(models_zoo.training_summary(zoo), "tab-models-training",
+                     "Training: what each model was asked to start from and what it used, images, epochs, the "
+                     "kept epoch, validation AUC, time and checkpoint key.")
+pages.appendix_table(models_zoo.clean_intervals(clean), "tab-models-clean",
+                     "Clean test performance, every metric with its 95 % bootstrap interval.", data=clean)
+pages.appendix_table(comparison, "tab-models-comparison",
+                     "Every published clean figure beside every model of ours on the same task.")
 
-# %%
-for label, p in models_zoo.labelled(predictions).items():
-    display(plots.confusion_matrix(p.y, p.proba.argmax(1), p.classes, title=label))
+# %% tags=["hide-input"]
+pages.figure(plots.confusion_grid(models_zoo.confusion_entries(predictions)), "fig-models-confusion",
+             "Confusion matrices on the test split: one row per task, one column per model; colour is the "
+             "fraction of the true class (recall), each cell gives the count and the row percentage.")
 
-# %%
-display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof.name}`."))
+# %% tags=["remove-input"]
+page.footer(prof.name)

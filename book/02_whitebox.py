@@ -11,17 +11,19 @@
 # ---
 
 # %% [markdown]
-# # 2. White-box attacks
+# # White-box attacks
 #
-# How much does a small, carefully chosen change of the pixels change the diagnosis?
-# This chapter attacks the classifiers of chapter 1 with the four gradient attacks the
-# reference studies used, measures accuracy and ROC AUC as the budget grows, repeats
-# the two studies' own settings beside their published figures, and shows how visible
-# the perturbations are.
+# How much does a small, carefully chosen change of the pixels change the diagnosis? This
+# chapter attacks the classifiers of chapter 1 with the four gradient attacks the reference
+# studies used, measures accuracy and ROC AUC as the budget grows ({numref}`fig-wb-accuracy`,
+# {numref}`fig-wb-auc`, {numref}`tab-wb-pgd`), repeats the two studies' own settings beside
+# their published figures ({numref}`tab-wb-adversarialmed`, {numref}`tab-wb-finlayson`), and
+# shows how visible the perturbations are ({numref}`tab-wb-visibility`,
+# {numref}`fig-wb-examples`). Every result for every model, attack and budget is in the
+# chapter's {ref}`appendix <wb-appendix>`.
 #
-# Every number below is computed by the cells of this page. Re-run it with other
-# settings with, for example,
-# `python -m advmed.book run book/02_whitebox.py -p profile cpu -p eps_255 "[0, 1, 2]"`.
+# Every number on this page is computed by its cells. Re-run it with other settings with, for
+# example, `python -m advmed.book run book/02_whitebox.py -p profile cpu -p eps_255 "[0, 1, 2]"`.
 
 # %% tags=["parameters"]
 profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
@@ -34,18 +36,13 @@ n_boot = None  # bootstrap resamples for the 95 % intervals (None: the profile's
 report_eps_255 = None  # eps of the perceptibility table and the gallery (None: the profile's)
 explorer_pairs = None  # (task, model) pairs in the explorer (None: the profile's)
 
-# %%
-import time
-import warnings
-
-warnings.filterwarnings("ignore")  # library warnings would land on stderr in the book
-
-import pandas as pd
+# %% tags=["remove-cell"]
+# Set-up, removed from the page (the notebook keeps it): imports, quiet warnings, offline
+# interactive tables, the chapter's clock, the profile with this run's parameters.
 from IPython import get_ipython
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 
-from advmed import widgets
-from advmed.data import get_task
+from advmed import pages
 from advmed.experiments import profiles
 from advmed.experiments import zoo as models_zoo
 from advmed.experiments.whitebox import plots as wplots
@@ -53,154 +50,183 @@ from advmed.experiments.whitebox import report, run, tables
 
 # the figures are matplotlib Figures built without pyplot: display() renders them as PNG
 get_ipython().run_line_magic("matplotlib", "inline")
-t_start = time.time()
+page = pages.setup()
 prof = profiles.get_profile(profile, tasks=tasks, models=models, eval={"n_boot": n_boot},
                             whitebox={"eps_255": eps_255, "n_images": n_images, "steps": steps,
                                       "report_eps_255": report_eps_255},
                             explorer={"pairs": explorer_pairs})
 att = prof.whitebox
-display(Markdown(f"**Profile `{prof.name}`**: {prof.description}."))
-tables.settings_table(prof)
+
+# %% tags=["hide-input"]
+pages.table(tables.settings_table(prof), "tab-wb-settings",
+            f"The chapter's settings (profile `{prof.name}`: {prof.description}).")
 
 # %% [markdown]
 # ## Threat model
 #
-# The attacker knows the model completely (architecture and weights: *white box*),
-# sees one image at a time and may change every pixel by at most $\epsilon$ in the
-# $L_\infty$ norm, keeping the image valid: $x_{adv} \in [0, 1]^d$ and
-# $\lVert x_{adv} - x \rVert_\infty \le \epsilon$. Its goal is a wrong diagnosis
-# (untargeted), or a chosen one (targeted). Every $\epsilon$ in this book is in
-# **[0, 1] pixel units**, written as multiples of 1/255 (one grey level of an 8-bit
-# image); each study's own convention is converted beside it.
+# The attacker knows the model completely (architecture and weights: *white box*), sees one
+# image at a time and may change every pixel by at most $\epsilon$ in the $L_\infty$ norm,
+# keeping the image valid: $x_{adv} \in [0, 1]^d$ and $\lVert x_{adv} - x \rVert_\infty \le
+# \epsilon$. Its goal is a wrong diagnosis (untargeted), or a chosen one (targeted). Every
+# $\epsilon$ in this book is in **[0, 1] pixel units**, written as multiples of 1/255 (one grey
+# level of an 8-bit image); each study's own convention is converted beside it.
 #
 # ## Attacks
 #
-# All four ascend the cross-entropy loss $L$ of the model's logits along the sign of
-# its input gradient (`advmed.attacks`; the model is attacked in eval mode, pixels are
-# clipped to [0, 1] after every step):
+# All four ascend the cross-entropy loss $L$ of the model's logits along the sign of its input
+# gradient (`advmed.attacks`; the model is attacked in eval mode, pixels are clipped to [0, 1]
+# after every step):
 #
-# - **FGSM** (Goodfellow, Shlens & Szegedy, ICLR 2015): one step,
+# - **FGSM** {cite:p}`goodfellow2015explaining`: one step,
 #   $x_{adv} = x + \epsilon\,\mathrm{sign}(\nabla_x L)$.
-# - **I-FGSM** (Kurakin, Goodfellow & Bengio, ICLR 2017 workshop): $T$ smaller steps
-#   of size $\alpha$, each projected back onto the $\epsilon$-ball.
-# - **PGD** (Madry et al., ICLR 2018): I-FGSM from a random start inside the ball.
-# - **MI-FGSM** (Dong et al., CVPR 2018): I-FGSM on an accumulated, normalised
-#   gradient (momentum $\mu = 1$).
+# - **I-FGSM** {cite:p}`kurakin2017adversarial`: $T$ smaller steps of size $\alpha$, each
+#   projected back onto the $\epsilon$-ball.
+# - **PGD** {cite:p}`madry2018towards`: I-FGSM from a random start inside the ball.
+# - **MI-FGSM** {cite:p}`dong2018boosting`: I-FGSM on an accumulated, normalised gradient
+#   (momentum $\mu = 1$).
 #
-# Unless a study's setting says otherwise, I-FGSM and PGD step by
-# $\alpha = 2.5\,\epsilon / T$ (Madry et al.) and MI-FGSM by $\epsilon / T$ (Dong et al.).
-# The studies stated their budgets in other units; converted with
-# `advmed.references.eps_to_pixels`:
+# Unless a study's setting says otherwise, I-FGSM and PGD step by $\alpha = 2.5\,\epsilon / T$
+# {cite:p}`madry2018towards` and MI-FGSM by $\epsilon / T$ {cite:p}`dong2018boosting`. The
+# studies stated their budgets in other units; {numref}`tab-wb-conventions` converts them with
+# `advmed.experiments.references.eps_to_pixels`.
 
-# %%
-tables.eps_conventions()
-
-# %% [markdown]
-# ## The models under attack
-#
-# The profile's models, loaded from the checkpoint cache written by chapter 1
-# (trained now if the cache lacks them). `init used` says what the model started from.
-
-# %%
-zoo = models_zoo.trained_models(prof, progress=False)
-tables.model_table(zoo)
+# %% tags=["hide-input"]
+pages.table(tables.conventions_table(), "tab-wb-conventions",
+            "The studies' budgets in their own input space and in /255 pixel levels (AdversarialMed: × the mean "
+            "ImageNet standard deviation; Finlayson et al.: × 0.5, their range being twice as wide).",
+            data=tables.eps_conventions())
 
 # %% [markdown]
 # ## Accuracy and AUC against the budget
 #
-# Every attack runs on the same held-out test images of each task (a stratified subset
-# drawn with the profile's seed; `n` in the tables). Shaded bands and bracketed
-# intervals are percentile-bootstrap 95 % intervals over those images. Dotted lines
-# mark the two studies' budgets in pixels; dashed, AUC = 0.5 (chance). Results are
-# memoised per model, so re-executing the page reloads them.
+# The profile's models, loaded from the checkpoint cache written by chapter 1 (trained now if
+# the cache lacks them; the appendix lists them), are attacked on the same held-out test images
+# of each task (a stratified subset drawn with the profile's seed). {numref}`fig-wb-accuracy`
+# and {numref}`fig-wb-auc` show accuracy and AUC against the budget, with percentile-bootstrap
+# 95 % bands over those images; {numref}`tab-wb-pgd` reads PGD off at the reporting budget.
+# Results are memoised per model, so re-executing the page reloads them.
 
 # %%
+zoo = models_zoo.trained_models(prof, progress=False)
 results = run.whitebox_results(prof, zoo, progress=False)
-for task_name in prof.tasks:
-    display(wplots.robustness_curves(results, task_name, title=get_task(task_name).title))
-    display(tables.task_grids(results, task_name))
 
-# %% [markdown]
-# The same results with their intervals and the *flip rate* (of the images the model
-# classified correctly, the share the attack makes it get wrong):
+# %% tags=["hide-input"]
+pages.figure(wplots.robustness_grid(results, metric="accuracy"), "fig-wb-accuracy",
+             "Accuracy against the $L_\\infty$ budget (/255 pixel levels): one row per task, one column per attack, "
+             "one colour per model, shaded 95 % bootstrap bands; dotted: the two studies' budgets converted to "
+             "pixels.")
 
-# %%
-pd.set_option("display.max_rows", 400)
-tables.sweep_table(results)
+# %% tags=["hide-input"]
+pages.figure(wplots.robustness_grid(results, metric="auc"), "fig-wb-auc",
+             "ROC AUC against the budget, laid out as {numref}`fig-wb-accuracy`; dashed: AUC 0.5 (chance). An AUC "
+             "below 0.5 means the attack reversed the ranking of the images.")
 
-# %%
-Markdown(report.at_a_glance(results))
+# %% tags=["hide-input"]
+pages.glue_numbers("wb", report.headline(results, att.report_eps_255))
+pages.table(tables.attack_summary(results, att.report_eps_255), "tab-wb-pgd",
+            "Accuracy clean → under PGD at the reporting budget, one row per model, one column per task. Every "
+            "attack and budget, with intervals and flip rates, is in the appendix.", data=results)
+
+# %% tags=["remove-input"]
+Markdown(report.summary_sentence(results, att.report_eps_255))
 
 # %% [markdown]
 # ## AdversarialMed's setting
 #
-# AdversarialMed attacked a DenseNet-121 fine-tuned from CheXNet on the Kermany
-# pneumonia X-rays at 224 px, with $\epsilon = 0.02$ in ImageNet-normalised units
-# (the pixel value after subtracting the mean and dividing by the standard deviation),
-# which is the pixel budget in the table above. The README gives no step size for the
-# attacks; we use the step and iteration count of their adversarial training
-# (0.005 normalised, 10 iterations) for I-FGSM, PGD and MI-FGSM. Same images as above.
+# AdversarialMed {cite:p}`li2019adversarialmed` attacked a DenseNet-121 fine-tuned from CheXNet
+# {cite:p}`rajpurkar2017chexnet` on the Kermany pneumonia X-rays at 224 px, with
+# $\epsilon = 0.02$ in ImageNet-normalised units (the pixel value after subtracting the mean and
+# dividing by the standard deviation), which is the pixel budget of
+# {numref}`tab-wb-conventions`. The README gives no step size for the attacks; we use the step
+# and iteration count of their adversarial training (0.005 normalised, 10 iterations) for
+# I-FGSM, PGD and MI-FGSM, on the same images as above. {numref}`tab-wb-adversarialmed` sets
+# their figures beside the range of ours; the appendix has every model with its setting.
 
-# %%
+# %% tags=["hide-input"]
 adv_med = run.adversarialmed_results(prof, zoo, progress=False)
 adv_med_table = tables.adversarialmed_comparison(adv_med)
-adv_med_table if not adv_med_table.empty else Markdown(
-    "*This profile has no `pneumonia_cxr` task, so there is no AdversarialMed comparison.*")
+pages.table(tables.adversarialmed_summary(adv_med_table), "tab-wb-adversarialmed",
+            "AdversarialMed's setting: the study's accuracy and AUC beside the lowest–highest of our models "
+            "(pneumonia task only; empty when the profile has none).", data=adv_med_table)
 
-# %%
+# %% tags=["remove-input"]
 Markdown(report.adversarialmed_reading(adv_med_table, prof))
 
 # %% [markdown]
 # ## Finlayson et al.'s setting
 #
-# Finlayson et al. fine-tuned ImageNet ResNet-50 / Inception models at 224 px on
-# fundoscopy, chest X-ray and dermoscopy with inputs in [-1, 1], and ran PGD
-# *targeted to the other class* with $\epsilon = 0.02$ and step 0.01 in that range,
-# 20 iterations: half those numbers in [0, 1] pixels. Their chest X-ray task was
-# pneumothorax, ours is pneumonia; their fundus task referable diabetic retinopathy on
-# full-resolution photographs, ours the same label on RetinaMNIST. `to target` is the
-# share of images classified as the other class after the attack.
+# {cite:t}`finlayson2018adversarial` fine-tuned ImageNet ResNet-50 / Inception models at
+# 224 px on fundoscopy, chest X-ray and dermoscopy with inputs in [-1, 1], and ran PGD
+# *targeted to the other class* with $\epsilon = 0.02$ and step 0.01 in that range, 20
+# iterations: half those numbers in [0, 1] pixels. Their chest X-ray task was pneumothorax,
+# ours is pneumonia; their fundus task referable diabetic retinopathy on full-resolution
+# photographs, ours the same label on RetinaMNIST. In {numref}`tab-wb-finlayson`, *to target* is
+# the share of images classified as the other class after the attack.
 
-# %%
+# %% tags=["hide-input"]
 fin = run.finlayson_results(prof, zoo, progress=False)
 fin_table = tables.finlayson_comparison(fin)
-fin_table
+pages.table(tables.finlayson_summary(fin_table), "tab-wb-finlayson",
+            "Finlayson et al.'s targeted PGD: the study's accuracy beside the lowest–highest of our models, clean "
+            "and attacked, and the share pushed to the other class.", data=fin_table)
 
-# %%
-Markdown(report.finlayson_reading(fin))
+# %% tags=["remove-input"]
+Markdown(report.finlayson_reading(fin, bullets=False))
 
 # %% [markdown]
 # ## How visible are the perturbations?
 #
-# Per attack at one budget: the perturbation's $L_2$ norm over all pixels and
-# channels ([0, 1] units; it grows with the image size), its $L_\infty$ norm in grey
-# levels, the PSNR of the adversarial image against the clean one (dB; higher is less
-# visible) and SSIM (Wang et al.
-# 2004; 1 = identical), as median [min, max] over the test images.
+# {numref}`tab-wb-visibility` gives the PSNR of the adversarial image against the clean one (dB;
+# higher is less visible) and SSIM {cite:p}`wang2004image` (1 = identical) at the reporting
+# budget; the appendix adds the $L_2$ and $L_\infty$ norms, per model, as median [min, max] over
+# the test images. {numref}`fig-wb-examples` shows one example per task, with the perturbation
+# amplified so that $\pm\epsilon$ spans black to white (mid-grey means no change).
 
-# %%
-tables.perceptibility_table(results, att.report_eps_255)
+# %% tags=["hide-input"]
+pages.table(tables.visibility_summary(results, att.report_eps_255), "tab-wb-visibility",
+            "PSNR / SSIM of the adversarial images at the reporting budget: one row per attack, one column per "
+            "task, the median over the task's models of each model's median over its test images.",
+            data=tables.perceptibility_table(results, att.report_eps_255))
 
-# %% [markdown]
-# ## Adversarial examples
-#
-# One model per task (the profile's first), PGD at the reporting budget, on test images
-# the model classifies correctly. The perturbation is amplified so that $\pm\epsilon$
-# spans black to white (the gain is in the panel title); mid-grey means no change.
-
-# %%
-for task_name in prof.tasks:
-    display(wplots.task_gallery(prof, zoo, task_name))
+# %% tags=["hide-input"]
+pages.figure(wplots.example_grid(prof, zoo), "fig-wb-examples",
+             "PGD at the reporting budget on one correctly classified test image per task (the task's first model): "
+             "the clean image, the perturbation amplified, the adversarial image (title in orange when the decision "
+             "changed) and the class probabilities before and after.")
 
 # %% [markdown]
 # ## Explorer
 #
-# Choose the image, attack and budget. The frames were computed when this page was
-# executed, so the explorer works in the static book; in a live notebook,
-# `advmed.widgets.explorer(...)` (without `precompute`) attacks on demand.
+# Choose the image, attack and budget. The frames were computed when this page was executed,
+# so the explorer works in the static book; in a live notebook, `advmed.widgets.explorer(...)`
+# (without `precompute`) attacks on demand.
 
 # %%
 wplots.explorer(prof, zoo)
 
-# %%
-display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof.name}`."))
+# %% [markdown]
+# (wb-appendix)=
+# ## Appendix: every model, attack and budget
+#
+# Interactive tables (search, sort, pages), each downloadable as CSV.
+
+# %% tags=["hide-input"]
+pages.appendix_table(tables.model_table(zoo), "tab-wb-models",
+                     "The models under attack: the initialisation asked for and used, resolution, validation AUC "
+                     "and checkpoint key.")
+pages.appendix_table(tables.sweep_table(results), "tab-wb-sweep",
+                     "Every attack at every budget: accuracy and AUC [95 % bootstrap interval] and the flip rate (of "
+                     "the images the model classified correctly, the share the attack makes it get wrong).",
+                     data=results)
+pages.appendix_table(adv_med_table, "tab-wb-adversarialmed-full",
+                     "AdversarialMed's setting, every model: the setting of both sides and accuracy / AUC, study, "
+                     "ours [95 % interval] and ours − study.")
+pages.appendix_table(fin_table, "tab-wb-finlayson-full",
+                     "Finlayson et al.'s setting, every model: the setting of both sides, clean and attacked "
+                     "accuracy / AUC and the share pushed to the other class.")
+pages.appendix_table(tables.perceptibility_table(results, att.report_eps_255), "tab-wb-perceptibility",
+                     "Perceptibility at the reporting budget, every model: L2 norm (pixels, whole image), "
+                     "L∞ norm (/255), PSNR (dB) and SSIM, median [min, max] over the test images.")
+
+# %% tags=["remove-input"]
+page.footer(prof.name)

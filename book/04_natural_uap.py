@@ -11,34 +11,34 @@
 # ---
 
 # %% [markdown]
-# # 4. UAPs without medical data
+# # UAPs without medical data
 #
-# Chapter 3 built its universal perturbations from the medical training images. An
-# attacker rarely has those: they are protected health data. Minagi, Hirano & Takemoto
-# (J. Imaging 2022) asked whether that protects the model, and found that it does not when
-# the model was fine-tuned from ImageNet: a UAP built **only from natural photos** (ImageNet
-# or Open Images), against the medical model's own predictions on those photos, also fools
-# it on medical images. Their reasoning: fine-tuning changes a pretrained network little, so
-# directions that disturb its ImageNet features survive into the medical model. Models
-# trained from scratch were less vulnerable, but not immune.
+# Chapter 3 built its universal perturbations from the medical training images. An attacker
+# rarely has those: they are protected health data. {cite:t}`minagi2022natural` asked whether
+# that protects the model, and found that it does not when the model was fine-tuned from
+# ImageNet: a UAP built **only from natural photos** (ImageNet or Open Images), against the
+# medical model's own predictions on those photos, also fools it on medical images. Their
+# reasoning: fine-tuning changes a pretrained network little, so directions that disturb its
+# ImageNet features survive into the medical model. Models trained from scratch were less
+# vulnerable, but not immune.
 #
-# Here every profile has the same architecture twice, MobileNet v1 0.75 fine-tuned from
-# ImageNet and trained from scratch, so the effect of transfer learning is isolated from
-# the effect of the architecture.
+# Here every profile has the same architecture twice, MobileNet v1 0.75 fine-tuned from ImageNet
+# and trained from scratch, so the effect of transfer learning is isolated from the effect of the
+# architecture ({numref}`fig-natural-rates`, {numref}`tab-natural-rates`). Every row is in the
+# chapter's {ref}`appendix <natural-appendix>`.
 #
 # **How the natural-image UAPs are made.**
 #
-# - *Images*: `imagenet_samples` photos (no medical image), resized to the task's
-#   resolution; for grayscale tasks (chest X-rays) their luminance replicated to 3
-#   channels, as Minagi et al. fed grayscale photos to grayscale models.
-# - *Labels*: none. A non-targeted UAP pushes each photo away from the medical model's
-#   own prediction on it ("pneumonia" or "normal" for a photo of a dog).
-# - *Size*: Minagi et al.'s code (`kztakemoto/Natural_UAP`, `run_Natural_UAP.py`) sets the
-#   bound from the mean norm of the **medical training images**, not of the photos
-#   (`norm_rate x mean ||X_train||_p`). We do the same, so a natural-image UAP, the
-#   medical-image UAP of chapter 3 and the random control all have the same absolute
-#   bound; the table also shows the bound the photos' own norm would have given
-#   (`eps_if_natural_ref`).
+# - *Images*: `imagenet_samples` photos (no medical image), resized to the task's resolution;
+#   for grayscale tasks (chest X-rays) their luminance replicated to 3 channels, as Minagi et al.
+#   fed grayscale photos to grayscale models.
+# - *Labels*: none. A non-targeted UAP pushes each photo away from the medical model's own
+#   prediction on it ("pneumonia" or "normal" for a photo of a dog).
+# - *Size*: Minagi et al.'s code (`kztakemoto/Natural_UAP`, `run_Natural_UAP.py`) sets the bound
+#   from the mean norm of the **medical training images**, not of the photos
+#   (`norm_rate x mean ||X_train||_p`). We do the same, so a natural-image UAP, the medical-image
+#   UAP of chapter 3 and the random control all have the same absolute bound; the appendix also
+#   shows the bound the photos' own norm would have given.
 # - *Evaluation*: the same held-out medical test images as chapter 3.
 
 # %% tags=["parameters"]
@@ -54,105 +54,129 @@ max_passes = None  # passes over the build images (None: the profile's)
 method = None  # "iterative" or "batched" (None: the profile's)
 zeta_reference = "medical"  # "medical" (Minagi et al.'s code) or "natural": whose norm zeta refers to
 
-# %%
-import time
-import warnings
+# %% tags=["remove-cell"]
+# Set-up, removed from the page (the notebook keeps it): imports, quiet warnings, offline
+# interactive tables, the chapter's clock, the profile with this run's parameters.
+from IPython.display import Markdown
 
-warnings.filterwarnings("ignore")  # library warnings would go to stderr
-
-from IPython.display import Markdown, display
-
-from advmed.data import get_task
+from advmed import pages
 from advmed.experiments import profiles
 from advmed.experiments import zoo as models_zoo
 from advmed.experiments.universal import plots as uplots
 from advmed.experiments.universal import report, run, tables
 
-t_start = time.time()
+page = pages.setup()
 prof = profiles.get_profile(profile, tasks=tasks,
                             uap={"zetas": zetas, "norms": norms, "n_build": n_build, "n_eval": n_eval,
                                  "natural_images": natural_images, "max_passes": max_passes, "method": method,
                                  "natural_models": models})
 attacked = run.available_models(prof, prof.uap.natural_models)
-display(Markdown(f"**Profile `{prof.name}`**: {prof.description}. Natural-image UAPs against: "
-                 f"{', '.join(attacked)}; zeta relative to the **{zeta_reference}** images."))
-tables.settings_table(prof)
+
+# %% tags=["hide-input"]
+pages.table(tables.settings_brief(prof, natural=True), "tab-natural-settings",
+            f"How the natural-image UAPs are built (profile `{prof.name}`, against {', '.join(attacked)}, zeta "
+            f"relative to the {zeta_reference} images); every setting is in the appendix.",
+            data=tables.settings_table(prof))
 
 # %% [markdown]
 # ## UAPs from photos, from medical images, and random
 #
-# For each task, model, norm and zeta: the fooling rate on held-out medical images of the
-# UAP built from photos (`natural_uap`), of the UAP built from medical training images
-# (`medical_uap`, the same run as chapter 3, reloaded from the cache when chapter 3 ran),
-# and of a random perturbation of the natural UAP's norm (`random`), each with a bootstrap
-# 95 % interval. `natural_above_random` says whether the two intervals are disjoint.
+# For each task, model, norm and zeta: the fooling rate on held-out medical images of the UAP
+# built from photos, of the UAP built from medical training images (the same run as chapter 3,
+# reloaded from the cache when chapter 3 ran), and of a random perturbation of the natural UAP's
+# norm, each with a bootstrap 95 % interval ({numref}`fig-natural-rates`).
 
 # %%
 zoo = models_zoo.trained_models(prof, models=attacked, progress=False)
 natural = run.natural_uap_experiment(prof, trained=zoo, zeta_reference=zeta_reference, progress=False)
 medical = run.uap_experiment(profiles.get_profile(prof, uap={"targeted": False}), trained=zoo, progress=False)
-table = tables.natural_vs_medical(natural, medical)
-shown = ["task", "arch", "init_used", "size", "norm", "zeta", "eps", "eps_if_natural_ref", "method",
-         "n_natural", "n_eval", "natural_uap", "medical_uap", "random", "natural_above_random"]
-table[shown]
 
-# %%
-uplots.natural_rate_bars(table)
+# %% tags=["hide-input"]
+table = tables.natural_vs_medical(natural, medical)
+pages.glue_numbers("natural", tables.natural_headline(table))
+pages.figure(uplots.natural_rate_bars(table), "fig-natural-rates",
+             "Fooling rate on held-out medical images of the UAP built from photos, of the UAP built from medical "
+             "images and of a random control of the same norm: one row per task, one column per bound, one group "
+             "per model (bars: value; the appendix has the 95 % intervals).")
 
 # %% [markdown]
 # ## Transfer learning as a security hole?
 #
-# Minagi et al.'s central comparison: the same architecture fine-tuned from ImageNet vs
-# trained from scratch. Below, per task, norm and zeta, the natural-image fooling rate of
-# each, and how much of the medical-image UAP's effect the photos recover (natural /
-# medical).
+# Minagi et al.'s central comparison: the same architecture fine-tuned from ImageNet vs trained
+# from scratch. {numref}`tab-natural-rates` gives, per task and norm at the largest zeta, the
+# fooling rate of the photo-built and of the medical-image UAP for each initialisation.
 
-# %%
-tables.transfer_learning_table(table)
+# %% tags=["hide-input"]
+pages.table(tables.natural_summary(table), "tab-natural-rates",
+            "Fooling rate at the largest zeta, per task and norm: for each initialisation the UAP built from "
+            "photos and the UAP built from medical images, and the highest random control of the row.",
+            data=table)
 
-# %%
+# %% tags=["remove-input"]
 Markdown(report.transfer_learning_sentence(table))
 
 # %% [markdown]
 # ## Beside the study's logged case
 #
-# Minagi et al. log one case numerically: melanoma, InceptionV3 fine-tuned from ImageNet,
-# L2, zeta 4 %. Our rows for the same task, norm and zeta differ in architecture
-# (MobileNet v1 0.75 instead of InceptionV3), resolution (`size` instead of 299 px), the
-# number of photos (`n_natural`) and of test images (`n_eval`), and the optimiser (see the
-# settings). If the profile has no melanoma task or no L2 / 4 % setting, only the study's row
-# is shown.
+# Minagi et al. log one case numerically: melanoma, InceptionV3 fine-tuned from ImageNet, L2,
+# zeta 4 %. Our rows for the same task, norm and zeta in {numref}`tab-natural-minagi` differ in
+# architecture (MobileNet v1 0.75 instead of InceptionV3), resolution, the number of photos and
+# of test images, and the optimiser (see the settings). If the profile has no melanoma task or no
+# L2 / 4 % setting, only the study's row is shown.
 
-# %%
-tables.minagi_comparison(table)
+# %% tags=["hide-input"]
+minagi = tables.minagi_comparison(table)
+pages.table(tables.minagi_summary(minagi), "tab-natural-minagi",
+            "Minagi et al.'s logged case beside ours (same task, norm and zeta): model, resolution, fooling rate "
+            "of the UAP from photos, random control, difference.", data=minagi)
 
 # %% [markdown]
 # ## What the photo-built perturbations look like
 #
-# Amplified as in chapter 3 (gain in each title); then held-out medical images before and
-# after the natural-image UAP with the highest fooling rate of each task.
+# Amplified as in chapter 3 ({numref}`fig-natural-perturbations`); then held-out medical images
+# before and after the natural-image UAP with the highest fooling rate of each task
+# ({numref}`fig-natural-before-after`) and where it sends them ({numref}`fig-natural-confusion`).
 
-# %%
-largest = max(prof.uap.zetas)
-for task_name in natural.sets:
-    display(uplots.uap_gallery(natural, natural.keys(task=task_name, zeta=largest),
-                               title=f"{get_task(task_name).title}: UAPs from photos, zeta {largest:g}"))
+# %% tags=["hide-input"]
+pages.figure(uplots.uap_grid(natural), "fig-natural-perturbations",
+             "UAPs built from photos only, at the largest zeta (first norm of the profile): one row per task, one "
+             "column per model, amplified (gain under each panel).")
 
-# %%
-for task_name in natural.sets:
-    display(uplots.before_after(natural, natural.strongest(task_name), n=4))
-    display(uplots.confusion_under_uap(natural, natural.strongest(task_name)))
+# %% tags=["hide-input"]
+pages.figure(uplots.before_after_grid(natural, run.strongest_keys(natural)), "fig-natural-before-after",
+             "Held-out medical images before (upper row) and after (lower row) the strongest photo-built UAP of each "
+             "task, with the model's prediction (orange: changed).")
+
+# %% tags=["hide-input"]
+pages.figure(uplots.confusion_uap_grid(natural, run.confusion_keys(natural, twins=0)), "fig-natural-confusion",
+             "Confusion matrices of held-out medical images with the strongest photo-built UAP of each task added.")
 
 # %% [markdown]
 # ## Reading the result
 #
-# The question is not whether our numbers equal the study's (the setting columns say why
-# they cannot), but whether the ordering holds: photo-built UAPs above random controls,
-# below medical-image UAPs, and stronger against the ImageNet-initialised model than
-# against the one trained from scratch. The summary line above counts each of these from
-# the table; where the ordering fails, the rows say at which resolution and norm. Small
-# inputs (28-64 px) are the least favourable case for this attack: the photos are shrunk
-# to a few thousand pixels, where little of what made them "natural" survives.
+# The question is not whether our numbers equal the study's (the settings say why they cannot),
+# but whether the ordering holds: photo-built UAPs above random controls, below medical-image
+# UAPs, and stronger against the ImageNet-initialised model than against the one trained from
+# scratch. The summary line above counts each of these from the table; where the ordering
+# fails, the appendix rows say at which resolution and norm. Small inputs (28-64 px) are the
+# least favourable case for this attack: the photos are shrunk to a few thousand pixels, where
+# little of what made them "natural" survives.
 
-# %%
-display(Markdown(f"Chapter executed in {time.time() - t_start:.0f} s with profile `{prof.name}`."))
+# %% [markdown]
+# (natural-appendix)=
+# ## Appendix: every natural-image UAP
+#
+# Interactive tables (search, sort, pages), each downloadable as CSV.
+
+# %% tags=["hide-input"]
+pages.appendix_table(tables.settings_table(prof), "tab-natural-settings-full", "Every UAP setting of the profile.")
+pages.appendix_table(tables.natural_display(table), "tab-natural-all",
+                     "Every natural-image UAP beside the medical-image UAP and the random control of the same model, "
+                     "norm and zeta [95 % intervals]; the bound from the medical images and the one the photos' own "
+                     "norm would give.", data=table)
+pages.appendix_table(tables.transfer_learning_table(table), "tab-natural-transfer-learning",
+                     "Per task, norm and zeta: the photo-built UAP's fooling rate for each initialisation, and how much "
+                     "of the medical-image UAP's effect the photos recover (natural / medical).")
+
+# %% tags=["remove-input"]
+page.footer(prof.name)

@@ -227,6 +227,95 @@ class Browser:
         Select(el).select_by_visible_text(label)
         time.sleep(0.3)
 
+    # -- the reader's page (advmed.pages conventions)
+    def overflowing(self, slack: float = 2.0) -> list[str]:
+        """Elements of the article wider than its text column that no scroll container of
+        their own holds (an ancestor inside the column with overflow-x auto / scroll / hidden)."""
+        return self.js("""
+            const art = document.querySelector('article.bd-article') || document.querySelector('main');
+            if (!art) return ['no article element'];
+            const st = getComputedStyle(art);
+            const box = art.getBoundingClientRect();
+            const left = box.left + parseFloat(st.paddingLeft) - arguments[0];
+            const right = box.right - parseFloat(st.paddingRight) + arguments[0];
+            const clips = el => ['auto', 'scroll', 'hidden'].includes(getComputedStyle(el).overflowX);
+            const bad = [];
+            for (const el of art.querySelectorAll('*')) {
+                const r = el.getBoundingClientRect();
+                if (r.width === 0 || r.height === 0) continue;           // folded or hidden
+                if (r.left >= left && r.right <= right) continue;
+                let held = false;
+                for (let a = el.parentElement; a && a !== art; a = a.parentElement) {
+                    const ra = a.getBoundingClientRect();
+                    if (clips(a) && ra.left >= left && ra.right <= right) { held = true; break; }
+                }
+                if (!held) bad.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} ` +
+                                    `(${Math.round(r.left - left)}..${Math.round(r.right - left)} px, column ` +
+                                    `${Math.round(right - left)} px): ${(el.innerText || '').slice(0, 60)}`);
+            }
+            // report the outermost offenders only
+            return bad.slice(0, 20);
+        """, slack)
+
+    def figures(self) -> list[dict]:
+        """Every image of the article outside the widgets: its figure's caption and number."""
+        return self.js("""
+            return Array.from(document.querySelectorAll('article img')).filter(
+                i => !i.closest('.jupyter-widgets, .widget-container, .lm-Widget, .cell_output .widget-area')
+            ).map(i => {
+                const f = i.closest('figure');
+                const cap = f ? f.querySelector('figcaption') : null;
+                const num = cap ? cap.querySelector('.caption-number') : null;
+                return {src: i.getAttribute('src'), caption: cap ? cap.innerText.trim() : '',
+                        number: num ? num.innerText.trim() : '', id: f ? f.id : ''};
+            });
+        """)
+
+    def reader_tables(self) -> list[dict]:
+        """The in-text tables (advmed.pages.table): number, caption, body rows, CSV link."""
+        return self.js("""
+            return Array.from(document.querySelectorAll('article table.advmed-table')).map(t => {
+                const cap = t.querySelector('caption');
+                const wrap = t.closest('.cell_output') || t.parentElement;
+                const csv = wrap.querySelector('a.advmed-csv');
+                const box = t.parentElement;  // the theme's scroll container
+                return {caption: cap ? cap.innerText.trim() : '', rows: t.querySelectorAll('tbody tr').length,
+                        fits: box.scrollWidth <= box.clientWidth + 1,
+                        number: cap && cap.querySelector('.caption-number') ? cap.querySelector('.caption-number').innerText : '',
+                        csv: csv ? csv.getAttribute('href') : ''};
+            });
+        """)
+
+    def appendix_tables(self, timeout: float | None = None) -> list[dict]:
+        """The interactive tables (advmed.pages.appendix_table), once DataTables has drawn them."""
+        n = self.js("return document.querySelectorAll('.advmed-appendix-table').length")
+        if n:
+            self.wait_until("return Array.from(document.querySelectorAll('.advmed-appendix-table')).every("
+                            "d => d.querySelector('table.dataTable'))", timeout=timeout)
+        return self.js("""
+            return Array.from(document.querySelectorAll('.advmed-appendix-table')).map(d => {
+                const info = d.querySelector('.dt-info');
+                const csv = d.querySelector('a.advmed-csv');
+                return {id: d.id, rendered: !!d.querySelector('table.dataTable'),
+                        rows: d.querySelectorAll('table.dataTable tbody tr').length,
+                        search: !!d.querySelector('.dt-search input'), info: info ? info.innerText : '',
+                        csv: csv ? csv.getAttribute('href') : ''};
+            });
+        """)
+
+    def filter_table(self, table_id: str, text: str) -> str:
+        """Type ``text`` into the search box of the appendix table ``table_id``; its info line after."""
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.driver.find_element("css selector", f"#{table_id} .dt-search input")
+        # erase key by key, as a reader does (clear() fires no input event for DataTables)
+        box.send_keys(Keys.END, *[Keys.BACKSPACE] * len(box.get_attribute("value") or ""))
+        if text:
+            box.send_keys(text)
+        time.sleep(0.5)
+        return self.js("const i = document.querySelector(arguments[0] + ' .dt-info'); return i ? i.innerText : ''",
+                       f"#{table_id}")
+
     def console_errors(self) -> list[str]:
         """SEVERE messages of the browser console since the last call."""
         try:

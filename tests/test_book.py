@@ -126,9 +126,9 @@ def test_book_root_is_the_working_directory_not_the_package(tmp_path, monkeypatc
 
 
 # --------------------------------------------------------------------------- the project's book
-def test_toc_lists_intro_and_the_four_chapters():
+def test_toc_lists_intro_the_four_chapters_and_the_bibliography():
     entries = book.toc_files(REPO / "_toc.yml")
-    assert entries == ["book/intro"] + CHAPTERS
+    assert entries == ["book/intro"] + CHAPTERS + ["book/bibliography"]
     assert book.find_source(REPO, "book/intro").suffix == ".md"
     for entry in CHAPTERS:
         assert book.find_source(REPO, entry).suffix == ".py"
@@ -144,6 +144,8 @@ def test_every_chapter_has_a_title_and_a_profile_parameter(entry):
     assert re.search(r"^profile\s*=", params[0].source, re.M)
     first_md = next(c for c in nb.cells if c.cell_type == "markdown")
     assert re.match(r"#\s+\S", first_md.source.lstrip())
+    # the book numbers the chapters (_toc.yml `numbered`): a typed number would appear twice
+    assert not re.match(r"#\s+\d+\.", first_md.source.lstrip()), "chapter headings carry no number"
 
 
 def test_config_has_the_title_and_execution_off():
@@ -228,6 +230,7 @@ def _mini_project(tmp_path: Path, chapters: dict[str, str]) -> Path:
     root = tmp_path / "proj"
     (root / "book").mkdir(parents=True)
     shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    shutil.copy(REPO / "references.bib", root / "references.bib")
     shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
     (root / "book" / "intro.md").write_text("# Mini book\n\nIntro with math $x^2$.\n")
     toc = "format: jb-book\nroot: book/intro\nchapters:\n" + "".join(

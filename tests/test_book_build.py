@@ -2,7 +2,13 @@
 
 Builds into a temporary build dir (``$ADVMED_TEST_BUILD_DIR`` to choose it), with the
 test cache of conftest (``$ADVMED_CACHE``) so that trained smoke models are reused.
-Screenshots of every page are saved under ``<build dir>/screenshots/``.
+Screenshots of every page are saved under ``<build dir>/screenshots/`` (a 1280-px window).
+
+Besides loading, the browser checks what a reader sees (DESIGN.md, "Pages"): no element
+wider than the text column without its own scroll container, every figure numbered and
+captioned, in-text tables of at most a dozen rows with a caption and a CSV download, the
+interactive appendix tables rendered and filtering with no network, no traceback or warning
+text, and the intro's abstract made of numbers pasted from the chapters.
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from advmed import book
+from advmed import book, pages
 
 try:
     from tests.browser import Browser, external_assets, require_chromium
@@ -25,7 +31,9 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = [e for e in book.toc_files(REPO / "_toc.yml") if book.find_source(REPO, e).suffix == ".py"]
 ERROR_MARKERS = ("Traceback (most recent call last)", "An Exception was encountered at",
-                 "papermill-error-cell")
+                 "papermill-error-cell", "Warning:", "UserWarning", "FutureWarning", "DeprecationWarning",
+                 "RuntimeWarning", "{glue", "{numref}", "{cite", "???", "```{", "~~~{", ":header-rows:")
+PAGES = ["book/intro"] + CHAPTERS + ["book/bibliography"]
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +101,9 @@ def test_every_page_in_headless_chromium(smoke_book):
             if not h1 or not all(w in h1 for w in words) or words[0] not in b.title():
                 problems.append(f"{name}: heading {h1!r} / title {b.title()!r} lack {title!r}")
             b.wait_for_widgets(timeout=60)
-            n_figures = sum(1 for c in _executed(smoke_book, entry)["cells"]
-                            for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+            # plain PNG outputs and figures glued by advmed.pages.figure (each shown once, numbered)
+            n_figures = sum(1 for c in _executed(smoke_book, entry)["cells"] for o in c.get("outputs", [])
+                            if {"image/png", "application/papermill.record/image/png"} & set(o.get("data", {})))
             images = b.images()
             broken = [i["src"] for i in images if not i["loaded"]]
             if broken:
@@ -115,3 +124,80 @@ def test_every_page_in_headless_chromium(smoke_book):
             b.screenshot(shots / f"{name}.png")
     print(f"screenshots: {shots}")
     assert not problems, "\n".join(problems)
+
+
+def _page_problems(b, name: str) -> list[str]:
+    """The reader's checks of one open page (see the module docstring)."""
+    problems = [f"{name}: wider than the text column: {w}" for w in b.overflowing()]
+    for fig in b.figures():
+        if not fig["caption"] or not fig["number"].startswith("Fig."):
+            problems.append(f"{name}: a figure without a numbered caption: {fig}")
+    for t in b.reader_tables():
+        if not t["number"].startswith("Table") or len(t["caption"]) < 15:
+            problems.append(f"{name}: an in-text table without a numbered caption: {t['caption'][:60]!r}")
+        if t["rows"] > pages.MAX_TABLE_ROWS:
+            problems.append(f"{name}: an in-text table of {t['rows']} rows ({t['caption'][:40]!r}): appendix")
+        if not t["csv"].startswith("data:text/csv"):
+            problems.append(f"{name}: an in-text table without a CSV download ({t['caption'][:40]!r})")
+        if not t["fits"]:
+            problems.append(f"{name}: an in-text table wider than the text column ({t['caption'][:40]!r})")
+    return problems
+
+
+def test_every_page_reads_like_a_paper(smoke_book):
+    """Every page at a 1280-px window, as a reader sees it; screenshots under the build dir."""
+    require_chromium()
+    html = smoke_book.html
+    shots = html.parent / "screenshots"
+    problems: list[str] = []
+    filtered = 0
+    with Browser(html, timeout=60) as b:
+        for entry in PAGES:
+            name = Path(entry).name
+            b.open(f"{entry}.html")
+            b.wait_for_widgets(timeout=60)
+            problems += _page_problems(b, name)
+            tables = b.appendix_tables(timeout=60)
+            for t in tables:
+                if not t["rendered"] or not t["rows"]:
+                    problems.append(f"{name}: interactive table {t['id']} did not render offline")
+                if not t["csv"].startswith("data:text/csv"):
+                    problems.append(f"{name}: interactive table {t['id']} has no CSV download")
+            searchable = [t for t in tables if t["search"]]
+            if searchable:  # filter one: a string no row holds empties it, clearing restores it
+                t = searchable[0]
+                empty = b.filter_table(t["id"], "zzz-no-such-row")
+                restored = b.filter_table(t["id"], "")
+                if not empty.startswith("Showing 0") or restored != t["info"]:
+                    problems.append(f"{name}: filtering {t['id']} gave {empty!r}, then {restored!r}")
+                filtered += 1
+            if entry in CHAPTERS and not tables:
+                problems.append(f"{name}: no appendix table")
+            b.screenshot(shots / f"reader_{name}.png")
+        assert filtered, "no page had a searchable interactive table to filter"
+    assert not problems, "\n".join(problems)
+
+
+def test_the_abstract_is_pasted_from_the_chapters(smoke_book):
+    page = (smoke_book.html / "book" / "intro.html").read_text()
+    abstract = re.search(r'<section id="abstract">(.*?)</section>', page, re.S)
+    assert abstract, "the intro has no Abstract section"
+    text = abstract.group(1)
+    pasted = re.findall(r'<span class="pasted-text">([^<]*)</span>', text)
+    source = (REPO / "book" / "intro.md").read_text()
+    assert len(pasted) == source.count("{glue:text}"), "a glued number did not resolve"
+    assert all(p.strip() for p in pasted)
+    nb = _executed(smoke_book, "book/01_models")
+    glued = [o["metadata"]["scrapbook"]["name"] for c in nb["cells"] for o in c.get("outputs", [])
+             if "scrapbook" in o.get("metadata", {})]
+    assert "clean-models" in glued and "book-profile" in glued
+
+
+def test_figures_and_tables_are_numbered_by_chapter(smoke_book):
+    page = (smoke_book.html / "book" / "02_whitebox.html").read_text()
+    assert re.search(r'<span class="caption-number">Fig\. 2\.1 </span>', page)
+    assert re.search(r'<span class="caption-number">Table 2\.1 </span>', page)
+    assert 'href="#fig-wb-accuracy"' in page  # the text refers to the figure by its number
+    bib = (smoke_book.html / "book" / "bibliography.html").read_text()
+    assert "Madry" in bib and "Goodfellow" in bib
+    assert 'href="bibliography.html#' in page  # citations link to the bibliography

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "lib" / "advmed"
 LAYERS = {  # top-level subpackage or module -> layer rank (lower may not import higher)
     "data": 0, "models": 0, "attacks": 0, "defenses": 0, "metrics": 0, "train": 0, "cache": 0, "device": 0,
-    "plots": 1, "widgets": 1,
+    "plots": 1, "widgets": 1, "pages": 1,
     "experiments": 2,
     "book": 3, "__main__": 3,
 }

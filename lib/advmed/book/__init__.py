@@ -14,11 +14,11 @@ from .build import PROFILES, BuildResult, book_root, build_book, check_build, fo
 from .cli import main
 from .execute import KERNEL_NAME, ChapterError, ChapterResult, kernel_env_dir, run_chapter, to_notebook
 from .params import ParameterError, chapter_parameters, check_parameters, parse_parameters, resolve_value
-from .stage import (IPYWIDGETS_JS, MATHJAX_PATH, VENDOR_DIRS, VENDOR_FILES, find_source, matches, stage_config,
-                    stage_vendor, toc_files, vendor_root)
+from .stage import (IPYWIDGETS_JS, MATHJAX_PATH, REPOSITORY_ENV, VENDOR_DIRS, VENDOR_FILES, find_source, matches,
+                    repository_url, stage_bibliography, stage_config, stage_vendor, toc_files, vendor_root)
 
-__all__ = ["IPYWIDGETS_JS", "KERNEL_NAME", "MATHJAX_PATH", "PROFILES", "VENDOR_DIRS", "VENDOR_FILES", "BuildResult",
-           "ChapterError", "ChapterResult", "ParameterError", "book_root", "build_book", "chapter_parameters",
-           "check_build", "check_parameters", "find_source", "format_times", "kernel_env_dir", "main", "matches",
-           "parse_parameters", "resolve_value", "run_chapter", "stage_config", "stage_vendor", "to_notebook",
-           "toc_files", "vendor_root"]
+__all__ = ["IPYWIDGETS_JS", "KERNEL_NAME", "MATHJAX_PATH", "PROFILES", "REPOSITORY_ENV", "VENDOR_DIRS", "VENDOR_FILES",
+           "BuildResult", "ChapterError", "ChapterResult", "ParameterError", "book_root", "build_book",
+           "chapter_parameters", "check_build", "check_parameters", "find_source", "format_times", "kernel_env_dir",
+           "main", "matches", "parse_parameters", "repository_url", "resolve_value", "run_chapter",
+           "stage_bibliography", "stage_config", "stage_vendor", "to_notebook", "toc_files", "vendor_root"]

@@ -20,8 +20,8 @@ from typing import Callable, Sequence
 
 from .execute import ChapterError, ChapterResult, run_chapter
 from .params import ParameterError, check_parameters
-from .stage import (copy_tree, find_source, matches, stage_config, stage_vendor, stage_widget_fonts,
-                    toc_files)
+from .stage import (copy_tree, find_source, matches, stage_bibliography, stage_config, stage_vendor,
+                    stage_widget_fonts, toc_files)
 
 #: Profiles a build accepts (``auto``: paper with CUDA, else cpu).
 PROFILES = ("auto", "smoke", "cpu", "paper")
@@ -116,6 +116,7 @@ def _render(root: Path, stage: Path, build_dir: Path, staged: list[str], allow_c
         copy_tree(static_src, stage / "book" / "_static")
     if not allow_cdn:
         stage_vendor(root, stage / "_vendor")
+    stage_bibliography(root, stage)
     stage_config(root, stage, staged, allow_cdn=allow_cdn)
     jb_out = build_dir / ".jb"
     jb = Path(sys.executable).with_name("jupyter-book")

@@ -5,6 +5,7 @@ from ``node_modules`` (``npm ci``), so the HTML needs no CDN.
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterable
@@ -104,11 +105,45 @@ def stage_widget_fonts(root: Path, html: Path) -> None:
             shutil.copy2(f, dest / f.name)
 
 
+#: Overrides ``repository.url`` of ``_config.yml`` for one build (the publish workflow sets it
+#: to the repository it runs in, so the repository and launch buttons point there).
+REPOSITORY_ENV = "ADVMED_REPOSITORY_URL"
+
+
+def repository_url(root: Path) -> str:
+    """The book's repository: ``$ADVMED_REPOSITORY_URL`` or ``_config.yml``'s ``repository.url``,
+    the one place the repository, launch and issue buttons and ``CITATION.cff`` take it from."""
+    import yaml
+
+    env = os.environ.get(REPOSITORY_ENV, "").strip()
+    if env:
+        return env.rstrip("/")
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    return str((config.get("repository") or {}).get("url", "")).rstrip("/")
+
+
+def stage_bibliography(root: Path, stage: Path) -> list[str]:
+    """Copy the ``bibtex_bibfiles`` of ``_config.yml`` into the stage (Sphinx reads them from
+    its source folder); a listed file that is missing is an error that names it."""
+    import yaml
+
+    config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    files = list(config.get("bibtex_bibfiles") or [])
+    for name in files:
+        src = root / name
+        if not src.is_file():
+            raise FileNotFoundError(f"_config.yml lists bibtex file {name!r} but {src} does not exist")
+        (stage / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, stage / name)
+    return files
+
+
 def stage_config(root: Path, stage: Path, entries: list[str], *, allow_cdn: bool) -> None:
     """Write the staged _config.yml and _toc.yml (toc limited to the staged entries)."""
     import yaml
 
     config = yaml.safe_load((root / "_config.yml").read_text()) or {}
+    config.setdefault("repository", {})["url"] = repository_url(root)
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     sphinx_cfg = config.setdefault("sphinx", {}).setdefault("config", {}) or {}
     config["sphinx"]["config"] = sphinx_cfg

@@ -52,3 +52,14 @@ def dataset_cards(profile: Profile, *, progress: bool = False) -> pd.DataFrame:
             "shared ids between splits": leak, "source": ds.source, "licence": ds.license,
         })
     return pd.DataFrame(rows).set_index("task")
+
+
+def card_summary(cards: pd.DataFrame) -> pd.DataFrame:
+    """The page's version of :func:`dataset_cards`: task, classes, images per split (counts per
+    class, in the order of the classes) and resolution; the sources, licences, split rules and
+    the leakage check stay in the full card (the chapter's appendix)."""
+    from ..plots import task_label
+
+    df = cards.reset_index()
+    return pd.DataFrame({"task": df["task"].map(task_label), "classes": df["classes"], "training": df["train"],
+                         "validation": df["val"], "test": df["test"], "pixels": df["size (px)"]})

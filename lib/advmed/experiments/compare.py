@@ -31,11 +31,13 @@ def compare_clean(ours: pd.DataFrame, references: Iterable[Mapping[str, Any]],
         else:  # the same architecture first, then the others
             mine = mine.assign(_same=(mine["arch"] == ref["arch"])).sort_values("_same", ascending=False)
         for _, row in mine.iterrows():
+            ran = "arch" in row and pd.notna(row.get("arch"))
             out = {
                 "study": ref["study"], "task": ref["task"],
                 "study setting": f"{ref['arch']}, {ref['size']} px",
                 "our setting": (f"{row['arch']} ({row['init_used']}), {int(row['size'])} px, n={int(row['n_test'])}"
-                                if "arch" in row and pd.notna(row.get("arch")) else "not run in this profile"),
+                                if ran else "not run in this profile"),
+                "our model": f"{row['arch']} ({row['init_used']}), {int(row['size'])} px" if ran else "",
             }
             for m in metrics:
                 study_value = ref.get(m)
@@ -93,3 +95,23 @@ def settings_beside(profile: Profile, studies: Iterable[str], *, chapter: str = 
         "optimiser and epochs": _recipes(profile), "attack iterations": attacks, "images": images,
     })
     return pd.DataFrame(rows)
+
+
+def clean_comparison_summary(comparison: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
+    """The page's version of :func:`compare_clean`: for each published figure that a model of
+    ours can be set beside, the closest of our models (the same architecture first, as
+    :func:`compare_clean` orders them), the study's and our ``metric`` and the difference.
+    Figures for tasks this profile did not run are left to the full comparison."""
+    from ..plots import task_label
+
+    run = comparison[comparison[f"{metric} ours"].notna()]
+    first = run.groupby(["study", "task", "study setting"], sort=False).head(1)
+    return pd.DataFrame({
+        "study": [STUDIES[s].get("short", s) for s in first["study"]],
+        "task": first["task"].map(task_label).to_numpy(),
+        "study setting": first["study setting"].to_numpy(),
+        "our model": first["our model"].to_numpy(),
+        f"{metric.upper() if metric == 'auc' else metric} study": first[f"{metric} study"].to_numpy(),
+        f"{metric.upper() if metric == 'auc' else metric} ours": first[f"{metric} ours"].astype(float).to_numpy(),
+        "ours − study": first[f"{metric} ours - study"].astype(float).to_numpy(),
+    })

@@ -11,28 +11,40 @@ from __future__ import annotations
 
 IMAGENET_MEAN_STD = 0.226  # mean of ImageNet per-channel std (0.229, 0.224, 0.225)
 
+# ``bibkey`` is the study's entry in references.bib (the book cites it with {cite:p}`bibkey`);
+# ``short`` is how tables name it.
 STUDIES = {
     "adversarialmed": {
+        "short": "AdversarialMed",
+        "bibkey": "li2019adversarialmed",
         "cite": "Li & Liu, AdversarialMed (CSC2516 course project, 2019)",
         "setting": "DenseNet-121 fine-tuned from CheXNet, Kermany chest X-ray, 224 px",
     },
     "finlayson": {
+        "short": "Finlayson et al.",
+        "bibkey": "finlayson2018adversarial",
         "cite": "Finlayson et al., Adversarial attacks against medical deep learning systems "
                 "(arXiv:1804.05296; Science 2019)",
         "setting": "ResNet-50 / Inception fine-tuned from ImageNet, 224 px, inputs in [-1, 1]",
     },
     "hirano": {
+        "short": "Hirano et al.",
+        "bibkey": "hirano2021universal",
         "cite": "Hirano, Minagi & Takemoto, Universal adversarial attacks on deep neural networks "
                 "for medical image classification (BMC Med Imaging 21, 2021)",
         "setting": "7 architectures, 299 px, ImageNet transfer; skin (7 classes), OCT, pneumonia CXR",
     },
     "minagi": {
+        "short": "Minagi et al.",
+        "bibkey": "minagi2022natural",
         "cite": "Minagi, Hirano & Takemoto, Natural images allow universal adversarial attacks on "
                 "medical image classification using deep neural networks with transfer learning "
                 "(J. Imaging 8, 2022)",
         "setting": "UAPs from ImageNet photos only, against transfer-learned medical models",
     },
     "medmnist": {
+        "short": "MedMNIST v2",
+        "bibkey": "yang2023medmnist",
         "cite": "Yang et al., MedMNIST v2 (Sci Data 10, 2023)",
         "setting": "official splits, ResNet-18/50 at 28 or 224 px, test set",
     },

@@ -55,6 +55,13 @@ def labelled(entries: Mapping[tuple, Any], *, task: str | None = None) -> dict[s
     return {k.label: v for k, v in zip(keys, entries.values()) if k.task == task}
 
 
+def panels(entries: Mapping[tuple, Any]) -> dict[tuple[str, str], Any]:
+    """``entries`` keyed by model keys, re-keyed ``(task, "arch:init")``: how the small-multiple
+    figures of :mod:`advmed.plots` (one panel per task, one colour per model) take them."""
+    keys = [ModelKey(*k) for k in entries]
+    return {(k.task, f"{k.arch}:{k.init}"): v for k, v in zip(keys, entries.values())}
+
+
 def configs_for_profile(profile: Profile) -> list[TrainConfig]:
     """One :class:`~advmed.train.TrainConfig` per (task, model) of a profile.
 
@@ -180,6 +187,66 @@ def clean_results(profile: Profile, *, trained: Mapping[ModelKey, TrainedModel] 
                 row[name] = est.fmt(digits)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def test_sets(profile: Profile, *, limit: int | str | None = "all", progress: bool = False) -> dict[str, Any]:
+    """Every task's test split (:func:`test_set`), by task name, in the profile's order."""
+    return {task: test_set(task, profile, limit=limit, progress=progress) for task in profile.tasks}
+
+
+test_sets.__test__ = False  # type: ignore[attr-defined]
+
+
+def confusion_entries(predictions: Mapping[ModelKey, Predictions]) -> dict[tuple[str, str], tuple]:
+    """``(task, "arch:init") -> (y, predicted class, classes)`` for :func:`advmed.plots.confusion_grid`."""
+    return {k: (p.y, np.asarray(p.proba).argmax(1), p.classes) for k, p in panels(predictions).items()}
+
+
+def clean_intervals(numeric: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
+    """``clean_results(..., numeric=True)`` with every metric as ``"value [lo, hi]"`` (what
+    ``numeric=False`` gives, without computing the bootstrap again)."""
+    from ..metrics import fmt_interval
+
+    out = numeric.drop(columns=[c for c in numeric if c.endswith(("_lo", "_hi"))]).copy()
+    for name in METRICS:
+        if name in numeric:
+            out[name] = [fmt_interval(v, lo, hi, digits) for v, lo, hi in
+                         zip(numeric[name], numeric[f"{name}_lo"], numeric[f"{name}_hi"])]
+    out["val_auc"] = out["val_auc"].astype(float).round(digits)
+    return out
+
+
+class CleanHeadline(NamedTuple):
+    """The numbers of chapter 1 that the book's abstract quotes (glued, never typed)."""
+
+    models: int  # trained models (task x architecture x initialisation)
+    tasks: int
+    auc_median: float  # median clean test AUC over the models
+    auc_min: float
+    auc_max: float
+
+
+def clean_headline(numeric: pd.DataFrame) -> CleanHeadline:
+    """Count the models and summarise their clean AUC (``clean_results(..., numeric=True)``)."""
+    auc = numeric["auc"].astype(float)
+    return CleanHeadline(models=len(numeric), tasks=int(numeric["task"].nunique()), auc_median=float(auc.median()),
+                         auc_min=float(auc.min()), auc_max=float(auc.max()))
+
+
+def clean_summary(numeric: pd.DataFrame, *, metric: str = "auc", digits: int = 2) -> pd.DataFrame:
+    """The page's clean-performance table: one row per model, one column per task, each cell
+    ``metric`` with its 95 % interval (``"0.95 [0.93, 0.97]"``), from
+    ``clean_results(..., numeric=True)``. Rows are models and columns tasks so that the table
+    stays a few rows long and a few columns wide for every profile."""
+    from ..metrics import fmt_interval
+    from ..plots import model_label, task_label
+
+    rows: dict[str, dict[str, str]] = {}
+    for r in numeric.itertuples(index=False):
+        label = model_label(r.arch, r.init_used)
+        rows.setdefault(label, {"model": label})[task_label(r.task)] = fmt_interval(
+            getattr(r, metric), getattr(r, f"{metric}_lo"), getattr(r, f"{metric}_hi"), digits)
+    return pd.DataFrame(list(rows.values())).fillna("–")
 
 
 def training_summary(trained: Mapping[ModelKey, TrainedModel]) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from them. Pixels are in [0, 1].
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,8 +16,9 @@ import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
-from ...plots import PALETTE, confusion_matrix, new_figure, show_image, show_perturbation, styled
-from .run import RunKey, UAPExperiment
+from ...plots import (PAGE_WIDTH, PALETTE, BookFigure, attack_color, confusion_grid, confusion_matrix,
+                      legend_outside, model_label, new_figure, show_image, show_perturbation, styled, task_label)
+from .run import NON_TARGETED, RunKey, UAPExperiment, attack_name
 
 
 def _run_title(key: RunKey, classes: Sequence[str] | None = None) -> str:
@@ -138,10 +139,179 @@ def rate_bars(table: pd.DataFrame, *, attack: str = "non-targeted", columns: Seq
     return fig
 
 
-def natural_rate_bars(table: pd.DataFrame, *, title: str = "Fooling rate on held-out medical images") -> Figure:
-    """Chapter 4's bars: per model and bound, the UAP from photos, the UAP from medical images and
-    the random control (``table`` is :func:`~.tables.natural_vs_medical`)."""
-    bars = table.assign(attack="non-targeted", rate=table["_natural"], medical=table["_medical"],
+def natural_rate_bars(table: pd.DataFrame) -> Figure:
+    """Chapter 4's bars (:func:`rate_panels`): per model and bound, the UAP from photos, the UAP
+    from medical images and the random control (``table`` is :func:`~.tables.natural_vs_medical`)."""
+    bars = table.assign(attack=NON_TARGETED, rate=table["_natural"], medical=table["_medical"],
                         random=table["_random"])
-    return rate_bars(bars, columns=(("rate", "UAP from photos"), ("medical", "UAP from medical images"),
-                                    ("random", "random control")), title=title)
+    return rate_panels(bars, columns=(("rate", "UAP from photos", "natural_uap"),
+                                      ("medical", "UAP from medical images", "uap"),
+                                      ("random", "random control", "random")))
+
+
+# --------------------------------------------------------------------------- the page's figures
+# Small multiples with a fixed number of columns, so that a figure grows by rows (tasks) and
+# never by crowding: every label has room, every legend sits under the panels.
+@styled
+def rate_panels(table: pd.DataFrame, *, attack: str = NON_TARGETED, columns: Sequence[tuple[str, str, str]] = (
+        ("rate", "UAP", "uap"), ("random", "random control", "random")), threshold: float | None = None) -> Figure:
+    """Rates as horizontal bars, one panel per task (rows) and bound (columns: norm, zeta), one
+    group of bars per model (its name on the y axis, so labels never collide), one bar per
+    entry of ``columns`` = ``(column, legend label, colour role)`` (roles from
+    :data:`advmed.plots.ATTACK_COLORS`); error bars from ``<column>_lo`` / ``<column>_hi`` where
+    the table has them; dashed: ``threshold``. ``table`` is numeric (``uap_table(...,
+    numeric=True)`` or a frame with those columns)."""
+    t = table[table["attack"] == attack] if "attack" in table else table
+    tasks = list(dict.fromkeys(t["task"]))
+    settings = list(dict.fromkeys(zip(t["norm"], t["zeta"].astype(float))))
+    models = list(dict.fromkeys(zip(t["arch"], t["init"])))
+    height = 0.75 + 0.16 * len(models) * len(columns)
+    fig = BookFigure(figsize=(PAGE_WIDTH, height * len(tasks) + 1.0), layout="constrained")
+    axes = fig.subplots(len(tasks), len(settings), squeeze=False, sharex=True, sharey=True)
+    w = 0.8 / len(columns)
+    pos = np.arange(len(models))
+    for i, task in enumerate(tasks):
+        for j, (norm, zeta) in enumerate(settings):
+            ax = axes[i, j]
+            g = t[(t["task"] == task) & (t["norm"] == norm) & np.isclose(t["zeta"].astype(float), zeta)]
+            g = g.set_index(["arch", "init"]).reindex(models)
+            for c, (col, label, role) in enumerate(columns):
+                vals = g[col].to_numpy(float)
+                err = None
+                if f"{col}_lo" in g and f"{col}_hi" in g:
+                    err = np.clip(np.nan_to_num(np.vstack([vals - g[f"{col}_lo"].to_numpy(float),
+                                                           g[f"{col}_hi"].to_numpy(float) - vals])), 0, None)
+                ax.barh(pos + (c - (len(columns) - 1) / 2) * w, vals, w, xerr=err, color=attack_color(role),
+                        label=label, error_kw={"lw": 0.8, "capsize": 1.5})
+            if threshold is not None:
+                ax.axvline(threshold, color="0.3", ls="--", lw=1, label=f"the study's claim ({threshold:.0%})")
+            ax.set_xlim(0, 1.02)
+            ax.set_yticks(pos, [model_label(a, i0) for a, i0 in models], fontsize="x-small")
+            ax.tick_params(axis="x", labelsize="x-small")
+            ax.grid(axis="y", visible=False)
+            if i == 0 and j == 0:  # shared y axis: the first model on top, once
+                ax.invert_yaxis()
+            # every panel names its task and bound: a rotated row label would run into the next row
+            ax.set_title(f"{task_label(task)}\n{norm.upper().replace('LINF', 'L∞')}, zeta {zeta:g}",
+                         fontsize="small")
+    fig.supxlabel("rate on held-out images", fontsize="small")  # once: per-panel labels would collide
+    legend_outside(fig)
+    return fig
+
+
+@styled
+def uap_grid(exp: UAPExperiment, *, zeta: float | None = None, norm: str | None = None,
+             gain: float | None = None) -> Figure:
+    """The non-targeted UAPs at one bound as small multiples: one row per task, one column per
+    model, each shown as 0.5 + gain x delta (the gain under each panel; mid-grey = no change).
+    ``zeta`` defaults to the largest, ``norm`` to the settings' first."""
+    zeta = float(zeta if zeta is not None else max(exp.settings.zetas))
+    norm = norm or exp.settings.norms[0]
+    keys = exp.keys(targeted=False, zeta=zeta, norm=norm)
+    tasks = list(dict.fromkeys(k.task for k in keys))
+    models = list(dict.fromkeys((k.arch, k.init) for k in keys))
+    side = min(1.5, (PAGE_WIDTH - 1.0) / len(models))
+    fig = BookFigure(figsize=(min(PAGE_WIDTH, side * len(models) + 1.0), (side + 0.35) * len(tasks) + 0.4),
+                     layout="constrained")
+    axes = fig.subplots(len(tasks), len(models), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for k in keys:
+        ax = axes[tasks.index(k.task), models.index((k.arch, k.init))]
+        ax.set_axis_on()
+        g = show_perturbation(ax, exp.runs[k].delta, gain)
+        ax.set_xlabel(f"gain ×{g:.0f}", fontsize="x-small")
+        if k.task == tasks[0]:
+            ax.set_title(model_label(k.arch, k.init).replace(" (", "\n("), fontsize="x-small")
+        if (k.arch, k.init) == models[0]:
+            ax.set_ylabel(task_label(k.task), fontsize="small")
+    return fig
+
+
+@styled
+def before_after_grid(exp: UAPExperiment, keys: Sequence[RunKey], *, n: int = 4, seed: int | None = None) -> Figure:
+    """Held-out images before and after adding a UAP, one pair of rows per key (task): clean
+    images above with the prediction, the same images with the UAP below (orange: the
+    prediction changed), fooled images first; the first column shows the UAP amplified."""
+    seed = exp.seed if seed is None else seed
+    side = (PAGE_WIDTH - 0.8) / (n + 1)
+    fig = BookFigure(figsize=(PAGE_WIDTH, (side + 0.3) * 2 * len(keys) + 0.3), layout="constrained")
+    axes = fig.subplots(2 * len(keys), n + 1, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for r, key in enumerate(keys):
+        run, ds = exp.runs[key], exp.sets[key.task]
+        classes = exp.trained[key.model].classes
+        clean, adv = np.asarray(run.clean), np.asarray(run.adv)
+        rng = np.random.default_rng(seed)
+        pool = np.concatenate([rng.permutation(np.flatnonzero(clean != adv)),
+                               rng.permutation(np.flatnonzero(clean == adv))])
+        pick = pool[:n]
+        x = ds.float()[torch.as_tensor(pick, dtype=torch.long)]
+        xa = (x + run.delta).clamp(0, 1)
+        for j, i in enumerate(pick):
+            for row, (img, pred) in enumerate(((x[j], clean[i]), (xa[j], adv[i]))):
+                ax = axes[2 * r + row, j + 1]
+                ax.set_axis_on()
+                show_image(ax, img)
+                changed = row == 1 and adv[i] != clean[i]
+                ax.set_title(f"{'clean' if row == 0 else 'with UAP'}: {classes[pred]}", fontsize="x-small",
+                             color="#D55E00" if changed else "black")
+        head = axes[2 * r, 0]
+        head.set_axis_on()
+        g = show_perturbation(head, run.delta)
+        head.set_title(f"UAP ×{g:.0f}", fontsize="x-small")
+        head.set_ylabel(f"{task_label(key.task)}\n{model_label(key.arch, key.init)}", fontsize="x-small")
+        axes[2 * r + 1, 0].text(0.5, 0.5, "true:\n" + "\n".join(classes[int(ds.labels[i])] for i in pick),
+                                ha="center", va="center", fontsize="x-small", transform=axes[2 * r + 1, 0].transAxes)
+    return fig
+
+
+def confusion_uap_grid(exp: UAPExperiment, keys: Mapping[str, Sequence[RunKey]]) -> Figure:
+    """Confusion matrices of held-out images with a UAP added: one row per task, one column per
+    UAP of ``keys[task]`` (e.g. the strongest non-targeted one and its targeted twins); the
+    column title names the attack."""
+    entries, titles = {}, {}
+    for task, ks in keys.items():
+        for j, k in enumerate(ks):
+            run = exp.runs[k]
+            classes = exp.trained[k.model].classes
+            entries[(task, j)] = (run.y, run.adv, classes)
+            titles[(task, j)] = attack_name(k.target, classes).replace("targeted -> ", "→ ")
+    return confusion_grid(entries, titles=titles)
+
+
+@styled
+def transfer_grid(matrices: Mapping[str, pd.DataFrame], *, ncols: int = 2) -> Figure:
+    """Transfer of non-targeted UAPs between architectures as small multiples: one heatmap per
+    task (rows: the model the UAP was built on; columns: the model it is applied to; cells:
+    fooling rate); one shared colour bar."""
+    items = list(matrices.items())
+    k = max(len(m) for _, m in items)
+    ncols = max(1, min(ncols, len(items)))
+    nrows = int(np.ceil(len(items) / ncols))
+    side = (PAGE_WIDTH - 1.2) / ncols
+    fig = BookFigure(figsize=(PAGE_WIDTH, side * nrows + 0.4 * k), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    image = None
+    for ax in axes.flat[len(items):]:
+        ax.set_visible(False)
+    for ax, (task, mat) in zip(axes.flat, items):
+        image = ax.imshow(mat.to_numpy(float), cmap="Reds", vmin=0, vmax=1)
+        for a in range(mat.shape[0]):
+            for b in range(mat.shape[1]):
+                v = float(mat.iat[a, b])
+                ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize="x-small",
+                        color="white" if v > 0.6 else "black")
+        names = [str(c).replace(" (", "\n(") for c in mat.columns]
+        ax.set_xticks(range(mat.shape[1]), names, fontsize=6, rotation=0)
+        ax.set_yticks(range(mat.shape[0]), [str(c).replace(" (", "\n(") for c in mat.index], fontsize=6)
+        ax.grid(False)
+        ax.set_title(task_label(task), fontsize="small")
+        ax.set_xlabel("applied to", fontsize="x-small")
+        ax.set_ylabel("built on", fontsize="x-small")
+    if image is not None:
+        bar = fig.colorbar(image, ax=axes, shrink=0.6)
+        bar.set_label("fooling rate", fontsize="x-small")
+        bar.ax.tick_params(labelsize="x-small")
+    return fig

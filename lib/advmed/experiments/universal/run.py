@@ -432,3 +432,24 @@ def natural_uap_experiment(profile: Profile, *, trained: Mapping[tuple, Any] | N
 __all__ = ["NON_TARGETED", "Rates", "RunKey", "UAPExperiment", "UAPRun", "attack_name", "available_models",
            "build_set", "clean_predictions", "eval_set", "natural_set", "natural_uap_experiment", "rates",
            "selection_key", "transfer_matrix", "uap_experiment", "uap_run"]
+
+
+# --------------------------------------------------------------------------- what the page draws
+def strongest_keys(exp: UAPExperiment) -> list[RunKey]:
+    """The strongest non-targeted UAP of every task (:meth:`UAPExperiment.strongest`), in task order."""
+    return [exp.strongest(task) for task in exp.sets]
+
+
+def confusion_keys(exp: UAPExperiment, *, twins: int = 2) -> dict[str, list[RunKey]]:
+    """Per task, the strongest non-targeted UAP and up to ``twins`` targeted UAPs of the same
+    model and bound: the columns of the confusion figure."""
+    out = {}
+    for task in exp.sets:
+        key = exp.strongest(task)
+        out[task] = [key] + exp.targeted_twins(key)[:twins]
+    return out
+
+
+def transfer_matrices(exp: UAPExperiment, *, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """:func:`transfer_matrix` of every task, by task."""
+    return {task: transfer_matrix(exp, task, progress=progress) for task in exp.sets}

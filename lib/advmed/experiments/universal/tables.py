@@ -144,6 +144,11 @@ def natural_vs_medical(natural: UAPExperiment, medical: UAPExperiment, *, digits
     return pd.DataFrame(rows)
 
 
+def natural_display(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`natural_vs_medical` without the numeric helper columns (those starting with ``_``)."""
+    return table[[c for c in table.columns if not str(c).startswith("_")]]
+
+
 def transfer_learning_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per task, norm and zeta: the photo-built UAP's fooling rate of each initialisation, and
     how much of the medical-image UAP's effect the photos recover (natural / medical)."""
@@ -186,5 +191,105 @@ def settings_table(profile: Profile) -> pd.DataFrame:
                         index=pd.Index(list(d), name="setting"))
 
 
-__all__ = ["ARCH_SPREAD", "CLAIM_THRESHOLD", "ClaimCounts", "claim_counts", "claim_summary", "minagi_comparison",
-           "natural_vs_medical", "settings_table", "transfer_learning_table", "uap_table"]
+
+
+# --------------------------------------------------------------------------- the page's summaries
+# In-text tables of a dozen rows at most and a few short columns, for every profile; the long
+# tables above go to the chapters' appendices.
+def settings_brief(profile: Profile, *, natural: bool = False) -> pd.DataFrame:
+    """The UAP settings a reader needs to read the page (the full list: :func:`settings_table`)."""
+    u = profile.uap
+    rows = {"method": u.method, "passes over the build images": u.max_passes,
+            "build images per UAP" if not natural else "photos per UAP": u.natural_images if natural else u.n_build,
+            "held-out evaluation images": "all" if u.n_eval is None else u.n_eval,
+            "zeta (fraction of the mean image norm)": ", ".join(f"{z:g}" for z in u.zetas),
+            "norms": ", ".join(u.norms), "random control (L-inf)": u.random_kind,
+            "the study's success claim": f"> {CLAIM_THRESHOLD:.0%}", "seed": profile.seed,
+            "bootstrap resamples": profile.eval.n_boot}
+    if not natural:
+        rows["targeted UAPs at zeta"] = ("none" if not u.targeted else "every zeta" if u.targeted_zetas is None
+                                         else ", ".join(f"{z:g}" for z in u.targeted_zetas))
+        rows["'little dependence on the architecture'"] = f"spread ≤ {ARCH_SPREAD:.2f}"
+    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+
+
+def fooling_summary(numeric: pd.DataFrame, *, zeta: float | None = None) -> pd.DataFrame:
+    """Non-targeted fooling rates at one zeta (default: the largest): one row per model and norm,
+    one column per task, cells ``"UAP (random control)"``, e.g. ``"0.42 (0.05)"``."""
+    from ...plots import model_label, task_label
+
+    non = numeric[numeric["attack"] == NON_TARGETED]
+    zeta = float(non["zeta"].max() if zeta is None else zeta)
+    non = non[np.isclose(non["zeta"].astype(float), zeta)]
+    rows: dict[tuple, dict[str, str]] = {}
+    for r in non.itertuples(index=False):
+        key = (r.arch, r.init_used, r.norm)
+        row = rows.setdefault(key, {"model": model_label(r.arch, r.init_used), "norm": r.norm})
+        row[task_label(r.task)] = f"{r.rate:.2f} ({r.random:.2f})"
+    return pd.DataFrame(list(rows.values())).fillna("–")
+
+
+class NaturalHeadline(NamedTuple):
+    """The numbers of chapter 4 that the book's abstract quotes (glued, never typed)."""
+
+    rows: int  # natural-image UAPs (task x model x norm x zeta)
+    above_random: int  # whose interval lies above their random control's
+    settings: int  # task x norm x zeta with both initialisations
+    imagenet_more: int  # settings where the ImageNet-initialised model is fooled more
+
+
+def natural_headline(table: pd.DataFrame) -> NaturalHeadline:
+    """Count chapter 4's orderings from :func:`natural_vs_medical`."""
+    pivot = table.pivot_table(index=["task", "norm", "zeta"], columns="init", values="_natural")
+    both = {"imagenet", "scratch"} <= set(pivot.columns)
+    diff = (pivot["imagenet"] - pivot["scratch"]).dropna() if both else pd.Series(dtype=float)
+    return NaturalHeadline(rows=len(table), above_random=int(table["natural_above_random"].eq("yes").sum()),
+                           settings=len(diff), imagenet_more=int((diff > 0).sum()))
+
+
+def natural_summary(table: pd.DataFrame, *, zeta: float | None = None) -> pd.DataFrame:
+    """Chapter 4 at one zeta (default: the largest): one row per task and norm; per
+    initialisation, the fooling rate of the UAP from photos and of the UAP from medical images;
+    and the highest random control of the row."""
+    from ...plots import task_label
+
+    zeta = float(table["zeta"].max() if zeta is None else zeta)
+    t = table[np.isclose(table["zeta"].astype(float), zeta)]
+    rows = []
+    for (task, norm), g in t.groupby(["task", "norm"], sort=False):
+        row: dict[str, Any] = {"task": task_label(task), "norm": norm}
+        for init, gi in g.groupby("init", sort=False):
+            row[f"{init}: photos"] = float(gi["_natural"].iloc[0])
+            row[f"{init}: medical"] = float(gi["_medical"].iloc[0])
+        row["random (highest)"] = float(g["_random"].max())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def minagi_summary(comparison: pd.DataFrame) -> pd.DataFrame:
+    """:func:`minagi_comparison` with the columns a reader compares: who, which model at which
+    resolution, the rate of the UAP from photos, the random control and the difference."""
+    if comparison.empty:
+        return comparison
+    return pd.DataFrame({"source": comparison["source"],
+                         "model": [f"{a} ({i})" for a, i in zip(comparison["arch"], comparison["init"])],
+                         "pixels": comparison["size"], "UAP from photos": comparison["natural_uap"],
+                         "random control": comparison["random"], "difference": comparison["difference"]})
+
+
+def transfer_table(matrices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The transfer matrices of :func:`~.run.transfer_matrices` as one long table: task, the model
+    the UAP was built on, the model it was applied to, fooling rate."""
+    rows = []
+    for task, mat in matrices.items():
+        for built in mat.index:
+            for applied in mat.columns:
+                rows.append({"task": task, "built on": built, "applied to": applied,
+                             "fooling rate": float(mat.loc[built, applied])})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["ARCH_SPREAD", "CLAIM_THRESHOLD", "ClaimCounts", "NaturalHeadline", "claim_counts", "claim_summary",
+           "fooling_summary", "minagi_comparison", "minagi_summary", "natural_display", "natural_headline", "natural_summary",
+           "natural_vs_medical", "settings_brief", "settings_table", "transfer_learning_table", "transfer_table",
+           "uap_table"]

@@ -13,10 +13,12 @@ import pandas as pd
 import seaborn as sns
 import torch
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from ...attacks import attack_label, get_attack
 from ...models import as_module, as_pixels, as_rgb, gray_view, model_device, predict_proba
-from ...plots import PALETTE, new_figure, show_image, show_perturbation, styled
+from ...plots import (PAGE_WIDTH, PALETTE, BookFigure, attack_color, legend_outside, model_color, model_label, new_figure,
+                      show_image, show_perturbation, styled, task_label)
 from ..profiles import Profile
 from .run import ATTACKS, adversarialmed_eps, finlayson_eps, test_images
 
@@ -88,6 +90,55 @@ def robustness_curves(results: pd.DataFrame, task: str, *, metrics: Sequence[str
     return fig
 
 
+@styled
+def robustness_grid(results: pd.DataFrame, *, metric: str = "accuracy", attacks: Sequence[str] | None = None,
+                    band: bool = True) -> Figure:
+    """``metric`` against eps as small multiples: one row per task, one column per attack, one
+    line per model in the model's colour (:func:`advmed.plots.model_color`), with its bootstrap
+    95 % band; dotted: the studies' budgets in pixels; dashed (AUC): chance. One legend under
+    the panels. The x axis is eps in /255 levels on a symmetric-log scale (0 is the clean row).
+    """
+    tasks = list(dict.fromkeys(results["task"]))
+    attacks = list(attacks or [a for a in ATTACKS if a in set(results["attack"])])
+    side = (PAGE_WIDTH - 0.7) / len(attacks)
+    fig = BookFigure(figsize=(PAGE_WIDTH, 0.82 * side * len(tasks) + 1.0), layout="constrained")
+    axes = fig.subplots(len(tasks), len(attacks), squeeze=False, sharex=True, sharey=True)
+    eps_all = sorted(results["eps_255"].unique())
+    positive = [e for e in eps_all if e > 0]
+    linthresh = min(positive) if positive else 1.0
+    marks = _study_marks()
+    for i, task in enumerate(tasks):
+        sub = results[results["task"] == task]
+        for j, attack in enumerate(attacks):
+            ax = axes[i, j]
+            for (arch, init, used), g in sub.groupby(["arch", "init", "init_used"], sort=False):
+                d = pd.concat([g[g["attack"] == "clean"], g[g["attack"] == attack]]).sort_values("eps_255")
+                color = model_color(arch, init)
+                ax.plot(d["eps_255"], d[metric], "o-", ms=2.5, lw=1.4, color=color, label=model_label(arch, used))
+                if band and f"{metric}_lo" in d:
+                    ax.fill_between(d["eps_255"], d[f"{metric}_lo"], d[f"{metric}_hi"], color=color, alpha=0.12,
+                                    lw=0)
+            for e, _ in marks:
+                ax.axvline(e, color="0.45", ls=":", lw=1)
+            if metric == "auc":
+                ax.axhline(0.5, color="0.6", ls="--", lw=0.8)
+            ax.set_xscale("symlog", linthresh=linthresh, linscale=0.5)
+            ax.set_xticks(eps_all, [f"{e:g}" for e in eps_all])
+            ax.set_ylim(-0.03, 1.03)
+            ax.tick_params(labelsize="x-small")
+            if i == 0:
+                ax.set_title(attack_label(attack), fontsize="small")
+            if j == 0:
+                ax.set_ylabel(f"{task_label(task)}\n{metric.replace('_', ' ')}", fontsize="small")
+            if i == len(tasks) - 1:
+                ax.set_xlabel("eps (/255)", fontsize="small")
+    handles = [Line2D([], [], color=model_color(a, i), lw=1.4, marker="o", ms=2.5, label=model_label(a, u))
+               for (a, i, u), _ in results.groupby(["arch", "init", "init_used"], sort=False)]
+    handles.append(Line2D([], [], color="0.45", ls=":", lw=1, label="the studies' budgets"))
+    legend_outside(fig, handles, [h.get_label() for h in handles])
+    return fig
+
+
 def pick_examples(y: np.ndarray, pred: np.ndarray, n: int, seed: int = 0) -> list[int]:
     """``n`` image indices the model classifies correctly, cycling through the classes
     (seeded); falls back to any image when too few are correct."""
@@ -156,6 +207,57 @@ def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, at
                       borderaxespad=0)
     fig.suptitle(title or f"{label}, eps {eps_255:g}/255 = {eps:.4f} (pixels); "
                  f"max |perturbation| {float((x_adv - xs).abs().max()) * 255:.2f}/255")
+    return fig
+
+
+@styled
+def example_grid(profile: Profile, zoo: Mapping[tuple, Any], *, attack: str = "pgd", seed: int | None = None) -> Figure:
+    """One adversarial example per task, as small multiples: a row per task (its first model in
+    ``zoo``), columns the clean image, the perturbation amplified so that -eps is black and +eps
+    white, the adversarial image and the class probabilities before and after; the attack at
+    the profile's reporting budget (the full attack, no early stop)."""
+    s = profile.whitebox
+    eps_255 = float(s.report_eps_255)
+    eps = eps_255 / 255.0
+    seed = profile.seed if seed is None else seed
+    tasks = list(dict.fromkeys(k[0] for k in zoo))
+    cell = (PAGE_WIDTH - 0.4) / 4.6
+    fig = BookFigure(figsize=(PAGE_WIDTH, (cell + 0.45) * len(tasks) + 0.6), layout="constrained")
+    axes = fig.subplots(len(tasks), 4, squeeze=False, width_ratios=[1, 1, 1, 1.6])
+    label = attack_label(attack)
+    for r, task in enumerate(tasks):
+        key = next(k for k in zoo if k[0] == task)
+        model = as_module(zoo[key])
+        images = test_images(task, profile)
+        x, y = as_pixels(images.images), torch.as_tensor(np.asarray(images.labels)).long().reshape(-1)
+        classes = list(images.classes)
+        p0_all = predict_proba(model, x)
+        i = pick_examples(y.numpy(), p0_all.argmax(1), 1, seed)[0]
+        dev = model_device(model)
+        xs, ys = x[i:i + 1].to(dev), y[i:i + 1].to(dev)
+        x_adv = get_attack(attack).call(model, xs, ys, eps=eps, steps=int(s.steps), seed=seed,
+                                        early_stop=False).detach()
+        p0, p1 = p0_all[i], predict_proba(model, x_adv)[0]
+        k0, k1 = int(p0.argmax()), int(p1.argmax())
+        a0, a1, a2, a3 = axes[r]
+        show_image(a0, xs[0])
+        show_perturbation(a1, x_adv[0] - xs[0], 0.5 / eps)
+        show_image(a2, x_adv[0])
+        a0.set_title(f"clean: {classes[k0]} ({p0[k0]:.2f})", fontsize="x-small")
+        a1.set_title(f"perturbation × {0.5 / eps:.0f}", fontsize="x-small")
+        a2.set_title(f"{label}: {classes[k1]} ({p1[k1]:.2f})", fontsize="x-small",
+                     color="#D55E00" if k1 != k0 else "black")
+        a0.set_ylabel(f"{task_label(task)}\n{key[1]}\ntrue: {classes[int(ys[0])]}", fontsize="x-small")
+        pos = np.arange(len(classes))
+        a3.barh(pos - 0.2, p0, height=0.38, color="#000000", label="clean")
+        a3.barh(pos + 0.2, p1, height=0.38, color=attack_color(attack), label=label)
+        a3.set_yticks(pos, [c[:12] for c in classes], fontsize="x-small")
+        a3.invert_yaxis()
+        a3.set_xlim(0, 1)
+        a3.tick_params(axis="x", labelsize="x-small")
+        if r == len(tasks) - 1:
+            a3.set_xlabel("class probability", fontsize="x-small")
+    legend_outside(fig, ncols=2)
     return fig
 
 

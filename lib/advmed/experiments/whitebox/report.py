@@ -7,6 +7,9 @@ Each function returns Markdown text (a ``str``) computed from the tables of
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
 import pandas as pd
 
 from ...attacks import attack_label
@@ -64,8 +67,9 @@ def adversarialmed_reading(table: pd.DataFrame, profile: Profile) -> str:
     return text
 
 
-def finlayson_reading(results: pd.DataFrame) -> str:
-    """Clean -> attacked per model, then the setting differences behind any gap with the study.
+def finlayson_reading(results: pd.DataFrame, *, bullets: bool = True) -> str:
+    """Clean -> attacked per model (``bullets``; the page shows them as a table instead), then
+    the setting differences behind any gap with the study.
 
     ``results`` is :func:`~.run.finlayson_results` (numeric, one clean and one attacked row
     per model); the study's figures come from :data:`advmed.experiments.references.FINLAYSON_PGD`.
@@ -84,7 +88,7 @@ def finlayson_reading(results: pd.DataFrame) -> str:
             matched += 1
             if abs(float(adv["accuracy"]) - study[task]["accuracy"]) > 0.05:
                 far.append(adv)
-    text = "Targeted PGD at the study's budget, clean → attacked:\n\n" + "\n".join(lines) + "\n\n"
+    text = ("Targeted PGD at the study's budget, clean → attacked:\n\n" + "\n".join(lines) + "\n\n") if bullets else ""
     if not matched:
         return text + ("The study ran none of these tasks: the rows show how our models fare under "
                        "its attack, without a study figure to compare with.")
@@ -141,3 +145,40 @@ def diagnostics_reading(diag: pd.DataFrame) -> str:
         text += " Flagged: " + "; ".join(f"{r.task} / {r.arch} ({r.init_used}): {r.summary}"
                                          for r in bad.itertuples()) + "."
     return text
+
+
+class WhiteboxHeadline(NamedTuple):
+    """The numbers of chapter 2 that the book's abstract quotes (glued, never typed)."""
+
+    eps_255: float  # the reporting budget, /255 levels
+    models: int
+    clean_accuracy: float  # median over models
+    pgd_accuracy: float  # median over models, PGD at eps_255
+    fgsm_accuracy: float  # median over models, FGSM at eps_255
+    models_below_half: int  # models whose PGD accuracy at eps_255 is below 0.5
+
+
+def headline(results: pd.DataFrame, eps_255: float) -> WhiteboxHeadline:
+    """Median clean, PGD and FGSM accuracy over the models at the grid's budget nearest
+    ``eps_255``, and how many models PGD drives below 50 % accuracy."""
+    adv = results[results["attack"] != "clean"]
+    grid = sorted(adv["eps_255"].unique())
+    eps = float(min(grid, key=lambda e: abs(e - eps_255)))
+    at = adv[np.isclose(adv["eps_255"], eps)]
+    clean = results[results["attack"] == "clean"]
+    pgd, fgsm = at[at["attack"] == "pgd"], at[at["attack"] == "fgsm"]
+    return WhiteboxHeadline(eps_255=eps, models=len(clean), clean_accuracy=float(clean["accuracy"].median()),
+                            pgd_accuracy=float(pgd["accuracy"].median()), fgsm_accuracy=float(fgsm["accuracy"].median()),
+                            models_below_half=int((pgd["accuracy"] < 0.5).sum()))
+
+
+def summary_sentence(results: pd.DataFrame, eps_255: float) -> str:
+    """One sentence for the page instead of a bullet per model: the median accuracy over the
+    models, clean and under each attack at the reporting budget, and the worst model."""
+    h = headline(results, eps_255)
+    adv = results[(results["attack"] == "pgd") & np.isclose(results["eps_255"], h.eps_255)]
+    worst = adv.loc[adv["accuracy"].idxmin()]
+    return (f"At {h.eps_255:g}/255 the median accuracy over the {h.models} models falls from {h.clean_accuracy:.2f} "
+            f"(clean) to {h.fgsm_accuracy:.2f} under FGSM and {h.pgd_accuracy:.2f} under PGD; PGD leaves "
+            f"{h.models_below_half} of {h.models} models below 0.5, the lowest being {worst['task']} / "
+            f"{worst['arch']} ({worst['init_used']}) at {worst['accuracy']:.2f}.")

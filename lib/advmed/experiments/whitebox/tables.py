@@ -27,7 +27,7 @@ def settings_table(profile: Profile) -> pd.DataFrame:
               "test images per task": "all" if s.n_images is None else s.n_images,
               "eps grid (/255)": ", ".join(f"{e:g}" for e in s.eps_255), "iterations": s.steps,
               "PGD restarts": s.restarts, "bootstrap resamples": profile.eval.n_boot, "seed": profile.seed}
-    return pd.DataFrame({"value": list(values.values())}, index=list(values))
+    return pd.DataFrame({"value": list(values.values())}, index=pd.Index(list(values), name="setting"))
 
 
 def task_grids(results: pd.DataFrame, task: str) -> pd.DataFrame:
@@ -256,3 +256,99 @@ def robust_cost_table(costs: pd.DataFrame) -> pd.DataFrame:
     out = costs[cols].copy()
     out["seconds"] = out["seconds"].round(1)
     return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the page's summaries
+# In-text tables: a few rows (models, tasks or attacks) and a few short columns for every
+# profile; the long tables above go to the chapter's appendix.
+def _model(arch: str, init_used: str) -> str:
+    from ...plots import model_label
+
+    return model_label(arch, init_used)
+
+
+def _nearest(values: Iterable[float], wanted: float) -> float:
+    grid = np.array(sorted(set(float(v) for v in values)))
+    return float(grid[np.argmin(np.abs(grid - wanted))])
+
+
+def conventions_table() -> pd.DataFrame:
+    """The studies' budgets in their units and in ours, one row per study (short columns)."""
+    a, f = adversarialmed_eps(), finlayson_eps()
+    rows = [("AdversarialMed", "(x − mean) / std", a), ("Finlayson et al.", "[−1, 1]", f)]
+    return pd.DataFrame([{"study": name, "their input": space, "their eps": d["eps_study"],
+                          "eps (/255)": round(d["eps_255"], 2), "their step": d["step_study"],
+                          "step (/255)": round(d["step"] * 255, 2), "iterations": d["steps"]}
+                         for name, space, d in rows])
+
+
+def attack_summary(results: pd.DataFrame, eps_255: float, *, attack: str = "pgd",
+                   metric: str = "accuracy") -> pd.DataFrame:
+    """``metric`` clean -> under ``attack`` at the grid's budget nearest ``eps_255``: one row per
+    model, one column per task, cells ``"0.91 → 0.12"``."""
+    from ...plots import task_label
+
+    eps = _nearest(results.loc[results["attack"] != "clean", "eps_255"], eps_255)
+    rows: dict[str, dict[str, str]] = {}
+    for (task, arch, init), g in results.groupby(["task", "arch", "init"], sort=False):
+        clean = g.loc[g["attack"] == "clean", metric]
+        adv = g.loc[(g["attack"] == attack) & np.isclose(g["eps_255"], eps), metric]
+        if clean.empty or adv.empty:
+            continue
+        label = _model(arch, g["init_used"].iloc[0])
+        rows.setdefault(label, {"model": label})[task_label(task)] = f"{clean.iloc[0]:.2f} → {adv.iloc[0]:.2f}"
+    return pd.DataFrame(list(rows.values())).fillna("–")
+
+
+def adversarialmed_summary(comparison: pd.DataFrame) -> pd.DataFrame:
+    """:func:`adversarialmed_comparison` in five rows (clean and the four attacks): the study's
+    accuracy and AUC beside the range of ours over the models (``"0.47–0.69"``)."""
+    if comparison.empty:
+        return pd.DataFrame()
+    rows = []
+    for attack, g in comparison.groupby("attack", sort=False):
+        row = {"attack": attack}
+        for m, name in (("accuracy", "accuracy"), ("auc", "AUC")):
+            lo, hi = g[f"{m} ours"].min(), g[f"{m} ours"].max()
+            row[f"{name} study"] = g[f"{m} study"].iloc[0]
+            row[f"{name} ours"] = f"{lo:.2f}" if np.isclose(lo, hi) else f"{lo:.2f}–{hi:.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def finlayson_summary(comparison: pd.DataFrame) -> pd.DataFrame:
+    """:func:`finlayson_comparison` in one row per task: the study's task, its accuracy under
+    targeted PGD, and the range over our models of clean and attacked accuracy and of the share
+    pushed to the other class."""
+    if comparison.empty:
+        return pd.DataFrame()
+    from ...plots import task_label
+
+    def span(v: pd.Series) -> str:
+        lo, hi = float(v.min()), float(v.max())
+        return f"{lo:.2f}" if np.isclose(lo, hi) else f"{lo:.2f}–{hi:.2f}"
+
+    rows = []
+    for task, g in comparison.groupby("task", sort=False):
+        rows.append({"task": task_label(task), "study task": g["study task"].iloc[0],
+                     "accuracy study": g["accuracy study"].iloc[0], "clean accuracy ours": span(g["clean accuracy"]),
+                     "accuracy ours": span(g["accuracy ours"]), "to target ours": span(g["to target"])})
+    return pd.DataFrame(rows)
+
+
+def visibility_summary(results: pd.DataFrame, eps_255: float) -> pd.DataFrame:
+    """How visible each attack is at the grid's budget nearest ``eps_255``: one row per attack,
+    one column per task, each cell the median over the task's models of the per-model median
+    PSNR (dB) and SSIM, ``"38.1 dB / 0.97"``."""
+    from ...plots import task_label
+
+    adv = results[results["attack"] != "clean"]
+    eps = _nearest(adv["eps_255"], eps_255)
+    sel = adv[np.isclose(adv["eps_255"], eps)]
+    rows = []
+    for attack in [a for a in ATTACKS if a in set(sel["attack"])]:
+        row = {"attack": attack_label(attack)}
+        for task, g in sel[sel["attack"] == attack].groupby("task", sort=False):
+            row[task_label(task)] = f"{g['psnr_db_median'].median():.1f} dB / {g['ssim_median'].median():.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
