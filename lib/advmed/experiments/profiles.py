@@ -79,12 +79,14 @@ class WhiteboxSettings:
 
 @dataclass(frozen=True)
 class ExplorerSettings:
-    """What the chapter-2 explorer precomputes: (task, model) pairs, images, attacks, eps."""
+    """What the chapter-2 explorer precomputes: (task, model) pairs, images, attacks, eps;
+    ``budget_mb``: the page's payload budget for its frames (MB of PNG, stated under it)."""
 
     pairs: int
     n_images: int
     attacks: tuple[str, ...]
     eps_255: tuple[float, ...]
+    budget_mb: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,34 @@ class UAPSettings:
         return self.targeted and (tz is None or any(abs(float(zeta) - float(z)) < 1e-12 for z in tz))
 
 
+@dataclass(frozen=True)
+class UAPExplorerSettings:
+    """What the UAP explorers of chapters 3 and 4 precompute for the static page (a page holds
+    every frame: frames = tasks x models x norms x zetas x targets x sources). Live, the
+    explorer offers every run of the experiment and builds the others on demand.
+
+    Attributes:
+        tasks, models: how many of the experiment's tasks, and models per task, the page
+            holds (the first ones; None: all).
+        norms, zetas: the subsets of the UAP settings' norms and zetas (None: all).
+        targets: also the targeted UAPs (where the experiment built them).
+        n_images: held-out images in each frame's before / after grid.
+        live_zetas: zetas a live explorer offers beyond the experiment's (built on demand).
+        budget_mb: the page's payload budget (MB of PNG, stated under the explorer).
+    """
+
+    tasks: int | None = None
+    models: int | None = None
+    norms: tuple[str, ...] | None = None
+    zetas: tuple[float, ...] | None = None
+    targets: bool = True
+    n_images: int = 3
+    live_zetas: tuple[float, ...] = ()
+    budget_mb: float = 2.0
+
+
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
-                             "uap": UAPSettings}
+                             "uap": UAPSettings, "uap_explorer": UAPExplorerSettings}
 
 
 @dataclass(frozen=True)
@@ -166,7 +194,7 @@ class Profile:
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap: the chapters' settings.
+        eval, whitebox, explorer, uap, uap_explorer: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
     """
 
@@ -181,6 +209,7 @@ class Profile:
     uap: UAPSettings
     seeds: tuple[int, ...] = (0,)
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    uap_explorer: UAPExplorerSettings = dataclasses.field(default_factory=UAPExplorerSettings)
 
     @property
     def seed(self) -> int:
@@ -339,7 +368,7 @@ def get_profile(name: str | Profile | None = "auto", *, tasks: Iterable[str] | s
         tasks: task names; a task the profile lacks gets the largest size of the profile.
         models: ``"arch"``, ``"arch:init"`` entries (a model the profile lacks is added).
         seeds: replace the profile's seeds.
-        sections: ``train=``, ``eval=``, ``whitebox=``, ``explorer=``, ``uap=`` mappings of
+        sections: ``train=``, ``eval=``, ``whitebox=``, ``explorer=``, ``uap=``, ``uap_explorer=`` mappings of
             settings to change (unknown sections or settings raise and list the valid ones);
             ``"all"`` sets a count such as ``n_images`` to None (all the images).
 
@@ -404,4 +433,4 @@ def profile_table(profile: str | Profile | None = "auto"):
 
 
 __all__ = ["EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
-           "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]
+           "UAPExplorerSettings", "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]

@@ -80,6 +80,10 @@ class Control:
         live_options: the values a live explorer offers (a superset of ``options``; None:
             the same); settings outside ``options`` are computed on demand.
         width: CSS width of the widget (None: the kind's default).
+        when: ``(control name, values)``: the control is shown only while that (earlier)
+            control has one of these values (a JPEG quality slider only for the JPEG
+            defense); elsewhere its value must not change the frame, and a static explorer
+            checks that it does not.
     """
 
     name: str
@@ -89,6 +93,7 @@ class Control:
     default: Any = FIRST
     live_options: tuple[tuple[str, Hashable], ...] | None = None
     width: str | None = None
+    when: tuple[str, tuple] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -108,6 +113,13 @@ class Control:
         if self.default is not FIRST and self.default not in self.values(live=True):
             raise ValueError(f"control {self.name!r}: default {self.default!r} is not one of its options "
                              f"{self.values(live=True)}")
+        if self.when is not None:
+            parent, allowed = self.when
+            object.__setattr__(self, "when", (str(parent), tuple(allowed)))
+
+    def applies(self, key: Mapping[str, Any]) -> bool:
+        """Whether the control is shown (matters) at the setting ``key`` (name -> value)."""
+        return self.when is None or key.get(self.when[0]) in self.when[1]
 
     @classmethod
     def of(cls, name: str, label: str, values: Sequence[Hashable], fmt: Callable[[Any], str] = str, *,
@@ -160,12 +172,16 @@ def _check_controls(controls: Sequence[Control]) -> list[Control]:
     controls = list(controls)
     if not controls:
         raise ValueError("an explorer needs at least one control")
-    names = [c.name for c in controls]
-    if len(set(names)) != len(names):
-        raise ValueError(f"control names repeat: {names}")
     for c in controls:
         if not isinstance(c, Control):
             raise TypeError(f"controls must be advmed.widgets.Control, got {type(c).__name__}")
+    names = [c.name for c in controls]
+    if len(set(names)) != len(names):
+        raise ValueError(f"control names repeat: {names}")
+    for i, c in enumerate(controls):
+        if c.when is not None and c.when[0] not in names[:i]:
+            raise ValueError(f"control {c.name!r} depends on {c.when[0]!r}, which must be an earlier control; "
+                             f"controls: {names}")
     return controls
 
 
@@ -259,6 +275,40 @@ def _rows(widgets: Mapping[str, Any], rows: Sequence[Sequence[str]] | None) -> l
     return out
 
 
+def _dependent(specs: Sequence[Control], widgets: Mapping[str, Any], live: bool,
+               links: list | None = None) -> dict[str, Any]:
+    """The widgets to lay out: a control with ``when`` is shown only while its parent has
+    one of the values. Static: it sits in a Stack (blank for the other values) whose
+    ``selected_index`` is jslinked to the parent's ``index`` (the link is added to
+    ``links``); live: its display follows the parent's value."""
+    import ipywidgets as W
+
+    placed = dict(widgets)
+    for c in specs:
+        if c.when is None or c.name not in widgets:
+            continue
+        parent = next(p for p in specs if p.name == c.when[0])
+        w, pw = widgets[c.name], widgets.get(parent.name)
+        if pw is None:  # a fixed parent: shown or not, once and for all
+            if not c.applies({parent.name: parent.default_value(live)}):
+                placed.pop(c.name)
+            continue
+        if live:
+            def follow(change: Any = None, w: Any = w, c: Control = c, pw: Any = pw) -> None:
+                w.layout.display = "" if c.applies({c.when[0]: pw.value}) else "none"
+
+            pw.observe(follow, names="value")
+            follow()
+            continue
+        blank = W.HTML("")
+        stack = W.Stack(children=[w if v in c.when[1] else blank for v in parent.values()], selected_index=pw.index)
+        link = W.jslink((pw, "index"), (stack, "selected_index"))
+        if links is not None:
+            links.append(link)
+        placed[c.name] = stack
+    return placed
+
+
 try:
     import ipywidgets as _W
 
@@ -300,7 +350,7 @@ class LiveExplorer(_VBox):
         self.calls = 0
         self.current: tuple | None = None
         fixed = _fixed_html(self.specs, live=True)
-        parts = ([fixed] if fixed else []) + _rows(self.controls, rows) + \
+        parts = ([fixed] if fixed else []) + _rows(_dependent(self.specs, self.controls, True), rows) + \
             [W.VBox([self.image, self.status]), _note_html(note + " Live: every change is computed now.")]
         super().__init__(parts, **kwargs)
         self.add_class("advmed-explorer")
@@ -394,7 +444,8 @@ class StaticExplorer(_VBox):
     each Stack's ``selected_index`` is ``jslink``-ed to its control's ``index``.
 
     Attributes: ``specs``, ``controls``, ``levels`` (visible control names, the Stack
-    levels), ``stacks`` (level -> Stacks), ``links``, ``images`` (key -> the leaf widget shown
+    levels), ``stacks`` (level -> Stacks), ``links`` (every jslink), ``holders`` (dependent control
+    -> the Stack that shows it only where it applies), ``images`` (key -> the leaf widget shown
     for it), ``root``, ``n_frames`` (distinct PNGs), ``payload_bytes`` (their bytes),
     ``budget_bytes``, ``n_settings`` (keys in the grid), ``data``, ``computed``.
     """
@@ -412,6 +463,7 @@ class StaticExplorer(_VBox):
         self.stacks: dict[str, list] = {name: [] for name in self.levels}
         self.images: dict[tuple, Any] = {}
         self._leaves: dict[str, Any] = {}
+        self._interned: dict[tuple, Any] = {}
         self.payload_bytes = 0
         self.root = self._subtree(0, ())
         self.n_frames = sum(1 for w in self._leaves.values() if isinstance(w, W.Image))
@@ -424,8 +476,9 @@ class StaticExplorer(_VBox):
                 s.selected_index = ctl.index
                 self.links.append(W.jslink((ctl, "index"), (s, "selected_index")))
         fixed = _fixed_html(self.specs, live=False)
-        parts = ([fixed] if fixed else []) + _rows(self.controls, rows) + [self.root,
-                                                                            _note_html(self._note(note, budget_mb))]
+        placed = _dependent(self.specs, self.controls, False, self.links)
+        self.holders = {n: w for n, w in placed.items() if w is not self.controls[n]}
+        parts = ([fixed] if fixed else []) + _rows(placed, rows) + [self.root, _note_html(self._note(note, budget_mb))]
         super().__init__(parts, **kwargs)
         self.add_class("advmed-explorer")
 
@@ -451,8 +504,8 @@ class StaticExplorer(_VBox):
 
     def _subtree(self, level: int, prefix: tuple):
         """The widget for every key starting with ``prefix`` (values of the visible levels
-        so far): a Stack over the next visible control, or the leaf; a Stack whose children
-        are all one widget is that widget."""
+        so far): a Stack over the next visible control, or the leaf. Equal subtrees are one
+        widget, and a Stack whose children are all one widget is that widget."""
         import ipywidgets as W
 
         if level == len(self.levels):
@@ -460,11 +513,20 @@ class StaticExplorer(_VBox):
         name = self.levels[level]
         spec = next(c for c in self.specs if c.name == name)
         children = [self._subtree(level + 1, prefix + (v,)) for v in spec.values()]
-        if all(ch is children[0] for ch in children):
+        same = all(ch is children[0] for ch in children)
+        known = {**{c.name: c.default_value() for c in self.specs if not c.visible()}, **dict(zip(self.levels, prefix))}
+        if not same and not spec.applies(known):
+            where = ", ".join(f"{k} {v!r}" for k, v in known.items())
+            raise ValueError(f"control {name!r} is hidden at {where} but the frames differ across its values: "
+                             "a reader could not reach them")
+        if same:
             return children[0]
-        s = W.Stack(children=children, selected_index=0)
-        self.stacks[name].append(s)
-        return s
+        sig = (name, tuple(id(ch) for ch in children))
+        if sig not in self._interned:  # equal subtrees are one widget, so equal levels collapse
+            s = W.Stack(children=children, selected_index=0)
+            self.stacks[name].append(s)
+            self._interned[sig] = s
+        return self._interned[sig]
 
     def _full_key(self, visible_values: tuple) -> tuple:
         it = iter(visible_values)
@@ -502,14 +564,24 @@ def shown(explorer: StaticExplorer, key: Sequence[Any]):
     return node
 
 
+def _start_for(specs: Sequence[Control], c: Control) -> tuple:
+    """The default key, with the parent of a dependent control set to a value showing it."""
+    start = list(default_key(specs))
+    if c.when is not None and not c.applies(dict(zip([s.name for s in specs], start))):
+        i = [s.name for s in specs].index(c.when[0])
+        start[i] = next(v for v in specs[i].values() if v in c.when[1])
+    return tuple(start)
+
+
 def dead_controls(explorer: StaticExplorer) -> list[str]:
     """The visible controls that fail to change the shown frame: starting from the default
-    key, each of a control's options in turn, then back, must each show another frame."""
+    key (for a dependent control, with its parent showing it), each of a control's options
+    in turn, then back, must each show another frame."""
     dead = []
-    start = default_key(explorer.specs)
     for i, c in enumerate(explorer.specs):
         if not c.visible():
             continue
+        start = _start_for(explorer.specs, c)
         seq = [v for v in c.values() if v != start[i]]
         prev = shown(explorer, start)
         for v in seq + [start[i]]:

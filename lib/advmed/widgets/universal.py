@@ -59,8 +59,8 @@ class UAPView:
     """Everything one frame draws, as plain data.
 
     Attributes:
-        title, setting: the frame's two heading lines (task and model; norm, zeta, eps,
-            target and source).
+        title, setting: the frame's heading (task and model; then norm, zeta, eps, target
+            and source, on at most two lines).
         delta: the perturbation (1, C, H, W) or (C, H, W), [0, 1] pixel units (C = 1: gray).
         x: the held-out images shown (n, C, H, W) in [0, 1].
         y, clean, adv: their true classes and the predictions without / with ``delta``.
@@ -148,15 +148,16 @@ def _fmt_estimate(e: Estimate) -> str:
     return f"{e.value:.2f} [{e.lo:.2f}, {e.hi:.2f}]"
 
 
-def _rate_text(ax: Any, v: UAPView) -> None:
+def _rate_text(ax: Any, v: UAPView, cell: float) -> None:
+    """The rate block under the perturbation: name, value [interval], n, then the other rate."""
     ax.set_axis_off()
-    lines = [(v.rate_name, 7, "bold"), (_fmt_estimate(v.rate), 8.5, "bold"), (f"n = {v.n} held-out", 6.5, "normal")]
+    lines = [(v.rate_name, 6.5, "bold"), (_fmt_estimate(v.rate), 8, "bold"), (f"n = {v.n} held-out", 6, "normal")]
     if v.other is not None:
-        lines += [("", 4, "normal"), (v.other_name, 6.5, "normal"), (_fmt_estimate(v.other), 7, "normal")]
-    y = 1.0
+        lines += [("", 3, "normal"), (v.other_name, 6, "normal"), (_fmt_estimate(v.other), 6.5, "normal")]
+    y = 1.02
     for text, size, weight in lines:
-        ax.text(0.0, y, text, fontsize=size, fontweight=weight, ha="left", va="top", transform=ax.transAxes)
-        y -= 0.045 * size
+        ax.text(-0.02, y, text, fontsize=size, fontweight=weight, ha="left", va="top", transform=ax.transAxes)
+        y -= 1.3 * size / 72 / cell  # one line, in axes units
 
 
 def _image(ax: Any, img: np.ndarray) -> None:
@@ -179,15 +180,17 @@ def render_uap_frame(view: UAPView, *, dpi: int = 100, cell: float = 1.1, quanti
     d = _numpy(v.delta).reshape((-1,) + x.shape[-2:])
     xa = np.clip(x + d[None], 0, 1)
     n = len(x)
-    fig = Figure(figsize=(cell * (n + 1) + 0.25, cell * 2 + 0.85), dpi=dpi)
+    head, foot = 0.78, 0.2  # inches above (three heading lines) and below (true classes)
+    width, height = cell * (n + 1.3) + 0.25, cell * 2 + head + foot
+    fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
-    gs = fig.add_gridspec(2, n + 1, left=0.02, right=0.98, top=1 - 0.62 / (cell * 2 + 0.85),
-                          bottom=0.2 / (cell * 2 + 0.85), wspace=0.08, hspace=0.32)
+    gs = fig.add_gridspec(2, n + 1, width_ratios=[1.3] + [1] * n, left=0.02, right=0.98, top=1 - head / height,
+                          bottom=foot / height, wspace=0.08, hspace=0.32)
     img, gain = amplify(d)
     ax = fig.add_subplot(gs[0, 0])
     _image(ax, img)
     ax.set_title(f"{v.delta_name} ×{gain:.0f}", fontsize=7)
-    _rate_text(fig.add_subplot(gs[1, 0]), v)
+    _rate_text(fig.add_subplot(gs[1, 0]), v, cell)
     for j in range(n):
         c, a, t = int(v.clean[j]), int(v.adv[j]), int(v.y[j])
         top, bottom = fig.add_subplot(gs[0, j + 1]), fig.add_subplot(gs[1, j + 1])
@@ -197,7 +200,7 @@ def render_uap_frame(view: UAPView, *, dpi: int = 100, cell: float = 1.1, quanti
         bottom.set_title(f"+{v.delta_name}: {_short(v.classes[a])}", fontsize=7,
                          color=_ADV_COLOR if a != c else "black")
         bottom.set_xlabel(f"true: {_short(v.classes[t], 16)}", fontsize=6.5, labelpad=2)
-    fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7.5, y=0.995, va="top")
+    fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7.5, y=0.99, va="top")
     return core.figure_png(fig, dpi=dpi, quantize=quantize)
 
 
