@@ -196,8 +196,8 @@ for task_name in prof.tasks:
 # ## Explorer
 #
 # Choose the image, attack and budget. The frames were computed when this page was
-# executed, so the explorer works in the static book; in a live notebook,
-# `advmed.widgets.explorer(...)` (without `precompute`) attacks on demand.
+# executed, so the explorer works in the static book; run in a notebook with a kernel,
+# the same cell attacks on demand (and offers every budget of the sweep).
 
 # %%
 wplots.explorer(prof, zoo)

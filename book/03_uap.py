@@ -205,6 +205,16 @@ for task_name in exp.sets:
     display(uplots.transfer_heatmap(mat, title=f"{task_name}: transfer of non-targeted UAPs"))
 
 # %% [markdown]
+# ## Explorer
+#
+# Choose a task, model, norm, zeta, target and source (the UAP or its random control) to see
+# the perturbation, held-out images before and after it, and the rate at that setting; in a
+# notebook with a kernel, settings outside the precomputed grid are built on demand.
+
+# %%
+uplots.explorer(exp, profile=prof)
+
+# %% [markdown]
 # ## Where we differ from the study, and why
 #
 # The rows above carry their setting: resolution (`size`), architecture and initialisation

@@ -144,6 +144,15 @@ for task_name in natural.sets:
     display(uplots.confusion_under_uap(natural, natural.strongest(task_name)))
 
 # %% [markdown]
+# ## Explorer
+#
+# The same explorer as chapter 3, with the UAP built from photos beside the one built from
+# medical images and the photo UAP's random control.
+
+# %%
+uplots.explorer(medical, natural, profile=prof)
+
+# %% [markdown]
 # ## Reading the result
 #
 # The question is not whether our numbers equal the study's (the setting columns say why

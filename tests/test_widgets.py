@@ -350,7 +350,10 @@ def write_page(widget, folder: Path) -> Path:
     embed-amd.js, the view script where the output was."""
     from ipywidgets.embed import dependency_state, embed_data, escape_script
 
-    data = embed_data(widget, state=dependency_state([widget], drop_defaults=True))
+    # the full state, as papermill saves it into a notebook: with drop_defaults a selection
+    # slider at index 0 loses its index (Python's default 0, JavaScript's ''), and a Stack
+    # linked to it would be sent an empty index
+    data = embed_data(widget, state=dependency_state([widget], drop_defaults=False))
     (folder / "vendor").mkdir(parents=True, exist_ok=True)
     for name, path in widget_js_files().items():
         shutil.copy2(path, folder / "vendor" / name)

@@ -92,8 +92,10 @@ def test_controls_check_their_options():
     with pytest.raises(ValueError, match="earlier control"):
         core.explorer([Control.of("q", "q", [1, 2], when=("d", ("jpeg",))), Control.of("d", "d", ["jpeg", "no"])],
                       str, mode="static")
-    none_first = Control.of("target", "target", [None, 0, 1], lambda t: "none" if t is None else str(t))
-    assert none_first.default_value() is None and none_first.label_of(1) == "1"
+    with pytest.raises(ValueError, match="None is not a valid"):
+        Control.of("target", "target", [None, 0, 1])
+    mixed = Control.of("target", "target", ["none", 0, 1], lambda t: f"→ {t}")
+    assert mixed.default_value() == "none" and mixed.label_of(1) == "→ 1"
 
 
 # --------------------------------------------------------------------------- static
@@ -218,3 +220,70 @@ def test_live_quality_follows_the_defense():
     assert w.image.value == png_of("cxr|jpegq30|adaptive|1")
     w.controls["defense"].value = "smoothing"
     assert q.layout.display == "none"
+
+
+# --------------------------------------------------------------------------- which world
+CHAPTER = '''# %% [markdown]
+# # Mode
+#
+# %% tags=["parameters"]
+profile = "smoke"
+
+# %%
+from advmed import widgets
+print("mode:", widgets.resolve_mode())
+'''
+
+
+def test_the_book_executes_chapters_with_static_explorers(tmp_path, monkeypatch):
+    pytest.importorskip("papermill")
+    from advmed.book import run_chapter
+    import json
+
+    monkeypatch.delenv("ADVMED_WIDGETS", raising=False)
+    chapter = tmp_path / "mode.py"
+    chapter.write_text(CHAPTER)
+    res = run_chapter(chapter, out=tmp_path / "out")
+    cells = json.loads(res.output.read_text())["cells"]
+    text = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    assert "mode: static" in text  # the kernel inherited ADVMED_WIDGETS=static
+    assert "ADVMED_WIDGETS" not in __import__("os").environ  # and it is gone afterwards
+
+
+# --------------------------------------------------------------------------- browser
+def _browser():
+    try:
+        from tests.browser import Browser, require_chromium
+        from tests.test_widgets import write_page
+    except ImportError:  # pytest put tests/ itself on sys.path
+        from browser import Browser, require_chromium
+        from test_widgets import write_page
+    require_chromium()
+    return Browser, write_page
+
+
+@pytest.mark.browser
+def test_every_control_moves_the_frame_in_headless_chromium(tmp_path):
+    """The patch- and defense-like explorers on one page: each control, moved through its
+    options in the browser, changes the shown frame; a control that changes nothing is found."""
+    Browser, write_page = _browser()
+    patch = core.explorer(patch_controls(), PatchFrames(), png_of, mode="static", progress=False)
+    defense = core.explorer(defense_controls(), defense_frame, png_of, mode="static", progress=False)
+    dead = core.explorer([Control.of("a", "alive", [1, 2]), Control.of("d", "dead", ["x", "y"])],
+                         lambda k: f"a={k[0]}", png_of, mode="static", progress=False)
+    write_page(ipywidgets.VBox([patch, defense, dead]), tmp_path)
+    with Browser(tmp_path, timeout=60) as b:
+        b.driver.set_script_timeout(30)
+        b.open("index.html")
+        assert b.wait_for_widgets(timeout=60) >= 1
+        b.wait_until("return document.querySelectorAll('.advmed-explorer').length === 3", timeout=60)
+        roots = b.explorers()
+        assert b.explorer_problems(roots[0]) == []
+        # the quality slider appears with the JPEG defense only
+        assert len(b.explorer_controls(roots[1])) == 3  # defense, attacker, eps
+        b.set_control(b.explorer_controls(roots[1])[0], 1)  # defense: JPEG
+        assert len(b.explorer_controls(roots[1])) == 4
+        assert b.explorer_problems(roots[1]) == []
+        problems = b.explorer_problems(roots[2])
+        assert len(problems) == 1 and "'dead'" in problems[0]
+        assert not [e for e in b.console_errors() if "favicon" not in e]

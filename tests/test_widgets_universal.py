@@ -132,7 +132,7 @@ def test_static_explorer_holds_the_profiles_grid(static):
     # models=1 in the profile: the model control is fixed text, not a dead control
     assert w.levels == ["task", "norm", "zeta", "target", "source"]
     assert "tiny_a (scratch)" in w.children[0].value
-    assert [v for _, v in w.controls["target"].options] == [None, 0, 1]
+    assert [v for _, v in w.controls["target"].options] == ["none", 0, 1]
     assert w.controls["zeta"].value == 0.08  # the largest zeta first: where targeted UAPs exist
     # every key of the grid reaches its own leaf through the linked stacks
     for key, leaf in w.images.items():
@@ -140,7 +140,7 @@ def test_static_explorer_holds_the_profiles_grid(static):
     assert wg.dead_controls(w) == []
     # 2 tasks x 2 norms x (zeta 0.04: non-targeted; 0.08: 3 targets) x 2 sources
     assert w.n_frames == 2 * 2 * (1 + 3) * 2
-    note = w.images[tuple(_key(zeta=0.04, target=1))]
+    note = w.images[_key(zeta=0.04, target=1).key()]
     assert isinstance(note, ipywidgets.HTML) and "zeta 8 %" in note.value and "on demand" in note.value
     assert 0 < w.payload_bytes <= w.budget_bytes
     assert f"{w.n_frames} frames" in w.children[-1].value and "budget 2 MB" in w.children[-1].value
@@ -150,14 +150,14 @@ def test_frames_show_the_experiments_runs(static, exp, profile, zoo):
     w = static
     k = _key()
     run = exp.runs[universal.RunKey(GRAY, "tiny_a", "scratch", "l2", 0.08, None)]
-    v = w.computed[tuple(k)]
+    v = w.computed[k.key()]
     assert torch.equal(v.delta, run.delta)
     assert v.rate == exp.rates(universal.RunKey(*k[:1], "tiny_a", "scratch", "l2", 0.08, None)).rate
     idx = uplots.explorer_images(exp.sets[GRAY].labels, 2, profile.seed)
     assert v.clean == run.clean[idx].tolist() and v.adv == run.adv[idx].tolist()
     assert sorted(exp.sets[GRAY].labels[idx].tolist()) == [0, 1]  # one image per class
     # the random-control frame draws the very control whose predictions the run holds
-    r = w.computed[tuple(_key(source="random"))]
+    r = w.computed[_key(source="random").key()]
     assert r.delta.shape == run.delta.shape and not torch.equal(r.delta, run.delta)
     assert float(r.delta.norm()) == pytest.approx(float(run.delta.norm()), rel=1e-5)  # L2: the UAP's own norm
     xe = exp.sets[GRAY].float()[:, :1]
@@ -173,7 +173,7 @@ def test_gray_tasks_show_gray_perturbations(static):
     from PIL import Image
 
     w = static
-    gray, colour = w.computed[tuple(_key())], w.computed[tuple(_key(task=COLOUR))]
+    gray, colour = w.computed[_key().key()], w.computed[_key(task=COLOUR).key()]
     assert gray.delta.shape[1] == 1 and colour.delta.shape[1] == 3
     # the perturbation panel (top left) of a gray task's frame has no colour at all
     for view, expect_gray in ((gray, True), (colour, False)):
@@ -204,10 +204,10 @@ def test_photo_uaps_for_chapter_4(zoo, profile):
     w = uplots.explorer(medical, natural, profile=profile, mode="static")
     assert [v for _, v in w.controls["source"].options] == ["natural", "medical", "random"]
     assert "target" not in w.controls  # no targeted UAP in either: fixed text
-    k = tuple(_key(source="natural"))
+    k = _key(source="natural").key()
     assert torch.equal(w.computed[k].delta, natural.runs[universal.RunKey(GRAY, "tiny_a", "scratch", "l2", 0.08,
                                                                          None)].delta)
-    assert "natural photos" in w.computed[tuple(_key(source="random"))].setting
+    assert "natural photos" in w.computed[_key(source="random").key()].setting
     assert wg.dead_controls(w) == []
 
 
@@ -227,8 +227,8 @@ def test_live_explorer_responds_and_builds_other_settings(exp, profile, monkeypa
         shown.append(w.image.value)
     # zeta 0.04 targeted was not built by the experiment: the explorer built it now
     built = universal.RunKey(COLOUR, "tiny_b", "scratch", "linf", 0.04, 1)
-    assert built not in exp.runs and w.current == tuple(_key(task=COLOUR, model="tiny_b:scratch", norm="linf",
-                                                             zeta=0.04, target=1, source="random"))
+    assert built not in exp.runs and w.current == _key(task=COLOUR, model="tiny_b:scratch", norm="linf",
+                                                       zeta=0.04, target=1, source="random").key()
     calls = []
     real = universal.uap
     monkeypatch.setattr(universal, "uap", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -264,3 +264,34 @@ def test_mode_follows_the_environment(exp, profile, monkeypatch):
     assert wg.resolve_mode() == "static"  # no kernel here
     with pytest.raises(ValueError, match="static, live"):
         wg.resolve_mode("browser")
+
+
+@pytest.mark.browser
+def test_static_uap_explorer_in_headless_chromium(static, tmp_path):
+    """Every control of the static UAP explorer, moved in the browser, shows another frame,
+    and the frames shown are the precomputed ones."""
+    try:
+        from tests.browser import Browser, require_chromium
+        from tests.test_widgets import write_page
+    except ImportError:  # pytest put tests/ itself on sys.path
+        from browser import Browser, require_chromium
+        from test_widgets import write_page
+    import hashlib
+
+    require_chromium()
+    write_page(static, tmp_path)
+    with Browser(tmp_path, timeout=60) as b:
+        b.driver.set_script_timeout(30)
+        b.open("index.html")
+        assert b.wait_for_widgets(timeout=60) >= 1
+        b.wait_until("return document.querySelectorAll('.advmed-explorer').length === 1", timeout=60)
+        root = b.explorers()[0]
+        first = b.wait_for_frame(root)
+        default = tuple(c.default_value() for c in static.specs)
+        assert first == ("png", hashlib.sha1(static.images[default].value).hexdigest())
+        assert [b.control_state(c)[0] for c in b.explorer_controls(root)] == ["task", "target", "norm", "UAP from",
+                                                                             "zeta"]
+        assert b.explorer_problems(root) == []
+        assert "budget 2 MB" in b.text()
+        assert not [e for e in b.console_errors() if "favicon" not in e]
+        b.screenshot(tmp_path / "uap_explorer.png", full_page=False)

@@ -57,7 +57,7 @@ class _First:
         return "FIRST"
 
 
-#: ``Control.default`` when the first option is the default (None can be a real value)
+#: ``Control.default`` when the first option is the default
 FIRST = _First()
 
 
@@ -105,6 +105,9 @@ class Control:
             raise ValueError(f"control {self.name!r} has no options")
         for opts in (self.options, self.live_options or ()):
             values = [v for _, v in opts]
+            if any(v is None for v in values):  # ipywidgets reads value None as "nothing selected"
+                raise ValueError(f"control {self.name!r}: None is not a valid option value (a selection "
+                                 "widget reads it as no selection); use a string such as 'none'")
             if len(set(map(_hashable, values))) != len(values):
                 raise ValueError(f"control {self.name!r} repeats a value: {values}")
         missing = [v for v in self.values() if v not in self.values(live=True)]

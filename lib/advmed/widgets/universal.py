@@ -27,7 +27,7 @@ from ..plots import amplify, display_image
 from . import core
 from .core import Control
 
-__all__ = ["NORM_LABELS", "RENDER_VERSION", "SOURCE_LABELS", "UAPSetting", "UAPView", "render_uap_frame",
+__all__ = ["NORM_LABELS", "NO_TARGET", "RENDER_VERSION", "SOURCE_LABELS", "UAPSetting", "UAPView", "render_uap_frame",
            "uap_controls", "uap_explorer"]
 
 #: bumped when a frame's drawing changes (part of the stored frames' key)
@@ -43,8 +43,12 @@ NOTE = ("UAP panel: 0.5 + gain × perturbation (gain in its title; mid-grey = no
 _ADV_COLOR = "#c44e52"
 
 
+#: the target control's value for non-targeted UAPs (a selection widget reads None as "nothing")
+NO_TARGET = "none"
+
+
 class UAPSetting(NamedTuple):
-    """One setting of the explorer (the key of a frame), in control order."""
+    """One setting of the explorer, in control order."""
 
     task: str
     model: str  # "arch:init"
@@ -52,6 +56,16 @@ class UAPSetting(NamedTuple):
     zeta: float
     target: int | None  # None: non-targeted
     source: str  # "medical" | "natural" | "random"
+
+    @classmethod
+    def of(cls, key: Sequence[Any]) -> "UAPSetting":
+        """From a frame key (the controls' values; the target control says ``"none"``)."""
+        s = cls(*key)
+        return s._replace(target=None) if s.target == NO_TARGET else s
+
+    def key(self) -> tuple:
+        """The frame key of this setting (what the controls hold)."""
+        return tuple(self._replace(target=NO_TARGET if self.target is None else self.target))
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,12 @@ def uap_controls(*, tasks: Sequence[tuple[str, str]], models: Sequence[tuple[str
         extra = live.get(name)
         return {"live_values": None if extra is None else sorted(set(grid) | set(extra), key=key)}
 
+    def targets_of(pairs: Sequence[tuple[str, int | None]]) -> list[tuple[str, int | str]]:
+        return [(k, NO_TARGET if v is None else v) for k, v in pairs]
+
+    targets = targets_of(targets)
+    if "target" in live:
+        live["target"] = targets_of(live["target"])
     zetas = sorted(float(z) for z in zetas)
     return [
         Control("task", "task", tuple(tasks), **pairs("task", tasks)),
@@ -226,7 +246,7 @@ def uap_explorer(view: Callable[[UAPSetting], UAPView], controls: Sequence[Contr
     key = None if cache_key is None else {"uap": cache_key, "render": RENDER_VERSION, "render_kwargs": kw}
 
     def compute(k: tuple) -> UAPView:
-        return view(UAPSetting(*k))
+        return view(UAPSetting.of(k))
 
     def render(v: UAPView) -> bytes:
         return render_uap_frame(v, **kw)

@@ -216,7 +216,7 @@ def _explorer_controls(primary: UAPExperiment, g: Mapping[str, list], sources: S
 
 
 def _eps_text(norm: str, eps: float) -> str:
-    return f"eps {eps * 255:.3g}/255" if norm == "linf" else f"eps {eps:.3g} (L2, [0, 1] pixels)"
+    return f"eps {eps * 255:.3g}/255" if norm == "linf" else f"eps {eps:.3g} in [0, 1] pixels"
 
 
 def _view(run: UAPRun, st: widgets.UAPSetting, src: UAPExperiment, idx: list[int]) -> widgets.UAPView:
