@@ -275,6 +275,7 @@ PROFILES: dict[str, Profile] = {
         explorer=ExplorerSettings(pairs=1, n_images=2, attacks=("fgsm", "pgd"), eps_255=(0, 4)),
         uap=UAPSettings(n_build=64, n_eval=64, max_passes=2, zetas=(0.04,), norms=("linf",), method="batched",
                         batch_size=16, step_fraction=0.25, natural_images=64, **_UAP_NATURAL),
+        uap_explorer=UAPExplorerSettings(n_images=3, live_zetas=(0.02, 0.08), budget_mb=2.0),
     ),
     "cpu": Profile(
         name="cpu",
