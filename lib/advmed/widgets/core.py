@@ -38,10 +38,11 @@ import os
 import warnings
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["Control", "DEFAULT_BUDGET_MB", "FIRST", "LiveExplorer", "MODES", "StaticExplorer", "Unavailable",
-           "dead_controls", "explorer", "figure_png", "grid", "in_kernel", "precompute", "resolve_mode", "shown"]
+__all__ = ["Control", "DEFAULT_BUDGET_MB", "FIRST", "LiveExplorer", "MODES", "Precomputed", "StaticExplorer",
+           "Unavailable", "dead_controls", "explorer", "figure_png", "grid", "in_kernel", "precompute", "resolve_mode",
+           "shown"]
 
 #: the default payload budget of one page's precomputed frames (MB of PNG)
 DEFAULT_BUDGET_MB = 2.0
@@ -389,14 +390,21 @@ class LiveExplorer(_VBox):
 
 
 # --------------------------------------------------------------------------- static
+class Precomputed(NamedTuple):
+    """A static grid: ``frames`` (key -> PNG bytes, or the message of a setting without a
+    frame) and ``computed`` (key -> the object each frame was drawn from)."""
+
+    frames: dict[tuple, bytes | str]
+    computed: dict[tuple, Any]
+
+
 def precompute(controls: Sequence[Control], compute: Callable[[tuple], Any],
                render: Callable[[Any], bytes] | None = None, *, computed: Mapping[tuple, Any] | None = None,
-               progress: bool = True) -> tuple[dict[tuple, bytes | str], dict[tuple, Any]]:
+               progress: bool = True) -> Precomputed:
     """Every key of the static grid as PNG bytes, or the :class:`Unavailable` message.
 
     ``computed`` (key -> object) are objects computed beforehand (e.g. batched); other keys
-    call ``compute``. An object shared by several keys is rendered once. Returns (frames,
-    computed objects).
+    call ``compute``. An object shared by several keys is rendered once.
     """
     from tqdm.auto import tqdm
 
@@ -416,7 +424,7 @@ def precompute(controls: Sequence[Control], compute: Callable[[tuple], Any],
         if id(obj) not in drawn:
             drawn[id(obj)] = render(obj)
         frames[key] = drawn[id(obj)]
-    return frames, objs
+    return Precomputed(frames, objs)
 
 
 def _encode_frames(frames: Mapping[tuple, bytes | str]) -> dict[str, list]:
@@ -620,10 +628,9 @@ def explorer(controls: Sequence[Control], compute: Callable[[tuple], Any], rende
     objs: dict[tuple, Any] = {}
 
     def build() -> dict[str, list]:
-        frames, done = precompute(controls, compute, render, computed=computed() if computed else None,
-                                  progress=progress)
-        objs.update(done)
-        return _encode_frames(frames)
+        done = precompute(controls, compute, render, computed=computed() if computed else None, progress=progress)
+        objs.update(done.computed)
+        return _encode_frames(done.frames)
 
     if cache_key is None:
         stored = build()
