@@ -621,6 +621,13 @@ def explorer(controls: Sequence[Control], compute: Callable[[tuple], Any], rende
             renderer's version): the frames are then stored with :func:`advmed.cache.memo`
             and a second build reloads them instead of computing and drawing again.
         note, rows, budget_mb, data, busy: passed to the explorer.
+
+    Example:
+        >>> from advmed.widgets.core import Control, dead_controls, explorer
+        >>> eps = Control.of("eps", "eps", [0, 2, 4], lambda e: f"{e}/255", kind="slider")
+        >>> w = explorer([eps], lambda key: f"frame at eps {key[0]}".encode(), mode="static", progress=False)
+        >>> w.levels, w.n_frames, dead_controls(w)
+        (['eps'], 3, [])
     """
     controls = _check_controls(controls)
     if resolve_mode(mode) == "live":
