@@ -30,11 +30,6 @@ def png_of(text: str) -> bytes:
     return out.getvalue()
 
 
-def text_of(png: bytes) -> bytes:
-    """A frame's identity: its bytes (each setting prints itself, so equal bytes = equal text)."""
-    return png
-
-
 # --------------------------------------------------------------------------- stand-ins
 def patch_controls() -> list[Control]:
     return [
@@ -237,8 +232,10 @@ print("mode:", widgets.resolve_mode())
 
 def test_the_book_executes_chapters_with_static_explorers(tmp_path, monkeypatch):
     pytest.importorskip("papermill")
-    from advmed.book import run_chapter
     import json
+    import os
+
+    from advmed.book import run_chapter
 
     monkeypatch.delenv("ADVMED_WIDGETS", raising=False)
     chapter = tmp_path / "mode.py"
@@ -247,7 +244,7 @@ def test_the_book_executes_chapters_with_static_explorers(tmp_path, monkeypatch)
     cells = json.loads(res.output.read_text())["cells"]
     text = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
     assert "mode: static" in text  # the kernel inherited ADVMED_WIDGETS=static
-    assert "ADVMED_WIDGETS" not in __import__("os").environ  # and it is gone afterwards
+    assert "ADVMED_WIDGETS" not in os.environ  # and it is gone afterwards
 
 
 # --------------------------------------------------------------------------- browser

@@ -300,7 +300,6 @@ def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from PIL import Image as PILImage
 
     f = frame
     label = attack_label or attack_label_of(f.attack)
