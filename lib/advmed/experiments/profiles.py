@@ -293,6 +293,8 @@ PROFILES: dict[str, Profile] = {
         uap=UAPSettings(n_build=192, n_eval=300, max_passes=2, zetas=(0.02, 0.04), norms=("l2", "linf"),
                         method="batched", batch_size=32, step_fraction=0.25, targeted_zetas=(0.04,),
                         natural_images=192, **_UAP_NATURAL),
+        # 2 tasks x 2 models x 2 norms x 2 zetas x targets x sources: 64 frames (ch. 3), 48 (ch. 4), ~1.7 MB
+        uap_explorer=UAPExplorerSettings(tasks=2, models=2, n_images=3, live_zetas=(0.01, 0.08), budget_mb=2.0),
     ),
     "paper": Profile(
         name="paper",
@@ -312,6 +314,9 @@ PROFILES: dict[str, Profile] = {
                                   eps_255=(0, 1, 2, 4, 8)),
         uap=UAPSettings(n_build=2000, n_eval=None, max_passes=15, zetas=(0.02, 0.04), norms=("l2", "linf"),
                         method="iterative", batch_size=32, natural_images=1000, **_UAP_NATURAL),
+        # 224 px frames are larger: non-targeted only in the static page (32 frames); live adds the rest
+        uap_explorer=UAPExplorerSettings(tasks=2, models=2, targets=False, n_images=3, live_zetas=(0.01, 0.08),
+                                         budget_mb=2.0),
         seeds=(0, 1, 2),
     ),
 }
