@@ -92,14 +92,36 @@ def test_no_module_imports_another_modules_private_names():
     assert not bad, "\n".join(bad)
 
 
+def _private_attribute_uses(path: Path, parts: list[str]) -> list[str]:
+    """``alias._name`` where ``alias`` names an advmed module imported into this file."""
+    tree = ast.parse(path.read_text())
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("advmed")):
+            aliases |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname or a.name.split(".")[0] for a in node.names if a.name.startswith("advmed")}
+    return [f"line {n.lineno}: {n.value.id}.{n.attr}" for n in ast.walk(tree)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases
+            and n.attr.startswith("_") and not n.attr.startswith("__")]
+
+
+def test_no_module_reaches_into_another_modules_private_attributes():
+    bad = [f"{path.relative_to(REPO)} {use}" for path, parts in _modules()
+           for use in _private_attribute_uses(path, parts)]
+    assert not bad, "\n".join(bad)
+
+
 def test_the_layer_test_sees_a_violation(tmp_path):
     # the checker itself must fail on a core module importing the experiments layer
     fake = tmp_path / "advmed" / "metrics.py"
     fake.parent.mkdir()
-    fake.write_text("from .experiments import profiles\nfrom .plots import _private\n")
+    fake.write_text("from .experiments import profiles\nfrom .plots import _private\nfrom . import plots as P\n"
+                    "P._hidden(1)\n")
     imports = list(_imports(fake, ["advmed", "metrics"]))
     assert ("advmed.experiments", ["profiles"]) in imports and _layer("advmed.experiments") == 2
     assert ("advmed.plots", ["_private"]) in imports
+    assert _private_attribute_uses(fake, ["advmed", "metrics"]) == ["line 4: P._hidden"]
 
 
 CHAPTERS = sorted((REPO / "book").glob("[0-9][0-9]_*.py"))

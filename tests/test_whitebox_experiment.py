@@ -63,7 +63,9 @@ def _fake_trained(model, key="abc123", task="toy"):
 
 
 def _fake_set(x, y):
-    return SimpleNamespace(images=x, labels=y, classes=("neg", "pos"))
+    from advmed.data import ImageSet
+
+    return ImageSet(images=x, labels=y, classes=["neg", "pos"], name="toy", split="test")
 
 
 def test_sweep_rows_and_columns(trained):
@@ -234,3 +236,43 @@ def test_gray_images_are_attacked_in_one_channel(trained):
     assert set(df["channels"]) == {1}
     colour = R.attack_sweep(model, x, y, attacks=["pgd"], eps_255=[0, 4], steps=3, n_boot=0, progress=False)
     assert set(colour["channels"]) == {3}
+
+
+def test_robust_results_monotone_and_never_above_a_single_attack(trained, tmp_cache, monkeypatch):
+    model, x, y = trained
+    zoo = {("toy", "tiny", "scratch"): _fake_trained(model)}
+    monkeypatch.setattr(R, "test_images", lambda task, profile, **kw: _fake_set(x, y))
+    prof = get_profile("smoke", whitebox={"n_images": "all", "eps_255": [0, 2, 4, 8], "steps": 10,
+                                          "robust_steps": 10, "pgd_restarts": 2}, eval={"n_boot": 20})
+    robust = R.robust_results(prof, zoo, progress=False)
+    curve = robust.curves.sort_values("eps_255")
+    assert list(curve["eps_255"]) == [0, 2, 4, 8] and (curve["attack"] == R.ENSEMBLE).all()
+    acc = curve["accuracy"].to_numpy()
+    assert (np.diff(acc) <= 1e-12).all(), "nested budgets: the worst case can only fall"
+    single = R.whitebox_results(prof, zoo, progress=False)
+    for e in (2, 4, 8):
+        best_single = single[(single["eps_255"] == e) & (single["attack"] != "clean")]["accuracy"].min()
+        assert curve.loc[curve["eps_255"] == e, "accuracy"].item() <= best_single + 1e-12
+    assert {"member", "attacked", "broken", "gradients"} <= set(robust.costs.columns)
+    assert (robust.costs.groupby("member")["broken"].sum() >= 0).all()
+    table = T.robust_table(robust.curves)
+    assert list(table.columns) == ["model", "clean", "2/255", "4/255", "8/255"] and len(table) == 1
+    assert len(T.robust_cost_table(robust.costs)) == len(robust.costs)
+    assert "Worst case over the ensemble" in report.robust_reading(robust.curves, single, pd.DataFrame())
+
+
+def test_diagnostics_results_one_row_per_check(trained, tmp_cache, monkeypatch):
+    model, x, y = trained
+    zoo = {("toy", "tiny", "scratch"): _fake_trained(model),
+           ("toy", "other", "scratch"): _fake_trained(_tiny_cnn().eval(), key="zz2")}
+    monkeypatch.setattr(R, "test_images", lambda task, profile, **kw: _fake_set(x, y))
+    prof = get_profile("smoke", eval={"n_boot": 0})
+    diag = R.diagnostics_results(prof, zoo, progress=False)
+    assert set(diag["check"]) >= {"steps_restarts", "ce_vs_margin", "whitebox_vs_transfer", "reaches_zero",
+                                  "single_step", "monotone_eps"}
+    assert set(diag["surrogate"]) == {"other (scratch)", "tiny (scratch)"}
+    assert diag["passed"].dtype == bool and (diag["n"] == prof.whitebox.diag_images).all()
+    table = T.diagnostics_table(diag)
+    assert len(table) == 2 and set(table["evaluation believed"]) <= {"yes", "no: flagged"}
+    assert set(table.drop(columns=["model", "evaluation believed"]).stack()) <= {"pass", "FLAG"}
+    assert report.diagnostics_reading(diag).startswith(f"{int(diag.groupby('arch')['passed'].all().sum())} of 2")

@@ -224,8 +224,19 @@ def resample_weights(n: int, n_boot: int, seed: int):
         yield np.bincount((idx + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
 
 
-def _bootstrap(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> dict[str, np.ndarray]:
-    parts = [_resample_metrics(y, p, w) for w in resample_weights(len(y), n_boot, seed)]
+def _bootstrap(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int,
+               groups: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    if groups is None:
+        parts = [_resample_metrics(y, p, w) for w in resample_weights(len(y), n_boot, seed)]
+    else:  # resample clusters; every item of a drawn cluster comes with it
+        _, codes = np.unique(groups, return_inverse=True)
+        n_groups = int(codes.max()) + 1
+        parts = []
+        for w in resample_weights(n_groups, n_boot, seed):
+            # keep the item-level blocks near the same size as the cluster-level ones
+            for chunk in np.array_split(w, max(1, int(np.ceil(len(y) / n_groups))), axis=0):
+                if len(chunk):
+                    parts.append(_resample_metrics(y, p, chunk[:, codes]))
     return {m: np.concatenate([part[m] for part in parts]) for m in METRICS}
 
 
@@ -238,7 +249,7 @@ def _percentile_interval(values: np.ndarray, ci: float) -> tuple[float, float]:
 
 
 def classification_metrics(y_true: Any, proba: Any, *, n_boot: int = 1000, seed: int = 0,
-                           ci: float = 0.95) -> dict[str, Estimate]:
+                           ci: float = 0.95, groups: Any = None) -> dict[str, Estimate]:
     """Accuracy, balanced accuracy, AUC, sensitivity, specificity with bootstrap intervals.
 
     Args:
@@ -248,6 +259,9 @@ def classification_metrics(y_true: Any, proba: Any, *, n_boot: int = 1000, seed:
         n_boot: bootstrap resamples (0: no interval, ``lo`` and ``hi`` are ``nan``).
         seed: seed of the resampling.
         ci: interval coverage (0.95: the 2.5th and 97.5th percentiles).
+        groups: optional cluster id per item (e.g. the image behind several patch
+            placements): the bootstrap then resamples clusters, each with all its items,
+            instead of items as if they were independent.
 
     Returns:
         ``{metric: Estimate(value, lo, hi)}`` for the names in :data:`METRICS`.
@@ -258,7 +272,11 @@ def classification_metrics(y_true: Any, proba: Any, *, n_boot: int = 1000, seed:
     if len(y) == 0:
         raise ValueError("no items to evaluate")
     point = _point_metrics(y, p)
-    boots = _bootstrap(y, p, int(n_boot), seed) if n_boot > 0 else None
+    if groups is not None:
+        groups = np.asarray(_as_numpy(groups)).reshape(-1)
+        if groups.shape != y.shape:
+            raise ValueError(f"groups must have one id per item ({len(y)}), got shape {groups.shape}")
+    boots = _bootstrap(y, p, int(n_boot), seed, groups) if n_boot > 0 else None
     out: dict[str, Estimate] = {}
     for m in METRICS:
         lo, hi = _percentile_interval(boots[m], ci) if boots is not None else (np.nan, np.nan)

@@ -16,6 +16,12 @@ mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
 - :mod:`.blackbox`: score-based query attacks, :func:`~.blackbox.square` (Andriushchenko
   et al. 2020), :func:`~.blackbox.simba` (Guo et al. 2019) and the universal
   :func:`~.blackbox.usimba` (Koga & Takemoto 2022), through a query-counting oracle.
+- :mod:`.patch`: :func:`~advmed.attacks.patch.train_patch`, universal targeted adversarial
+  patches trained with expectation over transformations (Brown et al. 2017; Finlayson et al.
+  2019). Registered as ``"patch"`` (threat ``"patch"``, ``step_rule=None``) for its name,
+  label and citation only: it has no eps budget, so call the entry directly,
+  ``get_attack("patch")(model, x, target=1)`` (the same as ``train_patch``), never through
+  the eps-sweep helper ``AttackSpec.call(model, x, y, eps=...)``.
 
 :data:`ATTACKS` / :func:`get_attack` is the one registry of names, display labels and
 step-size rules (:mod:`.registry`). Losses (``loss=``): ``"ce"`` or ``"margin"``
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 from .checks import check_eps, check_images, check_labels, frozen_eval
 from .losses import LOSSES, get_loss
+from .patch import train_patch
 from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
 from .whitebox import apgd, bim, fgsm, ifgsm, mifgsm, pgd
 from .blackbox import images_only, simba, square, usimba  # noqa: E402
@@ -57,7 +64,10 @@ register(AttackSpec("simba", "SimBA-DCT", images_only(simba), "blackbox", step_r
 register(AttackSpec("usimba", "U-SimBA (black-box)", images_only(usimba), "universal", step_rule=None,
                     aliases=("u-simba",), cite="koga2022simple"))
 
+register(AttackSpec("patch", "Adversarial patch", train_patch, "patch", step_rule=None,
+                    aliases=("adversarial_patch",), cite="brown2017adversarial"))
+
 __all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "EnsembleMember", "MaskingDiagnostics", "RobustResult",
            "apgd", "attack_label", "bim", "check_eps", "check_images", "check_labels", "default_ensemble",
            "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm", "masking_diagnostics",
-           "mifgsm", "pgd", "register", "robust_accuracy", "simba", "square", "usimba"]
+           "mifgsm", "pgd", "register", "robust_accuracy", "simba", "square", "train_patch", "usimba"]

@@ -67,6 +67,13 @@ class WhiteboxSettings:
         steps, restarts: iterations of the iterative attacks; PGD random restarts.
         report_eps_255: the budget of the perceptibility table and the gallery.
         gallery_images: images per gallery figure.
+        robust_steps, robust_restarts, pgd_restarts: the robust-accuracy ensemble (APGD-CE,
+            APGD-margin or APGD-T, PGD): iterations of every member, APGD's restarts, PGD's.
+        diag_images: test images the gradient-masking diagnostics run on (a stratified subset).
+        diag_eps_255: the budget whose evaluation the diagnostics check.
+        diag_steps, diag_restarts: the iterations and restarts compared for convergence.
+        diag_eps_grid_255: the budgets of the single-attack curves (up to 32/255: accuracy
+            must reach 0).
     """
 
     n_images: int | None
@@ -75,6 +82,14 @@ class WhiteboxSettings:
     restarts: int
     report_eps_255: float
     gallery_images: int
+    robust_steps: int = 100
+    robust_restarts: int = 1
+    pgd_restarts: int = 5
+    diag_images: int | None = 100
+    diag_eps_255: float = 1.0
+    diag_steps: tuple[int, ...] = (10, 50, 100)
+    diag_restarts: tuple[int, ...] = (1, 5)
+    diag_eps_grid_255: tuple[float, ...] = (1, 2, 4, 8, 16, 32)
 
 
 @dataclass(frozen=True)
@@ -153,6 +168,30 @@ class UAPSettings:
 
 
 @dataclass(frozen=True)
+class AblationSettings:
+    """The resolution ablation (chapter 4): one task and model trained at several sizes.
+
+    Attributes:
+        task, model: what is retrained at each size (``"arch:init"``; the fine-tuned MobileNet).
+        sizes: image sides in px (the study worked at 224 px; the cpu profile at 128).
+        max_train: training images at every size (the same, so only the resolution changes).
+        n_images: test images for clean AUC and robust accuracy.
+        eps_255: the robust-accuracy budget (L-inf, /255).
+        natural_images: photos the photo-built UAP (L-inf, ``zeta``) is made of.
+        zeta: its bound, a fraction of the mean medical image norm.
+    """
+
+    task: str
+    model: str
+    sizes: tuple[int, ...]
+    max_train: int | None
+    n_images: int | None
+    eps_255: float
+    natural_images: int
+    zeta: float
+
+
+@dataclass(frozen=True)
 class UAPExplorerSettings:
     """What the UAP explorers of chapters 3 and 4 precompute for the static page (a page holds
     every frame: frames = tasks x models x norms x zetas x targets x sources). Live, the
@@ -179,7 +218,7 @@ class UAPExplorerSettings:
 
 
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
-                             "uap": UAPSettings, "uap_explorer": UAPExplorerSettings}
+                             "uap": UAPSettings, "ablation": AblationSettings, "uap_explorer": UAPExplorerSettings}
 
 
 @dataclass(frozen=True)
@@ -191,10 +230,12 @@ class Profile:
         tasks: task name -> image side in pixels (the order is the book's order).
         models: the architectures and initialisations trained for every task.
         train: :class:`advmed.train.TrainConfig` fields shared by every model.
+        skip: task -> model labels (``"arch:init"``) not trained for that task (a model too
+            costly at the task's resolution on this profile's machine).
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap, uap_explorer: the chapters' settings.
+        eval, whitebox, explorer, uap, ablation, uap_explorer: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
     """
 
@@ -207,9 +248,16 @@ class Profile:
     whitebox: WhiteboxSettings
     explorer: ExplorerSettings
     uap: UAPSettings
+    ablation: AblationSettings
     seeds: tuple[int, ...] = (0,)
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     uap_explorer: UAPExplorerSettings = dataclasses.field(default_factory=UAPExplorerSettings)
+
+    def models_for(self, task: str) -> tuple[ModelSpec, ...]:
+        """The models trained for ``task``: every model but those ``skip`` lists for it."""
+        skipped = set(self.skip.get(task, ()))
+        return tuple(m for m in self.models if m.label not in skipped)
 
     @property
     def seed(self) -> int:
@@ -271,30 +319,48 @@ PROFILES: dict[str, Profile] = {
                "max_val": 128, "patience": 2},
         eval=EvalSettings(max_test=128, n_boot=200),
         whitebox=WhiteboxSettings(n_images=32, eps_255=(0, 1, 4, 8), steps=5, restarts=1, report_eps_255=4,
-                                  gallery_images=2),
+                                  gallery_images=2, robust_steps=5, robust_restarts=1, pgd_restarts=1,
+                                  diag_images=16, diag_eps_255=1, diag_steps=(2, 5), diag_restarts=(1, 2),
+                                  diag_eps_grid_255=(1, 8, 32)),
         explorer=ExplorerSettings(pairs=1, n_images=2, attacks=("fgsm", "pgd"), eps_255=(0, 4)),
         uap=UAPSettings(n_build=64, n_eval=64, max_passes=2, zetas=(0.04,), norms=("linf",), method="batched",
                         batch_size=16, step_fraction=0.25, natural_images=64, **_UAP_NATURAL),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(32, 48),
+                                  max_train=256, n_images=32, eps_255=1, natural_images=32, zeta=0.04),
         uap_explorer=UAPExplorerSettings(n_images=3, live_zetas=(0.02, 0.08), budget_mb=2.0),
     ),
     "cpu": Profile(
         name="cpu",
-        description="2-core CPU: reduced resolution, test subsets, small/mobile networks",
-        tasks={"pneumonia_cxr": 64, "melanoma_derm": 64, "referable_dr": 28, "pneumoniamnist": 28},
+        description=("2-core CPU: the chest X-ray and dermoscopy tasks at 128 px (the mobile networks), the "
+                     "MedMNIST tasks at 28 px, the studies' recipes, 300 attacked images per task"),
+        tasks={"pneumonia_cxr": 128, "melanoma_derm": 128, "referable_dr": 28, "pneumoniamnist": 28},
         models=(ModelSpec("resnet18", "scratch"), ModelSpec("mobilenet_v1_075", "imagenet"),
                 ModelSpec("mobilenet_v1_075", "scratch")),
-        train={"epochs": 4, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "max_train": 1500,
-               "max_val": 400, "patience": 2},
+        # ResNet-18 at 128 px costs about twice a MobileNet (training 70 vs 116 images/s on 2
+        # cores): it is trained on the 28 px tasks only, where the architecture comparison runs
+        skip={"pneumonia_cxr": ("resnet18:scratch",), "melanoma_derm": ("resnet18:scratch",)},
+        train={"epochs": 12, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "max_train": 2000,
+               "max_val": 400, "patience": 3},
+        # fine-tuning as AdversarialMed (Adam, lr 1e-4, constant); from scratch: AdamW, cosine
+        recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"}},
         eval=EvalSettings(max_test=None, n_boot=1000),
-        whitebox=WhiteboxSettings(n_images=32, eps_255=(0, 1, 2, 4), steps=5, restarts=1, report_eps_255=2,
-                                  gallery_images=3),
-        explorer=ExplorerSettings(pairs=1, n_images=3, attacks=("fgsm", "pgd"), eps_255=(0, 1, 2, 4)),
-        # batched UAPs, targeted ones at the largest zeta only: sized for ~6 min on 2 cores
-        uap=UAPSettings(n_build=192, n_eval=300, max_passes=2, zetas=(0.02, 0.04), norms=("l2", "linf"),
-                        method="batched", batch_size=32, step_fraction=0.25, targeted_zetas=(0.04,),
-                        natural_images=192, **_UAP_NATURAL),
-        # 2 tasks x 2 models x 2 norms x 2 zetas x targets x sources: 64 frames (ch. 3), 48 (ch. 4), ~1.7 MB
-        uap_explorer=UAPExplorerSettings(tasks=2, models=2, n_images=3, live_zetas=(0.01, 0.08), budget_mb=2.0),
+        whitebox=WhiteboxSettings(n_images=300, eps_255=(0, 0.5, 1, 2, 4), steps=10, restarts=1, report_eps_255=1,
+                                  gallery_images=3, robust_steps=50, robust_restarts=1, pgd_restarts=2,
+                                  diag_images=100, diag_eps_255=1, diag_steps=(10, 50, 100), diag_restarts=(1, 3),
+                                  diag_eps_grid_255=(1, 2, 4, 8, 16, 32)),
+        explorer=ExplorerSettings(pairs=1, n_images=3, attacks=("fgsm", "pgd"), eps_255=(0, 0.5, 1, 2)),
+        # batched UAPs run to convergence (a pass gaining < 0.01), targeted ones at the largest zeta
+        uap=UAPSettings(n_build=500, n_eval=300, max_passes=15, min_gain=0.01, zetas=(0.02, 0.04),
+                        norms=("l2", "linf"), method="batched", batch_size=32, step_fraction=0.25,
+                        targeted_zetas=(0.04,), natural_images=2000,
+                        natural_split=("one_per_class_1000", "det200_five_per_class_1000"),
+                        natural_models=("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224),
+                                  max_train=1000, n_images=300, eps_255=1, natural_images=500, zeta=0.04),
+        # frames at 128 px: ~50 KB dermoscopy, ~27 KB chest X-ray; one norm (L2, Minagi et al.'s
+        # logged case) in the static page: 32 frames in chapter 3, 24 in chapter 4 (~1.2 MB, ~0.9 MB)
+        uap_explorer=UAPExplorerSettings(tasks=2, models=2, norms=("l2",), n_images=3, live_zetas=(0.01, 0.08),
+                                         budget_mb=2.0),
     ),
     "paper": Profile(
         name="paper",
@@ -309,15 +375,25 @@ PROFILES: dict[str, Profile] = {
                "max_val": None, "patience": 5},
         eval=EvalSettings(max_test=None, n_boot=2000),
         whitebox=WhiteboxSettings(n_images=None, eps_255=(0, 0.5, 1, 2, 4, 8), steps=20, restarts=1,
-                                  report_eps_255=2, gallery_images=4),
+                                  report_eps_255=2, gallery_images=4, robust_steps=100, robust_restarts=1,
+                                  pgd_restarts=5, diag_images=500, diag_eps_255=1, diag_steps=(10, 50, 100, 200),
+                                  diag_restarts=(1, 5), diag_eps_grid_255=(0.5, 1, 2, 4, 8, 16, 32)),
         explorer=ExplorerSettings(pairs=2, n_images=3, attacks=("fgsm", "ifgsm", "pgd", "mifgsm"),
                                   eps_255=(0, 1, 2, 4, 8)),
         uap=UAPSettings(n_build=2000, n_eval=None, max_passes=15, zetas=(0.02, 0.04), norms=("l2", "linf"),
-                        method="iterative", batch_size=32, natural_images=1000, **_UAP_NATURAL),
-        # 224 px frames are larger: non-targeted only in the static page (32 frames); live adds the rest
-        uap_explorer=UAPExplorerSettings(tasks=2, models=2, targets=False, n_images=3, live_zetas=(0.01, 0.08),
-                                         budget_mb=2.0),
+                        method="iterative", batch_size=32, natural_images=2000,
+                        natural_split=("one_per_class_1000", "det200_five_per_class_1000"),
+                        natural_models=_UAP_NATURAL["natural_models"]),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224, 299),
+                                  max_train=None, n_images=None, eps_255=1, natural_images=2000, zeta=0.04),
+        # 224 px frames (~50 KB dermoscopy, ~28 KB X-ray): L2 and non-targeted only in the static
+        # page (16 frames in chapter 3, 24 in chapter 4, ~0.6 and ~0.9 MB); live adds the rest
+        uap_explorer=UAPExplorerSettings(tasks=2, models=2, norms=("l2",), targets=False, n_images=3,
+                                         live_zetas=(0.01, 0.08), budget_mb=2.0),
         seeds=(0, 1, 2),
+        # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
+        recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
+                 "scratch": {"lr": 1e-3}},
     ),
 }
 
@@ -438,5 +514,5 @@ def profile_table(profile: str | Profile | None = "auto"):
     return pd.DataFrame(rows)
 
 
-__all__ = ["EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
+__all__ = ["AblationSettings", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
            "UAPExplorerSettings", "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]

@@ -22,7 +22,7 @@ the prose in :mod:`.report`.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -234,6 +234,10 @@ def whitebox_results(profile: Profile, zoo: Mapping[tuple, Any], *, attacks: Seq
                      refresh: bool = False, progress: bool = True) -> pd.DataFrame:
     """:func:`attack_sweep` for every (task, arch, init) of ``zoo``, memoised per model.
 
+    The sweeps stop each image at its first success (robust accuracy of each attack, and
+    affordable at 300 images); the studies' settings (:func:`adversarialmed_results`,
+    :func:`finlayson_results`) run the full iterations as the studies did.
+
     Args:
         profile: :func:`~advmed.experiments.profiles.get_profile`; its ``whitebox`` section
             gives ``n_images``, ``eps_255``, ``steps`` and ``restarts``, its first seed the seed,
@@ -257,7 +261,7 @@ def whitebox_results(profile: Profile, zoo: Mapping[tuple, Any], *, attacks: Seq
         sweep = memoised_sweep(
             "whitebox", tm, sets[task], settings={"n_images": s.n_images}, refresh=refresh,
             attacks=list(attacks), eps_255=[float(e) for e in s.eps_255], steps=int(s.steps),
-            seed=profile.seed, restarts=int(s.restarts), n_boot=int(profile.eval.n_boot))
+            seed=profile.seed, restarts=int(s.restarts), n_boot=int(profile.eval.n_boot), early_stop=True)
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -335,4 +339,143 @@ def finlayson_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bo
                                target="other", n_boot=int(profile.eval.n_boot))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# --------------------------------------------------------------------------- robust accuracy
+#: The label of the ensemble's worst case in the results (beside the single attacks).
+ENSEMBLE = "ensemble"
+ROBUST_VERSION = 1
+
+
+def _ensemble_settings(profile: Profile) -> dict[str, Any]:
+    s = profile.whitebox
+    return {"steps": int(s.robust_steps), "restarts": int(s.robust_restarts), "pgd_restarts": int(s.pgd_restarts)}
+
+
+def robust_sweep(tm: Any, images: Any, *, eps_255: Sequence[float], steps: int, restarts: int, pgd_restarts: int,
+                 n_boot: int, seed: int, progress: bool = False) -> dict[str, Any]:
+    """Robust accuracy of one model (:func:`advmed.attacks.robust_accuracy`): per image and
+    budget the worst case over APGD-CE, APGD-margin (APGD-T with >= 4 classes) and PGD with
+    restarts, on nested budgets (monotone in eps by construction). Gray images are attacked in
+    one channel. Returns the curve (one row per eps, the clean row first), the cost per
+    member, and per image the smallest budget that breaks it and the member that did.
+    """
+    from ...attacks import default_ensemble, robust_accuracy
+
+    model = as_module(tm)
+    dev = module_device(model)
+    x = as_pixels(images.images).to(dev)
+    y = torch.as_tensor(images.labels).long().to(dev)
+    m_att, x_att, gray = gray_view(model, x)
+    num_classes = len(getattr(tm, "classes", ())) or int(predict_proba(model, x[:1]).shape[1])
+    grid = [float(e) / 255 for e in sorted(set(eps_255)) if float(e) > 0]
+    res = robust_accuracy(m_att, x_att, y, eps_grid=grid, n_boot=n_boot, seed=seed, progress=progress,
+                          ensemble=default_ensemble(num_classes, steps=steps, restarts=restarts,
+                                                    pgd_restarts=pgd_restarts))
+    curve = res.to_frame()
+    clean = {"eps": 0.0, "eps_255": 0.0, "accuracy": res.clean_accuracy.value, "accuracy_lo": res.clean_accuracy.lo,
+             "accuracy_hi": res.clean_accuracy.hi, "auc": res.clean_auc.value, "auc_lo": res.clean_auc.lo,
+             "auc_hi": res.clean_auc.hi}
+    curve = pd.concat([pd.DataFrame([clean]), curve], ignore_index=True)
+    curve["n"], curve["channels"] = len(y), 1 if gray else int(x.shape[1])
+    cost = res.cost_frame().reset_index()
+    return {"curve": curve, "cost": cost, "first_eps": np.asarray(res.first_eps, dtype=np.float64),
+            "broken_by": [str(b) for b in res.broken_by], "members": list(res.members), "auc_note": res.auc_note}
+
+
+class RobustResults(NamedTuple):
+    """The ensemble's worst case for every model: ``curves`` (rows shaped like
+    :func:`whitebox_results`, ``attack = "ensemble"``, one per eps, clean included, so the
+    worst case draws beside the single attacks) and ``costs`` (per model and member: images
+    attacked and broken, queries, gradient evaluations, seconds)."""
+
+    curves: pd.DataFrame
+    costs: pd.DataFrame
+
+
+def robust_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool = False,
+                   progress: bool = True) -> RobustResults:
+    """:func:`robust_sweep` for every model of ``zoo`` on the sweep's test images, memoised
+    by the checkpoint key, the images' digest and the ensemble's settings."""
+    s = _ensemble_settings(profile)
+    eps = [float(e) for e in profile.whitebox.eps_255]
+    sets: dict[str, Any] = {}
+    curves, costs = [], []
+    for key, tm in tqdm(list(zoo.items()), desc="robust accuracy", unit="model", disable=not progress):
+        if key[0] not in sets:
+            sets[key[0]] = test_images(key[0], profile)
+        images = sets[key[0]]
+        mkey = {"model": tm.config.key(), "images": images_key(images.images, images.labels), "eps_255": eps,
+                "n_boot": int(profile.eval.n_boot), "seed": profile.seed, "version": ROBUST_VERSION, **s}
+        out = memo("whitebox_robust", mkey, lambda tm=tm, images=images: robust_sweep(
+            tm, images, eps_255=eps, n_boot=int(profile.eval.n_boot), seed=profile.seed, **s), refresh=refresh)
+        cols = model_columns(key, tm)
+        curve = out["curve"].assign(attack=ENSEMBLE, steps=s["steps"], members=" + ".join(out["members"]))
+        curves.append(curve.assign(**cols)[list(cols) + list(curve.columns)])
+        costs.append(out["cost"].assign(**cols)[list(cols) + list(out["cost"].columns)])
+    if not curves:
+        return RobustResults(pd.DataFrame(), pd.DataFrame())
+    return RobustResults(pd.concat(curves, ignore_index=True), pd.concat(costs, ignore_index=True))
+
+
+# --------------------------------------------------------------------------- masking diagnostics
+DIAGNOSTICS_VERSION = 1
+
+
+def diagnostics_sweep(tm: Any, images: Any, *, surrogate: Any, eps_255: float, steps: Sequence[int],
+                      restarts: Sequence[int], eps_grid_255: Sequence[float], chosen_steps: int,
+                      chosen_restarts: int, seed: int) -> pd.DataFrame:
+    """:func:`advmed.attacks.masking_diagnostics` of one model (gray images in one channel),
+    one row per check: name, passed, summary and the numbers behind it."""
+    from ...attacks import masking_diagnostics
+
+    model = as_module(tm)
+    dev = module_device(model)
+    x = as_pixels(images.images).to(dev)
+    y = torch.as_tensor(images.labels).long().to(dev)
+    m_att, x_att, _ = gray_view(model, x)
+    sur = None
+    if surrogate is not None:
+        sur_model = as_module(surrogate).to(dev)
+        sur, _, _ = gray_view(sur_model, x)
+    diag = masking_diagnostics(m_att, x_att, y, eps=float(eps_255) / 255, steps_grid=tuple(steps),
+                               restarts_grid=tuple(restarts), chosen_steps=chosen_steps,
+                               chosen_restarts=chosen_restarts, eps_grid=[e / 255 for e in eps_grid_255],
+                               surrogate=sur, seed=seed, progress=False)
+    rows = [{"check": c.name, "passed": bool(c.passed), "summary": c.summary,
+             "numbers": "; ".join(f"{k} {v:.3f}" for k, v in c.numbers.items())} for c in diag.checks]
+    return pd.DataFrame(rows)
+
+
+def diagnostics_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool = False,
+                        progress: bool = True) -> pd.DataFrame:
+    """The masking diagnostics of every model of ``zoo`` (memoised), on a stratified subset of
+    ``profile.whitebox.diag_images`` test images; the transfer check uses the next model of the
+    same task as the surrogate (a different architecture or initialisation)."""
+    from ...data.splits import stratified_subset
+
+    s = profile.whitebox
+    by_task: dict[str, list] = {}
+    for key in zoo:
+        by_task.setdefault(key[0], []).append(key)
+    frames = []
+    for key, tm in tqdm(list(zoo.items()), desc="masking diagnostics", unit="model", disable=not progress):
+        images = test_images(key[0], profile)
+        if s.diag_images is not None and s.diag_images < len(images.labels):
+            images = images.subset(stratified_subset(images.labels.numpy(), int(s.diag_images), profile.seed))
+        peers = by_task[key[0]]
+        sur_key = peers[(peers.index(key) + 1) % len(peers)] if len(peers) > 1 else None
+        surrogate = zoo[sur_key] if sur_key is not None else None
+        settings = {"eps_255": float(s.diag_eps_255), "steps": list(s.diag_steps), "restarts": list(s.diag_restarts),
+                    "eps_grid_255": [float(e) for e in s.diag_eps_grid_255], "chosen_steps": int(s.robust_steps),
+                    "chosen_restarts": int(s.robust_restarts), "seed": profile.seed}
+        mkey = {"model": tm.config.key(), "surrogate": surrogate.config.key() if surrogate is not None else None,
+                "images": images_key(images.images, images.labels), "version": DIAGNOSTICS_VERSION, **settings}
+        out = memo("whitebox_diagnostics", mkey, lambda tm=tm, images=images, surrogate=surrogate, settings=settings:
+                   diagnostics_sweep(tm, images, surrogate=surrogate, **settings), refresh=refresh)
+        cols = model_columns(key, tm)
+        sur_label = f"{sur_key[1]} ({sur_key[2]})" if sur_key is not None else ""
+        frames.append(out.assign(**cols, surrogate=sur_label, n=len(images.labels))[
+            list(cols) + ["surrogate", "n"] + list(out.columns)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
