@@ -273,11 +273,12 @@ def _viewer(exp: UAPExperiment, primary: UAPExperiment, profile: Profile, *, on_
 
 def _frames_key(exps: Mapping[str, UAPExperiment], idx: Mapping[str, list[int]]) -> dict[str, Any]:
     """What the static frames depend on: every UAP (digests of its perturbation and
-    predictions), the shown images, the bootstrap settings and the random-control draw."""
+    predictions), the shown images, the bootstrap and the UAP settings (the random-control
+    draw, the notes on what was not built)."""
     out: dict[str, Any] = {}
     for name, e in exps.items():
         runs = {"|".join(map(str, k)): tensor_digest(r.delta, r.clean, r.adv, r.random) for k, r in e.runs.items()}
-        out[name] = {"runs": runs, "n_boot": e.n_boot, "seed": e.seed, "random_kind": e.settings.random_kind,
+        out[name] = {"runs": runs, "n_boot": e.n_boot, "seed": e.seed, "settings": repr(e.settings),
                      "models": {str(k): tm.init_used for k, tm in e.trained.items()},
                      "images": {t: tensor_digest(ds.images[torch.as_tensor(idx[t], dtype=torch.long)])
                                 for t, ds in e.sets.items() if t in idx}}
