@@ -197,9 +197,9 @@ pages.figure(wplots.example_grid(prof, zoo), "fig-wb-examples",
 # %% [markdown]
 # ## Explorer
 #
-# Choose the image, attack and budget. The frames were computed when this page was executed,
-# so the explorer works in the static book; in a live notebook, `advmed.widgets.explorer(...)`
-# (without `precompute`) attacks on demand.
+# Choose the image, attack and budget. The frames were computed when this page was
+# executed, so the explorer works in the static book; run in a notebook with a kernel,
+# the same cell attacks on demand (and offers every budget of the sweep).
 
 # %%
 wplots.explorer(prof, zoo)

@@ -188,6 +188,16 @@ pages.figure(uplots.transfer_grid(matrices), "fig-uap-transfer",
              "model it is applied to, cells the fooling rate on held-out images.")
 
 # %% [markdown]
+# ## Explorer
+#
+# Choose a task, model, norm, zeta, target and source (the UAP or its random control) to see
+# the perturbation, held-out images before and after it, and the rate at that setting; in a
+# notebook with a kernel, settings outside the precomputed grid are built on demand.
+
+# %%
+uplots.explorer(exp, profile=prof)
+
+# %% [markdown]
 # ## Where we differ from the study, and why
 #
 # The rows of the appendix carry their setting: resolution, architecture and initialisation, how

@@ -152,6 +152,15 @@ pages.figure(uplots.confusion_uap_grid(natural, run.confusion_keys(natural, twin
              "Confusion matrices of held-out medical images with the strongest photo-built UAP of each task added.")
 
 # %% [markdown]
+# ## Explorer
+#
+# The same explorer as chapter 3, with the UAP built from photos beside the one built from
+# medical images and the photo UAP's random control.
+
+# %%
+uplots.explorer(medical, natural, profile=prof)
+
+# %% [markdown]
 # ## Reading the result
 #
 # The question is not whether our numbers equal the study's (the settings say why they cannot),

@@ -11,6 +11,8 @@ Used by the book and widget tests::
         b.images()                           # [{src, width, loaded}, ...]
         b.set_slider(".widget-slider", 3)    # keyboard moves a slider
         b.screenshot(out_dir / "01_models.png", full_page=True)
+        for root in b.explorers():           # advmed.widgets explorers on the page
+            assert b.explorer_problems(root) == []   # every control changes the frame
 
 Chromium runs with a fresh ``--user-data-dir`` and no network features
 (``--disable-background-networking`` etc.); the pages are served by a local
@@ -316,6 +318,108 @@ class Browser:
         return self.js("const i = document.querySelector(arguments[0] + ' .dt-info'); return i ? i.innerText : ''",
                        f"#{table_id}")
 
+    # -- explorers (advmed.widgets)
+    def explorers(self) -> list:
+        """The rendered advmed explorers of the page (``.advmed-explorer`` roots)."""
+        return self.find_all(".advmed-explorer")
+
+    def explorer_frame(self, root: Any) -> tuple[str, str] | None:
+        """What an explorer shows: ``("png", sha1 of the visible image's bytes)`` or ``("note",
+        its text)``; None while it is loading or when not exactly one frame is visible."""
+        import base64
+        import hashlib
+
+        r = self.driver.execute_async_script(_SHOWN_FRAME, root)
+        if not r or r.get("n") != 1 or r.get("loading") or r.get("error"):
+            return None
+        if "note" in r:
+            return ("note", r["note"])
+        return ("png", hashlib.sha1(base64.b64decode(r["png"])).hexdigest())
+
+    def wait_for_frame(self, root: Any, *, other_than: Any = None, timeout: float = 10.0) -> tuple[str, str]:
+        """The explorer's frame once it is shown (and differs from ``other_than``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.explorer_frame(root)
+            if now is not None and now != other_than:
+                return now
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the explorer kept showing {now or other_than}")
+            time.sleep(0.2)
+
+    def explorer_controls(self, root: Any) -> list:
+        """The explorer's visible controls (dropdowns, toggle buttons, sliders), in page order."""
+        from selenium.webdriver.common.by import By
+
+        css = ".widget-dropdown, .widget-toggle-buttons, .widget-slider"
+        return [c for c in root.find_elements(By.CSS_SELECTOR, css) if c.is_displayed()]
+
+    def control_state(self, control: Any) -> tuple[str, int, int]:
+        """(label, number of options, selected index) of an ipywidgets selection control."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select
+
+        labels = control.find_elements(By.CSS_SELECTOR, ".widget-label")
+        name = labels[0].text if labels else control.get_attribute("class")
+        cls = control.get_attribute("class")
+        if "widget-dropdown" in cls:
+            sel = Select(control.find_element(By.CSS_SELECTOR, "select"))
+            return name, len(sel.options), [o.is_selected() for o in sel.options].index(True)
+        if "widget-toggle-buttons" in cls:
+            buttons = control.find_elements(By.CSS_SELECTOR, ".widget-toggle-button")
+            active = [i for i, bt in enumerate(buttons) if "mod-active" in bt.get_attribute("class")]
+            return name, len(buttons), active[0] if active else -1
+        handle = control.find_element(By.CSS_SELECTOR, ".noUi-handle")
+        return (name, int(float(handle.get_attribute("aria-valuemax"))) + 1,
+                int(round(float(handle.get_attribute("aria-valuenow")))))
+
+    def set_control(self, control: Any, index: int) -> None:
+        """Choose option ``index`` the way a reader does (select, click, arrow keys)."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.common.keys import Keys
+        from selenium.webdriver.support.ui import Select
+
+        cls = control.get_attribute("class")
+        if "widget-dropdown" in cls:
+            Select(control.find_element(By.CSS_SELECTOR, "select")).select_by_index(index)
+        elif "widget-toggle-buttons" in cls:
+            control.find_elements(By.CSS_SELECTOR, ".widget-toggle-button")[index].click()
+        else:
+            handle = control.find_element(By.CSS_SELECTOR, ".noUi-handle")
+            handle.click()
+            for _ in range(50):
+                cur = self.control_state(control)[2]
+                if cur == index:
+                    break
+                handle.send_keys(Keys.ARROW_RIGHT if cur < index else Keys.ARROW_LEFT)
+        time.sleep(0.2)
+
+    def explorer_problems(self, root: Any, *, timeout: float = 10.0) -> list[str]:
+        """Move every control of an explorer through each of its options and back; each move
+        must show another frame (else the control is dead there). Returns the problems."""
+        problems = []
+        n_controls = len(self.explorer_controls(root))
+        if not n_controls:
+            return ["the explorer shows no control"]
+        for j in range(n_controls):
+            # looked up again each time: a Stack re-creates the views it switches to (a control
+            # shown only for some values of another one is a new element after that one moved)
+            control = self.explorer_controls(root)[j]
+            name, n, start = self.control_state(control)
+            if n < 2:
+                problems.append(f"control {name!r} has {n} option(s)")
+                continue
+            prev = self.wait_for_frame(root, timeout=timeout)
+            for i in [i for i in range(n) if i != start] + [start]:
+                self.set_control(control, i)
+                try:
+                    prev = self.wait_for_frame(root, other_than=prev, timeout=timeout)
+                except TimeoutError:
+                    problems.append(f"control {name!r}: option {i + 1} of {n} shows the same frame (dead)")
+                    self.set_control(control, start)
+                    break
+        return problems
+
     def console_errors(self) -> list[str]:
         """SEVERE messages of the browser console since the last call."""
         try:
@@ -337,6 +441,23 @@ class Browser:
         if full_page:
             self.driver.set_window_size(1280, 1000)
         return path
+
+
+_SHOWN_FRAME = """
+const root = arguments[0], done = arguments[arguments.length - 1];
+const visible = e => e.offsetParent !== null;
+const imgs = Array.from(root.querySelectorAll('.widget-image')).filter(visible);
+const notes = Array.from(root.querySelectorAll('.advmed-frame-note')).filter(visible);
+if (imgs.length + notes.length !== 1) { done({n: imgs.length + notes.length}); return; }
+if (notes.length) { done({n: 1, note: notes[0].innerText}); return; }
+const img = imgs[0];
+if (!img.complete || !img.naturalWidth) { done({n: 1, loading: true}); return; }
+fetch(img.src).then(r => r.arrayBuffer()).then(b => {
+  let s = ''; const u = new Uint8Array(b);
+  for (let i = 0; i < u.length; i++) s += String.fromCharCode(u[i]);
+  done({n: 1, png: btoa(s)});
+}).catch(e => done({n: 1, error: String(e)}));
+"""
 
 
 # --------------------------------------------------------------------------- static checks

@@ -201,3 +201,54 @@ def test_figures_and_tables_are_numbered_by_chapter(smoke_book):
     bib = (smoke_book.html / "book" / "bibliography.html").read_text()
     assert "Madry" in bib and "Goodfellow" in bib
     assert 'href="bibliography.html#' in page  # citations link to the bibliography
+
+#: chapters with explorers (advmed.widgets) and how many each page has
+EXPLORER_PAGES = {"book/02_whitebox": 1, "book/03_uap": 1, "book/04_natural_uap": 1}
+
+
+def _frame_payload(nb: dict) -> tuple[int, int]:
+    """(PNG frames, their bytes) held in an executed notebook's widget state."""
+    import base64
+
+    state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    sizes = [len(base64.b64decode(b["data"])) for m in state.values() if m["model_name"] == "ImageModel"
+             for b in m.get("buffers", [])]
+    return len(sizes), sum(sizes)
+
+
+def test_explorer_frames_fit_the_page_budget(smoke_book):
+    from advmed.experiments.profiles import PROFILES
+
+    prof = PROFILES["smoke"]
+    budget = {"book/02_whitebox": prof.explorer.budget_mb}
+    budget.update({e: prof.uap_explorer.budget_mb for e in ("book/03_uap", "book/04_natural_uap")})
+    for entry, mb in budget.items():
+        n, size = _frame_payload(_executed(smoke_book, entry))
+        print(f"{entry}: {n} frames, {size / 1e6:.2f} MB (budget {mb:g} MB)")
+        assert n > 0 and size <= mb * 1e6, entry
+
+
+def test_every_explorer_responds_in_headless_chromium(smoke_book):
+    """Each explorer of the smoke book: every control moved through its options in the
+    browser changes the shown frame (no dead control)."""
+    require_chromium()
+    shots = smoke_book.html.parent / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    with Browser(smoke_book.html, timeout=60) as b:
+        b.driver.set_script_timeout(30)
+        for entry, expected in EXPLORER_PAGES.items():
+            b.open(f"{entry}.html")
+            b.wait_for_widgets(timeout=60)
+            b.wait_until(f"return document.querySelectorAll('.advmed-explorer').length >= {expected}", timeout=60)
+            roots = b.explorers()
+            if len(roots) != expected:
+                problems.append(f"{entry}: {len(roots)} explorers, expected {expected}")
+            for i, root in enumerate(roots):
+                b.driver.execute_script("arguments[0].scrollIntoView()", root)
+                problems += [f"{entry} explorer {i + 1}: {p}" for p in b.explorer_problems(root)]
+                b.driver.save_screenshot(str(shots / f"{Path(entry).name}_explorer{i + 1}.png"))
+            errors = [e for e in b.console_errors() if "favicon" not in e]
+            if errors:
+                problems.append(f"{entry}: browser console errors: {errors[:3]}")
+    assert not problems, "\n".join(problems)

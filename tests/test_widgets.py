@@ -1,4 +1,5 @@
-"""The attack explorer (advmed.widgets): live callback, precomputed frames, embedding.
+"""The attack explorer (advmed.widgets.whitebox on advmed.widgets.core): live callback,
+precomputed frames, embedding.
 
 A tiny conv net and random images stand in for the trained models; recording stand-in
 attacks check what the explorer asks for, and one test runs the real advmed attacks.
@@ -151,7 +152,7 @@ def test_live_callback_recomputes_with_the_attack_function():
     c["task"].value = "derm"
     c["image"].value = 2
     assert w.current == ("derm", "netB", 2, "pgd", 8.0)
-    assert "no model" in w.status.value and w.image.value == b""
+    assert "No model" in w.status.value and w.image.value == b""
     c["arch"].value = "netA"
     assert w.cache[w.current].label == 6 and w.cache[w.current].classes[6] == "vasc"
 
@@ -185,7 +186,7 @@ def test_real_advmed_attacks():
                     attack_kwargs={"pgd": {"steps": 3}, "ifgsm": {"steps": 3}, "mifgsm": {"steps": 3}},
                     precompute=True, progress=False)
     assert w.n_frames == 2 * 1 * (1 + 4) + 1 * (1 + 4)
-    for key, f in w.frames.items():
+    for key, f in w.computed.items():
         assert f.linf_255 <= key[4] + 1e-3
         if key[4]:
             assert f.linf_255 > 0.5 * key[4], key
@@ -208,7 +209,7 @@ def test_static_frames_exist_for_every_control_combination(static):
     assert len(keys) == 2 * 2 * 2 * 2 * 3
     for t, a, i, at, e in keys:
         if (t, a) not in models:
-            assert (t, a, i, at, e) not in w.images
+            assert isinstance(w.images[(t, a, i, at, e)], ipywidgets.HTML)
             continue
         img = w.images[(t, a, i, at, e)]
         assert isinstance(img, ipywidgets.Image) and img.value[:4] == b"\x89PNG"
@@ -223,9 +224,11 @@ def test_static_frames_exist_for_every_control_combination(static):
     # eps = 0 is one widget shared by all attacks; distinct frames otherwise
     assert w.images[("cxr", "netA", 0, "fgsm", 0.0)] is w.images[("cxr", "netA", 0, "pgd", 0.0)]
     assert w.n_frames == 3 * 2 * (1 + 2 * 2)
-    assert len({id(v) for v in w.images.values()}) == w.n_frames
-    assert w.payload_bytes == sum(len(v.value) for v in {id(v): v for v in w.images.values()}.values())
-    assert f"{w.n_frames} frames" in w.children[-1].value
+    pngs = {id(v): v for v in w.images.values() if isinstance(v, ipywidgets.Image)}
+    assert len(pngs) == w.n_frames and len({id(v) for v in w.images.values()}) == w.n_frames + 1  # + the note
+    assert w.payload_bytes == sum(len(v.value) for v in pngs.values())
+    assert f"{w.n_frames} frames" in w.children[-1].value and "budget 2 MB" in w.children[-1].value
+    assert wg.dead_controls(w) == []
 
 
 def test_static_frames_come_from_the_attack(static):
@@ -234,7 +237,8 @@ def test_static_frames_come_from_the_attack(static):
         # one batched call per (task, arch) with a model and per non-zero eps
         assert sorted(c["eps"] for c in rec.calls) == pytest.approx(sorted([2 / 255, 8 / 255] * 3))
         assert all(c["n"] == 2 for c in rec.calls)
-    for key, f in w.frames.items():
+    assert len(w.computed) == 3 * 2 * 2 * 3  # every key with a model; none from the cache
+    for key, f in w.computed.items():
         assert (f.task, f.arch, f.image_index, f.eps_255) == key[:3] + key[4:]
         assert f.attack == key[3] or key[4] == 0  # eps = 0 frames are shared
         if key[4]:
@@ -250,7 +254,8 @@ def test_static_stacks_are_jslinked_to_the_controls(static):
 
     assert all(type(l) is Link for l in w.links)  # jslink (LinkModel), not a kernel-side link
     n_stacks = 0
-    for level in wg.StaticExplorer.LEVELS:
+    assert w.levels == ["task", "arch", "image", "attack", "eps"]
+    for level in w.levels:
         ctl = w.controls[level]
         assert "index" in ctl.keys  # a synced trait the browser can link
         for s in w.stacks[level]:
@@ -345,7 +350,10 @@ def write_page(widget, folder: Path) -> Path:
     embed-amd.js, the view script where the output was."""
     from ipywidgets.embed import dependency_state, embed_data, escape_script
 
-    data = embed_data(widget, state=dependency_state([widget], drop_defaults=True))
+    # the full state, as papermill saves it into a notebook: with drop_defaults a selection
+    # slider at index 0 loses its index (Python's default 0, JavaScript's ''), and a Stack
+    # linked to it would be sent an empty index
+    data = embed_data(widget, state=dependency_state([widget], drop_defaults=False))
     (folder / "vendor").mkdir(parents=True, exist_ok=True)
     for name, path in widget_js_files().items():
         shutil.copy2(path, folder / "vendor" / name)
@@ -437,14 +445,17 @@ def test_static_explorer_in_headless_chromium(tmp_path):
 def test_static_frames_are_memoised_by_cache_key(tmp_cache, monkeypatch):
     """A second static explorer with the same cache_key reloads its PNGs: no attack, no drawing."""
     from advmed import widgets as Wm
+    from advmed.widgets import whitebox
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2)).eval()
     x = torch.rand(2, 3, 8, 8)
     images = {"t": (x, torch.tensor([0, 1]), ("a", "b"))}
     first = Wm.static_explorer({("t", "m"): model}, images, attacks=["fgsm"], eps_255=[0, 4],
                                progress=False, cache_key="k")
-    monkeypatch.setattr(Wm, "compute_frames", lambda *a, **k: pytest.fail("recomputed frames"))
+    monkeypatch.setattr(whitebox, "compute_frames", lambda *a, **k: pytest.fail("recomputed frames"))
+    monkeypatch.setattr(whitebox, "compute_frame", lambda *a, **k: pytest.fail("recomputed a frame"))
     second = Wm.static_explorer({("t", "m"): model}, images, attacks=["fgsm"], eps_255=[0, 4],
                                 progress=False, cache_key="k")
     assert second.n_frames == first.n_frames
     assert [w.value for w in second.images.values()] == [w.value for w in first.images.values()]
+    assert second.computed == {} and len(first.computed) == 2 * 2  # images x eps

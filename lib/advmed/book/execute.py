@@ -110,6 +110,10 @@ def run_chapter(chapter: str | os.PathLike, parameters: dict | None = None, *,
     old_path = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         [str(kernel_env_dir(kernels))] + ([old_path] if old_path else []))
+    # the kernel inherits it: explorers precompute their frames (advmed.widgets.resolve_mode)
+    old_widgets = os.environ.get("ADVMED_WIDGETS")
+    if old_widgets is None:
+        os.environ["ADVMED_WIDGETS"] = "static"
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(
@@ -127,5 +131,7 @@ def run_chapter(chapter: str | os.PathLike, parameters: dict | None = None, *,
             os.environ.pop("JUPYTER_PATH", None)
         else:
             os.environ["JUPYTER_PATH"] = old_path
+        if old_widgets is None:
+            os.environ.pop("ADVMED_WIDGETS", None)
         shutil.rmtree(kernels, ignore_errors=True)
     return ChapterResult(name, output, time.perf_counter() - t0)

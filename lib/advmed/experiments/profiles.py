@@ -94,12 +94,14 @@ class WhiteboxSettings:
 
 @dataclass(frozen=True)
 class ExplorerSettings:
-    """What the chapter-2 explorer precomputes: (task, model) pairs, images, attacks, eps."""
+    """What the chapter-2 explorer precomputes: (task, model) pairs, images, attacks, eps;
+    ``budget_mb``: the page's payload budget for its frames (MB of PNG, stated under it)."""
 
     pairs: int
     n_images: int
     attacks: tuple[str, ...]
     eps_255: tuple[float, ...]
+    budget_mb: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -189,8 +191,34 @@ class AblationSettings:
     zeta: float
 
 
+@dataclass(frozen=True)
+class UAPExplorerSettings:
+    """What the UAP explorers of chapters 3 and 4 precompute for the static page (a page holds
+    every frame: frames = tasks x models x norms x zetas x targets x sources). Live, the
+    explorer offers every run of the experiment and builds the others on demand.
+
+    Attributes:
+        tasks, models: how many of the experiment's tasks, and models per task, the page
+            holds (the first ones; None: all).
+        norms, zetas: the subsets of the UAP settings' norms and zetas (None: all).
+        targets: also the targeted UAPs (where the experiment built them).
+        n_images: held-out images in each frame's before / after grid.
+        live_zetas: zetas a live explorer offers beyond the experiment's (built on demand).
+        budget_mb: the page's payload budget (MB of PNG, stated under the explorer).
+    """
+
+    tasks: int | None = None
+    models: int | None = None
+    norms: tuple[str, ...] | None = None
+    zetas: tuple[float, ...] | None = None
+    targets: bool = True
+    n_images: int = 3
+    live_zetas: tuple[float, ...] = ()
+    budget_mb: float = 2.0
+
+
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
-                             "uap": UAPSettings, "ablation": AblationSettings}
+                             "uap": UAPSettings, "ablation": AblationSettings, "uap_explorer": UAPExplorerSettings}
 
 
 @dataclass(frozen=True)
@@ -207,7 +235,7 @@ class Profile:
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap, ablation: the chapters' settings.
+        eval, whitebox, explorer, uap, ablation, uap_explorer: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
     """
 
@@ -224,6 +252,7 @@ class Profile:
     seeds: tuple[int, ...] = (0,)
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    uap_explorer: UAPExplorerSettings = dataclasses.field(default_factory=UAPExplorerSettings)
 
     def models_for(self, task: str) -> tuple[ModelSpec, ...]:
         """The models trained for ``task``: every model but those ``skip`` lists for it."""
@@ -298,6 +327,7 @@ PROFILES: dict[str, Profile] = {
                         batch_size=16, step_fraction=0.25, natural_images=64, **_UAP_NATURAL),
         ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(32, 48),
                                   max_train=256, n_images=32, eps_255=1, natural_images=32, zeta=0.04),
+        uap_explorer=UAPExplorerSettings(n_images=3, live_zetas=(0.02, 0.08), budget_mb=2.0),
     ),
     "cpu": Profile(
         name="cpu",
@@ -328,6 +358,10 @@ PROFILES: dict[str, Profile] = {
                         natural_models=("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")),
         ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224),
                                   max_train=600, n_images=200, eps_255=0.5, natural_images=300, zeta=0.04),
+        # frames at 128 px: ~50 KB dermoscopy, ~27 KB chest X-ray; one norm (L2, Minagi et al.'s
+        # logged case) in the static page: 32 frames in chapter 3, 24 in chapter 4 (~1.2 MB, ~0.9 MB)
+        uap_explorer=UAPExplorerSettings(tasks=2, models=2, norms=("l2",), n_images=3, live_zetas=(0.01, 0.08),
+                                         budget_mb=2.0),
     ),
     "paper": Profile(
         name="paper",
@@ -353,6 +387,10 @@ PROFILES: dict[str, Profile] = {
                         natural_models=_UAP_NATURAL["natural_models"]),
         ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224, 299),
                                   max_train=None, n_images=None, eps_255=1, natural_images=2000, zeta=0.04),
+        # 224 px frames (~50 KB dermoscopy, ~28 KB X-ray): L2 and non-targeted only in the static
+        # page (16 frames in chapter 3, 24 in chapter 4, ~0.6 and ~0.9 MB); live adds the rest
+        uap_explorer=UAPExplorerSettings(tasks=2, models=2, norms=("l2",), targets=False, n_images=3,
+                                         live_zetas=(0.01, 0.08), budget_mb=2.0),
         seeds=(0, 1, 2),
         # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
         recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
@@ -413,7 +451,7 @@ def get_profile(name: str | Profile | None = "auto", *, tasks: Iterable[str] | s
         tasks: task names; a task the profile lacks gets the largest size of the profile.
         models: ``"arch"``, ``"arch:init"`` entries (a model the profile lacks is added).
         seeds: replace the profile's seeds.
-        sections: ``train=``, ``eval=``, ``whitebox=``, ``explorer=``, ``uap=`` mappings of
+        sections: ``train=``, ``eval=``, ``whitebox=``, ``explorer=``, ``uap=``, ``uap_explorer=`` mappings of
             settings to change (unknown sections or settings raise and list the valid ones);
             ``"all"`` sets a count such as ``n_images`` to None (all the images).
 
@@ -478,4 +516,4 @@ def profile_table(profile: str | Profile | None = "auto"):
 
 
 __all__ = ["AblationSettings", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
-           "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]
+           "UAPExplorerSettings", "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]

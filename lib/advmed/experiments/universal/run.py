@@ -292,6 +292,37 @@ def uap_run(tm: Any, build: Any, evalset: Any, *, norm: str, zeta: float, target
                   random_l2=float(out["random_l2"]), random_linf=float(out["random_linf"]))
 
 
+def random_delta(run: UAPRun, settings: UAPSettings, seed: int) -> torch.Tensor:
+    """The random control of ``run`` itself (1, C, H, W), drawn again exactly as
+    :func:`uap_run` drew it (seed + 1; L2: the UAP's own L2 norm, L-inf: its bound), so that
+    ``run.random`` are its predictions; for figures that show the control."""
+    s = run.summary
+    eps = s["l2"] if s["norm"] == "l2" else s["eps"]
+    return random_control(tuple(run.delta.shape), eps=eps, norm=s["norm"], seed=seed + 1,
+                          linf_kind=settings.random_kind)
+
+
+def run_for(exp: UAPExperiment, key: RunKey, profile: Profile, *, progress: bool = False) -> UAPRun:
+    """The UAP of ``key``: ``exp.runs[key]`` when the experiment has it, else built now with the
+    experiment's settings, seed and source (from medical images, or from photos with the
+    experiment's ``zeta_reference``), on the same held-out images; memoised like every run,
+    so asking again reloads it. For settings outside the profile's grid (a live explorer)."""
+    if key in exp.runs:
+        return exp.runs[key]
+    if key.model not in exp.trained:
+        raise KeyError(f"no model {key.model} in this experiment; models: {sorted(map(str, exp.trained))}")
+    if key.task not in exp.sets:
+        raise KeyError(f"no task {key.task!r} in this experiment; tasks: {sorted(exp.sets)}")
+    tm, evalset = exp.trained[key.model], exp.sets[key.task]
+    build, eps = build_set(key.task, profile, progress=progress), None
+    if exp.source == "natural":
+        photos = natural_set(key.task, profile, progress=progress)
+        ref = reference_eps(build, photos, evalset, zeta=key.zeta, norm=key.norm)
+        build, eps = photos, ref["eps_medical_ref" if exp.zeta_reference == "medical" else "eps_natural_ref"]
+    return uap_run(tm, build, evalset, norm=key.norm, zeta=key.zeta, target=key.target, settings=exp.settings,
+                   seed=exp.seed, source=exp.source, reference_eps=eps, progress=progress)
+
+
 # --------------------------------------------------------------------------- the experiment
 def _targets(settings: UAPSettings, n_classes: int, zeta: float) -> list[int | None]:
     return [None] + (list(range(n_classes)) if settings.targets_at(zeta) else [])
@@ -375,6 +406,16 @@ def transfer_matrix(exp: UAPExperiment, task: str, *, norm: str | None = None, z
 
 
 # --------------------------------------------------------------------------- natural images
+def reference_eps(medical: Any, natural: Any, evalset: Any, *, zeta: float, norm: str) -> dict[str, float]:
+    """The absolute bound ([0, 1] units) ``zeta`` gives from the medical build images and from
+    the photos (``eps_medical_ref``, ``eps_natural_ref``); on one channel when the UAP will be
+    gray (every set gray), since its norm is then taken over that channel."""
+    xm, xn = medical.float(), natural.float()
+    if is_gray(medical, natural, evalset):
+        xm, xn = xm[:, :1], xn[:, :1]
+    return {"eps_medical_ref": eps_from_zeta(xm, zeta, norm), "eps_natural_ref": eps_from_zeta(xn, zeta, norm)}
+
+
 def available_models(profile: Profile, wanted: Iterable[str]) -> list[str]:
     """The ``"arch:init"`` entries of ``wanted`` that the profile has (a small profile may lack
     the from-scratch twin); raises if none is left."""
@@ -415,10 +456,7 @@ def natural_uap_experiment(profile: Profile, *, trained: Mapping[tuple, Any] | N
             nat_sets[task] = natural_set(task, profile, progress=progress)
             med_sets[task] = build_set(task, profile, progress=progress)
             evals[task] = eval_set(task, profile, progress=progress)
-        xm, xn = med_sets[task].float(), nat_sets[task].float()
-        if is_gray(med_sets[task], nat_sets[task], evals[task]):
-            xm, xn = xm[:, :1], xn[:, :1]  # the UAP will be one gray channel: so is its reference
-        ref = {"eps_medical_ref": eps_from_zeta(xm, zeta, norm), "eps_natural_ref": eps_from_zeta(xn, zeta, norm)}
+        ref = reference_eps(med_sets[task], nat_sets[task], evals[task], zeta=zeta, norm=norm)
         refs[(task, norm, zeta)] = ref
         eps = ref["eps_medical_ref"] if zeta_reference == "medical" else ref["eps_natural_ref"]
         runs[RunKey(*key, norm, zeta, None)] = uap_run(trained[key], nat_sets[task], evals[task], norm=norm,
@@ -430,8 +468,8 @@ def natural_uap_experiment(profile: Profile, *, trained: Mapping[tuple, Any] | N
 
 
 __all__ = ["NON_TARGETED", "Rates", "RunKey", "UAPExperiment", "UAPRun", "attack_name", "available_models",
-           "build_set", "clean_predictions", "eval_set", "natural_set", "natural_uap_experiment", "rates",
-           "selection_key", "transfer_matrix", "uap_experiment", "uap_run"]
+           "build_set", "clean_predictions", "eval_set", "natural_set", "natural_uap_experiment", "random_delta",
+           "rates", "reference_eps", "run_for", "selection_key", "transfer_matrix", "uap_experiment", "uap_run"]
 
 
 # --------------------------------------------------------------------------- what the page draws

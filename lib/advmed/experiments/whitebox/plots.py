@@ -302,18 +302,23 @@ def task_gallery(profile: Profile, zoo: Mapping[tuple, Any], task: str, *, attac
                                             f"{attack_label(attack)} eps {float(s.report_eps_255):g}/255")
 
 
-def explorer(profile: Profile, zoo: Mapping[tuple, Any]):
-    """The chapter's static explorer (:func:`advmed.widgets.static_explorer`) at the profile's
-    ``explorer`` settings; its frames are stored by the models' checkpoint keys and a digest of
-    the images, so a warm build reloads them instead of attacking and drawing again."""
+def explorer(profile: Profile, zoo: Mapping[tuple, Any], *, mode: str | None = None):
+    """The chapter's explorer (:func:`advmed.widgets.explorer`) at the profile's ``explorer``
+    settings. Static (the HTML book): every frame precomputed, stored by the models' checkpoint
+    keys and a digest of the images, so a warm build reloads them instead of attacking and
+    drawing again; the payload is stated against ``explorer.budget_mb``. Live (a notebook with
+    a kernel, :func:`advmed.widgets.resolve_mode`): every change runs the attack, and the eps
+    slider also offers the white-box sweep's budgets."""
     from ... import widgets
     from ...cache import tensor_digest
 
     ex = profile.explorer
+    mode = widgets.resolve_mode(mode)
     models, images = explorer_inputs(profile, zoo)
     iterative = {a: {"steps": int(profile.whitebox.steps)} for a in ex.attacks if get_attack(a).iterative}
     frames_key = {"checkpoints": sorted(tm.config.key() for tm in zoo.values()),
                   "images": {t: tensor_digest(x, y) for t, (x, y, _) in images.items()}}
-    return widgets.static_explorer(models, images, attacks=list(ex.attacks), eps_255=list(ex.eps_255),
-                                   attack_kwargs=iterative, n_images=ex.n_images, seed=profile.seed,
-                                   progress=False, cache_key=frames_key)
+    return widgets.explorer(models, images, attacks=list(ex.attacks), eps_255=list(ex.eps_255),
+                            attack_kwargs=iterative, n_images=ex.n_images, seed=profile.seed, progress=False,
+                            cache_key=frames_key, mode=mode, live_eps_255=list(profile.whitebox.eps_255),
+                            budget_mb=ex.budget_mb)

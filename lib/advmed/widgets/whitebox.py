@@ -1,18 +1,17 @@
-"""The attack explorer: pick task, architecture, image, attack and eps; see what changes.
+"""The attack explorer of chapter 2: pick task, architecture, image, attack and eps.
 
-One explorer, two modes:
+A thin specialisation of :mod:`advmed.widgets.core` (controls, live and static worlds,
+payload budget):
 
 * **live** (``explorer(...)``): in Jupyter with a kernel. Every change of a control runs
   the real attack on the chosen image and redraws the figure (results are cached, so
-  going back is instant).
+  going back is instant); live, the eps slider may offer more budgets (``live_eps_255``).
 * **static** (``explorer(..., precompute=True)`` or ``static_explorer(...)``): for the
   rendered HTML book, where there is no kernel. Every frame (task x architecture x
-  image x attack x eps) is computed beforehand by calling the same attack, rendered to
-  a small PNG and held in an ``ipywidgets.Image``; nested ``ipywidgets.Stack``\\ s show
-  one frame, and each stack's ``selected_index`` is tied to its control's ``index`` by
-  ``ipywidgets.jslink``, so switching happens entirely in the browser. The widget state
-  (PNGs included) is saved into the executed notebook by papermill/nbclient and
-  rendered by myst-nb; the payload is stated under the explorer.
+  image x attack x eps) is computed beforehand by calling the same attack (one batched
+  attack per task, architecture, attack and eps), rendered to a small PNG and switched in
+  the browser (:class:`advmed.widgets.core.StaticExplorer`); the eps = 0 frame is one
+  widget shared by all attacks.
 
 Every frame shows the clean image, the adversarial image, the perturbation (amplified;
 the gain is written in the panel title, mid-grey = no change) and the class
@@ -25,7 +24,6 @@ attack receives ``eps_255 / 255``.
 from __future__ import annotations
 
 import inspect
-import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,11 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .attacks import AttackSpec
-from .attacks import attack_label as attack_label_of
-from .device import module_device
-from .models import as_module, as_rgb, gray_view
-from .plots import display_image
+from ..attacks import AttackSpec
+from ..attacks import attack_label as attack_label_of
+from ..device import module_device
+from ..models import as_module, as_rgb, gray_view
+from ..plots import display_image
+from . import core
+from .core import Control, Unavailable, figure_png
 
 __all__ = [
     "DEFAULT_ATTACKS",
@@ -48,17 +48,13 @@ __all__ = [
     "compute_frame",
     "compute_frames",
     "render_frame",
+    "controls",
     "explorer",
     "static_explorer",
-    "LiveExplorer",
-    "StaticExplorer",
 ]
 
 DEFAULT_ATTACKS: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
 DEFAULT_EPS_255: tuple[float, ...] = (0, 0.5, 1, 2, 4, 8)
-
-#: a static explorer holding more PNG than this warns (the page would load slowly)
-WARN_PAYLOAD_MB = 20
 
 _CLEAN_COLOR = "#4c72b0"
 _ADV_COLOR = "#c44e52"
@@ -148,7 +144,7 @@ def _resolve_attacks(attacks, attack_fn) -> dict[str, Callable]:
         out = dict(attacks)
     else:
         if attack_fn is None:
-            from .attacks import get_attack as attack_fn  # the real attacks
+            from ..attacks import get_attack as attack_fn  # the real attacks
         out = {name: attack_fn(name) for name in attacks}
     for name, fn in out.items():
         if not callable(fn):
@@ -264,22 +260,6 @@ def compute_frames(data: ExplorerData, *, progress=True) -> dict[tuple, Frame]:
     return frames
 
 
-def frame_id(key: tuple) -> str:
-    """A frame's key as a string (``task|arch|image|attack|eps``) for stored PNGs."""
-    return "|".join(str(k) for k in key)
-
-
-def render_frames(data: ExplorerData, *, render_kwargs=None, progress=True) -> dict[str, bytes]:
-    """Every distinct frame of a static explorer as PNG bytes, keyed by :func:`frame_id`
-    (the eps = 0 frame once per image, under attack ``None``)."""
-    out = {}
-    for (t, a, i, at, e), f in compute_frames(data, progress=progress).items():
-        share = (t, a, i, None, 0.0) if e == 0 else (t, a, i, at, e)
-        if frame_id(share) not in out:
-            out[frame_id(share)] = render_frame(f, **dict(render_kwargs or {}))
-    return out
-
-
 # --------------------------------------------------------------------------- render
 def _fmt_eps(e: float) -> str:
     return "0" if e == 0 else f"{e:g}/255"
@@ -320,7 +300,6 @@ def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from PIL import Image as PILImage
 
     f = frame
     label = attack_label or attack_label_of(f.attack)
@@ -371,219 +350,52 @@ def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90
 
     _probability_panel(axes[3], f, order, ylabels)
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    if not quantize:
-        return buf.getvalue()
-    im = PILImage.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    out = io.BytesIO()
-    im.quantize(colors=256, method=PILImage.Quantize.FASTOCTREE, dither=PILImage.Dither.NONE) \
-        .save(out, format="PNG")
-    return out.getvalue()
+    return figure_png(fig, dpi=dpi, quantize=quantize)
 
 
 # --------------------------------------------------------------------------- widgets
-def _controls(data: ExplorerData):
-    import ipywidgets as W
-
-    style = {"description_width": "initial"}
-    task = W.Dropdown(options=data.tasks, value=data.tasks[0], description="task",
-                      style=style, layout=W.Layout(width="auto"))
-    arch = W.Dropdown(options=data.archs, value=data.archs[0], description="architecture",
-                      style=style, layout=W.Layout(width="auto"))
-    image = W.Dropdown(options=[(data.image_label(i), i) for i in range(data.n_images)],
-                       value=0, description="image", style=style, layout=W.Layout(width="auto"))
-    attack = W.ToggleButtons(options=[(attack_label_of(a), a) for a in data.attacks],
-                             value=next(iter(data.attacks)), description="attack", style=style)
-    attack.style.button_width = "80px"
-    eps_opts = [(_fmt_eps(e), e) for e in data.eps_255]
-    default_eps = data.eps_255[min(len(data.eps_255) - 1, max(1, len(data.eps_255) // 2))]
-    eps = W.SelectionSlider(options=eps_opts, value=default_eps, description="eps (pixels)",
-                            continuous_update=False, style=style,
-                            layout=W.Layout(width="420px"))
-    return {"task": task, "arch": arch, "image": image, "attack": attack, "eps": eps}
+NOTE = ("Perturbation panel: 0.5 + gain × (adversarial − clean), gain = 0.5 / eps, so "
+        "±eps spans black to white and mid-grey means no change. eps is in [0, 1] pixel "
+        "units times 255.")
+ROWS = (("task", "arch", "image"), ("attack", "eps"))
 
 
-def _layout(controls, body, note):
-    import ipywidgets as W
-
-    c = controls
-    row1 = W.HBox([c["task"], c["arch"], c["image"]])
-    row2 = W.HBox([c["attack"], c["eps"]])
-    return [row1, row2, body, note]
-
-
-def _note_html(text: str):
-    import ipywidgets as W
-
-    return W.HTML(f"<small>{text}</small>")
-
-
-_NOTE = ("Perturbation panel: 0.5 + gain × (adversarial − clean), gain = 0.5 / eps, so "
-         "±eps spans black to white and mid-grey means no change. eps is in [0, 1] pixel "
-         "units times 255.")
+def controls(data: ExplorerData, live_eps_255: Sequence[float] = ()) -> list[Control]:
+    """The explorer's controls: task, architecture, image (dropdowns), attack (buttons), eps
+    (a slider starting in the middle of the grid; live, it also offers ``live_eps_255``)."""
+    eps = data.eps_255
+    live = sorted(set(eps) | {float(e) for e in live_eps_255})
+    return [
+        Control.of("task", "task", data.tasks),
+        Control.of("arch", "architecture", data.archs),
+        Control.of("image", "image", list(range(data.n_images)), data.image_label),
+        Control.of("attack", "attack", list(data.attacks), attack_label_of, kind="toggle"),
+        Control.of("eps", "eps (pixels)", eps, _fmt_eps, kind="slider", live_values=live,
+                   default=eps[min(len(eps) - 1, max(1, len(eps) // 2))]),
+    ]
 
 
-try:
-    import ipywidgets as _W
-
-    _VBox = _W.VBox
-except ImportError:  # pragma: no cover
-    _VBox = object
-
-
-class LiveExplorer(_VBox):
-    """Live explorer (needs a kernel): every control change runs the attack.
-
-    Attributes: ``controls`` (dict name -> widget), ``image`` (the ``ipywidgets.Image``),
-    ``status`` (an ``HTML``), ``data`` (:class:`ExplorerData`), ``cache`` (key -> Frame),
-    ``current`` (the key shown), ``calls`` (how many attack batches ran).
-    """
-
-    def __init__(self, data: ExplorerData, *, render_kwargs=None, **kwargs):
-        import ipywidgets as W
-
-        self.data = data
-        self.render_kwargs = dict(render_kwargs or {})
-        self.controls = _controls(data)
-        self.image = W.Image(format="png", layout=W.Layout(max_width="100%"))
-        self.status = W.HTML()
-        self.cache: dict[tuple, Frame] = {}
-        self.calls = 0
-        self.current = None
-        super().__init__(_layout(self.controls, W.VBox([self.image, self.status]),
-                                 _note_html(_NOTE)), **kwargs)
-        for w in self.controls.values():
-            w.observe(self._on_change, names="value")
-        self.update()
-
-    def key(self) -> tuple:
-        c = self.controls
-        return (c["task"].value, c["arch"].value, c["image"].value, c["attack"].value,
-                float(c["eps"].value))
-
-    def _on_change(self, change):
-        self.update()
-
-    def update(self):
-        """Compute (or fetch from the cache) and show the frame for the current controls."""
-        key = self.key()
-        self.current = key
+def _compute(data: ExplorerData):
+    def compute(key: tuple) -> Frame:
         t, a = key[:2]
-        if (t, a) not in self.data.models:
-            self.image.value = b""
-            self.status.value = f"<b>no model for task {t}, architecture {a}</b>"
-            return
-        if key not in self.cache:
-            self.status.value = "<i>running the attack…</i>"
-            try:
-                self.cache[key] = compute_frame(self.data, *key)
-                self.calls += 1
-            except Exception as exc:  # show it in the widget, not only in the log
-                self.status.value = f"<b>attack failed:</b> {type(exc).__name__}: {exc}"
-                raise
-        f = self.cache[key]
-        self.image.value = render_frame(f, **self.render_kwargs)
-        self.status.value = ""
+        if (t, a) not in data.models:
+            raise Unavailable(f"No model for task {t} with architecture {a}.")
+        return compute_frame(data, *key)
+
+    return compute
 
 
-class StaticExplorer(_VBox):
-    """Precomputed explorer for the static book: frames switched in the browser.
-
-    Structure: Stack(task) > Stack(arch) > Stack(image) > Stack(attack) > Stack(eps) >
-    Image; each Stack's ``selected_index`` is ``jslink``-ed to its control's ``index``.
-
-    Attributes: ``controls``, ``frames`` (key -> Frame), ``images`` (key -> the
-    ``ipywidgets.Image`` shown for it; eps = 0 frames are one widget shared by all
-    attacks), ``stacks`` (level name -> list of Stacks), ``links``, ``n_frames``,
-    ``payload_bytes`` (PNG bytes in the widget state), ``data``.
-    """
-
-    LEVELS = ("task", "arch", "image", "attack", "eps")
-
-    def __init__(self, data: ExplorerData, frames: dict[tuple, Frame] | None = None, *,
-                 pngs: Mapping[str, bytes] | None = None, render_kwargs=None, progress=True,
-                 **kwargs):
-        import ipywidgets as W
-
-        self.data = data
-        render_kwargs = dict(render_kwargs or {})
-        if pngs is None and frames is None:
-            frames = compute_frames(data, progress=progress)
-        self.frames = frames or {}
-        self.controls = _controls(data)
-        self.stacks: dict[str, list] = {lv: [] for lv in self.LEVELS}
-        self.images: dict[tuple, Any] = {}
-        self.links = []
-        png_cache: dict[tuple, Any] = {}  # shared widgets (eps = 0 across attacks)
-        self.payload_bytes = 0
-
-        root = self._build_stacks(pngs, render_kwargs, png_cache)
-        self.n_frames = len(png_cache)
-        if self.payload_bytes > WARN_PAYLOAD_MB * 1e6:
-            import warnings
-
-            warnings.warn(f"the static explorer holds {self.payload_bytes / 1e6:.0f} MB of PNG "
-                          f"({self.n_frames} frames); the page will be slow: use fewer images, "
-                          "eps values or architectures", stacklevel=3)
-
-        # start consistent with the controls, then tie each stack to its control
-        for lv in self.LEVELS:
-            ctl = self.controls[lv]
-            for s in self.stacks[lv]:
-                s.selected_index = ctl.index
-                self.links.append(W.jslink((ctl, "index"), (s, "selected_index")))
-
-        note = (f"{_NOTE} Precomputed: {self.n_frames} frames, "
-                f"{self.payload_bytes / 1e6:.1f} MB of PNG in this page "
-                f"({len(data.tasks)} task(s) x {len(data.archs)} architecture(s) x "
-                f"{data.n_images} image(s) x {len(data.attacks)} attack(s) x "
-                f"{len(data.eps_255)} eps).")
-        super().__init__(_layout(self.controls, root, _note_html(note)), **kwargs)
-        self.root = root
-
-    def _build_stacks(self, pngs, render_kwargs, png_cache):
-        """The nested Stacks task > arch > image > attack > eps > Image, frames shared where
-        equal (eps = 0 across attacks); returns the root Stack."""
-        import ipywidgets as W
-
-        data = self.data
-
-        def image_for(key):
-            t, a, i, at, e = key
-            share = (t, a, i, None, 0.0) if e == 0 else key
-            if share not in png_cache:
-                png = (pngs[frame_id(share)] if pngs is not None
-                       else render_frame(self.frames[key], **render_kwargs))
-                self.payload_bytes += len(png)
-                png_cache[share] = W.Image(value=png, format="png", layout=W.Layout(max_width="100%"))
-            self.images[key] = png_cache[share]
-            return png_cache[share]
-
-        def stack(level, children):
-            s = W.Stack(children=children, selected_index=0)
-            self.stacks[level].append(s)
-            return s
-
-        def arch_level(t, a):
-            if (t, a) not in data.models:
-                return W.HTML(f"<p><b>No model for task {t} with architecture {a}.</b></p>")
-            return stack("image", [stack("attack", [stack("eps", [image_for((t, a, i, at, e)) for e in data.eps_255])
-                                                    for at in data.attacks]) for i in range(data.n_images)])
-
-        return stack("task", [stack("arch", [arch_level(t, a) for a in data.archs]) for t in data.tasks])
-
-    def summary(self) -> str:
-        return (f"{self.n_frames} frames, {self.payload_bytes / 1e6:.2f} MB PNG "
-                f"(mean {self.payload_bytes / max(self.n_frames, 1) / 1e3:.0f} KB)")
+def _batched(data: ExplorerData, progress: bool):
+    return lambda: compute_frames(data, progress=progress)
 
 
 def explorer(models: Mapping, images: Mapping, attacks: Sequence[str] | Mapping[str, Callable]
              = DEFAULT_ATTACKS, eps_255: Sequence[float] = DEFAULT_EPS_255,
              attack_fn: Callable[[str], Callable] | None = None, *, precompute: bool = False,
-             n_images: int | None = None, attack_kwargs: Mapping[str, dict] | None = None,
-             seed: int = 0, render_kwargs: dict | None = None, progress: bool = True,
-             cache_key: Any = None):
+             mode: str | None = None, n_images: int | None = None,
+             attack_kwargs: Mapping[str, dict] | None = None, seed: int = 0, render_kwargs: dict | None = None,
+             progress: bool = True, cache_key: Any = None, live_eps_255: Sequence[float] = (),
+             budget_mb: float = core.DEFAULT_BUDGET_MB):
     """The attack explorer widget.
 
     Parameters
@@ -599,9 +411,11 @@ def explorer(models: Mapping, images: Mapping, attacks: Sequence[str] | Mapping[
         or ``{name: function}`` with ``function(model, x, y, *, eps, ...) -> x_adv``.
     eps_255
         the eps choices in /255 pixel units (0 = no attack).
-    precompute
-        False: live mode (needs a kernel, attacks run on every change). True: every
-        frame is computed now and the widget works without a kernel (static book).
+    precompute, mode
+        ``mode`` ``"static"`` / ``"live"`` / ``"auto"`` (:func:`advmed.widgets.resolve_mode`);
+        without it, ``precompute=True`` is static and False live. Static: every frame is
+        computed now and the widget works without a kernel (the HTML book). Live: attacks
+        run on every change (needs a kernel).
     n_images
         how many images per task (default: all in live mode, 3 when precomputing).
     attack_kwargs
@@ -610,31 +424,36 @@ def explorer(models: Mapping, images: Mapping, attacks: Sequence[str] | Mapping[
     render_kwargs
         passed to :func:`render_frame` (``dpi``, ``figsize``, ``top_k``, ``quantize``).
     cache_key
-        with ``precompute``: something that identifies the models and images (e.g. the
-        checkpoint keys and :func:`advmed.cache.tensor_digest` of the images); the
-        rendered frames are then stored with :func:`advmed.cache.memo` and a second
-        build reloads them instead of attacking and drawing again.
+        static: something that identifies the models and images (e.g. the checkpoint keys
+        and :func:`advmed.cache.tensor_digest` of the images); the rendered frames are then
+        stored with :func:`advmed.cache.memo` and a second build reloads them.
+    live_eps_255
+        live only: more eps choices than ``eps_255``.
+    budget_mb
+        static: the page's payload budget (stated under the widget; over it, a warning).
     """
-    if precompute and n_images is None:
+    static = core.resolve_mode(mode) == "static" if mode is not None else bool(precompute)
+    if static and n_images is None:
         n_images = 3
     data = prepare(models, images, attacks, eps_255, attack_fn=attack_fn, n_images=n_images,
                    attack_kwargs=attack_kwargs, seed=seed)
-    if precompute:
-        pngs = None
-        if cache_key is not None:
-            from .cache import memo
+    ctl = controls(data, live_eps_255)
+    render_kwargs = dict(render_kwargs or {})
 
-            key = {"models_and_images": cache_key, "attacks": list(data.attacks),
-                   "eps_255": [float(e) for e in data.eps_255], "n_images": data.n_images,
-                   "attack_kwargs": attack_kwargs, "seed": seed, "render": render_kwargs}
-            pngs = memo("explorer", key, lambda: render_frames(data, render_kwargs=render_kwargs,
-                                                               progress=progress))
-        return StaticExplorer(data, pngs=pngs, render_kwargs=render_kwargs, progress=progress)
-    return LiveExplorer(data, render_kwargs=render_kwargs)
+    def render(frame: Frame) -> bytes:
+        return render_frame(frame, **render_kwargs)
+
+    key = None
+    if cache_key is not None:
+        key = {"models_and_images": cache_key, "attacks": list(data.attacks), "n_images": data.n_images,
+               "attack_kwargs": attack_kwargs, "seed": seed, "render": render_kwargs}
+    return core.explorer(ctl, _compute(data), render, mode="static" if static else "live",
+                         computed=_batched(data, progress), cache_key=key, note=NOTE, rows=ROWS,
+                         budget_mb=budget_mb, data=data, progress=progress, busy="running the attack…")
 
 
 def static_explorer(models, images, attacks=DEFAULT_ATTACKS, eps_255=DEFAULT_EPS_255,
                     attack_fn=None, **kwargs):
-    """``explorer(..., precompute=True)``: the kernel-free explorer for the HTML book."""
-    kwargs["precompute"] = True
+    """``explorer(..., mode="static")``: the kernel-free explorer for the HTML book."""
+    kwargs["mode"] = "static"
     return explorer(models, images, attacks, eps_255, attack_fn, **kwargs)

@@ -1,0 +1,25 @@
+"""The book's explorers: move a control, see the setting (live in a notebook, precomputed
+frames switched in the browser in the static HTML book).
+
+- :mod:`.core`: the one mechanism (:class:`Control`, :class:`LiveExplorer`,
+  :class:`StaticExplorer`, :func:`explorer`, the payload budget, :func:`resolve_mode`).
+- :mod:`.whitebox`: chapter 2's attack explorer (task, architecture, image, attack, eps).
+- :mod:`.universal`: chapters 3 and 4's UAP explorer (task, model, norm, zeta, target,
+  source).
+
+A new explorer is a module here with its controls, a renderer (``obj -> PNG bytes``) and a
+function that calls :func:`core.explorer`; its data come from the experiments layer as plain
+tensors, labels and estimates (DESIGN.md, "Where a new thing goes").
+"""
+from . import core, universal, whitebox
+from .core import (DEFAULT_BUDGET_MB, FIRST, Control, LiveExplorer, StaticExplorer, Unavailable, dead_controls,
+                   figure_png, resolve_mode, shown)
+from .universal import UAPSetting, UAPView, render_uap_frame, uap_controls, uap_explorer
+from .whitebox import (DEFAULT_ATTACKS, DEFAULT_EPS_255, ExplorerData, Frame, compute_frame, compute_frames,
+                       explorer, prepare, render_frame, static_explorer)
+
+__all__ = ["Control", "DEFAULT_ATTACKS", "DEFAULT_BUDGET_MB", "DEFAULT_EPS_255", "ExplorerData", "FIRST", "Frame",
+           "LiveExplorer", "StaticExplorer", "UAPSetting", "UAPView", "Unavailable", "compute_frame",
+           "compute_frames", "core", "dead_controls", "explorer", "figure_png", "prepare", "render_frame",
+           "render_uap_frame", "resolve_mode", "shown", "static_explorer", "uap_controls", "uap_explorer", "universal",
+           "whitebox"]
