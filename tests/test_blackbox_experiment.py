@@ -265,9 +265,9 @@ def test_usimba_runs_at_chapter_3s_bounds(zoo, profile, synthetic):
 def _fake_robust(first_eps_value: float):
     def robust(profile, zoo, progress=True):
         n = len(wb.test_images(None, profile))
-        return wb.RobustResults(pd.DataFrame(), pd.DataFrame({"attacked": [n], "queries": [10 * n], "seconds": [1.0],
-                                                              "task": [TASK], "arch": ["tiny_a"], "init": ["scratch"]}),
-                                {k: np.full(n, first_eps_value) for k in zoo})
+        costs = pd.DataFrame({"attacked": [n], "queries": [10 * n], "seconds": [1.0], "task": [TASK],
+                              "arch": ["tiny_a"], "init": ["scratch"]})
+        return wb.RobustResults(pd.DataFrame(), costs, {k: np.full(n, first_eps_value) for k in zoo})
     return robust
 
 
@@ -315,6 +315,8 @@ def test_finlayson_tables_prose_and_figures(zoo, profile, synthetic, monkeypatch
     check = B.whitebox_check(profile, zoo, transfer, queries, progress=False)
     costs = T.cost_table(transfer, queries, usim, check)
     assert {"white-box ensemble (chapter 2)", "square (pneumonia_cxr)"} <= set(costs["attack"])
+    wbox = costs[costs["attack"] == "white-box ensemble (chapter 2)"].iloc[0]
+    assert wbox["queries to the target per image"] == pytest.approx(10 * 48 / (48 * 2))  # 2 models x 48 images
     summary = T.transfer_summary(transfer)
     texts = [R.finlayson_reading(fin), R.transfer_reading(summary), R.disjoint_reading(transfer.rows),
              R.query_reading(queries), R.cost_reading(costs), R.budget_note(profile)]

@@ -437,11 +437,12 @@ PROFILES: dict[str, Profile] = {
                         natural_models=("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")),
         ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224),
                                   max_train=1000, n_images=300, eps_255=1, natural_images=500, zeta=0.04),
-        # sized to ~6 minutes per chapter on 2 cores, surrogates included (see each field)
-        blackbox=BlackboxSettings(n_images=100, eps_255=4, steps=10,
-                                  surrogate_train={"epochs": 3, "max_train": 1000},
+        # sized to ~6 minutes per chapter on 2 cores, surrogates included: 128 px costs ~20x
+        # 28 px, so 10,000 queries and U-SimBA run on the 28 px tasks (paper: every task)
+        blackbox=BlackboxSettings(n_images=64, eps_255=4, steps=10,
+                                  surrogate_train={"epochs": 2, "max_train": 1000},
                                   query_budgets={"referable_dr": 10000, "pneumoniamnist": 10000, "melanoma_derm": 1000},
-                                  query_images=50, usimba_iterations={"referable_dr": 1000, "pneumoniamnist": 1000},
+                                  query_images=32, usimba_iterations={"referable_dr": 500},
                                   usimba_images=100, usimba_eval=300, usimba_norms=("l2",)),
         patch=PatchSettings(tasks=("melanoma_derm", "pneumonia_cxr", "referable_dr"), n_train=500, n_eval=300,
                             steps=250, lr=0.02, batch_size=16, eval_scales=(0.5, 0.75, 1.0, 1.25, 1.5)),

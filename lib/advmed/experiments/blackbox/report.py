@@ -15,7 +15,7 @@ from .. import references
 from ..profiles import PROFILES, Profile
 from .run import QueryRun, WhiteboxCheck
 from .surrogates import SurrogateSet
-from .tables import BLACKBOX_SUCCESS
+from .tables import BLACKBOX_SUCCESS, NEEDS
 
 
 def _mapping_gaps(name: str, ours: Mapping[str, int], paper: Mapping[str, int], unit: str) -> list[str]:
@@ -152,7 +152,7 @@ def cost_reading(costs: pd.DataFrame) -> str:
     """The cheapest and the most query-hungry attacks, from the cost table."""
     if costs.empty:
         return ""
-    per_image = costs[costs["queries to the target per image"] > 1]
+    per_image = costs[costs["needs"] == NEEDS["query"]].dropna(subset=["queries to the target per image"])
     if per_image.empty:
         return ""
     hungry = per_image.loc[per_image["queries to the target per image"].idxmax()]

@@ -481,13 +481,15 @@ class WhiteboxCheck:
     >= the black-box one (``wb_eps_255``), and ``beaten``: images the black-box attack fooled
     but the white-box ensemble did not (0 is what a sound evaluation gives); ``flagged``: the
     models with ``beaten > 0``; ``diagnostics``: chapter 2's masking diagnostics of those;
-    ``costs``: the white-box ensemble's cost per model and member (chapter 2, its test images).
+    ``costs``: the white-box ensemble's cost per model and member (chapter 2), over ``wb_images``
+    test images in all (chapter 2's test images of every model involved).
     """
 
     table: pd.DataFrame
     flagged: list[ModelKey]
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     costs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    wb_images: int = 0
 
 
 def _wb_broken(first_eps: np.ndarray, positions: np.ndarray, eps_255: float,
@@ -538,7 +540,8 @@ def whitebox_check(profile: Profile, zoo: Mapping[tuple, Any], transfer: Transfe
         tasks = {k.task for k in flagged}
         diag = wb.diagnostics_results(profile, {k: tm for k, tm in zoo.items() if k[0] in tasks}, progress=progress)
         diag = diag[[ModelKey(t, a, i) in flagged for t, a, i in zip(diag["task"], diag["arch"], diag["init"])]]
-    return WhiteboxCheck(table=table, flagged=flagged, diagnostics=diag.reset_index(drop=True), costs=robust.costs)
+    return WhiteboxCheck(table=table, flagged=flagged, diagnostics=diag.reset_index(drop=True), costs=robust.costs,
+                         wb_images=sum(len(f) for f in robust.first_eps.values()))
 
 
 __all__ = ["AttackImages", "BLACKBOX_VERSION", "ENSEMBLE", "LogitEnsemble", "QueryRun", "Source", "TransferResults",

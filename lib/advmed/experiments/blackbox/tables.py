@@ -209,10 +209,10 @@ def cost_table(transfer: TransferResults, queries: Sequence[QueryRun], runs: Map
     seconds per image (the surrogate's training seconds listed separately)."""
     rows = []
     c = check.costs
-    if not c.empty:
-        n = max(int(c.groupby(["task", "arch", "init"])["attacked"].max().sum()), 1)
+    if not c.empty and check.wb_images:
+        n = check.wb_images
         rows.append({"attack": "white-box ensemble (chapter 2)", "needs": NEEDS["white box"],
-                     "queries to the target per image": round(float((c["queries"].sum()) / n), 1),
+                     "queries to the target per image": round(float(c["queries"].sum()) / n, 1),
                      "seconds per image": round(float(c["seconds"].sum()) / n, 3), "one-off seconds": 0.0})
     t = transfer.rows
     for kind in ("zoo", "seed", "disjoint", "ensemble"):
