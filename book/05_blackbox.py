@@ -117,9 +117,9 @@ Markdown(report.transfer_reading(summary) + "\n\n" + report.disjoint_reading(tra
 # %% [markdown]
 # ## Finlayson et al.'s black box
 #
-# Their black-box setting: PGD *targeted to the other class* at their budget and iterations
-# (eps 0.02 and step 0.01 in their [-1, 1] pixel range, 20 iterations: half those numbers in
-# [0, 1]), crafted on a separately trained model and fed to the target. Ours crafts on the
+# Their black-box setting: PGD *targeted to the other class* at their budget, step and
+# iterations (stated in their [-1, 1] pixel range; the table gives both units), crafted on a
+# separately trained model and fed to the target. Ours crafts on the
 # target's two trained surrogates; the white-box column is the same attack on the target
 # itself (chapter 2). `to the other class` is the share of images the target then assigns to
 # the other class.

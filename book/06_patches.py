@@ -26,10 +26,6 @@
 # image of the target class, did not. This chapter repeats the three and shows how the effect
 # grows with the patch's size.
 #
-# **Scale.** The patch is a disc whose diameter is `scale x 0.4` of the image side, so scale
-# 1 is Finlayson et al.'s evaluation size (a disc 0.4 of the image wide, 12.6 % of its area;
-# "0.4" in their code); the whole patch always stays inside the image.
-#
 # Re-run this page with other settings, e.g.
 # `python -m advmed.book run book/06_patches.py -p profile cpu -p steps 500`.
 
@@ -63,6 +59,7 @@ t_start = time.time()
 prof = profiles.get_profile(profile, tasks=tasks, eval={"n_boot": n_boot},
                             patch={"n_train": n_train, "n_eval": n_eval, "steps": steps, "eval_scales": eval_scales})
 display(Markdown(f"**Profile `{prof.name}`**: {prof.description}."))
+display(Markdown(report.scale_note()))
 tables.settings_table(prof)
 
 # %% [markdown]

@@ -162,7 +162,7 @@ def test_finlayson_table_prose_and_figures(profile, exp):
                                (numeric["accuracy ours"] - numeric["accuracy study"]).round(4))
     text = R.finlayson_reading(numeric)
     assert "white-box patch" in text and "natural patch" in text
-    assert "scale" in R.scale_reading(exp)
+    assert "scale" in R.scale_reading(exp) and "12.6%" in R.scale_note()
     assert len(T.settings_table(profile)) > 10 and len(T.training_table(exp)) == 3
     for f in (P.patch_gallery(exp, TASK), P.success_vs_scale(exp), P.success_vs_scale(exp, metric="accuracy")):
         f.savefig(io.BytesIO(), format="png")

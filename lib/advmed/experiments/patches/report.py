@@ -7,8 +7,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...attacks.patch import side_fraction
+from ...attacks.patch import BASE, patch_area, side_fraction
 from .run import PatchExperiment
+
+
+def scale_note() -> str:
+    """What a patch's scale means, with the numbers computed from the library's convention."""
+    return (f"**Scale.** The patch is a disc whose diameter is `scale x {BASE:g}` of the image side, so scale 1 is "
+            f"Finlayson et al.'s evaluation size (a disc {side_fraction(1.0):g} of the image wide, covering "
+            f"{patch_area((100, 100), scale=1.0):.1%} of a square image; \"{BASE:g}\" in their code); the whole patch "
+            "always stays inside the image.")
 
 
 def finlayson_reading(table: pd.DataFrame) -> str:
@@ -56,4 +64,4 @@ def scale_reading(exp: PatchExperiment) -> str:
     return "Smallest scale with at least half the images sent to the target:\n\n" + "\n".join(lines) if lines else ""
 
 
-__all__ = ["finlayson_reading", "scale_reading"]
+__all__ = ["finlayson_reading", "scale_note", "scale_reading"]
