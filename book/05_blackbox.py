@@ -176,15 +176,16 @@ bplots.usimba_gallery(usim, prof, zoo)
 #
 # Every $L_\infty$ black-box result (each transfer source, the Square Attack) against chapter
 # 2's ensemble worst case (APGD-CE, APGD-margin, PGD with restarts) on the same images, at
-# the smallest budget of chapter 2's grid that is at least the black-box one. `beaten` counts
-# images the black-box attack fooled and the white-box ensemble did not: it must be 0. Where it
-# is not, chapter 2's masking diagnostics of the model are listed below the table.
+# the smallest budget of chapter 2's grid that is at least the black-box one, one row per
+# target model. `images beaten` counts images a black-box attack fooled and the white-box
+# ensemble did not: it must be 0. Where it is not, chapter 2's masking diagnostics of the model
+# are listed below the table.
 
 # %%
 check = run.whitebox_check(prof, zoo, transfer, queries)
 display(tables.check_table(check))
 display(Markdown(report.check_reading(check)))
-check.diagnostics
+check.diagnostics if check.flagged else Markdown("*No model is flagged: no diagnostics to show.*")
 
 # %% [markdown]
 # ## What each attack needs and costs

@@ -286,7 +286,9 @@ def test_a_blackbox_success_the_whitebox_missed_flags_the_model(zoo, profile, sy
     assert bad.flagged and (bad.table["beaten"] > 0).any()
     assert set(zip(bad.diagnostics["arch"], bad.diagnostics["init"])) == {(k.arch, k.init) for k in bad.flagged}
     assert "masking diagnostics" in R.check_reading(bad)
-    assert T.check_table(bad)["flag"].iloc[0].startswith("black box beat")
+    summary = T.check_table(bad)
+    assert summary["flag"].iloc[0].startswith("black box beat") and len(summary) == 2
+    assert summary["images beaten"].sum() == bad.table["beaten"].sum()
 
 
 def test_robust_results_give_each_images_first_eps(zoo, profile, synthetic):

@@ -11,6 +11,15 @@ from ...attacks.patch import BASE, patch_area, side_fraction
 from .run import PatchExperiment
 
 
+def _span(values: pd.Series, digits: int = 3) -> str:
+    """``"0.120"`` for one value, ``"0.050-0.120"`` for a range (NaN: the study lacks the task)."""
+    v = values.dropna()
+    if v.empty:
+        return "n/a"
+    lo, hi = float(v.min()), float(v.max())
+    return f"{lo:.{digits}f}" if lo == hi else f"{lo:.{digits}f}-{hi:.{digits}f}"
+
+
 def scale_note() -> str:
     """What a patch's scale means, with the numbers computed from the library's convention."""
     return (f"**Scale.** The patch is a disc whose diameter is `scale x {BASE:g}` of the image side, so scale 1 is "
@@ -30,11 +39,9 @@ def finlayson_reading(table: pd.DataFrame) -> str:
         g = table[table["patch"] == kind]
         if g.empty:
             continue
-        lines.append(f"- {kind} patch: accuracy {g['accuracy ours'].min():.3f}-{g['accuracy ours'].max():.3f} "
-                     f"(study {g['accuracy study'].min():.4f}-{g['accuracy study'].max():.4f}), AUC "
-                     f"{g['AUC ours'].min():.3f}-{g['AUC ours'].max():.3f} (study {g['AUC study'].min():.4f}-"
-                     f"{g['AUC study'].max():.4f}), targeted success {g['success ours'].min():.3f}-"
-                     f"{g['success ours'].max():.3f} over {len(g)} task(s)")
+        lines.append(f"- {kind} patch: accuracy {_span(g['accuracy ours'])} (study {_span(g['accuracy study'], 4)}), "
+                     f"AUC {_span(g['AUC ours'])} (study {_span(g['AUC study'], 4)}), targeted success "
+                     f"{_span(g['success ours'])} over {len(g)} task(s)")
     white = table[table["patch"] == "white-box"].set_index("task")
     natural = table[table["patch"] == "natural"].set_index("task")
     both = white.index.intersection(natural.index)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ...attacks.patch import BASE, side_fraction
 from ...metrics import fmt_interval
@@ -91,8 +92,10 @@ def training_table(exp: PatchExperiment) -> pd.DataFrame:
     rows = []
     for k, run in exp.runs.items():
         s = run.summary
-        rows.append({"task": k.task, "patch": k.kind, "made from": run.source, "patch pixels": int(run.patch.shape[-1]),
-                     "channels": int(run.patch.shape[1]), "steps": s.get("steps", 0),
+        p = run.patch
+        gray = p.shape[1] == 1 or bool(all(torch.equal(p[:, 0], p[:, c]) for c in range(1, p.shape[1])))
+        rows.append({"task": k.task, "patch": k.kind, "made from": run.source, "patch pixels": int(p.shape[-1]),
+                     "gray": gray, "steps": s.get("steps", 0),
                      "seconds": round(float(s.get("seconds", 0.0)), 1),
                      "training success (per target class)": ", ".join(f"{v:.2f}" for v in s.get("final_success", []))})
     return pd.DataFrame(rows)
