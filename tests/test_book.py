@@ -19,7 +19,8 @@ except ImportError:  # pytest put tests/ itself on sys.path
     from browser import Browser, external_assets, require_chromium
 
 REPO = Path(__file__).resolve().parents[1]
-CHAPTERS = ["book/01_models", "book/02_whitebox", "book/03_uap", "book/04_natural_uap"]
+CHAPTERS = ["book/01_models", "book/02_whitebox", "book/03_uap", "book/04_natural_uap", "book/05_blackbox",
+            "book/06_patches"]
 
 HEADER = """# ---
 # jupyter:

@@ -104,3 +104,43 @@ def stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
         take[np.argmax(take)] -= 1
     chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
     return np.sort(np.concatenate(chosen))
+
+
+def disjoint_subset(labels: np.ndarray, groups: np.ndarray | None, *, exclude_limit: int, exclude_seed: int,
+                    limit: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of images another model's training subset never saw.
+
+    The excluded model trained on ``stratified_subset(labels, exclude_limit, exclude_seed)``
+    (how ``load_task(..., limit=, seed=)`` draws a subset). Those images are left out and,
+    where the data has patient / lesion ``groups``, so is every image of their groups (a
+    patient seen in training is seen data even through another image). Of what remains,
+    ``limit`` images are drawn stratified with ``seed`` (None: all of them).
+
+    Raises ``ValueError`` when nothing remains (the excluded model used the whole split):
+    there is then no disjoint data to train on, and a caller should say so, not fake it.
+
+    Example:
+        >>> y = np.array([0, 1] * 10)
+        >>> seen = stratified_subset(y, 10, 0)
+        >>> rest = disjoint_subset(y, None, exclude_limit=10, exclude_seed=0, limit=None, seed=1)
+        >>> len(rest), bool(np.intersect1d(seen, rest).size)
+        (10, False)
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if exclude_limit is None or exclude_limit >= n:
+        raise ValueError(f"the excluded model trained on every one of the {n} images of the split "
+                         f"(limit {exclude_limit}): no disjoint images are left")
+    seen = stratified_subset(labels, int(exclude_limit), int(exclude_seed))
+    keep = np.ones(n, dtype=bool)
+    keep[seen] = False
+    if groups is not None:
+        g = np.asarray(groups).astype(str)
+        keep &= ~np.isin(g, np.unique(g[seen]))
+    rest = np.flatnonzero(keep)
+    if rest.size == 0:
+        raise ValueError(f"every image of the split shares a {'group' if groups is not None else 'row'} with "
+                         "the excluded model's training subset: no disjoint images are left")
+    if limit is not None and limit < rest.size:
+        rest = rest[stratified_subset(labels[rest], int(limit), int(seed))]
+    return np.sort(rest)

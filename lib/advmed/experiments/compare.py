@@ -74,13 +74,24 @@ def _our_attacks(profile: Profile, chapter: str) -> tuple[str, str]:
                                                              if u.min_gain is not None else "")
         source = (f"{u.natural_images} photos to build" if chapter == "natural" else f"{u.n_build} training images to build")
         return passes, f"{source}, {u.n_eval or 'all'} test images to evaluate"
+    if chapter == "blackbox":
+        b = profile.blackbox
+        budgets = ", ".join(f"{t} {q:,}" for t, q in b.query_budgets.items())
+        iters = ", ".join(f"{t} {i:,}" for t, i in b.usimba_iterations.items())
+        return (f"transfer {b.steps} on the surrogate; queries per image: {budgets}; U-SimBA iterations: {iters}",
+                f"{b.n_images or 'all'} test images per task (queries {b.query_images}; U-SimBA built on "
+                f"{b.usimba_images})")
+    if chapter == "patches":
+        pa = profile.patch
+        return (f"{pa.steps} Adam steps of {pa.batch_size} images per patch (EOT)",
+                f"{pa.n_train} training images to train, {pa.n_eval or 'all'} test images to evaluate")
     return "no attack", f"{'all' if profile.eval.max_test is None else profile.eval.max_test} test images per task"
 
 
 def settings_beside(profile: Profile, studies: Iterable[str], *, chapter: str = "models") -> pd.DataFrame:
     """Each study's setting and ours, one row each: data, resolution, architecture,
     initialisation, optimiser and epochs, attack iterations, images. ``chapter`` (models,
-    whitebox, universal, natural) says which of our attack settings the row shows."""
+    whitebox, universal, natural, blackbox, patches) says which of our attack settings the row shows."""
     from ..data import get_task
 
     rows = [{"who": STUDIES[k]["cite"].split(",")[0], **STUDY_SETTINGS[k]} for k in studies]

@@ -217,8 +217,110 @@ class UAPExplorerSettings:
     budget_mb: float = 2.0
 
 
+
+@dataclass(frozen=True)
+class BlackboxSettings:
+    """The black-box attacks of chapter 5: transfer from surrogates, query attacks, U-SimBA.
+
+    Attributes:
+        model: ``"arch:init"``, the target of each task's query, U-SimBA and Finlayson runs and
+            the architecture of the surrogates trained for it (a task without it: its first model).
+        n_images: test images per task for the transfer attacks (a stratified subset of
+            chapter 2's test images, so each image has its white-box worst case; None: all).
+        eps_255: the L-inf budget (/255) of the transfer matrices and of the Square Attack; one
+            of chapter 2's eps grid, so the white-box worst case at it is known.
+        steps: iterations of the attacks run on a surrogate.
+        attacks: the transfer attacks run on each single surrogate.
+        ensemble_attack: the attack run on the ensemble of surrogates (logits averaged).
+        transfer_tasks: the tasks with transfer matrices (None: every task of the profile).
+        surrogate_seed_offset: a surrogate's seed is the profile's seed plus this.
+        surrogate_train: the TrainConfig fields of the trained surrogates that differ from the
+            target's (empty: the target's recipe with another seed).
+        query_budgets: task -> the per-image query budget of the Square Attack and SimBA-DCT;
+            the tasks the query attacks run on.
+        query_images: test images per task attacked by queries (a subset of the transfer images).
+        query_attacks: ``"square"`` (L-inf, ``eps_255``) and / or ``"simba"`` (SimBA-DCT, L2 steps).
+        simba_step: SimBA's step per DCT coordinate ([0, 1] pixel units; the paper: 0.2).
+        curve_queries: the query budgets at which the success curve is tabulated (up to the budget).
+        usimba_iterations: task -> U-SimBA iterations; the tasks U-SimBA runs on. Its zetas are
+            chapter 3's (``uap.zetas``; targeted ones where ``uap.targets_at``).
+        usimba_images: training images a U-SimBA perturbation is built from (Koga & Takemoto: 100).
+        usimba_eval: held-out test images it is evaluated on (None: the profile's test set).
+        usimba_norms: the norms of the U-SimBA bounds.
+    """
+
+    n_images: int | None
+    eps_255: float
+    steps: int
+    surrogate_train: Mapping[str, Any]
+    query_budgets: Mapping[str, int]
+    query_images: int
+    usimba_iterations: Mapping[str, int]
+    usimba_images: int
+    usimba_eval: int | None
+    model: str = "mobilenet_v1_075:imagenet"
+    attacks: tuple[str, ...] = ("pgd", "mifgsm")
+    ensemble_attack: str = "mifgsm"
+    transfer_tasks: tuple[str, ...] | None = None
+    surrogate_seed_offset: int = 1
+    query_attacks: tuple[str, ...] = ("square", "simba")
+    simba_step: float = 0.2
+    curve_queries: tuple[int, ...] = (100, 300, 1000, 3000, 10000)
+    usimba_norms: tuple[str, ...] = ("l2",)
+
+    def __post_init__(self) -> None:
+        for a in (*self.attacks, self.ensemble_attack):
+            if a not in ("pgd", "mifgsm", "ifgsm", "fgsm"):
+                raise ValueError(f"unknown transfer attack {a!r}; valid: fgsm, ifgsm, pgd, mifgsm")
+        bad = sorted(set(self.query_attacks) - {"square", "simba"})
+        if bad:
+            raise ValueError(f"unknown query attacks {bad}; valid: square, simba")
+
+
+@dataclass(frozen=True)
+class PatchSettings:
+    """The adversarial patches of chapter 6 (Brown et al. 2017; Finlayson et al. 2019).
+
+    Scale: the patch side is ``scale x 0.4`` of the image side (``advmed.attacks.patch``), so
+    scale 1.0 is Finlayson et al.'s evaluation size ("0.4" in their code).
+
+    Attributes:
+        tasks: the tasks patched (None: every task of the profile).
+        model: ``"arch:init"``, the target model of each task (a task without it: its first
+            model); the black-box patch is trained on chapter 5's surrogate of it (another seed).
+        n_train: training images a patch is trained on (seeded stratified subset).
+        n_eval: held-out test images it is evaluated on (None: the profile's test set).
+        steps, lr, batch_size: Adam steps (mini-batches), learning rate ([0, 1] pixel units
+            per step, about) and images per step, for each of the two patches ("other" class).
+        scale_range, max_rotation, shape: the expectation over transformations of training
+            (scale relative to the base 0.4; rotation in degrees).
+        eval_scale: the scale of the comparison with Finlayson et al. (1.0 = their 0.4).
+        eval_scales: the sweep of success against scale.
+        n_placements: random placements per test image at each scale (theirs: 1).
+        natural_location: where the natural control is cut from its image (``center``, ``random``).
+        gallery_images: patched images shown per task.
+    """
+
+    n_train: int
+    n_eval: int | None
+    steps: int
+    lr: float
+    batch_size: int
+    eval_scales: tuple[float, ...]
+    tasks: tuple[str, ...] | None = None
+    model: str = "mobilenet_v1_075:imagenet"
+    scale_range: tuple[float, float] = (0.3, 1.5)
+    max_rotation: float = 22.5
+    shape: str = "circle"
+    eval_scale: float = 1.0
+    n_placements: int = 1
+    natural_location: str = "center"
+    gallery_images: int = 3
+
+
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
-                             "uap": UAPSettings, "ablation": AblationSettings, "uap_explorer": UAPExplorerSettings}
+                             "uap": UAPSettings, "ablation": AblationSettings, "uap_explorer": UAPExplorerSettings,
+                             "blackbox": BlackboxSettings, "patch": PatchSettings}
 
 
 @dataclass(frozen=True)
@@ -235,7 +337,7 @@ class Profile:
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap, ablation, uap_explorer: the chapters' settings.
+        eval, whitebox, explorer, uap, ablation, uap_explorer, blackbox, patch: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
     """
 
@@ -249,6 +351,8 @@ class Profile:
     explorer: ExplorerSettings
     uap: UAPSettings
     ablation: AblationSettings
+    blackbox: BlackboxSettings
+    patch: PatchSettings
     seeds: tuple[int, ...] = (0,)
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
@@ -328,6 +432,12 @@ PROFILES: dict[str, Profile] = {
         ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(32, 48),
                                   max_train=256, n_images=32, eps_255=1, natural_images=32, zeta=0.04),
         uap_explorer=UAPExplorerSettings(n_images=3, live_zetas=(0.02, 0.08), budget_mb=2.0),
+        blackbox=BlackboxSettings(n_images=32, eps_255=4, steps=5, surrogate_train={"epochs": 1, "max_train": 256},
+                                  query_budgets={"pneumonia_cxr": 100, "pneumoniamnist": 300}, query_images=8,
+                                  usimba_iterations={"pneumoniamnist": 30}, usimba_images=32, usimba_eval=32,
+                                  usimba_norms=("linf",)),
+        patch=PatchSettings(tasks=("pneumonia_cxr",), n_train=64, n_eval=32, steps=20, lr=0.05, batch_size=8,
+                            eval_scales=(0.5, 1.0, 1.5), gallery_images=2),
     ),
     "cpu": Profile(
         name="cpu",
@@ -362,6 +472,15 @@ PROFILES: dict[str, Profile] = {
         # logged case) in the static page: 32 frames in chapter 3, 24 in chapter 4 (~1.2 MB, ~0.9 MB)
         uap_explorer=UAPExplorerSettings(tasks=2, models=2, norms=("l2",), n_images=3, live_zetas=(0.01, 0.08),
                                          budget_mb=2.0),
+        # sized to ~6 minutes per chapter on 2 cores, surrogates included: 128 px costs ~20x
+        # 28 px, so 10,000 queries and U-SimBA run on the 28 px tasks (paper: every task)
+        blackbox=BlackboxSettings(n_images=64, eps_255=4, steps=10,
+                                  surrogate_train={"epochs": 2, "max_train": 1000},
+                                  query_budgets={"referable_dr": 10000, "pneumoniamnist": 10000, "melanoma_derm": 1000},
+                                  query_images=32, usimba_iterations={"referable_dr": 500},
+                                  usimba_images=100, usimba_eval=300, usimba_norms=("l2",)),
+        patch=PatchSettings(tasks=("melanoma_derm", "pneumonia_cxr", "referable_dr"), n_train=500, n_eval=300,
+                            steps=250, lr=0.02, batch_size=16, eval_scales=(0.5, 0.75, 1.0, 1.25, 1.5)),
     ),
     "paper": Profile(
         name="paper",
@@ -391,6 +510,14 @@ PROFILES: dict[str, Profile] = {
         # page (16 frames in chapter 3, 24 in chapter 4, ~0.6 and ~0.9 MB); live adds the rest
         uap_explorer=UAPExplorerSettings(tasks=2, models=2, norms=("l2",), targets=False, n_images=3,
                                          live_zetas=(0.01, 0.08), budget_mb=2.0),
+        blackbox=BlackboxSettings(n_images=None, eps_255=4, steps=20, surrogate_train={},
+                                  query_budgets={"melanoma_derm": 10000, "pneumonia_cxr": 10000, "referable_dr": 10000},
+                                  query_images=500,
+                                  usimba_iterations={"melanoma_derm": 5000, "pneumonia_cxr": 5000, "referable_dr": 5000},
+                                  usimba_images=100, usimba_eval=None, usimba_norms=("l2", "linf")),
+        patch=PatchSettings(tasks=("melanoma_derm", "pneumonia_cxr", "referable_dr"), n_train=2000, n_eval=None,
+                            steps=2000, lr=0.01, batch_size=16, eval_scales=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
+                            n_placements=3, gallery_images=4),
         seeds=(0, 1, 2),
         # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
         recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
@@ -515,5 +642,6 @@ def profile_table(profile: str | Profile | None = "auto"):
     return pd.DataFrame(rows)
 
 
-__all__ = ["AblationSettings", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
-           "UAPExplorerSettings", "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]
+__all__ = ["AblationSettings", "BlackboxSettings", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES",
+           "PROFILE_NAMES", "PatchSettings", "Profile", "SECTIONS", "UAPExplorerSettings", "UAPSettings",
+           "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]

@@ -42,6 +42,11 @@ STUDIES = {
                 "(J. Imaging 8, 2022)",
         "setting": "UAPs from ImageNet photos only, against transfer-learned medical models",
     },
+    "koga": {
+        "cite": "Koga & Takemoto, Simple black-box universal adversarial attacks on deep neural networks "
+                "for medical image classification (Algorithms 15(5):144, 2022)",
+        "setting": "U-SimBA from output scores only; ImageNet-transfer models at 299 px; skin lesions, OCT, CXR",
+    },
     "medmnist": {
         "short": "MedMNIST v2",
         "bibkey": "yang2023medmnist",
@@ -98,6 +103,15 @@ FINLAYSON_PGD = {
     "note": "the study's text reports 'about 0' for the PGD attack; patch rows are exact",
 }
 
+# Finlayson et al.'s black box: the same targeted PGD crafted on a separately trained model
+# and fed to the target. BRIEF.md and the issue give the finding, not its figures.
+FINLAYSON_BLACKBOX_PGD = {
+    "surrogate": "a separately trained model (same task, trained independently of the target)",
+    "attack": "targeted PGD to the other class at the white-box setting (FINLAYSON_PGD)",
+    "finding": "black-box attacks still succeed",
+    "figures": None,  # none in our sources (BRIEF.md, seeds/001): the finding is qualitative
+}
+
 FINLAYSON_PATCH = [
     # white-box / black-box / natural-patch control, accuracy and AUC
     {"task": "melanoma_derm", "white_acc": 0.0000, "white_auc": 0.0000, "black_acc": 0.0137,
@@ -125,6 +139,15 @@ MINAGI_NATURAL_UAP = {
 }
 
 
+# Koga & Takemoto 2022, their logged U-SimBA case: melanoma, Inception-V3, L2 zeta 4 %, 5,000
+# iterations on 100 input images: 73 % success (on those images) in 1.46 hours.
+KOGA_USIMBA = {
+    "task": "melanoma_derm", "arch": "inception_v3", "init": "imagenet", "norm": "l2", "zeta": 0.04,
+    "iterations": 5000, "n_images": 100, "success_rate": 0.73, "rate_on": "the 100 input images",
+    "hours": 1.46, "resolution": 299,
+}
+
+
 # Each study's setting, as the seeds and BRIEF.md give it ("not stated" where they do not):
 # the rows every chapter shows beside ours (advmed.experiments.compare.settings_beside).
 STUDY_SETTINGS = {
@@ -145,6 +168,13 @@ STUDY_SETTINGS = {
         "initialisation": "ImageNet", "optimiser and epochs": "SGD (momentum), lr 1e-3, 20-50 epochs",
         "attack iterations": "UAP: up to 15 passes, FGSM step 0.0024 ((X-128)/128 units)",
         "images": "UAP built on the training set, evaluated on the test set",
+    },
+    "koga": {
+        "data": "ISIC melanoma vs nevus (logged case); OCT, CXR", "resolution": "299 px",
+        "architecture": "Inception-v3 (logged case)", "initialisation": "ImageNet",
+        "optimiser and epochs": "SGD, as Hirano et al.",
+        "attack iterations": "U-SimBA 5,000 iterations (2 queries per image each)",
+        "images": "100 input images (the rate is on them)",
     },
     "minagi": {
         "data": "ISIC melanoma vs nevus (and others)", "resolution": "299 px", "architecture": "Inception-v3 (logged case)",

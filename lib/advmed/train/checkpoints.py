@@ -52,6 +52,20 @@ def _load_split(cfg: TrainConfig, split: str, limit: int | None, progress: bool 
                      progress=progress)
 
 
+def _training_split(cfg: TrainConfig, progress: bool = True):
+    """The training images of ``cfg``: a ``max_train`` subset of the train split, drawn after
+    leaving out another model's subset when ``cfg.exclude_train`` says so."""
+    if cfg.exclude_train is None:
+        return _load_split(cfg, "train", cfg.max_train, progress=progress)
+    from ..data.splits import disjoint_subset
+
+    full = _load_split(cfg, "train", None, progress=progress)
+    limit, seed = cfg.exclude_train
+    idx = disjoint_subset(full.labels.numpy(), full.groups, exclude_limit=limit, exclude_seed=seed,
+                          limit=cfg.max_train, seed=cfg.seed)
+    return full.subset(idx)
+
+
 def _build_model(cfg: TrainConfig, num_classes: int, init: str | None = None) -> nn.Module:
     from ..models import build_model
 
@@ -64,7 +78,7 @@ def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
     """Train a model from scratch or fine-tune it, as ``cfg`` says; no cache (see
     :func:`get_trained_model`)."""
     dev = torch.device(device) if device is not None else default_device()
-    train = _load_split(cfg, "train", cfg.max_train, progress=progress)
+    train = _training_split(cfg, progress=progress)
     val = _load_split(cfg, "val", cfg.max_val, progress=progress)
     if list(train.classes) != list(val.classes):
         raise ValueError(f"train and val classes differ: {train.classes} vs {val.classes}")

@@ -17,7 +17,8 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 # Fields added after checkpoints were first cached, with the value every older config had:
 # a field at that value is left out of the key, so adding a field never invalidates the
 # checkpoints of configs that do not use it.
-KEY_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "momentum": 0.9, "schedule": "cosine"}
+KEY_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "momentum": 0.9, "schedule": "cosine",
+                                "exclude_train": None}
 
 # Datasets whose images may be mirrored left-right without changing the diagnosis.
 # Chest X-rays are not (cardiac laterality); breast ultrasound is left out as untested.
@@ -51,6 +52,12 @@ class TrainConfig:
         augment: random translation (and flips where allowed) during training.
         translate: largest shift as a fraction of the side (0.0625: 2 px at 32 px).
         hflip: random horizontal flips; None resolves from the task (never for chest X-rays).
+        exclude_train: ``(limit, seed)`` of another model's training subset (its ``max_train``
+            and ``seed``) that this model must never see: those training images, and every
+            image of their patients / lesions where the data has groups, are left out before
+            ``max_train`` is drawn (:func:`advmed.data.splits.disjoint_subset`). None: no
+            exclusion. A black-box attacker's surrogate trained on data disjoint from the
+            target's. The validation split (early stopping) is not affected.
     """
 
     task: str
@@ -73,6 +80,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     momentum: float = 0.9
     schedule: str = "cosine"
+    exclude_train: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -88,6 +96,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.translate < 0.5:
             raise ValueError(f"translate is a fraction of the side in [0, 0.5), got {self.translate}")
+        if self.exclude_train is not None:
+            ex = tuple(self.exclude_train)  # a JSON round trip gives a list
+            if len(ex) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in ex) or ex[0] < 1:
+                raise ValueError(f"exclude_train is (limit, seed) of the excluded model's training subset, two "
+                                 f"ints with limit >= 1, got {self.exclude_train!r}")
+            object.__setattr__(self, "exclude_train", ex)
         if self.hflip is None:  # resolve now, so that the key records what is done
             object.__setattr__(self, "hflip", _flip_safe(self.task))
 

@@ -409,11 +409,14 @@ def robust_sweep(tm: Any, images: Any, *, eps_255: Sequence[float], steps: int, 
 class RobustResults(NamedTuple):
     """The ensemble's worst case for every model: ``curves`` (rows shaped like
     :func:`whitebox_results`, ``attack = "ensemble"``, one per eps, clean included, so the
-    worst case draws beside the single attacks) and ``costs`` (per model and member: images
-    attacked and broken, queries, gradient evaluations, seconds)."""
+    worst case draws beside the single attacks), ``costs`` (per model and member: images
+    attacked and broken, queries, gradient evaluations, seconds) and ``first_eps`` (per model,
+    each test image's smallest budget that breaks it, in [0, 1] pixels: 0 misclassified clean,
+    inf never; in the order of :func:`test_images`)."""
 
     curves: pd.DataFrame
     costs: pd.DataFrame
+    first_eps: Mapping[tuple, np.ndarray] = {}
 
 
 def robust_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool = False,
@@ -423,7 +426,7 @@ def robust_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool 
     s = _ensemble_settings(profile)
     eps = [float(e) for e in profile.whitebox.eps_255]
     sets: dict[str, Any] = {}
-    curves, costs = [], []
+    curves, costs, first = [], [], {}
     for key, tm in tqdm(list(zoo.items()), desc="robust accuracy", unit="model", disable=not progress):
         if key[0] not in sets:
             sets[key[0]] = test_images(key[0], profile)
@@ -436,9 +439,10 @@ def robust_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool 
         curve = out["curve"].assign(attack=ENSEMBLE, steps=s["steps"], members=" + ".join(out["members"]))
         curves.append(curve.assign(**cols)[list(cols) + list(curve.columns)])
         costs.append(out["cost"].assign(**cols)[list(cols) + list(out["cost"].columns)])
+        first[key] = np.asarray(out["first_eps"], dtype=np.float64)
     if not curves:
         return RobustResults(pd.DataFrame(), pd.DataFrame())
-    return RobustResults(pd.concat(curves, ignore_index=True), pd.concat(costs, ignore_index=True))
+    return RobustResults(pd.concat(curves, ignore_index=True), pd.concat(costs, ignore_index=True), first)
 
 
 # --------------------------------------------------------------------------- masking diagnostics

@@ -1,0 +1,169 @@
+"""The prose of chapter 5: every sentence with a number is written here from results.
+
+Each function returns Markdown text computed from :mod:`.tables` and :mod:`.run`, so the
+chapter displays it and the words change when the numbers do.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from ...attacks import attack_label
+from .. import references
+from ..profiles import PROFILES, Profile
+from .run import QueryRun, WhiteboxCheck
+from .surrogates import SurrogateSet
+from .tables import BLACKBOX_SUCCESS, NEEDS
+
+
+def _mapping_gaps(name: str, ours: Mapping[str, int], paper: Mapping[str, int], unit: str) -> list[str]:
+    out = []
+    for task, full in paper.items():
+        mine = ours.get(task)
+        if mine is None:
+            out.append(f"{name}: not run on {task} here (paper profile: {full:,} {unit})")
+        elif mine < full:
+            out.append(f"{name} on {task}: {mine:,} {unit}, {full / mine:.0f}x below the paper profile's {full:,}")
+    return out
+
+
+def _count_gap(name: str, mine: Any, full: Any) -> list[str]:
+    if mine is None or mine == full:
+        return []
+    if full is None:
+        return [f"{name}: {mine:,} (paper profile: all)"]
+    return [f"{name}: {mine:,} (paper profile: {full:,})"] if mine < full else []
+
+
+def budget_note(profile: Profile) -> str:
+    """Which of chapter 5's requirements this profile runs smaller than the paper profile, and
+    by how much (empty for the paper profile itself)."""
+    if profile.name == "paper":
+        return ""
+    s, p = profile.blackbox, PROFILES["paper"].blackbox
+    gaps = (_mapping_gaps("query budget", s.query_budgets, p.query_budgets, "queries per image")
+            + _mapping_gaps("U-SimBA", s.usimba_iterations, p.usimba_iterations, "iterations")
+            + _count_gap("transfer images per task", s.n_images, p.n_images)
+            + _count_gap("query images per task", s.query_images, p.query_images)
+            + _count_gap("iterations on the surrogate", s.steps, p.steps))
+    if s.surrogate_train and not p.surrogate_train:
+        gaps.append("surrogates: " + ", ".join(f"{k} {v}" for k, v in s.surrogate_train.items())
+                    + " (paper profile: the target's recipe)")
+    if not gaps:
+        return ""
+    return (f"**What the `{profile.name}` profile runs smaller** (to fit its time budget; the `paper` profile "
+            "runs the full sizes):\n\n" + "\n".join(f"- {g}" for g in gaps))
+
+
+def surrogates_reading(surrogates: Mapping[str, SurrogateSet]) -> str:
+    """How many surrogates were trained, and where the disjoint one could not be."""
+    made = sum(len(s.trained()) for s in surrogates.values())
+    missing = [f"{t} ({s.disjoint.note})" for t, s in surrogates.items() if not s.disjoint.available]
+    text = f"{made} surrogates were trained for {len(surrogates)} task(s)."
+    if missing:
+        text += " No disjoint-data surrogate for " + "; ".join(missing) + "."
+    return text
+
+
+def transfer_reading(summary: pd.DataFrame) -> str:
+    """Per task and target: clean, white-box and best transfer accuracy at the budget."""
+    if summary.empty:
+        return ""
+    lines = [f"- {r['task']} / {r['target']}: accuracy {r['clean accuracy']:.3f} clean, "
+             f"{r['white-box accuracy']:.3f} in white box, {r['best transfer accuracy']:.3f} at best by transfer "
+             f"({r['from']})" for _, r in summary.iterrows()]
+    eps = float(summary["eps_255"].iloc[0])
+    return f"At eps {eps:g}/255 (accuracy on {int(summary['n'].iloc[0])} test images per task):\n\n" + "\n".join(lines)
+
+
+def disjoint_reading(rows: pd.DataFrame) -> str:
+    """Does the attacker who never saw the target's data do worse than one who trained on it?"""
+    sub = rows[rows["source_kind"].isin(["seed", "disjoint"])]
+    if sub.empty or "disjoint" not in set(sub["source_kind"]):
+        return ""
+    piv = sub.pivot_table(index=["task", "target", "attack"], columns="source_kind", values="accuracy").dropna()
+    if piv.empty:
+        return ""
+    diff = piv["disjoint"] - piv["seed"]
+    return (f"Against the same targets and attacks, the disjoint-data surrogate leaves the target's accuracy "
+            f"{diff.median():+.3f} (median over {len(diff)} cells; range {diff.min():+.3f} to {diff.max():+.3f}) "
+            "compared with the surrogate trained on the target's kind of data with another seed: positive means "
+            "the attacker who never saw the target's images transfers less.")
+
+
+def finlayson_reading(fin: pd.DataFrame) -> str:
+    """Our black-box rows against the study's finding that black-box attacks still succeed."""
+    if fin.empty:
+        return "*This profile has no binary task with a trained surrogate: no Finlayson black-box comparison.*"
+    ok = fin["to_target"] >= BLACKBOX_SUCCESS
+    return (f"Finlayson et al. report that {references.FINLAYSON_BLACKBOX_PGD['finding']}; our sources give no "
+            f"figure for it, so we read it as \"at least {BLACKBOX_SUCCESS:.0%} of the images are moved to the "
+            f"other class\". It holds in {int(ok.sum())} of {len(fin)} rows here (to the other class "
+            f"{fin['to_target'].min():.3f}-{fin['to_target'].max():.3f}; black-box accuracy "
+            f"{fin['accuracy'].min():.3f}-{fin['accuracy'].max():.3f}, against "
+            f"{fin['white_accuracy'].min():.3f}-{fin['white_accuracy'].max():.3f} in white box). Their eps is "
+            f"{fin['eps_255'].iloc[0]:.2f}/255 at 224 px; the same per-pixel budget buys less at our resolutions.")
+
+
+def query_reading(queries: Sequence[QueryRun]) -> str:
+    """Per task and attack: success at the full budget, median queries, seconds."""
+    if not queries:
+        return ""
+    lines = [f"- {q.task} / {q.attack}: {q.success_at(q.budget):.3f} of {int(q.attacked.sum())} attacked images "
+             f"fooled within {q.budget:,} queries (median {q.median_queries():,.0f} queries to success; "
+             f"{q.seconds:.0f} s for {len(q.y)} images)" for q in queries]
+    return "Success within the full budget:\n\n" + "\n".join(lines)
+
+
+def koga_reading(table: pd.DataFrame) -> str:
+    """Koga & Takemoto's logged case beside our runs with the same norm and zeta."""
+    ref = references.KOGA_USIMBA
+    ours = table[table["source"] == "ours"]
+    head = (f"Koga & Takemoto logged {ref['success_rate']:.0%} success on {ref['rate_on']} after "
+            f"{ref['iterations']:,} iterations ({ref['task']}, {ref['arch']}, {ref['resolution']} px, L2 zeta "
+            f"{ref['zeta']:.0%}) in {ref['hours']:g} h.")
+    if ours.empty:
+        return head + " This profile runs no U-SimBA at that norm and zeta."
+    lines = [f"- {r['task']} / {r['model']} at {r['size']} px: {r['rate (input images)']:.3f} on its "
+             f"{r['images']} input images, {r['rate (held out)']:.3f} on held-out images, after {r['iterations']:,} "
+             f"iterations in {r['hours'] * 3600:.0f} s" for _, r in ours.iterrows()]
+    return head + " Ours at the same bound:\n\n" + "\n".join(lines)
+
+
+def check_reading(check: WhiteboxCheck) -> str:
+    """Whether any black-box result beat chapter 2's white-box worst case."""
+    t = check.table
+    if t.empty:
+        return "*No L-inf black-box result to check against the white-box worst case.*"
+    beaten = t[t["beaten"] > 0]
+    text = (f"Of {len(t)} L-inf black-box results, {len(t) - len(beaten)} fooled no image that chapter 2's white-box "
+            "ensemble left standing at the same or a larger budget")
+    if beaten.empty:
+        return text + ": every black-box success is contained in the white-box one, as it must be for a sound evaluation."
+    names = ", ".join(sorted(set(beaten["task"] + " / " + beaten["model"])))
+    return (text + f"; {len(beaten)} did ({int(beaten['beaten'].sum())} images in all), on {names}. Those models' "
+            "masking diagnostics from chapter 2 are shown below: a black-box attack that beats the white-box "
+            "worst case means the white-box evaluation is not a worst case there.")
+
+
+def cost_reading(costs: pd.DataFrame) -> str:
+    """The cheapest and the most query-hungry attacks, from the cost table."""
+    if costs.empty:
+        return ""
+    per_image = costs[costs["needs"] == NEEDS["query"]].dropna(subset=["queries to the target per image"])
+    if per_image.empty:
+        return ""
+    hungry = per_image.loc[per_image["queries to the target per image"].idxmax()]
+    return (f"A transfer attack sends the target one image per attack; the score-based attacks need "
+            f"{per_image['queries to the target per image'].min():,.0f} to "
+            f"{hungry['queries to the target per image']:,.0f} queries per image (most: {hungry['attack']}).")
+
+
+def attack_list(profile: Profile) -> str:
+    """The transfer attacks of this profile by their display names."""
+    return ", ".join(attack_label(a) for a in profile.blackbox.attacks)
+
+
+__all__ = ["attack_list", "budget_note", "check_reading", "cost_reading", "disjoint_reading", "finlayson_reading",
+           "koga_reading", "query_reading", "surrogates_reading", "transfer_reading"]
