@@ -9,6 +9,10 @@ A single parameter, ``profile``, sizes every chapter:
   machine within its time budget.
 - ``paper``: the default with CUDA. 224 px (299 for Inception), every architecture,
   full test sets, the studies' training settings.
+- ``paper-dry``: ``paper`` with every task, architecture, initialisation, seed, attack and
+  chapter code path kept and the data shrunk (a few images per split, 32 px images, one
+  epoch, two attack iterations; Inception still runs at 299 px): proves on a CPU in minutes
+  that ``paper`` runs (:func:`dry_run`). Its numbers mean nothing.
 
 A profile is a frozen :class:`Profile` made of typed sections. Chapters read one with
 :func:`get_profile`, passing their parameters as overrides (``None`` means "the
@@ -23,7 +27,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-PROFILE_NAMES = ("smoke", "cpu", "paper")
+PROFILE_NAMES = ("smoke", "cpu", "paper", "paper-dry")
 
 
 # --------------------------------------------------------------------------- sections
@@ -67,6 +71,8 @@ class WhiteboxSettings:
         steps, restarts: iterations of the iterative attacks; PGD random restarts.
         report_eps_255: the budget of the perceptibility table and the gallery.
         gallery_images: images per gallery figure.
+        study_steps: at most this many iterations in the studies' own settings (AdversarialMed,
+            Finlayson et al.); None: the studies' own counts (a dry run caps them).
         robust_steps, robust_restarts, pgd_restarts: the robust-accuracy ensemble (APGD-CE,
             APGD-margin or APGD-T, PGD): iterations of every member, APGD's restarts, PGD's.
         diag_images: test images the gradient-masking diagnostics run on (a stratified subset).
@@ -90,6 +96,7 @@ class WhiteboxSettings:
     diag_steps: tuple[int, ...] = (10, 50, 100)
     diag_restarts: tuple[int, ...] = (1, 5)
     diag_eps_grid_255: tuple[float, ...] = (1, 2, 4, 8, 16, 32)
+    study_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +190,9 @@ class Profile:
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
         eval, whitebox, explorer, uap: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
+        net_sizes: per architecture, the side its network runs at when that is not the
+            task's: the model resizes its input inside (``TrainConfig.net_size``), so the
+            images and every perturbation keep the task's side (Inception v3: 299 px).
     """
 
     name: str
@@ -196,6 +206,7 @@ class Profile:
     uap: UAPSettings
     seeds: tuple[int, ...] = (0,)
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    net_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def seed(self) -> int:
@@ -300,8 +311,65 @@ PROFILES: dict[str, Profile] = {
         uap=UAPSettings(n_build=2000, n_eval=None, max_passes=15, zetas=(0.02, 0.04), norms=("l2", "linf"),
                         method="iterative", batch_size=32, natural_images=1000, **_UAP_NATURAL),
         seeds=(0, 1, 2),
+        # the studies ran Inception v3 at its native 299 px: the network resizes the task's
+        # 224 px images inside, so one perturbation still fits every model of a task
+        net_sizes={"inception_v3": 299},
     ),
 }
+
+
+# --------------------------------------------------------------------------- the dry run
+#: The sizes of a dry run (:func:`dry_run`), by section: a value, or a function of the
+#: source profile's section. Every section of :data:`SECTIONS` has an entry (a test checks
+#: it), so a new family's sizes cannot stay at paper scale in ``paper-dry`` by accident.
+#: Counts are the smallest that keep the code paths of the source profile: 8 test images
+#: keep every class of the 7-class task (``whitebox.n_images`` None would mean the whole test
+#: split, not the profile's test subset); one nonzero eps, two iterations, two restarts
+#: where the source has restarts; 32 px images, the smallest every architecture takes
+#: (Inception keeps its ``net_sizes`` side, 299 px in ``paper``).
+DRY_RUN: dict[str, dict[str, Any]] = {
+    "train": {"epochs": 1, "max_train": 16, "max_val": 8},
+    "eval": {"max_test": 8, "n_boot": 20},
+    "whitebox": {"n_images": 8, "eps_255": lambda s: (0, s.report_eps_255), "steps": 2,
+                 "gallery_images": 1, "robust_steps": 2, "robust_restarts": lambda s: min(s.robust_restarts, 2),
+                 "pgd_restarts": lambda s: min(s.pgd_restarts, 2), "diag_images": 4, "diag_steps": (1, 2),
+                 "diag_restarts": lambda s: tuple(sorted({1, min(max(s.diag_restarts), 2)})),
+                 "diag_eps_grid_255": lambda s: (min(s.diag_eps_grid_255), max(s.diag_eps_grid_255)),
+                 "study_steps": 2},
+    "explorer": {"n_images": 1, "eps_255": lambda s: (0, min(e for e in s.eps_255 if e > 0))},
+    "uap": {"n_build": 4, "max_passes": 2, "zetas": lambda s: (max(s.zetas),), "natural_images": 8},
+}
+#: The image side of every task in a dry run (px).
+DRY_RUN_SIZE = 32
+
+
+def _dry_section(section: Any, changes: Mapping[str, Any]) -> Any:
+    given = {k: (v(section) if callable(v) else v) for k, v in changes.items()}
+    return dataclasses.replace(section, **given)
+
+
+def dry_run(profile: Profile, *, name: str | None = None) -> Profile:
+    """``profile`` with the same tasks, models, initialisations, seeds, attacks, norms,
+    targets and methods, and the sizes of :data:`DRY_RUN`: every code path of a build of
+    ``profile`` runs, on a few images, in minutes on a CPU.
+
+    Example:
+        >>> dry = dry_run(PROFILES["paper"])
+        >>> (list(dry.tasks) == list(PROFILES["paper"].tasks), dry.models == PROFILES["paper"].models)
+        (True, True)
+    """
+    train = {**profile.train, **DRY_RUN["train"]}
+    recipes = {init: {**fields, **{k: v for k, v in DRY_RUN["train"].items() if k in fields}}
+               for init, fields in profile.recipes.items()}
+    sections = {key: _dry_section(getattr(profile, key), DRY_RUN[key]) for key in SECTIONS}
+    return dataclasses.replace(
+        profile, name=name or f"{profile.name}-dry",
+        description=f"dry run of {profile.name}: its every code path on a few {DRY_RUN_SIZE} px images "
+                    "per split, one epoch, two attack iterations (CPU, minutes; meaningless numbers)",
+        tasks={t: DRY_RUN_SIZE for t in profile.tasks}, train=train, recipes=recipes, **sections)
+
+
+PROFILES["paper-dry"] = dry_run(PROFILES["paper"])
 
 
 # --------------------------------------------------------------------------- access
@@ -420,5 +488,6 @@ def profile_table(profile: str | Profile | None = "auto"):
     return pd.DataFrame(rows)
 
 
-__all__ = ["EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "Profile", "SECTIONS",
-           "UAPSettings", "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]
+__all__ = ["DRY_RUN", "DRY_RUN_SIZE", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES",
+           "Profile", "SECTIONS", "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile", "profile_table",
+           "resolve_profile_name"]

@@ -56,7 +56,8 @@ def _build_model(cfg: TrainConfig, num_classes: int, init: str | None = None) ->
     from ..models import build_model
 
     return build_model(cfg.arch, num_classes, in_channels=cfg.channels,
-                       init=cfg.init if init is None else init, input_size=cfg.size, seed=cfg.seed)
+                       init=cfg.init if init is None else init, input_size=cfg.size, seed=cfg.seed,
+                       net_size=cfg.net_size)
 
 
 def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,

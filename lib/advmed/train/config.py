@@ -17,7 +17,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 # Fields added after checkpoints were first cached, with the value every older config had:
 # a field at that value is left out of the key, so adding a field never invalidates the
 # checkpoints of configs that do not use it.
-KEY_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "momentum": 0.9, "schedule": "cosine"}
+KEY_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "momentum": 0.9, "schedule": "cosine", "net_size": None}
 
 # Datasets whose images may be mirrored left-right without changing the diagnosis.
 # Chest X-rays are not (cardiac laterality); breast ultrasound is left out as untested.
@@ -51,6 +51,9 @@ class TrainConfig:
         augment: random translation (and flips where allowed) during training.
         translate: largest shift as a fraction of the side (0.0625: 2 px at 32 px).
         hflip: random horizontal flips; None resolves from the task (never for chest X-rays).
+        net_size: the side the network runs at, when it differs from ``size``: the model
+            resizes its input inside (``advmed.models.build_model(net_size=...)``; Inception
+            v3 at 299 px on 224 px images). None: the network runs at ``size``.
     """
 
     task: str
@@ -73,6 +76,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     momentum: float = 0.9
     schedule: str = "cosine"
+    net_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -86,6 +90,8 @@ class TrainConfig:
         for name in ("size", "epochs", "batch_size", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.net_size is not None and (int(self.net_size) != self.net_size or int(self.net_size) < 1):
+            raise ValueError(f"net_size must be a positive number of pixels or None, got {self.net_size!r}")
         if not 0 <= self.translate < 0.5:
             raise ValueError(f"translate is a fraction of the side in [0, 0.5), got {self.translate}")
         if self.hflip is None:  # resolve now, so that the key records what is done
@@ -102,7 +108,8 @@ class TrainConfig:
 
     def label(self) -> str:
         """Short human-readable name, e.g. ``pneumonia_cxr/resnet18 (scratch, 64 px)``."""
-        return f"{self.task}/{self.arch} ({self.init}, {self.size} px)"
+        net = f" -> {self.net_size} px" if self.net_size not in (None, self.size) else ""
+        return f"{self.task}/{self.arch} ({self.init}, {self.size} px{net})"
 
 
 def _flip_safe(task: str) -> bool:

@@ -276,6 +276,12 @@ def _study_budget(spec: Mapping[str, Any], eps_key: str, step_key: str, conventi
             "step": step, "steps": int(spec["steps"])}
 
 
+def study_steps(steps: int, profile: Profile) -> int:
+    """A study's iteration count, capped at ``profile.whitebox.study_steps`` (a dry run's)."""
+    cap = profile.whitebox.study_steps
+    return int(steps) if cap is None else min(int(steps), int(cap))
+
+
 def adversarialmed_eps() -> dict[str, float]:
     """Their eps and step (ImageNet-normalised units) in [0, 1] pixels (and /255), and steps."""
     return _study_budget(references.ADVERSARIALMED_ATTACKS, "eps_normalised", "step_normalised",
@@ -304,7 +310,7 @@ def adversarialmed_results(profile: Profile, zoo: Mapping[tuple, Any], *, refres
     for key, tm in tqdm(list(models.items()), desc="AdversarialMed setting", disable=not progress):
         sweep = memoised_sweep("whitebox_adversarialmed", tm, images, settings={"n_images": n},
                                refresh=refresh, attacks=list(ATTACKS), eps_255=[0.0, s["eps_255"]],
-                               steps=s["steps"], step_size=s["step"], seed=profile.seed,
+                               steps=study_steps(s["steps"], profile), step_size=s["step"], seed=profile.seed,
                                n_boot=int(profile.eval.n_boot))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
@@ -331,8 +337,8 @@ def finlayson_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bo
             continue
         sweep = memoised_sweep("whitebox_finlayson", tm, sets[task], settings={"n_images": n},
                                refresh=refresh, attacks=["pgd"], eps_255=[0.0, s["eps_255"]],
-                               steps=s["steps"], step_size=s["step"], seed=profile.seed, targeted=True,
-                               target="other", n_boot=int(profile.eval.n_boot))
+                               steps=study_steps(s["steps"], profile), step_size=s["step"], seed=profile.seed,
+                               targeted=True, target="other", n_boot=int(profile.eval.n_boot))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
