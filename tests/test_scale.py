@@ -272,3 +272,54 @@ def test_estimate_scales_with_the_work():
     paper, dry = estimate.plan(PROFILES["paper"]), estimate.plan(PROFILES["paper-dry"])
     assert dry.total_gmac < paper.total_gmac / 1000
     assert paper.seconds("cuda", workers=8) == pytest.approx(paper.seconds("cuda") / 8)
+
+
+# --------------------------------------------------------------------------- precision policy and data placement
+def test_amp_policy_reaches_attacks_called_through_the_registry(monkeypatch):
+    from advmed.attacks.registry import AttackSpec
+
+    seen = {}
+
+    def fake(model, x, y, *, eps, amp=False):
+        seen["amp"] = amp
+        return x
+
+    spec = AttackSpec("fake", "Fake", fake, step_rule="eps")
+    x = torch.rand(2, 3, 4, 4)
+    spec.call(None, x, torch.zeros(2), eps=0.01)
+    assert seen["amp"] is False
+    monkeypatch.setenv("ADVMED_AMP", "1")
+    spec.call(None, x, torch.zeros(2), eps=0.01)
+    assert seen["amp"] is True
+    spec.call(None, x, torch.zeros(2), eps=0.01, amp=False)  # an explicit choice wins
+    assert seen["amp"] is False
+
+
+def test_results_under_autocast_are_memoised_apart(tmp_cache, monkeypatch):
+    from advmed.cache import memo
+
+    assert memo("t", {"a": 1}, lambda: "fp32") == "fp32"
+    monkeypatch.setenv("ADVMED_AMP", "1")
+    assert memo("t", {"a": 1}, lambda: "amp") == "amp"
+    monkeypatch.delenv("ADVMED_AMP")
+    assert memo("t", {"a": 1}, lambda: "recomputed") == "fp32"
+
+
+def test_resident_leaves_cpu_tensors_alone():
+    from advmed.device import maybe_compile, resident
+
+    x = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    assert resident(x, "cpu") is x
+    m = torch.nn.Linear(2, 2)
+    assert maybe_compile(m, enabled=True) is m  # compile is for CUDA only
+
+
+def test_predict_proba_takes_uint8_images_as_they_are():
+    from advmed.models import predict_proba
+
+    model = build_model("small_cnn", 2, input_size=28, seed=0)
+    x8 = torch.randint(0, 256, (5, 3, 28, 28), dtype=torch.uint8)
+    p8, pf = predict_proba(model, x8), predict_proba(model, x8.float() / 255)
+    assert p8.shape == (5, 2) and (abs(p8 - pf).max() == 0)
+    with pytest.raises(TypeError, match="uint8 or float"):
+        predict_proba(model, x8.long())
