@@ -76,6 +76,7 @@ class CellOutcome(NamedTuple):
     seconds: float
     host: str
     device: str
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ def run_cell(cell: Cell, env: Mapping[str, str] | None = None) -> CellOutcome:
     try:
         t0 = time.perf_counter()
         summary = cell()
-        return CellOutcome(cell.name, summary, time.perf_counter() - t0, socket.gethostname(), device)
+        return CellOutcome(cell.name, summary, time.perf_counter() - t0, socket.gethostname(), device,
+                           os.getpid())
     finally:
         for k, v in saved.items():
             if v is None:
