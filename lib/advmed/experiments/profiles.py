@@ -73,6 +73,8 @@ class WhiteboxSettings:
         gallery_images: images per gallery figure.
         study_steps: at most this many iterations in the studies' own settings (AdversarialMed,
             Finlayson et al.); None: the studies' own counts (a dry run caps them).
+        batch_size: attack (and evaluate) this many images at a time; None: all at once (a
+            whole test set at 224 px through a backward pass does not fit a GPU).
         robust_steps, robust_restarts, pgd_restarts: the robust-accuracy ensemble (APGD-CE,
             APGD-margin or APGD-T, PGD): iterations of every member, APGD's restarts, PGD's.
         diag_images: test images the gradient-masking diagnostics run on (a stratified subset).
@@ -97,6 +99,7 @@ class WhiteboxSettings:
     diag_restarts: tuple[int, ...] = (1, 5)
     diag_eps_grid_255: tuple[float, ...] = (1, 2, 4, 8, 16, 32)
     study_steps: int | None = None
+    batch_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,7 @@ PROFILES: dict[str, Profile] = {
                "max_val": None, "patience": 5},
         eval=EvalSettings(max_test=None, n_boot=2000),
         whitebox=WhiteboxSettings(n_images=None, eps_255=(0, 0.5, 1, 2, 4, 8), steps=20, restarts=1,
-                                  report_eps_255=2, gallery_images=4),
+                                  report_eps_255=2, gallery_images=4, batch_size=128),
         explorer=ExplorerSettings(pairs=2, n_images=3, attacks=("fgsm", "ifgsm", "pgd", "mifgsm"),
                                   eps_255=(0, 1, 2, 4, 8)),
         uap=UAPSettings(n_build=2000, n_eval=None, max_passes=15, zetas=(0.02, 0.04), norms=("l2", "linf"),
@@ -335,7 +338,7 @@ DRY_RUN: dict[str, dict[str, Any]] = {
                  "pgd_restarts": lambda s: min(s.pgd_restarts, 2), "diag_images": 4, "diag_steps": (1, 2),
                  "diag_restarts": lambda s: tuple(sorted({1, min(max(s.diag_restarts), 2)})),
                  "diag_eps_grid_255": lambda s: (min(s.diag_eps_grid_255), max(s.diag_eps_grid_255)),
-                 "study_steps": 2},
+                 "study_steps": 2, "batch_size": lambda s: None if s.batch_size is None else 4},
     "explorer": {"n_images": 1, "eps_255": lambda s: (0, min(e for e in s.eps_255 if e > 0))},
     "uap": {"n_build": 4, "max_passes": 2, "zetas": lambda s: (max(s.zetas),), "natural_images": 8},
 }
