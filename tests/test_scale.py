@@ -27,7 +27,10 @@ from advmed.train import TrainConfig
 def test_paper_dry_keeps_every_task_model_init_seed_and_attack_of_paper():
     paper, dry = PROFILES["paper"], PROFILES["paper-dry"]
     assert list(dry.tasks) == list(paper.tasks) and {"skin7_derm", "retina5"} <= set(dry.tasks)
-    assert dry.models == paper.models and dry.seeds == paper.seeds and dry.net_sizes == paper.net_sizes
+    assert dry.models == paper.models and dry.seeds == paper.seeds
+    # the network-at-its-own-side path is kept (at the architecture's smallest side)
+    assert dry.net_sizes.keys() == paper.net_sizes.keys() == {"inception_v3"}
+    assert all(side != dry.tasks[t] for side in dry.net_sizes.values() for t in dry.tasks)
     assert dry.explorer.attacks == paper.explorer.attacks and dry.explorer.pairs == paper.explorer.pairs
     for f in ("norms", "method", "targeted", "targeted_zetas", "natural_models", "natural_split", "random_kind",
               "min_gain", "step_fraction", "n_eval"):
@@ -102,7 +105,9 @@ def test_net_size_changes_the_checkpoint_key_only_when_set():
 def test_profile_net_sizes_reach_the_configs():
     cfgs = configs_for_profile(PROFILES["paper-dry"])
     inc = [c for c in cfgs if c.arch == "inception_v3"]
-    assert len(inc) == 6 and all(c.net_size == 299 and c.size == 32 for c in inc)
+    assert len(inc) == 6 and all(c.net_size == 75 and c.size == 32 for c in inc)
+    paper = [c for c in configs_for_profile(PROFILES["paper"]) if c.arch == "inception_v3"]
+    assert all(c.net_size == 299 and c.size == 224 for c in paper)
     assert all(c.net_size is None for c in cfgs if c.arch != "inception_v3")
 
 
@@ -323,3 +328,26 @@ def test_predict_proba_takes_uint8_images_as_they_are():
     assert p8.shape == (5, 2) and (abs(p8 - pf).max() == 0)
     with pytest.raises(TypeError, match="uint8 or float"):
         predict_proba(model, x8.long())
+
+
+@pytest.mark.parametrize("arch, size, net_size", [("small_cnn", 28, None), ("mobilenet_v1_075", 32, None),
+                                                  ("densenet121", 32, None), ("inception_v3", 32, 75)])
+def test_checkpoints_restore_exactly_without_drawing_weights(tmp_cache, arch, size, net_size):
+    import pandas as pd
+
+    from advmed.train import TrainedModel, load_checkpoint
+    from advmed.train.checkpoints import save_checkpoint
+
+    cfg = TrainConfig(task="skin7_derm", arch=arch, size=size, net_size=net_size)
+    model = build_model(arch, 7, input_size=size, net_size=net_size, seed=3).eval()
+    with torch.no_grad():  # non-default buffers, so that a restore from defaults would show
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+    save_checkpoint(TrainedModel(model, cfg, pd.DataFrame([{"epoch": 1}]), "scratch", 0.5, 1.0, tuple("abcdefg")))
+    back = load_checkpoint(cfg, device="cpu").model
+    assert not any(t.is_meta for t in list(back.parameters()) + list(back.buffers()))
+    assert all(p.requires_grad for p in back.parameters())
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        assert torch.equal(model(x), back(x))

@@ -3,9 +3,11 @@
 ``paper-dry`` keeps every task of ``paper`` (the 7-class skin and 5-class retina tasks
 included), its seven architectures and their initialisations (torchvision ImageNet weights
 cannot be had offline, so those models fall back to random initialisation with a warning,
-as a reader without internet would get), Inception's network at 299 px, the gray tasks'
-one-channel attacks, every attack, norm, target and chapter; it shrinks the data (a few
-32 px images per split, one epoch, two attack iterations). The build runs cold, in a
+as a reader without internet would get), Inception's network at its own side, the gray
+tasks' one-channel attacks, every attack, norm, target and chapter; it shrinks the data (a few
+32 px images per split, one epoch, two attack iterations; Inception's network resizes them
+to 75 px, its smallest side, where ``paper`` resizes 224 px images to 299: the same path,
+which ``test_scale.py`` also runs at 299). The build runs cold, in a
 private cache (a warm cache would skip the code paths), with the decoded images of the
 shared test cache (decoding is tested elsewhere); the cache is deleted afterwards (its
 checkpoints take about 4.6 GB: VGG-16 alone is 0.5 GB a task).
@@ -80,7 +82,8 @@ def test_every_model_of_paper_was_trained_with_its_classes_and_side(dry_book):
     classes = {r["config"]["task"]: len(r["classes"]) for r in records}
     assert classes["skin7_derm"] == 7 and classes["retina5"] == 5 and classes["pneumonia_cxr"] == 2
     inception = [r for r in records if r["config"]["arch"] == "inception_v3"]
-    assert len(inception) == 6 and all(r["config"]["net_size"] == 299 for r in inception)
+    assert len(inception) == 6 and all(r["config"]["net_size"] == PROFILES["paper-dry"].net_sizes["inception_v3"]
+                                       != r["config"]["size"] for r in inception)
     used = {(r["config"]["arch"], r["init_used"]) for r in records if r["config"]["init"] == "imagenet"}
     assert ("mobilenet_v1_075", "imagenet") in used  # the TF.js weights of the data mirror
     assert ("resnet50", "scratch") in used  # torchvision weights: offline fallback

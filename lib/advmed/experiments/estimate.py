@@ -158,7 +158,7 @@ def describe(p: Plan, device: str, workers: int = 1) -> str:
             f"work: {p.total_gmac / 1e3:,.0f} TMAC ({work}); throughput {throughput(device):,.0f} GMAC/s "
             f"per device, {kind}\n"
             f"estimated time on {where}: about {fmt_seconds(p.seconds(device, workers))} "
-            "(training counted to its last epoch; an upper bound there)")
+            "(an upper bound: every epoch and every attack iteration counted, no early stopping)")
 
 
 __all__ = ["CONFIRM_ABOVE_S", "CPU_GMACS", "CUDA_GMACS_ASSUMED", "FORWARD_GMAC", "NOMINAL_SPLIT", "Plan",
