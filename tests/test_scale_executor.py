@@ -135,7 +135,7 @@ def test_a_cell_computed_by_two_workers_gives_the_same_files(cluster, tmp_path, 
     for k, w in enumerate(workers):
         root = tmp_path / f"worker{k}"
         env = {**cells_mod.worker_env(), "ADVMED_CACHE": str(root)}
-        pool = default_client().get_executor(workers=[w], allow_other_workers=False)
+        pool = default_client().get_executor(workers=[w], allow_other_workers=False, pure=False)
         for cell in (train, uap):
             outcome = pool.submit(cells_mod.run_cell, cell, env).result()
             assert outcome.name == cell.name

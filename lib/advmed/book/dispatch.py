@@ -196,7 +196,9 @@ def open_executor(spec: ExecutorSpec, *, log: Callable[[str], None] = print) -> 
         yield SerialExecutor()
     elif spec.kind == "dask":
         with _dask_client(spec, log) as client:
-            yield client.get_executor()
+            # pure=False: a cell is run for its side effect (the cache), never deduplicated
+            # or served from dask's memory by a hash of its arguments
+            yield client.get_executor(pure=False)
     else:
         from ..cache import cache_root
 
