@@ -33,7 +33,7 @@ def test_paper_dry_keeps_every_task_model_init_seed_and_attack_of_paper():
     assert all(side != dry.tasks[t] for side in dry.net_sizes.values() for t in dry.tasks)
     assert dry.explorer.attacks == paper.explorer.attacks and dry.explorer.pairs == paper.explorer.pairs
     for f in ("norms", "method", "targeted", "targeted_zetas", "natural_models", "natural_split", "random_kind",
-              "min_gain", "step_fraction", "n_eval"):
+              "min_gain", "step_fraction", "n_eval"):  # max_targets: 2 (the first and last class)
         assert getattr(dry.uap, f) == getattr(paper.uap, f), f
     assert dry.whitebox.report_eps_255 in dry.whitebox.eps_255
     assert dry.train["epochs"] == 1 and dry.whitebox.steps == 2 and dry.whitebox.study_steps == 2
@@ -54,6 +54,14 @@ def test_paper_dry_sizes_are_at_most_papers():
 def test_every_profile_section_has_dry_run_sizes():
     # a new family's section must say how small its dry run is, or paper-dry stays at paper scale
     assert set(SECTIONS) | {"train"} <= set(DRY_RUN)
+
+
+@pytest.mark.parametrize("m, k, expected", [(None, 7, list(range(7))), (2, 7, [0, 6]), (3, 7, [0, 3, 6]),
+                                            (2, 2, [0, 1]), (5, 2, [0, 1]), (1, 7, [0])])
+def test_target_classes_spread_over_the_classes(m, k, expected):
+    s = dataclasses.replace(PROFILES["paper"].uap, max_targets=m)
+    assert s.target_classes(k, 0.04) == expected
+    assert dataclasses.replace(s, targeted=False).target_classes(k, 0.04) == []
 
 
 def test_dry_run_shortens_recipes_too():
@@ -149,7 +157,11 @@ def test_paper_grid_has_a_cell_per_model_and_per_uap():
     cs = cells.book_cells(prof)
     assert sum(c.family == "zoo" for c in cs) == 42
     uaps = [c for c in cs if c.name.startswith("universal/uap/skin7_derm/resnet50:imagenet/")]
-    assert len(uaps) == len(prof.uap.norms) * (1 + 7)  # non-targeted + one per class, one zeta
+    assert len(uaps) == len(prof.uap.norms) * (1 + 2)  # non-targeted + the first and last class
+    assert {c.kwargs["target"] for c in uaps} == {None, 0, 6}
+    paper = [c for c in cells.book_cells(PROFILES["paper"], ["03_uap"])
+             if c.name.startswith("universal/uap/skin7_derm/resnet50:imagenet/")]
+    assert len(paper) == 2 * 2 * (1 + 7)  # two norms, two zetas, non-targeted + every class
     every_seed = [c for s in prof.seeds for c in cells.book_cells(dataclasses.replace(prof, seeds=(s,)), ["01"])]
     assert len({c.kwargs["config"].key() for c in every_seed}) == 126  # the whole grid: 6 x 7 x 3
 

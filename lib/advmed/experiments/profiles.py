@@ -137,6 +137,9 @@ class UAPSettings:
         natural_models: the profile models chapter 4 attacks (``"arch:init"``).
         random_kind: L-inf random control, ``"sign"`` (+-eps per pixel: the largest L2 norm in
             the ball, a strong control) or ``"uniform"`` (the study's ART ``random_sphere``).
+        max_targets: targeted UAPs towards at most this many classes, spread evenly over the
+            class list, first and last included (None: every class; a dry run's 2 keeps the
+            7-class task's last class).
     """
 
     n_build: int
@@ -154,6 +157,7 @@ class UAPSettings:
     natural_split: str | tuple[str, ...] = "one_per_class_1000"
     natural_models: tuple[str, ...] = ("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")
     random_kind: str = "sign"
+    max_targets: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ("iterative", "batched"):
@@ -174,6 +178,17 @@ class UAPSettings:
         """Whether targeted UAPs are built at this zeta."""
         tz = self.targeted_zetas
         return self.targeted and (tz is None or any(abs(float(zeta) - float(z)) < 1e-12 for z in tz))
+
+    def target_classes(self, n_classes: int, zeta: float) -> list[int]:
+        """The classes targeted UAPs are built towards at this zeta (none where not targeted)."""
+        if not self.targets_at(zeta):
+            return []
+        m = self.max_targets
+        if m is None or m >= n_classes:
+            return list(range(n_classes))
+        if m <= 1:
+            return [0][:max(0, m)]
+        return sorted({round(i * (n_classes - 1) / (m - 1)) for i in range(m)})
 
 
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
@@ -344,7 +359,8 @@ DRY_RUN: dict[str, dict[str, Any]] = {
                  "diag_eps_grid_255": lambda s: (min(s.diag_eps_grid_255), max(s.diag_eps_grid_255)),
                  "study_steps": 2, "batch_size": lambda s: None if s.batch_size is None else 4},
     "explorer": {"n_images": 1, "eps_255": lambda s: (0, min(e for e in s.eps_255 if e > 0))},
-    "uap": {"n_build": 4, "max_passes": 2, "zetas": lambda s: (max(s.zetas),), "natural_images": 8},
+    "uap": {"n_build": 4, "max_passes": 2, "zetas": lambda s: (max(s.zetas),), "natural_images": 8,
+            "max_targets": lambda s: s.max_targets if s.max_targets is not None and s.max_targets < 2 else 2},
     "net_sizes": lambda sizes: {arch: _min_side(arch) for arch in sizes},
 }
 #: The image side of every task in a dry run (px).

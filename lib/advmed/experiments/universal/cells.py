@@ -66,7 +66,7 @@ def _uap_cells(profile: Profile, targeted: bool, models: list[str] | None = None
         gmac = forward_gmac(c.arch, c.net_size or c.size) * _uap_forwards(profile, c.task, s.n_build)
         for norm in s.norms:
             for zeta in s.zetas:
-                targets = [None] + (list(range(k)) if targeted and s.targets_at(float(zeta)) else [])
+                targets = [None] + (s.target_classes(k, float(zeta)) if targeted else [])
                 for t in targets:
                     name = f"universal/uap/{c.task}/{label}/{norm}/zeta{float(zeta):g}/{'nt' if t is None else f't{t}'}"
                     out.append(Cell("universal", name, uap_cell, {"profile": profile, "task": c.task, "model": label,
