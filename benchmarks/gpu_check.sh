@@ -19,6 +19,9 @@
 # DATA_ROOT (default $ADVMED_DATA_ROOT, else .gpu-bundle/data) needs chest_xray_kermany_224/
 # and weights/mobilenet_v1_0.75_224_tfjs/. Python packages the machine lacks (kornia, pooch,
 # torchattacks, ...) are installed from .gpu-bundle/wheels when that folder exists.
+#
+# The plumbing can be tried on a CPU with small sizes (the autocast and compile steps are then
+# skipped): DEVICE=cpu PROFILE=paper-dry SIZE=32 BATCH=16 IMAGES=32 benchmarks/gpu_check.sh /tmp/out
 set -uo pipefail
 OUT=${1:?usage: benchmarks/gpu_check.sh OUT_DIR [DATA_ROOT]}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +29,11 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 BUDGET_S=${BUDGET_S:-840}
 PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+PROFILE=${PROFILE:-paper}
+SIZE=${SIZE:-224}
+BATCH=${BATCH:-256}
+IMAGES=${IMAGES:-300}
 T0=$(date +%s)
 export PYTHONUNBUFFERED=1 ADVMED_OFFLINE=1
 export ADVMED_DATA_ROOT=${2:-${ADVMED_DATA_ROOT:-$REPO/.gpu-bundle/data}}
@@ -58,18 +66,21 @@ step() {
 { nvidia-smi; $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
   torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'NO CUDA')"; } > "$OUT/env.txt" 2>&1
 
-step pgd 60 $PY benchmarks/bench_pgd.py --device cuda --batch 256 --size 224 --steps 10 --repeats 5 --compile
-step pgd_amp 60 $PY benchmarks/bench_pgd.py --device cuda --batch 256 --size 224 --steps 10 --repeats 5 --amp
-step uap 75 $PY benchmarks/bench_uap.py --device cuda --data kermany --arch resnet18 --size 224 --n 512 \
-  --train-steps 200 --target-rate 0.6 --skip-art
-step uap_amp 60 $PY benchmarks/bench_uap.py --device cuda --data kermany --arch resnet18 --size 224 --n 512 \
-  --train-steps 200 --target-rate 0.6 --skip-art --amp
-step chapters_1_3 420 $PY benchmarks/paper_cells.py --profile paper --tasks pneumonia_cxr \
-  --models mobilenet_v1_075:imagenet resnet18:scratch --chapters 01_models 02_whitebox 03_uap \
-  --skip whitebox/robust whitebox/diagnostics --budget-s 330 --out "$OUT"
-step robust 90 $PY benchmarks/bench_robust.py --device cuda --checkpoint-dir "$ADVMED_CACHE/checkpoints" \
-  --size 224 --images 300 --steps 20 --pgd-restarts 3 --threads 8 --skip-part2
-step cuda_tests 90 $PY -m pytest -q -p no:cacheprovider tests/test_scale_cuda.py
-grep -A40 "test session starts\|passed\|failed\|skipped" "$OUT/log.txt" | tail -20 > "$OUT/pytest_cuda.txt" || true
+GPU_ONLY=(); [ "$DEVICE" = cpu ] || GPU_ONLY=(--compile)
+step pgd 60 $PY benchmarks/bench_pgd.py --device "$DEVICE" --batch "$BATCH" --size "$SIZE" --steps 10 --repeats 5 \
+  "${GPU_ONLY[@]}"
+[ "$DEVICE" = cpu ] || step pgd_amp 60 $PY benchmarks/bench_pgd.py --device "$DEVICE" --batch "$BATCH" --size "$SIZE" \
+  --steps 10 --repeats 5 --amp
+UAP_ARGS=(--device "$DEVICE" --data kermany --arch resnet18 --size "$SIZE" --n $((2 * BATCH)) --train-steps 200
+          --target-rate 0.6 --skip-art)
+step uap 75 $PY benchmarks/bench_uap.py "${UAP_ARGS[@]}"
+[ "$DEVICE" = cpu ] || step uap_amp 60 $PY benchmarks/bench_uap.py "${UAP_ARGS[@]}" --amp
+step chapters_1_3 420 env ADVMED_DEVICE="$DEVICE" $PY benchmarks/paper_cells.py --profile "$PROFILE" \
+  --tasks pneumonia_cxr --models mobilenet_v1_075:imagenet resnet18:scratch \
+  --chapters 01_models 02_whitebox 03_uap --skip whitebox/robust whitebox/diagnostics --budget-s 330 --out "$OUT"
+CKPT_SIZE=$($PY -c "from advmed.experiments.profiles import get_profile; print(get_profile('$PROFILE').task_size('pneumonia_cxr'))")
+step robust 90 $PY benchmarks/bench_robust.py --device "$DEVICE" --checkpoint-dir "$ADVMED_CACHE/checkpoints" \
+  --size "$CKPT_SIZE" --images "$IMAGES" --steps 20 --pgd-restarts 3 --threads 8 --skip-part2
+step cuda_tests 90 bash -c "$PY -m pytest -q -rs -p no:cacheprovider tests/test_scale_cuda.py 2>&1 | tee '$OUT/pytest_cuda.txt'"
 echo "gpu_check: $(( $(date +%s) - T0 )) s; outputs in $OUT"
 cat "$OUT/steps.tsv"
