@@ -120,3 +120,20 @@ def test_summed_first_conv_equals_rgb_conv_on_replicated_grey(make, size):
     # Equal RGB statistics (MobileNet, Inception) need no offset: a plain summed conv.
     plain = grey_first_conv(conv, pretrained=True, mean3=(0.5,) * 3, std3=(0.5,) * 3, mean1=0.5, std1=0.5)
     assert type(plain) is type(conv)
+
+
+def test_channels_last_gives_the_same_logits_and_input_gradients():
+    from advmed.models import build_model
+
+    model = build_model("mobilenet_v1_075", 2, input_size=64, seed=0).eval()
+    assert model.channels_last  # where measured faster (advmed.models.build.prefers_channels_last)
+    x = torch.rand(3, 3, 64, 64, requires_grad=True)
+    out = model(x)
+    (g,) = torch.autograd.grad(out.sum(), x)
+    model.use_channels_last(False)
+    x2 = x.detach().clone().requires_grad_(True)
+    out2 = model(x2)
+    (g2,) = torch.autograd.grad(out2.sum(), x2)
+    assert torch.allclose(out, out2, atol=1e-5) and torch.allclose(g, g2, atol=1e-5)
+    assert g.is_contiguous()  # the caller's layout comes back
+    assert not build_model("small_cnn", 2, input_size=32).channels_last

@@ -363,3 +363,19 @@ def test_checkpoints_restore_exactly_without_drawing_weights(tmp_cache, arch, si
     x = torch.rand(2, 3, size, size)
     with torch.no_grad():
         assert torch.equal(model(x), back(x))
+
+
+def test_restored_checkpoints_keep_the_channels_last_layout(tmp_cache):
+    import pandas as pd
+
+    from advmed.train import TrainedModel, load_checkpoint
+    from advmed.train.checkpoints import save_checkpoint
+
+    cfg = TrainConfig(task="pneumoniamnist", arch="mobilenet_v1_075", size=32)
+    model = build_model("mobilenet_v1_075", 2, input_size=32, seed=1).eval()
+    model.use_channels_last(False)  # saved in the plain layout, as older checkpoints were
+    save_checkpoint(TrainedModel(model, cfg, pd.DataFrame([{"epoch": 1}]), "scratch", 0.5, 1.0, ("a", "b")))
+    back = load_checkpoint(cfg, device="cpu").model
+    assert back.channels_last
+    conv = next(m for m in back.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.dim() == 4)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)

@@ -255,6 +255,10 @@ def test_robust_results_monotone_and_never_above_a_single_attack(trained, tmp_ca
         assert curve.loc[curve["eps_255"] == e, "accuracy"].item() <= best_single + 1e-12
     assert {"member", "attacked", "broken", "gradients"} <= set(robust.costs.columns)
     assert (robust.costs.groupby("member")["broken"].sum() >= 0).all()
+    table = T.robust_table(robust.curves)
+    assert list(table.columns) == ["model", "clean", "2/255", "4/255", "8/255"] and len(table) == 1
+    assert len(T.robust_cost_table(robust.costs)) == len(robust.costs)
+    assert "Worst case over the ensemble" in report.robust_reading(robust.curves, single, pd.DataFrame())
 
 
 def test_diagnostics_results_one_row_per_check(trained, tmp_cache, monkeypatch):
@@ -268,3 +272,19 @@ def test_diagnostics_results_one_row_per_check(trained, tmp_cache, monkeypatch):
                                   "single_step", "monotone_eps"}
     assert set(diag["surrogate"]) == {"other (scratch)", "tiny (scratch)"}
     assert diag["passed"].dtype == bool and (diag["n"] == prof.whitebox.diag_images).all()
+    table = T.diagnostics_table(diag)
+    assert len(table) == 2 and set(table["evaluation believed"]) <= {"yes", "no: flagged"}
+    assert set(table.drop(columns=["model", "evaluation believed"]).stack()) <= {"pass", "FLAG"}
+    assert report.diagnostics_reading(diag).startswith(f"{int(diag.groupby('arch')['passed'].all().sum())} of 2")
+
+
+def test_early_stopped_sweeps_are_nested_so_each_attack_is_monotone_in_eps(trained):
+    model, x, y = trained
+    df = R.attack_sweep(model, x, y, attacks=["pgd", "fgsm"], eps_255=[0, 1, 2, 4, 8], steps=3, n_boot=0,
+                        early_stop=True, progress=False)
+    for attack, g in df[df["attack"] != "clean"].groupby("attack"):
+        acc = g.sort_values("eps_255")["accuracy"].to_numpy()
+        assert (np.diff(acc) <= 1e-12).all(), (attack, acc)
+    fresh = R.attack_sweep(model, x, y, attacks=["fgsm"], eps_255=[0, 1, 2, 4, 8], n_boot=0, progress=False)
+    nested = df[df["attack"] == "fgsm"].set_index("eps_255")["accuracy"]
+    assert (nested <= fresh[fresh["attack"] == "fgsm"].set_index("eps_255")["accuracy"] + 1e-12).all()

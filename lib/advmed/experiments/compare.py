@@ -10,7 +10,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from .references import STUDIES
+from .profiles import Profile
+from .references import STUDIES, STUDY_SETTINGS
 
 
 def compare_clean(ours: pd.DataFrame, references: Iterable[Mapping[str, Any]],
@@ -50,3 +51,45 @@ def compare_clean(ours: pd.DataFrame, references: Iterable[Mapping[str, Any]],
 def study_citations(keys: Iterable[str]) -> pd.DataFrame:
     """The studies' full citations and settings for a table footnote."""
     return pd.DataFrame([{"study": k, **STUDIES[k]} for k in keys]).set_index("study")
+
+
+def _recipes(profile: Profile) -> str:
+    parts = []
+    for init in dict.fromkeys(m.init for m in profile.models):
+        f = profile.train_fields(init)
+        parts.append(f"{init}: {f.get('optimizer', 'adamw')} lr {f.get('lr'):g} ({f.get('schedule', 'cosine')}), "
+                     f"<= {f.get('epochs')} epochs, early stop (patience {f.get('patience')})")
+    return "; ".join(parts)
+
+
+def _our_attacks(profile: Profile, chapter: str) -> tuple[str, str]:
+    w, u = profile.whitebox, profile.uap
+    if chapter == "whitebox":
+        return (f"single attacks {w.steps} (FGSM 1); ensemble APGD-CE, APGD-margin/T, PGD x{w.pgd_restarts}, "
+                f"{w.robust_steps} each", f"{w.n_images or 'all'} test images per task")
+    if chapter in ("universal", "natural"):
+        passes = f"<= {u.max_passes} passes ({u.method})" + (f", until a pass gains < {u.min_gain:g}"
+                                                             if u.min_gain is not None else "")
+        source = (f"{u.natural_images} photos to build" if chapter == "natural" else f"{u.n_build} training images to build")
+        return passes, f"{source}, {u.n_eval or 'all'} test images to evaluate"
+    return "no attack", f"{'all' if profile.eval.max_test is None else profile.eval.max_test} test images per task"
+
+
+def settings_beside(profile: Profile, studies: Iterable[str], *, chapter: str = "models") -> pd.DataFrame:
+    """Each study's setting and ours, one row each: data, resolution, architecture,
+    initialisation, optimiser and epochs, attack iterations, images. ``chapter`` (models,
+    whitebox, universal, natural) says which of our attack settings the row shows."""
+    from ..data import get_task
+
+    rows = [{"who": STUDIES[k]["cite"].split(",")[0], **STUDY_SETTINGS[k]} for k in studies]
+    attacks, images = _our_attacks(profile, chapter)
+    archs = dict.fromkeys(m.arch for m in profile.models)
+    inits = dict.fromkeys(m.init for m in profile.models)
+    rows.append({
+        "who": f"ours ({profile.name} profile)",
+        "data": "; ".join(get_task(t).title.split(", ")[-1] for t in profile.tasks),
+        "resolution": ", ".join(f"{t} {s} px" for t, s in profile.tasks.items()),
+        "architecture": ", ".join(archs), "initialisation": ", ".join(inits),
+        "optimiser and epochs": _recipes(profile), "attack iterations": attacks, "images": images,
+    })
+    return pd.DataFrame(rows)

@@ -191,8 +191,32 @@ class UAPSettings:
         return sorted({round(i * (n_classes - 1) / (m - 1)) for i in range(m)})
 
 
+@dataclass(frozen=True)
+class AblationSettings:
+    """The resolution ablation (chapter 4): one task and model trained at several sizes.
+
+    Attributes:
+        task, model: what is retrained at each size (``"arch:init"``; the fine-tuned MobileNet).
+        sizes: image sides in px (the study worked at 224 px; the cpu profile at 128).
+        max_train: training images at every size (the same, so only the resolution changes).
+        n_images: test images for clean AUC and robust accuracy.
+        eps_255: the robust-accuracy budget (L-inf, /255).
+        natural_images: photos the photo-built UAP (L-inf, ``zeta``) is made of.
+        zeta: its bound, a fraction of the mean medical image norm.
+    """
+
+    task: str
+    model: str
+    sizes: tuple[int, ...]
+    max_train: int | None
+    n_images: int | None
+    eps_255: float
+    natural_images: int
+    zeta: float
+
+
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
-                             "uap": UAPSettings}
+                             "uap": UAPSettings, "ablation": AblationSettings}
 
 
 @dataclass(frozen=True)
@@ -204,10 +228,12 @@ class Profile:
         tasks: task name -> image side in pixels (the order is the book's order).
         models: the architectures and initialisations trained for every task.
         train: :class:`advmed.train.TrainConfig` fields shared by every model.
+        skip: task -> model labels (``"arch:init"``) not trained for that task (a model too
+            costly at the task's resolution on this profile's machine).
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap: the chapters' settings.
+        eval, whitebox, explorer, uap, ablation: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
         net_sizes: per architecture, the side its network runs at when that is not the
             task's: the model resizes its input inside (``TrainConfig.net_size``), so the
@@ -223,9 +249,16 @@ class Profile:
     whitebox: WhiteboxSettings
     explorer: ExplorerSettings
     uap: UAPSettings
+    ablation: AblationSettings
     seeds: tuple[int, ...] = (0,)
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     net_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+    def models_for(self, task: str) -> tuple[ModelSpec, ...]:
+        """The models trained for ``task``: every model but those ``skip`` lists for it."""
+        skipped = set(self.skip.get(task, ()))
+        return tuple(m for m in self.models if m.label not in skipped)
 
     @property
     def seed(self) -> int:
@@ -293,23 +326,38 @@ PROFILES: dict[str, Profile] = {
         explorer=ExplorerSettings(pairs=1, n_images=2, attacks=("fgsm", "pgd"), eps_255=(0, 4)),
         uap=UAPSettings(n_build=64, n_eval=64, max_passes=2, zetas=(0.04,), norms=("linf",), method="batched",
                         batch_size=16, step_fraction=0.25, natural_images=64, **_UAP_NATURAL),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(32, 48),
+                                  max_train=256, n_images=32, eps_255=1, natural_images=32, zeta=0.04),
     ),
     "cpu": Profile(
         name="cpu",
-        description="2-core CPU: reduced resolution, test subsets, small/mobile networks",
-        tasks={"pneumonia_cxr": 64, "melanoma_derm": 64, "referable_dr": 28, "pneumoniamnist": 28},
+        description=("2-core CPU: the chest X-ray and dermoscopy tasks at 128 px (the mobile networks), the "
+                     "MedMNIST tasks at 28 px, the studies' recipes, 300 attacked images per task"),
+        tasks={"pneumonia_cxr": 128, "melanoma_derm": 128, "referable_dr": 28, "pneumoniamnist": 28},
         models=(ModelSpec("resnet18", "scratch"), ModelSpec("mobilenet_v1_075", "imagenet"),
                 ModelSpec("mobilenet_v1_075", "scratch")),
-        train={"epochs": 4, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "max_train": 1500,
+        # ResNet-18 at 128 px costs about twice a MobileNet (training 70 vs 116 images/s on 2
+        # cores): it is trained on the 28 px tasks only, where the architecture comparison runs
+        skip={"pneumonia_cxr": ("resnet18:scratch",), "melanoma_derm": ("resnet18:scratch",)},
+        # 1,200 training images and a patience of 2 epochs: what the 2-core budget affords at 128 px
+        train={"epochs": 12, "batch_size": 64, "lr": 1e-3, "weight_decay": 1e-4, "max_train": 1200,
                "max_val": 400, "patience": 2},
+        # fine-tuning as AdversarialMed (Adam, lr 1e-4, constant); from scratch: AdamW, cosine
+        recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"}},
         eval=EvalSettings(max_test=None, n_boot=1000),
-        whitebox=WhiteboxSettings(n_images=32, eps_255=(0, 1, 2, 4), steps=5, restarts=1, report_eps_255=2,
-                                  gallery_images=3),
-        explorer=ExplorerSettings(pairs=1, n_images=3, attacks=("fgsm", "pgd"), eps_255=(0, 1, 2, 4)),
-        # batched UAPs, targeted ones at the largest zeta only: sized for ~6 min on 2 cores
-        uap=UAPSettings(n_build=192, n_eval=300, max_passes=2, zetas=(0.02, 0.04), norms=("l2", "linf"),
-                        method="batched", batch_size=32, step_fraction=0.25, targeted_zetas=(0.04,),
-                        natural_images=192, **_UAP_NATURAL),
+        whitebox=WhiteboxSettings(n_images=300, eps_255=(0, 0.25, 0.5, 1, 2), steps=10, restarts=1,
+                                  report_eps_255=1, gallery_images=3, robust_steps=20, robust_restarts=1,
+                                  pgd_restarts=1, diag_images=64, diag_eps_255=0.5, diag_steps=(10, 20, 50),
+                                  diag_restarts=(1, 2), diag_eps_grid_255=(0.5, 2, 8, 32)),
+        explorer=ExplorerSettings(pairs=1, n_images=3, attacks=("fgsm", "pgd"), eps_255=(0, 0.5, 1, 2)),
+        # batched UAPs run to convergence (a pass gaining < 0.01), targeted ones at the largest zeta
+        uap=UAPSettings(n_build=500, n_eval=300, max_passes=15, min_gain=0.01, zetas=(0.02, 0.04),
+                        norms=("l2", "linf"), method="batched", batch_size=32, step_fraction=0.25,
+                        targeted_zetas=(0.04,), natural_images=2000,
+                        natural_split=("one_per_class_1000", "det200_five_per_class_1000"),
+                        natural_models=("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224),
+                                  max_train=600, n_images=200, eps_255=0.5, natural_images=300, zeta=0.04),
     ),
     "paper": Profile(
         name="paper",
@@ -324,12 +372,22 @@ PROFILES: dict[str, Profile] = {
                "max_val": None, "patience": 5},
         eval=EvalSettings(max_test=None, n_boot=2000),
         whitebox=WhiteboxSettings(n_images=None, eps_255=(0, 0.5, 1, 2, 4, 8), steps=20, restarts=1,
-                                  report_eps_255=2, gallery_images=4, batch_size=128),
+                                  report_eps_255=2, gallery_images=4, robust_steps=100, robust_restarts=1,
+                                  pgd_restarts=5, diag_images=500, diag_eps_255=1, diag_steps=(10, 50, 100, 200),
+                                  diag_restarts=(1, 5), diag_eps_grid_255=(0.5, 1, 2, 4, 8, 16, 32),
+                                  batch_size=128),
         explorer=ExplorerSettings(pairs=2, n_images=3, attacks=("fgsm", "ifgsm", "pgd", "mifgsm"),
                                   eps_255=(0, 1, 2, 4, 8)),
         uap=UAPSettings(n_build=2000, n_eval=None, max_passes=15, zetas=(0.02, 0.04), norms=("l2", "linf"),
-                        method="iterative", batch_size=32, natural_images=1000, **_UAP_NATURAL),
+                        method="iterative", batch_size=32, natural_images=2000,
+                        natural_split=("one_per_class_1000", "det200_five_per_class_1000"),
+                        natural_models=_UAP_NATURAL["natural_models"]),
+        ablation=AblationSettings(task="pneumonia_cxr", model="mobilenet_v1_075:imagenet", sizes=(64, 128, 224, 299),
+                                  max_train=None, n_images=None, eps_255=1, natural_images=2000, zeta=0.04),
         seeds=(0, 1, 2),
+        # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
+        recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
+                 "scratch": {"lr": 1e-3}},
         # the studies ran Inception v3 at its native 299 px: the network resizes the task's
         # 224 px images inside, so one perturbation still fits every model of a task
         net_sizes={"inception_v3": 299},
@@ -361,6 +419,8 @@ DRY_RUN: dict[str, dict[str, Any]] = {
     "explorer": {"n_images": 1, "eps_255": lambda s: (0, min(e for e in s.eps_255 if e > 0))},
     "uap": {"n_build": 4, "max_passes": 2, "zetas": lambda s: (max(s.zetas),), "natural_images": 8,
             "max_targets": lambda s: s.max_targets if s.max_targets is not None and s.max_targets < 2 else 2},
+    "ablation": {"sizes": lambda s: (DRY_RUN_SIZE, 2 * DRY_RUN_SIZE)[:len(s.sizes)], "max_train": 16, "n_images": 8,
+                 "natural_images": 8},
     "net_sizes": lambda sizes: {arch: _min_side(arch) for arch in sizes},
 }
 #: The image side of every task in a dry run (px).
@@ -519,6 +579,6 @@ def profile_table(profile: str | Profile | None = "auto"):
     return pd.DataFrame(rows)
 
 
-__all__ = ["DRY_RUN", "DRY_RUN_SIZE", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES",
-           "Profile", "SECTIONS", "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile", "profile_table",
-           "resolve_profile_name"]
+__all__ = ["AblationSettings", "DRY_RUN", "DRY_RUN_SIZE", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES",
+           "PROFILE_NAMES", "Profile", "SECTIONS", "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile",
+           "profile_table", "resolve_profile_name"]

@@ -113,6 +113,35 @@ MINAGI_NATURAL_UAP = {
 }
 
 
+# Each study's setting, as the seeds and BRIEF.md give it ("not stated" where they do not):
+# the rows every chapter shows beside ours (advmed.experiments.compare.settings_beside).
+STUDY_SETTINGS = {
+    "adversarialmed": {
+        "data": "Kermany paediatric CXR (Kaggle split)", "resolution": "224 px", "architecture": "DenseNet-121",
+        "initialisation": "CheXNet (ImageNet, then ChestX-ray14)", "optimiser and epochs": "Adam, lr 1e-4",
+        "attack iterations": "FGSM 1; I-FGSM, PGD, MI-FGSM 10 (their adversarial training's)",
+        "images": "the Kaggle test folder (624)",
+    },
+    "finlayson": {
+        "data": "fundoscopy (referable DR), CXR (pneumothorax), dermoscopy (melanoma)", "resolution": "224 px",
+        "architecture": "ResNet-50 / Inception-v3", "initialisation": "ImageNet", "optimiser and epochs": "not stated",
+        "attack iterations": "PGD 20 (targeted); patch trained with EOT", "images": "their test sets",
+    },
+    "hirano": {
+        "data": "ISIC 2018 skin lesions (7 classes), OCT, pneumonia CXR", "resolution": "299 px",
+        "architecture": "VGG-16/19, ResNet-50, Inception-v3, Inception-ResNet-v2, DenseNet-121/169",
+        "initialisation": "ImageNet", "optimiser and epochs": "SGD (momentum), lr 1e-3, 20-50 epochs",
+        "attack iterations": "UAP: up to 15 passes, FGSM step 0.0024 ((X-128)/128 units)",
+        "images": "UAP built on the training set, evaluated on the test set",
+    },
+    "minagi": {
+        "data": "ISIC melanoma vs nevus (and others)", "resolution": "299 px", "architecture": "Inception-v3 (logged case)",
+        "initialisation": "ImageNet (and from scratch)", "optimiser and epochs": "SGD, as Hirano et al.",
+        "attack iterations": "UAP from ImageNet photos, up to 15 passes", "images": "photos only to build; medical test set",
+    },
+}
+
+
 def eps_to_pixels(eps: float, convention: str) -> float:
     """Convert a study's eps to [0, 1] pixel units.
 

@@ -74,7 +74,7 @@ def configs_for_profile(profile: Profile) -> list[TrainConfig]:
     """
     configs = [TrainConfig(task=task, arch=m.arch, init=m.init, size=int(size), channels=3, seed=profile.seed,
                            net_size=_net_size(profile, m.arch, int(size)), **profile.train_fields(m.init))
-               for task, size in profile.tasks.items() for m in profile.models]
+               for task, size in profile.tasks.items() for m in profile.models_for(task)]
     bad = [f"{c.task} at {c.net_size or c.size} px for {c.arch} (needs >= {get_arch(c.arch).min_size} px)"
            for c in configs if (c.net_size or c.size) < get_arch(c.arch).min_size]
     if bad:
@@ -109,8 +109,8 @@ def select(zoo: Mapping[tuple, TrainedModel], profile: Profile, *, tasks: Any = 
            models: Any = None) -> dict[ModelKey, TrainedModel]:
     """The entries of ``zoo`` whose task and model are in ``profile.select(tasks, models)``."""
     sub = profile.select(tasks, models)
-    keep = {(m.arch, m.init) for m in sub.models}
-    return {ModelKey(*k): tm for k, tm in zoo.items() if k[0] in sub.tasks and (k[1], k[2]) in keep}
+    keep = {t: {(m.arch, m.init) for m in sub.models_for(t)} for t in sub.tasks}
+    return {ModelKey(*k): tm for k, tm in zoo.items() if k[0] in keep and (k[1], k[2]) in keep[k[0]]}
 
 
 def test_set(task: str, profile: Profile, *, limit: int | str | None = None, progress: bool = True):

@@ -128,6 +128,8 @@ def _restore(cfg: TrainConfig, num_classes: int, state: dict[str, torch.Tensor])
     if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
         model = _build_model(cfg, num_classes, init="scratch")
         model.load_state_dict(state, strict=True)
+    elif getattr(model, "channels_last", False):  # the loaded tensors keep the layout they were saved in
+        model.use_channels_last()
     return model
 
 

@@ -103,3 +103,41 @@ def finlayson_reading(results: pd.DataFrame) -> str:
                        "not fine-tuned from ImageNet as in the study")
     return text + (f"{len(far)} of {matched} rows with a study figure stay more than 0.05 above the "
                    f"study's accuracy. The setting columns differ there: " + "; ".join(reasons) + ".")
+
+
+def robust_reading(curves: pd.DataFrame, results: pd.DataFrame, diag: pd.DataFrame) -> str:
+    """The worst case per model at the smallest and largest budget, how much lower it is than
+    the best single attack, and which models the diagnostics flag (their numbers are not
+    called robustness)."""
+    if curves.empty:
+        return ""
+    lines = []
+    flagged = set()
+    if not diag.empty:
+        bad = diag[~diag["passed"]]
+        flagged = set(zip(bad["task"], bad["arch"], bad["init"]))
+    for (task, arch, init), g in curves.groupby(["task", "arch", "init"], sort=False):
+        g = g.sort_values("eps_255")
+        adv = g[g["eps_255"] > 0]
+        lo, hi = adv.iloc[0], adv.iloc[-1]
+        single = results[(results["task"] == task) & (results["arch"] == arch) & (results["init"] == init)
+                         & (results["attack"] != "clean") & (results["eps_255"] == lo["eps_255"])]
+        gap = float(single["accuracy"].min() - lo["accuracy"]) if not single.empty else float("nan")
+        note = " (flagged by a diagnostic: not a robustness claim)" if (task, arch, init) in flagged else ""
+        lines.append(f"- {task} / {arch} ({g['init_used'].iloc[0]}): {lo['accuracy']:.3f} at "
+                     f"{lo['eps_255']:g}/255, {hi['accuracy']:.3f} at {hi['eps_255']:g}/255; the best single "
+                     f"attack leaves {gap:+.3f} more at {lo['eps_255']:g}/255{note}")
+    return "Worst case over the ensemble:\n\n" + "\n".join(lines)
+
+
+def diagnostics_reading(diag: pd.DataFrame) -> str:
+    """How many models pass every masking check, and which checks flag which models."""
+    if diag.empty:
+        return ""
+    per_model = diag.groupby(["task", "arch", "init"], sort=False)["passed"].all()
+    bad = diag[~diag["passed"]]
+    text = f"{int(per_model.sum())} of {len(per_model)} models pass every check."
+    if not bad.empty:
+        text += " Flagged: " + "; ".join(f"{r.task} / {r.arch} ({r.init_used}): {r.summary}"
+                                         for r in bad.itertuples()) + "."
+    return text

@@ -210,3 +210,49 @@ def eps_conventions() -> pd.DataFrame:
          "their step": f["step_study"], "step (pixels)": round(f["step"], 5), "steps": f["steps"]},
     ]
     return pd.DataFrame(rows)
+
+
+def robust_table(curves: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
+    """The ensemble's worst case per model (rows) and budget (columns, /255): accuracy with its
+    95 % interval; ``curves`` is :func:`~.run.robust_results` ``.curves``."""
+    t = curves.assign(model=curves["task"] + " / " + curves["arch"] + " (" + curves["init_used"] + ")",
+                      value=[fmt_interval(v, lo, hi, digits) for v, lo, hi in
+                             zip(curves["accuracy"], curves["accuracy_lo"], curves["accuracy_hi"])])
+    wide = t.pivot_table(index="model", columns="eps_255", values="value", aggfunc="first", sort=False)
+    wide.columns = ["clean" if c == 0 else f"{c:g}/255" for c in wide.columns]
+    return wide.reset_index()
+
+
+CHECK_NAMES = {"steps_restarts": "converged (steps, restarts)", "ce_vs_margin": "CE vs margin loss",
+               "whitebox_vs_transfer": "white-box >= transfer", "reaches_zero": "accuracy reaches 0",
+               "single_step": "FGSM not above iterative", "monotone_eps": "no rise with eps"}
+
+
+def diagnostics_table(diag: pd.DataFrame) -> pd.DataFrame:
+    """One row per model, one column per masking check: ``pass`` or ``FLAG`` (Carlini et al.
+    2019; Athalye et al. 2018); the last column says whether the model's robust accuracy can be
+    believed (every check passed)."""
+    t = diag.assign(model=diag["task"] + " / " + diag["arch"] + " (" + diag["init_used"] + ")",
+                    mark=diag["passed"].map({True: "pass", False: "FLAG"}))
+    wide = t.pivot_table(index="model", columns="check", values="mark", aggfunc="first", sort=False)
+    wide = wide[[c for c in CHECK_NAMES if c in wide.columns]]
+    believed = (wide == "pass").all(axis=1).map({True: "yes", False: "no: flagged"})
+    wide.columns = [CHECK_NAMES[c] for c in wide.columns]
+    wide["evaluation believed"] = believed
+    return wide.reset_index()
+
+
+def diagnostics_detail(diag: pd.DataFrame) -> pd.DataFrame:
+    """Every check's numbers and its sentence, one row per model and check (the appendix)."""
+    out = diag[["task", "arch", "init_used", "surrogate", "n", "check", "passed", "numbers", "summary"]].copy()
+    out["check"] = out["check"].map(lambda c: CHECK_NAMES.get(c, c))
+    return out.reset_index(drop=True)
+
+
+def robust_cost_table(costs: pd.DataFrame) -> pd.DataFrame:
+    """The ensemble's cost per model and member, over every budget: images attacked, broken,
+    gradient evaluations and seconds."""
+    cols = ["task", "arch", "init_used", "member", "attacked", "broken", "gradients", "seconds"]
+    out = costs[cols].copy()
+    out["seconds"] = out["seconds"].round(1)
+    return out.reset_index(drop=True)

@@ -1,0 +1,349 @@
+"""The studies' twelve claims, each computed from the book's results (read from the results
+cache through the same functions the chapters call) with a verdict from
+:mod:`.verdicts`.
+
+Every claim is a function ``claim_N(ctx) -> Claim`` registered in :data:`CLAIMS`; ``ctx`` is
+a :class:`Context` that loads each family's results once. Nothing here types a study number:
+they come from :mod:`advmed.experiments.references`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import references
+from ..profiles import Profile
+from ..zoo import clean_results, trained_models
+from .verdicts import (ABOUT, Claim, Estimate3, about_zero, above_bound, matches_figure, not_comparable)
+
+_ORDER = {"agrees": 0, "same direction": 1, "disagrees": 2, "not comparable": 3}
+
+
+def worst(*verdicts: tuple[str, str]) -> tuple[str, str]:
+    """The least favourable of several (verdict, rule) pairs: a claim with two parts agrees
+    only when both do."""
+    return max(verdicts, key=lambda v: _ORDER[v[0]])
+
+
+class Context:
+    """The profile's results, loaded on first use (each from the results cache)."""
+
+    def __init__(self, profile: Profile, *, progress: bool = False):
+        self.profile = profile
+        self.progress = progress
+
+    @functools.cached_property
+    def zoo(self):
+        return trained_models(self.profile, progress=self.progress)
+
+    @functools.cached_property
+    def clean(self) -> pd.DataFrame:
+        return clean_results(self.profile, trained=self.zoo, numeric=True, progress=self.progress)
+
+    @functools.cached_property
+    def adversarialmed(self) -> pd.DataFrame:
+        from ..whitebox import run
+
+        return run.adversarialmed_results(self.profile, self.zoo, progress=self.progress)
+
+    @functools.cached_property
+    def finlayson(self) -> pd.DataFrame:
+        from ..whitebox import run
+
+        return run.finlayson_results(self.profile, self.zoo, progress=self.progress)
+
+    @functools.cached_property
+    def uap(self) -> pd.DataFrame:
+        from ..universal import run, tables
+
+        return tables.uap_table(run.uap_experiment(self.profile, trained=self.zoo, progress=self.progress),
+                                numeric=True)
+
+    @functools.cached_property
+    def natural(self) -> pd.DataFrame:
+        from ..universal import run, tables
+
+        models = run.available_models(self.profile, self.profile.uap.natural_models)
+        sub = {k: v for k, v in self.zoo.items() if f"{k[1]}:{k[2]}" in models}
+        nat = run.natural_uap_experiment(self.profile, trained=sub, progress=self.progress)
+        med = run.uap_experiment(dataclasses.replace(self.profile, uap=dataclasses.replace(
+            self.profile.uap, targeted=False)), trained=sub, progress=self.progress)
+        return tables.natural_vs_medical(nat, med)
+
+    @functools.cached_property
+    def ablation(self) -> pd.DataFrame:
+        from ..fidelity import run
+
+        return run.resolution_ablation(self.profile, progress=self.progress)
+
+    @functools.cached_property
+    def drift(self) -> pd.DataFrame:
+        from ..fidelity import run
+
+        return run.drift_results(self.zoo)
+
+    def model(self, task: str, init: str = "imagenet", arch: str = "mobilenet_v1_075") -> tuple | None:
+        """The zoo key of (task, arch, init), or None when the profile lacks it."""
+        key = (task, arch, init)
+        return key if key in self.zoo else None
+
+
+def _est(row: pd.Series, metric: str) -> Estimate3:
+    return Estimate3(float(row[metric]), float(row.get(f"{metric}_lo", math.nan)),
+                     float(row.get(f"{metric}_hi", math.nan)))
+
+
+def _setting(ctx: Context, key: tuple) -> str:
+    tm = ctx.zoo[key]
+    return f"{key[0]}, {key[1]} ({tm.init_used}), {tm.config.size} px, {ctx.profile.name} profile"
+
+
+def _ablation_reason(ctx: Context, column: str, what: str) -> str:
+    try:
+        a = ctx.ablation.sort_values("size")
+    except Exception as err:  # a profile without the ablation's task
+        return f"unexplained (the resolution ablation did not run: {err})"
+    lo, hi = a.iloc[0], a.iloc[-1]
+    return (f"resolution (measured, chapter 4): {what} {lo[column]:.3f} at {int(lo['size'])} px, "
+            f"{hi[column]:.3f} at {int(hi['size'])} px; the study worked at 224-299 px")
+
+
+# --------------------------------------------------------------------------- the claims
+def claim_1(ctx: Context) -> Claim:
+    ref = next(r for r in references.CLEAN if r["study"] == "adversarialmed")
+    key = ctx.model(ref["task"])
+    base = dict(number=1, study="adversarialmed", statement="Clean PneuNet accuracy and AUC",
+                study_figure=f"accuracy {ref['accuracy']}, AUC {ref['auc']}",
+                study_setting=f"{ref['arch']}, {ref['size']} px, Kermany test folder", section="01_models")
+    if key is None:
+        v, rule = not_comparable(f"no fine-tuned MobileNet on {ref['task']} in this profile")
+        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
+                     verdict=v, rule=rule, reason="", details={})
+    row = ctx.clean[(ctx.clean["task"] == key[0]) & (ctx.clean["arch"] == key[1]) & (ctx.clean["init"] == key[2])].iloc[0]
+    acc, auc = _est(row, "accuracy"), _est(row, "auc")
+    v = worst(matches_figure(acc, ref["accuracy"], tolerance=0.02, lower_is_effect=False, reference=0.5),
+              matches_figure(auc, ref["auc"], tolerance=0.02, lower_is_effect=False, reference=0.5))
+    reason = "" if v[0] == "agrees" else (
+        f"the Kermany train/test shift (validation AUC {ctx.zoo[key].val_auc:.3f} vs test {auc.value:.3f}, "
+        f"chapter 1); " + _ablation_reason(ctx, "auc", "clean AUC"))
+    return Claim(**base, ours=auc, ours_text=f"accuracy {acc.fmt()}, AUC {auc.fmt()}", our_setting=_setting(ctx, key),
+                 difference=auc.value - ref["auc"], verdict=v[0], rule=v[1], reason=reason,
+                 details={"accuracy": acc.value, "auc": auc.value})
+
+
+def _adversarialmed_row(ctx: Context, attack: str) -> tuple[tuple | None, pd.Series | None]:
+    key = ctx.model(references.ADVERSARIALMED_ATTACKS["task"])
+    if key is None or ctx.adversarialmed.empty:
+        return None, None
+    r = ctx.adversarialmed
+    sel = r[(r["arch"] == key[1]) & (r["init"] == key[2]) & (r["attack"] == attack)]
+    return (key, sel.iloc[0]) if not sel.empty else (None, None)
+
+
+def claim_2(ctx: Context) -> Claim:
+    study = {r["attack"]: r for r in references.ADVERSARIALMED_ATTACKS["rows"]}
+    ref, clean_ref = study["fgsm"], study["clean"]
+    key, row = _adversarialmed_row(ctx, "fgsm")
+    _, clean_row = _adversarialmed_row(ctx, "clean")
+    base = dict(number=2, study="adversarialmed", statement="FGSM at eps 0.02 (normalised) drops accuracy and AUC",
+                study_figure=f"accuracy {clean_ref['accuracy']} -> {ref['accuracy']}, AUC {clean_ref['auc']} -> {ref['auc']}",
+                study_setting="DenseNet-121, 224 px, eps 0.02 normalised = 1.15/255", section="02_whitebox")
+    if row is None:
+        v, rule = not_comparable("no pneumonia_cxr fine-tuned model in this profile")
+        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
+                     verdict=v, rule=rule, reason="")
+    acc, auc = _est(row, "accuracy"), _est(row, "auc")
+    v = worst(matches_figure(acc, ref["accuracy"], tolerance=ABOUT, lower_is_effect=True,
+                             reference=float(clean_row["accuracy_lo"])),
+              matches_figure(auc, ref["auc"], tolerance=ABOUT, lower_is_effect=True, reference=float(clean_row["auc_lo"])))
+    reason = "" if v[0] == "agrees" else _ablation_reason(ctx, "robust_accuracy", "robust accuracy at 1/255")
+    return Claim(**base, ours=acc, ours_text=f"accuracy {float(clean_row['accuracy']):.3f} -> {acc.fmt()}, "
+                                             f"AUC {float(clean_row['auc']):.3f} -> {auc.fmt()}",
+                 our_setting=_setting(ctx, key) + ", same eps", difference=acc.value - ref["accuracy"],
+                 verdict=v[0], rule=v[1], reason=reason, details={"accuracy": acc.value, "auc": auc.value})
+
+
+def claim_3(ctx: Context) -> Claim:
+    key, _ = _adversarialmed_row(ctx, "clean")
+    base = dict(number=3, study="adversarialmed", statement="The iterative attacks (I-FGSM, PGD, MI-FGSM) drive "
+                "accuracy and AUC to 0", study_figure="accuracy 0, AUC 0 for all three",
+                study_setting="DenseNet-121, 224 px, eps 1.15/255", section="02_whitebox")
+    rows = [r for r in (_adversarialmed_row(ctx, a)[1] for a in ("ifgsm", "pgd", "mifgsm")) if r is not None]
+    if key is None or not rows:
+        v, rule = not_comparable("no pneumonia_cxr fine-tuned model in this profile")
+        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
+                     verdict=v, rule=rule, reason="")
+    clean = _adversarialmed_row(ctx, "clean")[1]
+    weakest = max(rows, key=lambda r: float(r["accuracy"]))
+    acc, auc = _est(weakest, "accuracy"), _est(max(rows, key=lambda r: float(r["auc"])), "auc")
+    v = worst(about_zero(acc, clean=float(clean["accuracy"])), about_zero(auc, clean=float(clean["auc"])))
+    return Claim(**base, ours=acc, ours_text=f"highest accuracy {acc.fmt()} ({weakest['attack']}), highest AUC {auc.fmt()}",
+                 our_setting=_setting(ctx, key) + ", 10 steps", difference=acc.value, verdict=v[0], rule=v[1],
+                 reason="" if v[0] == "agrees" else _ablation_reason(ctx, "robust_accuracy", "robust accuracy at 1/255"),
+                 details={r["attack"]: float(r["accuracy"]) for r in rows})
+
+
+def claim_6(ctx: Context) -> Claim:
+    r = ctx.finlayson
+    base = dict(number=6, study="finlayson", statement="Targeted PGD at eps 0.02 in [-1, 1] drives accuracy and AUC "
+                "to about 0 on all three tasks", study_figure="accuracy and AUC about 0 (derm, CXR, DR)",
+                study_setting="ResNet-50 / Inception-v3, 224 px, 20 steps, eps 2.55/255", section="02_whitebox")
+    tasks = [row["task"] for row in references.FINLAYSON_PGD["rows"]]
+    adv = r[(r["attack"] != "clean") & r["task"].isin(tasks)] if not r.empty else r
+    if adv.empty:
+        v, rule = not_comparable("none of the study's tasks is in this profile")
+        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
+                     verdict=v, rule=rule, reason="")
+    weakest = adv.loc[adv["accuracy"].idxmax()]
+    clean = r[(r["attack"] == "clean") & (r["task"] == weakest["task"]) & (r["arch"] == weakest["arch"])
+              & (r["init"] == weakest["init"])].iloc[0]
+    acc = _est(weakest, "accuracy")
+    v = about_zero(acc, clean=float(clean["accuracy"]))
+    per = "; ".join(f"{t}: <= {g['accuracy'].max():.3f}" for t, g in adv.groupby("task", sort=False))
+    return Claim(**base, ours=acc, ours_text=f"highest accuracy {acc.fmt()} ({weakest['task']} / {weakest['arch']} "
+                                             f"{weakest['init_used']}); {per}",
+                 our_setting=f"{', '.join(sorted(set(adv['task'])))}; every model of the profile", difference=acc.value,
+                 verdict=v[0], rule=v[1],
+                 reason="" if v[0] == "agrees" else _ablation_reason(ctx, "robust_accuracy", "robust accuracy at 1/255"),
+                 details={f"{t}/{a}/{i}": float(x) for t, a, i, x in
+                          zip(adv["task"], adv["arch"], adv["init"], adv["accuracy"])})
+
+
+def _uap_rows(ctx: Context, targeted: bool) -> pd.DataFrame:
+    t = ctx.uap
+    z = max(ctx.profile.uap.zetas)
+    sel = t[np.isclose(t["zeta"].astype(float), z)]
+    return sel[sel["target"] >= 0] if targeted else sel[sel["target"] < 0]
+
+
+def claim_9(ctx: Context) -> Claim:
+    bound = float(references.HIRANO_UAP["claim_success_rate"])
+    rows = _uap_rows(ctx, targeted=False)
+    base = dict(number=9, study="hirano", statement="Non-targeted UAPs at zeta 4 % reach > 80 % fooling rate, almost "
+                "independent of architecture", study_figure=f"> {bound:.0%}, for every architecture",
+                study_setting="7 ImageNet architectures, 299 px, iterative UAP, <= 15 passes", section="03_uap")
+    if rows.empty:
+        v, rule = not_comparable("no non-targeted UAP at zeta 4 % in this profile")
+        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
+                     verdict=v, rule=rule, reason="")
+    med = Estimate3(float(rows["rate"].median()), float(rows["rate"].min()), float(rows["rate"].max()))
+    v = above_bound(med, bound, control=float(rows["random"].median()))
+    spread = rows.groupby(["task", "norm"])["rate"].agg(lambda s: s.max() - s.min())
+    return Claim(**base, ours=med, ours_text=f"median {med.value:.3f} (range {med.lo:.3f}-{med.hi:.3f}) over "
+                                             f"{len(rows)} UAPs; {int((rows['rate'] > bound).sum())} above {bound:.0%}; "
+                                             f"largest spread across models {spread.max():.3f}",
+                 our_setting=f"{len(set(rows['task']))} tasks x {len(set(rows['arch'] + rows['init']))} models x "
+                             f"{len(set(rows['norm']))} norms, {ctx.profile.name} profile",
+                 difference=med.value - bound, verdict=v[0], rule=v[1],
+                 reason="" if v[0] == "agrees" else _ablation_reason(ctx, "photo_uap", "photo-UAP fooling rate"),
+                 details={"n_uaps": len(rows), "above": int((rows["rate"] > bound).sum()),
+                          "random_median": float(rows["random"].median()), "max_spread": float(spread.max())})
+
+
+def claim_10(ctx: Context) -> Claim:
+    bound = float(references.HIRANO_UAP["claim_success_rate"])
+    rows = _uap_rows(ctx, targeted=True)
+    base = dict(number=10, study="hirano", statement="Targeted UAPs reach > 80 % success; random controls stay low",
+                study_figure=f"> {bound:.0%} (share of all images classified as the target)",
+                study_setting="7 ImageNet architectures, 299 px", section="03_uap")
+    if rows.empty:
+        v, rule = not_comparable("no targeted UAP in this profile")
+        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
+                     verdict=v, rule=rule, reason="")
+    med = Estimate3(float(rows["rate_all"].median()), float(rows["rate_all"].min()), float(rows["rate_all"].max()))
+    ctrl = float(rows["random_all"].median())
+    v = above_bound(med, bound, control=ctrl)
+    return Claim(**base, ours=med, ours_text=f"median {med.value:.3f} (range {med.lo:.3f}-{med.hi:.3f}) over {len(rows)} "
+                                             f"targeted UAPs; random controls median {ctrl:.3f}",
+                 our_setting=f"zeta {max(ctx.profile.uap.zetas):g}, {ctx.profile.name} profile",
+                 difference=med.value - bound, verdict=v[0], rule=v[1],
+                 reason="" if v[0] == "agrees" else _ablation_reason(ctx, "photo_uap", "photo-UAP fooling rate"),
+                 details={"n_uaps": len(rows), "random_median": ctrl})
+
+
+def claim_11(ctx: Context) -> Claim:
+    ref = references.MINAGI_NATURAL_UAP
+    base = dict(number=11, study="minagi", statement="UAPs from natural photos fool transfer-learned models far more "
+                "than random controls, less than medical UAPs; models trained from scratch are less vulnerable",
+                study_figure=f"fooling rate {ref['fooling_rate']} vs random {ref['random_fooling_rate']}",
+                study_setting=f"{ref['task']}, {ref['arch']}, {ref['resolution']} px, {ref['norm']}, zeta {ref['zeta']}",
+                section="04_natural_uap")
+    t = ctx.natural
+    sel = t[(t["task"] == ref["task"]) & (t["norm"] == ref["norm"]) & np.isclose(t["zeta"].astype(float), ref["zeta"])]
+    ft, sc = sel[sel["init"] == "imagenet"], sel[sel["init"] == "scratch"]
+    if ft.empty:
+        v, rule = not_comparable(f"no fine-tuned model on {ref['task']} with {ref['norm']} zeta {ref['zeta']}")
+        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
+                     verdict=v, rule=rule, reason="")
+    f = ft.iloc[0]
+    ours = Estimate3(float(f["_natural"]))
+    parts = [matches_figure(ours, ref["fooling_rate"], tolerance=0.05, lower_is_effect=False,
+                            reference=float(f["_random"]) + ABOUT)]
+    parts.append(("agrees", "below the medical UAP") if f["_natural"] <= f["_medical"] else
+                 ("disagrees", f"photo UAP {f['_natural']:.3f} above the medical one {f['_medical']:.3f}"))
+    if not sc.empty:
+        s = sc.iloc[0]
+        parts.append(("agrees", "scratch model fooled less") if s["_natural"] < f["_natural"] else
+                     ("disagrees", f"scratch model fooled more ({s['_natural']:.3f} vs {f['_natural']:.3f})"))
+    v = worst(*parts)
+    reason = ""
+    if v[0] != "agrees":
+        drift = ctx.drift
+        d = drift[drift["task"] == ref["task"]] if not drift.empty else drift
+        drift_text = (f"weight drift from ImageNet of the fine-tuned model: {np.sqrt((d['relative_change'] ** 2 * d['parameters']).sum() / d['parameters'].sum()):.3f} "
+                      f"of the norm (chapter 4)") if not d.empty else "no drift measured"
+        reason = f"{drift_text}; " + _ablation_reason(ctx, "photo_uap", "photo-UAP fooling rate")
+    return Claim(**base, ours=ours, ours_text=f"fine-tuned {f['_natural']:.3f} vs random {f['_random']:.3f}, medical UAP "
+                                              f"{f['_medical']:.3f}" + (f"; scratch {sc.iloc[0]['_natural']:.3f}" if not sc.empty else ""),
+                 our_setting=f"{ref['task']}, {f['arch']}, {int(f['size'])} px, {int(f['n_natural'])} photos",
+                 difference=ours.value - ref["fooling_rate"], verdict=v[0], rule="; ".join(p[1] for p in parts),
+                 reason=reason, details={"parts": [p[0] for p in parts]})
+
+
+def _missing(number: int, study: str, statement: str, figure: str, setting: str, section: str,
+             family: str) -> Callable[[Context], Claim]:
+    """A claim whose experiment family has not run in this build: not comparable, saying why."""
+    def compute(ctx: Context) -> Claim:
+        v, rule = not_comparable(f"the {family} experiments are not part of this library version")
+        return Claim(number=number, study=study, statement=statement, study_figure=figure, study_setting=setting,
+                     ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan, verdict=v,
+                     rule=rule, reason="", section=section)
+
+    return compute
+
+
+CLAIMS: dict[int, Callable[[Context], Claim]] = {
+    1: claim_1, 2: claim_2, 3: claim_3, 6: claim_6, 9: claim_9, 10: claim_10, 11: claim_11,
+    # the families of chapters 5-7 register their claims when they are installed (register())
+    4: _missing(4, "adversarialmed", "Adversarial training keeps AUC > 0.95 under attack and about 0.97 clean",
+                "AUC > 0.95 attacked, about 0.97 clean", "DenseNet-121, 224 px, 0.7 clean + 0.3 adversarial loss",
+                "07_defenses", "defense"),
+    5: _missing(5, "adversarialmed", "JPEG compression and VAE denoising protect partly", "partial protection",
+                "JPEG quality 20; patch VAE", "07_defenses", "defense"),
+    7: _missing(7, "finlayson", "Black-box attacks crafted on a separately trained model still succeed",
+                "accuracy and AUC near 0 (black-box PGD)", "ResNet-50 surrogate, 224 px", "05_blackbox", "black-box"),
+    8: _missing(8, "finlayson", "The adversarial patch drives accuracy to about 0 white-box and < 0.1 black-box; a "
+                "natural patch keeps accuracy", "white-box about 0, black-box < 0.1, natural 0.68-0.92",
+                "ResNet-50, 224 px, patch at scale 0.4", "06_patches", "patch"),
+    12: _missing(12, "hirano", "Adversarial retraining raises robustness against UAPs in only a few cases",
+                 "helps in a few cases", "5 rounds of retraining on UAP-perturbed images", "07_defenses", "defense"),
+}
+
+
+def register(number: int, fn: Callable[[Context], Claim]) -> None:
+    """Add (or replace) the function that computes claim ``number``."""
+    CLAIMS[int(number)] = fn
+
+
+def all_claims(profile: Profile, *, progress: bool = False) -> list[Claim]:
+    """Every claim, 1 to 12, computed from the profile's (cached) results."""
+    ctx = Context(profile, progress=progress)
+    return [CLAIMS[n](ctx) for n in sorted(CLAIMS)]
+
+
+__all__ = ["CLAIMS", "Context", "all_claims", "register", "worst"]

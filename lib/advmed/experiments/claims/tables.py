@@ -1,0 +1,30 @@
+"""The claims chapter's table: one row per claim, the study beside ours and the verdict."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from .. import references
+from .verdicts import Claim
+
+
+def claims_table(claims: list[Claim]) -> pd.DataFrame:
+    """Study figure and setting, ours and our setting, the difference, the verdict and the
+    reason, one row per claim (in claim order)."""
+    rows = []
+    for c in claims:
+        rows.append({"claim": c.number, "study": references.STUDIES[c.study]["cite"].split(",")[0],
+                     "statement": c.statement, "study figure": c.study_figure, "study setting": c.study_setting,
+                     "ours": c.ours_text, "our setting": c.our_setting,
+                     "ours - study": "" if not math.isfinite(c.difference) else f"{c.difference:+.3f}",
+                     "verdict": c.verdict, "why": c.reason if c.verdict != "agrees" else "", "section": c.section})
+    return pd.DataFrame(rows)
+
+
+def verdict_counts(claims: list[Claim]) -> pd.Series:
+    """How many claims got each verdict."""
+    from .verdicts import VERDICTS
+
+    counts = pd.Series([c.verdict for c in claims]).value_counts()
+    return counts.reindex(list(VERDICTS), fill_value=0)

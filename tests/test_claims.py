@@ -1,0 +1,68 @@
+"""advmed.experiments.claims: the verdict rule, and verdicts that follow the cached results."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from advmed.experiments.claims import report, run, tables, verdicts
+from advmed.experiments.claims.verdicts import Estimate3
+from advmed.experiments.profiles import get_profile
+
+
+def test_verdict_rule():
+    assert verdicts.about_zero(Estimate3(0.01), clean=0.9)[0] == "agrees"
+    assert verdicts.about_zero(Estimate3(0.4), clean=0.9)[0] == "same direction"
+    assert verdicts.about_zero(Estimate3(0.9), clean=0.9)[0] == "disagrees"
+    assert verdicts.matches_figure(Estimate3(0.9, 0.85, 0.96), 0.95, tolerance=0.0, lower_is_effect=False,
+                                   reference=0.5)[0] == "agrees"
+    assert verdicts.matches_figure(Estimate3(0.8, 0.75, 0.84), 0.95, tolerance=0.02, lower_is_effect=False,
+                                   reference=0.5)[0] == "same direction"
+    assert verdicts.above_bound(Estimate3(0.9), 0.8)[0] == "agrees"
+    assert verdicts.above_bound(Estimate3(0.5, 0.3, 0.6), 0.8, control=0.1)[0] == "same direction"
+    assert verdicts.above_bound(Estimate3(0.05, 0.0, 0.1), 0.8, control=0.1)[0] == "disagrees"
+    assert run.worst(("agrees", "a"), ("disagrees", "b"))[0] == "disagrees"
+    with pytest.raises(ValueError, match="unknown verdict"):
+        verdicts.Claim(1, "hirano", "", "", "", Estimate3(1), "", "", 0, "maybe", "", "", "")
+
+
+class FakeContext(run.Context):
+    """A context whose results are given, not loaded (the claims read nothing else)."""
+
+    def __init__(self, profile, **results):
+        super().__init__(profile)
+        self.__dict__.update(results)
+
+
+def _uap_table(rate: float, random: float = 0.05) -> pd.DataFrame:
+    rows = [{"task": t, "arch": "mobilenet_v1_075", "init": i, "norm": n, "zeta": 0.04, "target": -1,
+             "rate": rate, "random": random, "rate_all": math.nan, "random_all": math.nan}
+            for t in ("pneumonia_cxr", "pneumoniamnist") for i in ("imagenet", "scratch") for n in ("l2", "linf")]
+    return pd.DataFrame(rows)
+
+
+def test_every_claim_is_computed_and_follows_the_results():
+    prof = get_profile("smoke")
+    ctx = FakeContext(prof, uap=_uap_table(0.9), zoo={}, ablation=pd.DataFrame(), drift=pd.DataFrame())
+    claim = run.claim_9(ctx)
+    assert claim.verdict == "agrees" and claim.number == 9
+    changed = run.claim_9(FakeContext(prof, uap=_uap_table(0.3), zoo={}, ablation=pd.DataFrame(),
+                                      drift=pd.DataFrame()))
+    assert changed.verdict == "same direction", "a lower cached fooling rate must change the verdict"
+    assert run.claim_9(FakeContext(prof, uap=_uap_table(0.02, random=0.1), zoo={}, ablation=pd.DataFrame(),
+                                   drift=pd.DataFrame())).verdict == "disagrees"
+    assert sorted(run.CLAIMS) == list(range(1, 13))
+
+
+def test_claims_table_and_abstract_are_computed_from_claims():
+    mk = lambda n, v: verdicts.Claim(n, "hirano", f"claim {n}", "x", "s", Estimate3(0.5), "0.5", "o", 0.1, v, "r",
+                                     "because", "03_uap")  # noqa: E731
+    claims = [mk(1, "agrees"), mk(2, "disagrees"), mk(3, "not comparable")]
+    t = tables.claims_table(claims)
+    assert list(t["verdict"]) == ["agrees", "disagrees", "not comparable"] and t.loc[0, "why"] == ""
+    text = report.abstract(claims, "cpu")
+    assert "1 agree" in text and "1 disagree" in text and "(2 (disagrees))" in text
+    assert "Claim 2" in report.conclusion(claims)
+    assert tables.verdict_counts(claims).to_dict() == {"agrees": 1, "same direction": 0, "disagrees": 1,
+                                                       "not comparable": 1}
