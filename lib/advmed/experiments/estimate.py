@@ -5,9 +5,10 @@ in GMAC (10^9 multiply-accumulates): the forward passes it needs (a backward pas
 two forwards, so a training step or an input gradient is three) times the architecture's
 forward cost at the side its network runs at. :func:`plan` adds them up per family and
 :func:`describe` says, before anything runs, what the profile will run and about how long
-it takes on this machine. The estimate is an *upper bound* on training (every epoch is
-counted; early stopping ends sooner) and a rough one everywhere: it ignores data loading,
-figures and Python overhead, which matter at small sizes only.
+it takes on this machine. The estimate counts every epoch (early stopping ends sooner) and
+every attack iteration (early-stopped attacks end sooner), and adds a fixed cost per cell
+(loading, small calls, figures) that matters at small sizes only: rough, on the high side
+for large runs.
 
 Throughputs (GMAC per second, forward-equivalent):
 
@@ -43,6 +44,10 @@ CPU_GMACS = 93.0
 CUDA_GMACS_ASSUMED = 15000.0
 #: Images assumed for a split whose size cannot be read (the data is not there yet).
 NOMINAL_SPLIT = 5000
+#: Fixed seconds per cell on top of its GMAC (loading models and data, small calls that do
+#: not fill the device, figures): what dominates tiny runs. Calibrated on the CPU dry run
+#: (module doc).
+CELL_OVERHEAD_S = 1.0
 #: The one threshold: above it, ``auto`` does not start ``paper`` by itself (seconds).
 CONFIRM_ABOVE_S = 3600.0
 
@@ -122,8 +127,10 @@ class Plan:
         return float(sum(self.gmac.values()))
 
     def seconds(self, device: str, workers: int = 1) -> float:
-        """Estimated wall time on ``workers`` devices like ``device`` (perfect sharing)."""
-        return self.total_gmac / throughput(device) / max(1, int(workers))
+        """Estimated wall time on ``workers`` devices like ``device`` (perfect sharing): the
+        work over the throughput, plus :data:`CELL_OVERHEAD_S` per cell."""
+        work = self.total_gmac / throughput(device) + CELL_OVERHEAD_S * sum(self.cells.values())
+        return work / max(1, int(workers))
 
 
 def plan(profile, chapters: Iterable[str] | None = None) -> Plan:
@@ -158,9 +165,9 @@ def describe(p: Plan, device: str, workers: int = 1) -> str:
             f"work: {p.total_gmac / 1e3:,.0f} TMAC ({work}); throughput {throughput(device):,.0f} GMAC/s "
             f"per device, {kind}\n"
             f"estimated time on {where}: about {fmt_seconds(p.seconds(device, workers))} "
-            "(an upper bound: every epoch and every attack iteration counted, no early stopping)")
+            f"(every epoch and attack iteration counted, no early stopping, plus {CELL_OVERHEAD_S:g} s a cell)")
 
 
-__all__ = ["CONFIRM_ABOVE_S", "CPU_GMACS", "CUDA_GMACS_ASSUMED", "FORWARD_GMAC", "NOMINAL_SPLIT", "Plan",
-           "describe", "fmt_seconds", "forward_gmac", "n_images", "plan", "split_sizes", "throughput",
+__all__ = ["CELL_OVERHEAD_S", "CONFIRM_ABOVE_S", "CPU_GMACS", "CUDA_GMACS_ASSUMED", "FORWARD_GMAC", "NOMINAL_SPLIT",
+           "Plan", "describe", "fmt_seconds", "forward_gmac", "n_images", "plan", "split_sizes", "throughput",
            "train_cost"]
