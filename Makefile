@@ -17,6 +17,10 @@ PY := $(VENV)/bin/python
 PROFILE ?= $(or $(ADVMED_PROFILE),auto)
 BUILD_DIR ?= _build
 PYTEST_ARGS ?=
+# where the experiment cells run before the chapters: serial, dask, dask://HOST:PORT, slurm
+EXECUTOR ?= serial
+EXECUTOR_ARGS ?=
+GPU_CHECK_OUT ?= gpu-check
 
 # Local data root: ../shared/data beside the repository when it exists; otherwise the
 # library downloads from the official hosts (Zenodo, Mendeley Data, Dataverse).
@@ -32,10 +36,14 @@ STAMP := $(VENV)/.advmed-installed-$(REQ_HASH)
 TEST_STAMP := $(VENV)/.advmed-test-installed-$(TEST_HASH)
 NODE_STAMP := node_modules/.advmed-$(shell cat package-lock.json | sha256sum | cut -c1-16)
 
-.PHONY: help setup setup-test book test test-fast chromium clean
+.PHONY: help setup setup-test book dry-run gpu-bundle gpu-check test test-fast chromium clean
 
 help:
-	@echo "make book [PROFILE=smoke|cpu|paper|auto]   build the book into $(BUILD_DIR)/html"
+	@echo "make book [PROFILE=smoke|cpu|paper|paper-dry|auto] [EXECUTOR=serial|dask|dask://HOST:PORT|slurm]"
+	@echo "                                            build the book into $(BUILD_DIR)/html (says first"
+	@echo "                                            what the profile runs and how long it takes)"
+	@echo "make dry-run                                every code path of paper, on a CPU in minutes"
+	@echo "make gpu-bundle; make gpu-check             the GPU check (benchmarks/gpu_check.sh) and its files"
 	@echo "make test                                   run the tests (sets everything up)"
 	@echo "make test-fast                              the tests without the slow ones"
 
@@ -77,8 +85,19 @@ chromium:
 	  echo "note: chromium/chromedriver missing and not root: the browser tests will be skipped" >&2
 	fi
 
+# With a GPU, PROFILE=auto means paper: the build prints its plan and estimate and, above an
+# hour, stops and asks for PROFILE=paper by name.
 book: setup
-	$(PY) -m advmed.book build --profile $(PROFILE) --build-dir $(BUILD_DIR)
+	$(PY) -m advmed.book build --profile $(PROFILE) --build-dir $(BUILD_DIR) --executor $(EXECUTOR) $(EXECUTOR_ARGS)
+
+dry-run: setup
+	$(PY) -m advmed.book build --profile paper-dry --build-dir $(BUILD_DIR)/dry --executor $(EXECUTOR) $(EXECUTOR_ARGS)
+
+gpu-bundle:
+	PYTHON=$(PY) benchmarks/make_gpu_bundle.sh
+
+gpu-check:
+	benchmarks/gpu_check.sh $(GPU_CHECK_OUT)
 
 test: setup-test
 	$(PY) -m pytest -rs $(PYTEST_ARGS)

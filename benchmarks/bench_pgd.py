@@ -92,6 +92,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--json", action="store_true", help="print the results as JSON too")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time advmed on torch.compile(model) (CUDA; compile time reported apart)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,6 +117,18 @@ def main(argv=None):
         return bare_loop(model, x, y, args.steps, args.amp)
 
     runs = {"advmed": run_ours, "torchattacks": run_ta, "bare": run_bare}
+    if args.compile:
+        from advmed.device import maybe_compile
+
+        compiled = maybe_compile(model, enabled=True)
+        t0 = time.perf_counter()
+        pgd(compiled, x, y, eps=EPS, step_size=ALPHA, steps=1, seed=0, amp=args.amp)  # compiles
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        print(f"  torch.compile: first call (compilation) {time.perf_counter() - t0:.1f} s"
+              f"{'' if compiled is not model else ' (not compiled: CPU)'}")
+        runs["advmed compiled"] = lambda: pgd(compiled, x, y, eps=EPS, step_size=ALPHA, steps=args.steps,
+                                              seed=0, amp=args.amp)
     times, cpu = time_interleaved(runs, args.repeats, device)
 
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -130,6 +144,8 @@ def main(argv=None):
     ratio_bare = med["advmed"] / med["bare"]
     print(f"  time ratio advmed / torchattacks = {ratio_ta:.3f}  (< 1: advmed faster)")
     print(f"  time ratio advmed / bare loop    = {ratio_bare:.3f}  (goal <= 1.10)")
+    if "advmed compiled" in med:
+        print(f"  time ratio compiled / eager      = {med['advmed compiled'] / med['advmed']:.3f}  (< 1: compile helps)")
     if device.type == "cpu":
         print(f"  process-CPU-time ratios (robust to other load with --threads 1): "
               f"advmed / torchattacks = {med_cpu['advmed'] / med_cpu['torchattacks']:.3f}, "

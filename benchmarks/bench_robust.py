@@ -45,7 +45,7 @@ from bench_pgd import bare_loop, time_interleaved  # noqa: E402
 EPS_255 = (0.5, 1, 2, 4, 8)
 
 
-def load_trained(checkpoint_dir: Path, task: str, arch: str, init: str, size: int):
+def load_trained(checkpoint_dir: Path, task: str, arch: str, init: str, size: int, device: str = "cpu"):
     """The cached checkpoint of (task, arch, init, size) from a checkpoint folder (read only:
     the files are copied into this run's own cache first)."""
     from advmed.cache import cache_root
@@ -60,7 +60,7 @@ def load_trained(checkpoint_dir: Path, task: str, arch: str, init: str, size: in
             for f in (side, side.with_suffix(".pt")):
                 if not (dest / f.name).exists():
                     shutil.copy(f, dest / f.name)
-            return load_checkpoint(TrainConfig(**cfg), device="cpu").model
+            return load_checkpoint(TrainConfig(**cfg), device=device).model
     raise FileNotFoundError(f"no checkpoint of {task}/{arch} ({init}, {size} px) in {checkpoint_dir}")
 
 
@@ -135,7 +135,7 @@ def part2(name, model, x, y, repeats):
             "advmed early_stop": lambda: pgd(model, x, y, eps=eps, step_size=alpha, steps=steps),
             "torchattacks": lambda: ta(x, y),
             "bare": lambda: bare_loop(model, x, y, steps, False)}
-    times, cpu = time_interleaved(runs, repeats, torch.device("cpu"))
+    times, cpu = time_interleaved(runs, repeats, x.device)
     med = {k: statistics.median(v) for k, v in cpu.items()}
     wall = {k: statistics.median(v) for k, v in times.items()}
     print(f"  {name}: PGD-10, batch {x.shape[0]}, median process CPU of {repeats}: "
@@ -160,23 +160,26 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-part2", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ.setdefault("ADVMED_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "bench"))
     from advmed.data import load_task
 
     test = load_task(args.task, "test", size=args.size, limit=args.images, seed=0, progress=False)
-    x, y = test.float(), test.labels
+    x, y = test.float().to(args.device), test.labels.to(args.device)
     print(f"bench_robust: {args.task} test, {x.shape[0]} images, {args.size} px, torch "
           f"{torch.__version__}, {torch.get_num_threads()} thread(s); ensemble steps {args.steps}, "
           f"PGD restarts {args.pgd_restarts}, eps {args.eps}/255", flush=True)
-    mobilenet = load_trained(Path(args.checkpoint_dir), args.task, "mobilenet_v1_075", "imagenet", args.size)
+    mobilenet = load_trained(Path(args.checkpoint_dir), args.task, "mobilenet_v1_075", "imagenet", args.size,
+                             args.device)
     print("Part 1: MobileNet v1 0.75 (ImageNet init, fine-tuned)", flush=True)
     results = {"part1": part1(mobilenet, x, y, args)}
     if not args.skip_part2:
         print("Part 2: single-call PGD-10", flush=True)
         xb, yb = x[:args.pgd_batch], y[:args.pgd_batch]
-        resnet = load_trained(Path(args.checkpoint_dir), args.task, "resnet18", "scratch", args.size)
+        resnet = load_trained(Path(args.checkpoint_dir), args.task, "resnet18", "scratch", args.size,
+                              args.device)
         results["mobilenet"] = part2("mobilenet_v1_075", mobilenet, xb, yb, args.repeats)
         results["resnet18"] = part2("resnet18", resnet, xb, yb, args.repeats)
     print(json.dumps({k: v for k, v in results.items()}, default=lambda o: np.asarray(o).tolist()))

@@ -20,6 +20,7 @@ trained the same way) on the images resized to ``--size`` px (use a GPU).
 
     .venv/bin/python benchmarks/bench_uap.py               # CPU, ~1-2 minutes
     .venv/bin/python benchmarks/bench_uap.py --arch resnet18 --size 64 --device cuda
+    .venv/bin/python benchmarks/bench_uap.py --arch resnet18 --size 224 --data kermany --device cuda --amp --skip-art
 """
 from __future__ import annotations
 
@@ -74,14 +75,23 @@ def load(size: int):
             conv(d["test_images"]))
 
 
+def load_kermany(size: int):
+    """pneumonia_cxr through advmed.data (the GPU check's bundle has no MedMNIST)."""
+    from advmed.data import load_task
+
+    tr = load_task("pneumonia_cxr", "train", size=size, limit=2048, seed=0, progress=False)
+    te = load_task("pneumonia_cxr", "test", size=size, progress=False)
+    return tr.float(), tr.labels, te.float()
+
+
 def train(arch, xtr, ytr, steps, device, seed=0):
     torch.manual_seed(seed)
     if arch == "cnn":
-        model = SmallCNN(3, 5, xtr.shape[-1])
+        model = SmallCNN(3, int(ytr.max()) + 1, xtr.shape[-1])
     else:
         import torchvision
 
-        model = Normalised(torchvision.models.resnet18(num_classes=5))
+        model = Normalised(torchvision.models.resnet18(num_classes=int(ytr.max()) + 1))
     model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), 2e-3)
     g = torch.Generator().manual_seed(seed)
@@ -118,7 +128,7 @@ def one_rate(a, model, x, xh, eps, target_rate):
     print(f"\n== target fooling rate {target_rate} ==")
     rows = []
     common = dict(eps=eps, norm="linf", max_passes=a.max_passes, target_rate=target_rate,
-                  seed=a.seed, progress=False)
+                  seed=a.seed, progress=False, amp=a.amp)
     r = U.uap(model, x, method="iterative", step_size=a.step, batch_size=a.batch_iterative,
               **common)
     rows.append(("ours-iterative", r.delta, r.seconds, r.passes))
@@ -159,12 +169,17 @@ def main(argv=None):
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--skip-art", action="store_true")
+    p.add_argument("--amp", action="store_true", help="our UAPs under autocast (CUDA only)")
+    p.add_argument("--data", choices=["retinamnist", "kermany"], default="retinamnist",
+                   help="retinamnist (5 classes, 28 px npz) or kermany (pneumonia_cxr, 224 px JPEGs)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-    xtr, ytr, xte = load(a.size)
+    if a.amp and device.type != "cuda":
+        p.error("--amp needs a CUDA device (autocast is CUDA only in advmed)")
+    xtr, ytr, xte = load(a.size) if a.data == "retinamnist" else load_kermany(a.size)
     t0 = time.perf_counter()
     model = train(a.arch, xtr, ytr, a.train_steps, device)
     print(f"model {a.arch} trained in {time.perf_counter() - t0:.1f} s on {device}; "

@@ -123,9 +123,16 @@ def memo(namespace: str, key: Any, compute: Callable[[], Any], *, refresh: bool 
     """``compute()``, or its stored result for the same ``(namespace, key)``.
 
     ``key`` must describe everything the result depends on (model checkpoint key,
-    data, attack settings, seed); it is hashed with the cache format version.
+    data, attack settings, seed); it is hashed with the cache format version, and with the
+    precision policy when attacks run under autocast (``ADVMED_AMP=1``), so that those
+    results never stand in for full-precision ones (keys are unchanged without it).
     """
-    digest = key_hash({"key": key, "format": FORMAT_VERSION, "namespace": namespace})
+    from .device import amp_enabled
+
+    full = {"key": key, "format": FORMAT_VERSION, "namespace": namespace}
+    if amp_enabled():
+        full["precision"] = "amp"
+    digest = key_hash(full)
     path = cache_root() / "results" / namespace / f"{digest}.pt"
     if path.is_file() and not refresh:
         return _decode(torch.load(path, map_location="cpu", weights_only=True))

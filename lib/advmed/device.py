@@ -42,6 +42,48 @@ def autocast(device: torch.device | str, enabled: bool = True):
     return torch.autocast("cuda", dtype=dtype)
 
 
+def _flag(name: str) -> bool:
+    import os
+
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def amp_enabled() -> bool:
+    """The precision policy of attacks: ``ADVMED_AMP=1`` runs every attack called through the
+    registry (and every UAP) under :func:`autocast` on CUDA. Off by default: autocast changes
+    the numbers (``tests/test_scale_cuda.py`` bounds by how much) and is used where
+    ``benchmarks/gpu_check.sh`` measures that it helps. Results computed with it are stored
+    under other memo keys (:func:`advmed.cache.memo`), never mixed with full-precision ones."""
+    return _flag("ADVMED_AMP")
+
+
+def resident(x: torch.Tensor, device: torch.device | str, *, fraction: float = 0.25) -> torch.Tensor:
+    """``x`` where batches of it will be used, moved once rather than batch by batch.
+
+    On CUDA the whole tensor (uint8 images: 150 KB per 224 px image) goes to the GPU when it
+    takes at most ``fraction`` of the free memory, else it is pinned on the host so that the
+    per-batch copies are asynchronous; batches are converted to float on the GPU. On the CPU
+    ``x`` is returned as it is.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or x.device == device:
+        return x
+    free, _ = torch.cuda.mem_get_info(device)
+    if x.numel() * x.element_size() <= fraction * free:
+        return x.to(device, non_blocking=True)
+    return x.pin_memory() if x.device.type == "cpu" else x
+
+
+def maybe_compile(module: torch.nn.Module, enabled: bool | None = None) -> torch.nn.Module:
+    """``torch.compile(module)`` when ``enabled`` (default: ``ADVMED_COMPILE=1``) and on CUDA,
+    else ``module``. Opt-in: whether it pays (compile time against step time) is measured by
+    ``benchmarks/bench_pgd.py --compile``, not assumed."""
+    on = _flag("ADVMED_COMPILE") if enabled is None else bool(enabled)
+    if not on or module_device(module).type != "cuda":
+        return module
+    return torch.compile(module)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; return a torch generator seeded the same way."""
     import random

@@ -17,6 +17,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..device import amp_enabled
+
 #: Threat models, as ART groups its attacks (evasion white-box, universal, black-box, patch).
 THREATS = ("whitebox", "universal", "blackbox", "patch")
 
@@ -97,7 +99,8 @@ class AttackSpec:
         one step of size eps by definition, so it takes no ``steps``; only attacks with
         random starts take ``seed`` and ``restarts``; only iterative attacks stop early).
         ``early_stop=None`` keeps the attack's default. ``extra`` keyword arguments are passed
-        as they are and must be accepted by the attack.
+        as they are and must be accepted by the attack. Attacks with an ``amp`` argument get
+        :func:`advmed.device.amp_enabled` (``ADVMED_AMP``) unless ``extra`` gives it.
         """
         params = self.accepts()
         kw: dict[str, Any] = {"eps": eps}
@@ -112,6 +115,8 @@ class AttackSpec:
             kw["progress"] = bool(progress)
         if early_stop is not None and "early_stop" in params:
             kw["early_stop"] = bool(early_stop)
+        if "amp" in params and "amp" not in extra:  # the precision policy (ADVMED_AMP)
+            kw["amp"] = amp_enabled()
         if targeted:
             kw["targeted"], kw["target"] = True, target
         unknown = set(extra) - params

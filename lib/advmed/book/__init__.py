@@ -5,6 +5,9 @@
 - :mod:`.execute`: one chapter, jupytext percent file -> notebook -> papermill.
 - :mod:`.stage`: the table of contents, vendored JavaScript, staged configuration.
 - :mod:`.build`: the whole book into ``BUILD_DIR/html``.
+- :mod:`.plan`: what the profile runs and how long, said before anything runs; ``auto`` ->
+  ``paper`` above an hour asks for the profile by name.
+- :mod:`.dispatch`: the chapters' experiment cells on a serial, dask or Slurm executor.
 - :mod:`.cli`: ``python -m advmed.book run|build``.
 - :mod:`.sphinx_ext`: page fixes registered in ``_config.yml``.
 

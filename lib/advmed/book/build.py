@@ -18,13 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..experiments.profiles import PROFILE_NAMES
+from .dispatch import ExecutorSpec, open_executor, parse_executor, run_cells
 from .execute import ChapterError, ChapterResult, run_chapter
 from .params import ParameterError, check_parameters
+from .plan import check_scale
 from .stage import (copy_tree, find_source, matches, stage_bibliography, stage_config, stage_vendor,
                     stage_widget_fonts, toc_files)
 
 #: Profiles a build accepts (``auto``: paper with CUDA, else cpu).
-PROFILES = ("auto", "smoke", "cpu", "paper")
+PROFILES = ("auto", *PROFILE_NAMES)
 
 
 @dataclass
@@ -135,10 +138,32 @@ def _render(root: Path, stage: Path, build_dir: Path, staged: list[str], allow_c
     return html
 
 
+def _precompute(root: Path, entries: Sequence[str], profile: str, chapters: Sequence[str] | None,
+                executor: ExecutorSpec, extra: dict, log: Callable[[str], None]) -> None:
+    """Compute every cell of the selected chapters on ``executor`` (not for ``serial``)."""
+    from ..experiments.cells import book_cells
+    from ..experiments.profiles import get_profile
+
+    if executor.kind == "serial":
+        return
+    stems = [Path(e).name for e in entries if find_source(root, e).suffix == ".py"
+             and (not chapters or matches(e, chapters))]
+    if set(extra) - {"profile"}:
+        log(f"  note: cells use the profile's settings; the chapters' other parameters "
+            f"({', '.join(sorted(set(extra) - {'profile'}))}) are computed by the chapters themselves")
+    cells = book_cells(get_profile(profile), stems)
+    log(f"advmed.book: {len(cells)} cell(s) of {', '.join(stems)} on {executor.label()} ...")
+    t0 = time.perf_counter()
+    with open_executor(executor, log=log) as pool:
+        run_cells(cells, pool, log=log)
+    log(f"  cells done in {time.perf_counter() - t0:.1f} s; the chapters now read the cache")
+
+
 def build_book(*, root: str | os.PathLike | None = None, profile: str | None = None,
                chapters: Sequence[str] | None = None, build_dir: str | os.PathLike | None = None,
                keep_going: bool = False, allow_cdn: bool = False, extra_parameters: dict | None = None,
-               log: Callable[[str], None] | None = None) -> BuildResult:
+               log: Callable[[str], None] | None = None, executor: str | ExecutorSpec | None = None,
+               workers: int | None = None, executor_options: Sequence[str] | None = None) -> BuildResult:
     """Execute every chapter of ``_toc.yml`` and render the book to ``build_dir/html``.
 
     Args:
@@ -152,6 +177,15 @@ def build_book(*, root: str | os.PathLike | None = None, profile: str | None = N
         allow_cdn: load RequireJS, the widget manager and MathJax from CDNs instead of
             bundling them.
         extra_parameters: more parameters for every chapter (each must define them).
+        executor: ``serial`` (default), ``dask``, ``dask://HOST:PORT`` or ``slurm``: compute the
+            selected chapters' cells there first (:mod:`advmed.book.dispatch`), then execute
+            the chapters serially, reading the cache.
+        workers, executor_options: ``--workers`` (local dask) and ``--executor-option``
+            (slurm) of the command line.
+
+    Before anything runs, the build says what the profile runs and how long it should take
+    (:func:`advmed.book.plan.check_scale`); ``auto`` estimated above an hour stops there and
+    asks for the profile by name.
     """
     log = log or (lambda msg: print(msg, flush=True))
     root = book_root(root)
@@ -160,11 +194,17 @@ def build_book(*, root: str | os.PathLike | None = None, profile: str | None = N
     entries = toc_files(root / "_toc.yml")
     params = {**(extra_parameters or {}), "profile": profile}
     check_build(root, entries, profile, chapters, params)
+    spec = executor if isinstance(executor, ExecutorSpec) else parse_executor(executor, workers=workers,
+                                                                             options=executor_options)
+    selected = [Path(e).name for e in entries if find_source(root, e).suffix == ".py"
+                and (not chapters or matches(e, chapters))]
+    resolved = check_scale(profile, selected, workers=_n_workers(spec), log=log)
     stage = build_dir / "stage"
     stage.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     result = BuildResult(html=build_dir / "html")
     log(f"advmed.book: profile={profile}, build dir {build_dir}")
+    _precompute(root, entries, resolved, chapters, spec, params, log)
     staged, failures = _execute(root, entries, stage, build_dir, params, chapters, keep_going, result, log)
     if failures:
         _write_timings(build_dir, result, profile)
@@ -177,6 +217,17 @@ def build_book(*, root: str | os.PathLike | None = None, profile: str | None = N
     result.total_seconds = time.perf_counter() - t_start
     _write_timings(build_dir, result, profile)
     return result
+
+
+def _n_workers(spec: ExecutorSpec) -> int:
+    """Devices the estimate shares the work among (a remote scheduler's are not counted)."""
+    if spec.kind != "dask" or spec.address is not None:
+        return 1
+    if spec.workers:
+        return int(spec.workers)
+    import torch
+
+    return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
 
 
 def _write_timings(build_dir: Path, result: BuildResult, profile: str) -> None:

@@ -7,9 +7,11 @@ Command line::
         (default DIR: the chapter's own folder; executed notebooks are git-ignored)
 
     build [--profile P] [--chapters NAME ...] [--build-dir DIR] [--root DIR] [--keep-going]
+          [--executor serial|dask|dask://HOST:PORT|slurm] [--workers N] [--executor-option K=V ...]
         every chapter of _toc.yml executed with ``-p profile P`` into DIR/stage/, staged
         with intro, config and static files, then ``jupyter-book build`` (execution off)
-        -> DIR/html
+        -> DIR/html. With an executor other than serial, the chapters' experiment cells
+        are computed there first (advmed.book.dispatch), then the chapters read the cache.
 
 Bad arguments (an unknown profile, a chapter name that matches no chapter, a parameter
 the chapter does not define, a missing chapter file) are one-line errors before anything
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .build import PROFILES, build_book, format_times
+from .dispatch import EXECUTORS, CellError, parse_executor
 from .execute import ChapterError, run_chapter
 from .params import ParameterError, parse_parameters
 
@@ -49,6 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--keep-going", action="store_true", help="execute the other chapters after a failure")
     b.add_argument("--allow-cdn", action="store_true",
                    help="do not bundle require.js/widgets/MathJax (load them from CDNs)")
+    b.add_argument("--executor", default="serial",
+                   help=f"where the experiment cells run first: {', '.join(EXECUTORS)} (default serial: "
+                        "each chapter computes what it needs as it runs)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="--executor dask: local worker processes (default: one per GPU, 2 without one)")
+    b.add_argument("--executor-option", action="append", metavar="KEY=VALUE",
+                   help="--executor slurm: a submitit parameter (slurm_partition=gpu, timeout_min=240, "
+                        "folder=DIR, cluster=local); repeatable")
     return p
 
 
@@ -70,8 +81,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    executor = parse_executor(args.executor, workers=args.workers, options=args.executor_option)
     res = build_book(root=args.root, profile=args.profile, chapters=args.chapters, build_dir=args.build_dir,
-                     keep_going=args.keep_going, allow_cdn=args.allow_cdn)
+                     keep_going=args.keep_going, allow_cdn=args.allow_cdn, executor=executor)
     print(format_times(res))
     return 0
 
@@ -88,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ERROR:{where} {exc}" if args.command == "run" else
               f"ERROR:{where} chapter(s) {exc.chapter} raised (traceback above; executed notebook: {exc.output})",
               file=sys.stderr)
+        return 1
+    except CellError as exc:
+        print(f"ERROR: book not built: {exc}", file=sys.stderr)
         return 1
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

@@ -9,6 +9,11 @@ A single parameter, ``profile``, sizes every chapter:
   machine within its time budget.
 - ``paper``: the default with CUDA. 224 px (299 for Inception), every architecture,
   full test sets, the studies' training settings.
+- ``paper-dry``: ``paper`` with every task, architecture, initialisation, seed, attack and
+  chapter code path kept and the data shrunk (a few images per split, 32 px images, one
+  epoch, two attack iterations; Inception's network still runs at its own side, resizing
+  the images inside, at 75 px instead of 299): proves on a CPU in minutes that ``paper``
+  runs (:func:`dry_run`). Its numbers mean nothing.
 
 A profile is a frozen :class:`Profile` made of typed sections. Chapters read one with
 :func:`get_profile`, passing their parameters as overrides (``None`` means "the
@@ -23,7 +28,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-PROFILE_NAMES = ("smoke", "cpu", "paper")
+PROFILE_NAMES = ("smoke", "cpu", "paper", "paper-dry")
 
 
 # --------------------------------------------------------------------------- sections
@@ -67,6 +72,10 @@ class WhiteboxSettings:
         steps, restarts: iterations of the iterative attacks; PGD random restarts.
         report_eps_255: the budget of the perceptibility table and the gallery.
         gallery_images: images per gallery figure.
+        study_steps: at most this many iterations in the studies' own settings (AdversarialMed,
+            Finlayson et al.); None: the studies' own counts (a dry run caps them).
+        batch_size: attack (and evaluate) this many images at a time; None: all at once (a
+            whole test set at 224 px through a backward pass does not fit a GPU).
         robust_steps, robust_restarts, pgd_restarts: the robust-accuracy ensemble (APGD-CE,
             APGD-margin or APGD-T, PGD): iterations of every member, APGD's restarts, PGD's.
         diag_images: test images the gradient-masking diagnostics run on (a stratified subset).
@@ -90,6 +99,8 @@ class WhiteboxSettings:
     diag_steps: tuple[int, ...] = (10, 50, 100)
     diag_restarts: tuple[int, ...] = (1, 5)
     diag_eps_grid_255: tuple[float, ...] = (1, 2, 4, 8, 16, 32)
+    study_steps: int | None = None
+    batch_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,9 @@ class UAPSettings:
         natural_models: the profile models chapter 4 attacks (``"arch:init"``).
         random_kind: L-inf random control, ``"sign"`` (+-eps per pixel: the largest L2 norm in
             the ball, a strong control) or ``"uniform"`` (the study's ART ``random_sphere``).
+        max_targets: targeted UAPs towards at most this many classes, spread evenly over the
+            class list, first and last included (None: every class; a dry run's 2 keeps the
+            7-class task's last class).
     """
 
     n_build: int
@@ -145,6 +159,7 @@ class UAPSettings:
     natural_split: str | tuple[str, ...] = "one_per_class_1000"
     natural_models: tuple[str, ...] = ("mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch")
     random_kind: str = "sign"
+    max_targets: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ("iterative", "batched"):
@@ -165,6 +180,17 @@ class UAPSettings:
         """Whether targeted UAPs are built at this zeta."""
         tz = self.targeted_zetas
         return self.targeted and (tz is None or any(abs(float(zeta) - float(z)) < 1e-12 for z in tz))
+
+    def target_classes(self, n_classes: int, zeta: float) -> list[int]:
+        """The classes targeted UAPs are built towards at this zeta (none where not targeted)."""
+        if not self.targets_at(zeta):
+            return []
+        m = self.max_targets
+        if m is None or m >= n_classes:
+            return list(range(n_classes))
+        if m <= 1:
+            return [0][:max(0, m)]
+        return sorted({round(i * (n_classes - 1) / (m - 1)) for i in range(m)})
 
 
 @dataclass(frozen=True)
@@ -339,6 +365,9 @@ class Profile:
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
         eval, whitebox, explorer, uap, ablation, uap_explorer, blackbox, patch: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
+        net_sizes: per architecture, the side its network runs at when that is not the
+            task's: the model resizes its input inside (``TrainConfig.net_size``), so the
+            images and every perturbation keep the task's side (Inception v3: 299 px).
     """
 
     name: str
@@ -355,6 +384,7 @@ class Profile:
     patch: PatchSettings
     seeds: tuple[int, ...] = (0,)
     recipes: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    net_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
     skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     uap_explorer: UAPExplorerSettings = dataclasses.field(default_factory=UAPExplorerSettings)
 
@@ -497,7 +527,8 @@ PROFILES: dict[str, Profile] = {
         whitebox=WhiteboxSettings(n_images=None, eps_255=(0, 0.5, 1, 2, 4, 8), steps=20, restarts=1,
                                   report_eps_255=2, gallery_images=4, robust_steps=100, robust_restarts=1,
                                   pgd_restarts=5, diag_images=500, diag_eps_255=1, diag_steps=(10, 50, 100, 200),
-                                  diag_restarts=(1, 5), diag_eps_grid_255=(0.5, 1, 2, 4, 8, 16, 32)),
+                                  diag_restarts=(1, 5), diag_eps_grid_255=(0.5, 1, 2, 4, 8, 16, 32),
+                                  batch_size=128),
         explorer=ExplorerSettings(pairs=2, n_images=3, attacks=("fgsm", "ifgsm", "pgd", "mifgsm"),
                                   eps_255=(0, 1, 2, 4, 8)),
         uap=UAPSettings(n_build=2000, n_eval=None, max_passes=15, zetas=(0.02, 0.04), norms=("l2", "linf"),
@@ -522,8 +553,86 @@ PROFILES: dict[str, Profile] = {
         # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
         recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
                  "scratch": {"lr": 1e-3}},
+        # the studies ran Inception v3 at its native 299 px: the network resizes the task's
+        # 224 px images inside, so one perturbation still fits every model of a task
+        net_sizes={"inception_v3": 299},
     ),
 }
+
+
+# --------------------------------------------------------------------------- the dry run
+#: The sizes of a dry run (:func:`dry_run`), by section: a value, or a function of the
+#: source profile's section. Every section of :data:`SECTIONS` has an entry (a test checks
+#: it), so a new family's sizes cannot stay at paper scale in ``paper-dry`` by accident.
+#: Counts are the smallest that keep the code paths of the source profile: 8 test images
+#: keep every class of the 7-class task (``whitebox.n_images`` None would mean the whole test
+#: split, not the profile's test subset); one nonzero eps, two iterations, two restarts
+#: where the source has restarts; 32 px images, the smallest every architecture takes.
+#: ``net_sizes``: an architecture that runs its network at its own side in the source
+#: (Inception v3 at 299 px in ``paper``) keeps doing so, at its smallest side (75 px): the
+#: same code path (the network resizing the task's images inside), at 1/16 of the cost;
+#: at 299 px Inception's cells alone would take about 7 minutes of a dry run on 2 cores.
+DRY_RUN: dict[str, dict[str, Any]] = {
+    "train": {"epochs": 1, "max_train": 16, "max_val": 8},
+    "eval": {"max_test": 8, "n_boot": 20},
+    "whitebox": {"n_images": 8, "eps_255": lambda s: (0, s.report_eps_255), "steps": 2,
+                 "gallery_images": 1, "robust_steps": 2, "robust_restarts": lambda s: min(s.robust_restarts, 2),
+                 "pgd_restarts": lambda s: min(s.pgd_restarts, 2), "diag_images": 4, "diag_steps": (1, 2),
+                 "diag_restarts": lambda s: tuple(sorted({1, min(max(s.diag_restarts), 2)})),
+                 "diag_eps_grid_255": lambda s: (min(s.diag_eps_grid_255), max(s.diag_eps_grid_255)),
+                 "study_steps": 2, "batch_size": lambda s: None if s.batch_size is None else 4},
+    "explorer": {"n_images": 1, "eps_255": lambda s: (0, min(e for e in s.eps_255 if e > 0))},
+    "uap": {"n_build": 4, "max_passes": 2, "zetas": lambda s: (max(s.zetas),), "natural_images": 8,
+            "max_targets": lambda s: s.max_targets if s.max_targets is not None and s.max_targets < 2 else 2},
+    "ablation": {"sizes": lambda s: (DRY_RUN_SIZE, 2 * DRY_RUN_SIZE)[:len(s.sizes)], "max_train": 16, "n_images": 8,
+                 "natural_images": 8},
+    "uap_explorer": {"tasks": 1, "models": 1, "n_images": 1, "live_zetas": ()},
+    "blackbox": {"n_images": 8, "steps": 2, "surrogate_train": {"epochs": 1, "max_train": 16},
+                 "query_budgets": lambda s: {t: 20 for t in s.query_budgets}, "query_images": 4,
+                 "curve_queries": (10, 20), "usimba_iterations": lambda s: {t: 2 for t in s.usimba_iterations},
+                 "usimba_images": 4, "usimba_eval": 8},
+    "patch": {"n_train": 8, "n_eval": 8, "steps": 2, "batch_size": 4, "eval_scales": lambda s: (s.eval_scale,),
+              "n_placements": 1, "gallery_images": 1},
+    "net_sizes": lambda sizes: {arch: _min_side(arch) for arch in sizes},
+}
+#: The image side of every task in a dry run (px).
+DRY_RUN_SIZE = 32
+
+
+def _min_side(arch: str) -> int:
+    from ..models import get_arch
+
+    return int(get_arch(arch).min_size)
+
+
+def _dry_section(section: Any, changes: Mapping[str, Any]) -> Any:
+    given = {k: (v(section) if callable(v) else v) for k, v in changes.items()}
+    return dataclasses.replace(section, **given)
+
+
+def dry_run(profile: Profile, *, name: str | None = None) -> Profile:
+    """``profile`` with the same tasks, models, initialisations, seeds, attacks, norms,
+    targets and methods, and the sizes of :data:`DRY_RUN`: every code path of a build of
+    ``profile`` runs, on a few images, in minutes on a CPU.
+
+    Example:
+        >>> dry = dry_run(PROFILES["paper"])
+        >>> (list(dry.tasks) == list(PROFILES["paper"].tasks), dry.models == PROFILES["paper"].models)
+        (True, True)
+    """
+    train = {**profile.train, **DRY_RUN["train"]}
+    recipes = {init: {**fields, **{k: v for k, v in DRY_RUN["train"].items() if k in fields}}
+               for init, fields in profile.recipes.items()}
+    sections = {key: _dry_section(getattr(profile, key), DRY_RUN[key]) for key in SECTIONS}
+    return dataclasses.replace(
+        profile, name=name or f"{profile.name}-dry",
+        description=f"dry run of {profile.name}: its every code path on a few {DRY_RUN_SIZE} px images "
+                    "per split, one epoch, two attack iterations (CPU, minutes; meaningless numbers)",
+        tasks={t: DRY_RUN_SIZE for t in profile.tasks}, train=train, recipes=recipes,
+        net_sizes=DRY_RUN["net_sizes"](profile.net_sizes), **sections)
+
+
+PROFILES["paper-dry"] = dry_run(PROFILES["paper"])
 
 
 # --------------------------------------------------------------------------- access
@@ -642,6 +751,6 @@ def profile_table(profile: str | Profile | None = "auto"):
     return pd.DataFrame(rows)
 
 
-__all__ = ["AblationSettings", "BlackboxSettings", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES",
-           "PROFILE_NAMES", "PatchSettings", "Profile", "SECTIONS", "UAPExplorerSettings", "UAPSettings",
-           "WhiteboxSettings", "get_profile", "profile_table", "resolve_profile_name"]
+__all__ = ["AblationSettings", "BlackboxSettings", "DRY_RUN", "DRY_RUN_SIZE", "EvalSettings", "ExplorerSettings",
+           "ModelSpec", "PROFILES", "PROFILE_NAMES", "PatchSettings", "Profile", "SECTIONS", "UAPExplorerSettings",
+           "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile", "profile_table", "resolve_profile_name"]

@@ -62,21 +62,28 @@ def panels(entries: Mapping[tuple, Any]) -> dict[tuple[str, str], Any]:
     return {(k.task, f"{k.arch}:{k.init}"): v for k, v in zip(keys, entries.values())}
 
 
+def _net_size(profile: Profile, arch: str, size: int) -> int | None:
+    side = profile.net_sizes.get(arch)
+    return None if side is None or int(side) == size else int(side)
+
+
 def configs_for_profile(profile: Profile) -> list[TrainConfig]:
     """One :class:`~advmed.train.TrainConfig` per (task, model) of a profile.
 
     Every model takes 3 channels, grayscale images included (replicated), so that one
     perturbation tensor fits every architecture and attacks transfer across them
     without a channel conversion; ImageNet-pretrained stems expect 3 channels anyway.
+    An architecture of ``profile.net_sizes`` runs its network at that side, resizing the
+    task's images inside the model (``TrainConfig.net_size``).
     The seed is the profile's first; further seeds are for repeated runs. Sizes below an
     architecture's minimum fail here, before any training: upsampling for one model only
     would break the rule that one perturbation fits every model of a task.
     """
     configs = [TrainConfig(task=task, arch=m.arch, init=m.init, size=int(size), channels=3, seed=profile.seed,
-                           **profile.train_fields(m.init))
+                           net_size=_net_size(profile, m.arch, int(size)), **profile.train_fields(m.init))
                for task, size in profile.tasks.items() for m in profile.models_for(task)]
-    bad = [f"{c.task} at {c.size} px for {c.arch} (needs >= {get_arch(c.arch).min_size} px)"
-           for c in configs if c.size < get_arch(c.arch).min_size]
+    bad = [f"{c.task} at {c.net_size or c.size} px for {c.arch} (needs >= {get_arch(c.arch).min_size} px)"
+           for c in configs if (c.net_size or c.size) < get_arch(c.arch).min_size]
     if bad:
         raise ValueError("profile sizes below an architecture's minimum: " + "; ".join(bad)
                          + ". Raise the task's size in the profile or drop the model for that task.")
@@ -262,3 +269,22 @@ def training_summary(trained: Mapping[ModelKey, TrainedModel]) -> pd.DataFrame:
             "checkpoint": tm.config.key(),
         })
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- cells
+def train_cell(config: TrainConfig) -> str:
+    """Cell: train (or find in the checkpoint cache) the model of ``config``, on this worker's
+    device (:func:`advmed.device.default_device`); the checkpoint goes to the shared cache."""
+    tm = get_trained_model(config, progress=False)
+    how = "cached" if tm.meta.get("cached") else f"trained in {tm.train_seconds:.0f} s"
+    return f"{config.label()}: {how}, val AUC {tm.val_auc:.3f}"
+
+
+def train_cells(profile: Profile) -> list:
+    """Stage-0 cells (:mod:`advmed.experiments.cells`): one :func:`train_cell` per model of the
+    profile, the checkpoints every chapter loads through :func:`trained_models`."""
+    from .cells import Cell
+    from .estimate import train_cost
+
+    return [Cell("zoo", f"zoo/train/{c.task}/{c.arch}:{c.init}/seed{c.seed}", train_cell, {"config": c}, stage=0,
+                 cost_gmac=train_cost(c)) for c in configs_for_profile(profile)]

@@ -23,6 +23,7 @@ from .normalize import (
     ImageClassifier,
     Normalize,
 )
+from .resize import ResizeInput
 from .small_cnn import SmallCNN
 from .weights import (
     PretrainedWeightsWarning,
@@ -149,7 +150,8 @@ def _seeded(seed: int | None):
 
 
 def build_model(arch: str, num_classes: int, *, in_channels: int = 3, init: str = "scratch",
-                input_size: int | None = None, seed: int | None = None, progress: bool = True) -> ImageClassifier:
+                input_size: int | None = None, seed: int | None = None, progress: bool = True,
+                net_size: int | None = None) -> ImageClassifier:
     """A model for ``num_classes`` classes taking pixels in [0, 1], returning logits.
 
     ``init="imagenet"`` loads ImageNet weights (torchvision's for the torchvision
@@ -161,7 +163,10 @@ def build_model(arch: str, num_classes: int, *, in_channels: int = 3, init: str 
     :mod:`advmed.models.channels`). ``input_size`` (px; default the native size) is
     checked against the architecture's minimum and recorded in ``meta``. ``seed``
     makes the random initialisation reproducible without touching the global stream.
-    The model is returned in train mode on the CPU.
+    ``net_size`` (px; default: the input size) makes the network run at that side: the
+    model resizes its ``input_size`` input inside (:class:`~advmed.models.resize.ResizeInput`;
+    Inception v3 at 299 px on 224 px images), and the architecture's minimum applies to
+    ``net_size``. The model is returned in train mode on the CPU.
     """
     spec = get_arch(arch)
     _check_init(spec, init)
@@ -170,7 +175,11 @@ def build_model(arch: str, num_classes: int, *, in_channels: int = 3, init: str 
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int (2 for a binary task), got {num_classes!r}")
     size = spec.native_size if input_size is None else int(input_size)
-    if size < spec.min_size:
+    resized = net_size is not None and int(net_size) != size
+    if net_size is not None and (isinstance(net_size, bool) or int(net_size) != net_size
+                                 or net_size < spec.min_size):
+        raise ValueError(f"{arch} needs a net_size of at least {spec.min_size} px, got net_size={net_size!r}")
+    if not resized and size < spec.min_size:
         raise ValueError(f"{arch} needs inputs of at least {spec.min_size} px, got input_size={size}; "
                          f"use a larger size or an architecture with a smaller minimum "
                          f"({', '.join(f'{a}: {s.min_size}' for a, s in ARCHITECTURES.items())})")
@@ -198,11 +207,16 @@ def build_model(arch: str, num_classes: int, *, in_channels: int = 3, init: str 
         channels.replace_module(net, spec.first_conv, new)
         mean, std = (mean1,), (std1,)
 
+    min_size = spec.min_size
+    if resized:  # the network sees net_size px whatever the input's side
+        net, min_size = ResizeInput(net, int(net_size)), 1
     net.train()  # the TF.js loader hands back an eval-mode net; every build starts in train mode
     meta = {"arch": arch, "init": used, "requested_init": init, "in_channels": in_channels,
             "num_classes": num_classes, "input_size": size, "mean": tuple(mean), "std": tuple(std)}
-    model = ImageClassifier(net, Normalize(mean, std), meta, min_size=spec.min_size)
-    if prefers_channels_last(arch, size):
+    if resized:
+        meta["net_size"] = int(net_size)
+    model = ImageClassifier(net, Normalize(mean, std), meta, min_size=min_size)
+    if prefers_channels_last(arch, int(net_size) if resized else size):  # the side the network runs at
         model.use_channels_last()
     return model
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..device import module_device
+from ..device import module_device, resident
 
 
 def as_module(trained_or_model: Any) -> nn.Module:
@@ -49,13 +49,15 @@ def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 256,
     divided by 255). Runs in eval mode without gradients, ``batch_size`` images at a
     time on ``device`` (default: where the model's parameters are), and leaves the
     model's mode and device as it found them. No autocast: probabilities near 0 or 1
-    (what attacks change) need full precision.
+    (what attacks change) need full precision. uint8 images go to a GPU once, as they are
+    (:func:`advmed.device.resident`), and each batch is converted to float there.
     """
-    x = as_pixels(x)
-    if x.dim() != 4:
-        raise ValueError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}")
+    raw = torch.as_tensor(x.images if hasattr(x, "images") and hasattr(x, "labels") else x)
+    if raw.dim() != 4:
+        raise ValueError(f"x must have shape (N, C, H, W), got {tuple(raw.shape)}")
     home = module_device(model)
     dev = torch.device(device) if device is not None else home
+    x = resident(raw, dev) if raw.dtype == torch.uint8 else as_pixels(raw)
     was_training = model.training
     model.eval()
     if dev != home:
@@ -64,7 +66,7 @@ def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 256,
         out = []
         starts = range(0, len(x), batch_size)
         for s in tqdm(starts, desc="predict", leave=False, disable=not progress):
-            logits = model(x[s:s + batch_size].to(dev, non_blocking=True).float())
+            logits = model(as_pixels(x[s:s + batch_size].to(dev, non_blocking=True)))
             out.append(torch.softmax(logits.double(), dim=1).cpu())
         n_cls = out[0].shape[1] if out else 0
         return torch.cat(out).numpy() if out else np.zeros((0, n_cls))

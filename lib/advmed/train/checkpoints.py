@@ -3,6 +3,7 @@ JSON side-car ``<key>.json``, both written atomically, the side-car last (a chec
 without one is treated as absent), loaded with ``weights_only=True``."""
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import warnings
@@ -70,7 +71,8 @@ def _build_model(cfg: TrainConfig, num_classes: int, init: str | None = None) ->
     from ..models import build_model
 
     return build_model(cfg.arch, num_classes, in_channels=cfg.channels,
-                       init=cfg.init if init is None else init, input_size=cfg.size, seed=cfg.seed)
+                       init=cfg.init if init is None else init, input_size=cfg.size, seed=cfg.seed,
+                       net_size=cfg.net_size)
 
 
 def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
@@ -130,6 +132,21 @@ def save_checkpoint(tm: TrainedModel) -> Path:
     return pt
 
 
+def _restore(cfg: TrainConfig, num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
+    """The model of ``cfg`` holding ``state``: built as a skeleton on the meta device (no
+    random initialisation of weights about to be replaced: VGG-16's 138 M parameters take
+    seconds to draw) and given the loaded tensors; built for real if anything stayed on meta."""
+    with torch.device("meta"):
+        model = _build_model(cfg, num_classes, init="scratch")
+    model.load_state_dict(state, strict=True, assign=True)
+    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+        model = _build_model(cfg, num_classes, init="scratch")
+        model.load_state_dict(state, strict=True)
+    elif getattr(model, "channels_last", False):  # the loaded tensors keep the layout they were saved in
+        model.use_channels_last()
+    return model
+
+
 def load_checkpoint(cfg: TrainConfig, *, device: torch.device | str | None = None) -> TrainedModel:
     """Rebuild the model of a cached config and load its weights (``weights_only=True``)."""
     pt, side = checkpoint_paths(cfg)
@@ -142,9 +159,8 @@ def load_checkpoint(cfg: TrainConfig, *, device: torch.device | str | None = Non
         warnings.warn(f"{cfg.label()}: the cached model {pt.name} was initialised with "
                       f"{record['init_used']!r}, not {cfg.init!r} (weights were unavailable when it was "
                       "trained); pass retrain=True to train it again", stacklevel=3)
-    model = _build_model(cfg, len(record["classes"]), init="scratch")
     blob = torch.load(pt, map_location="cpu", weights_only=True)
-    model.load_state_dict(blob["state_dict"], strict=True)
+    model = _restore(cfg, len(record["classes"]), blob["state_dict"])
     meta = getattr(model, "meta", None)
     if isinstance(meta, dict):
         meta.update(init=record["init_used"], requested_init=cfg.init)

@@ -18,7 +18,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 # a field at that value is left out of the key, so adding a field never invalidates the
 # checkpoints of configs that do not use it.
 KEY_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "momentum": 0.9, "schedule": "cosine",
-                                "exclude_train": None}
+                                "exclude_train": None, "net_size": None}
 
 # Datasets whose images may be mirrored left-right without changing the diagnosis.
 # Chest X-rays are not (cardiac laterality); breast ultrasound is left out as untested.
@@ -58,6 +58,9 @@ class TrainConfig:
             ``max_train`` is drawn (:func:`advmed.data.splits.disjoint_subset`). None: no
             exclusion. A black-box attacker's surrogate trained on data disjoint from the
             target's. The validation split (early stopping) is not affected.
+        net_size: the side the network runs at, when it differs from ``size``: the model
+            resizes its input inside (``advmed.models.build_model(net_size=...)``; Inception
+            v3 at 299 px on 224 px images). None: the network runs at ``size``.
     """
 
     task: str
@@ -81,6 +84,7 @@ class TrainConfig:
     momentum: float = 0.9
     schedule: str = "cosine"
     exclude_train: tuple[int, int] | None = None
+    net_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -94,6 +98,8 @@ class TrainConfig:
         for name in ("size", "epochs", "batch_size", "patience"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.net_size is not None and (int(self.net_size) != self.net_size or int(self.net_size) < 1):
+            raise ValueError(f"net_size must be a positive number of pixels or None, got {self.net_size!r}")
         if not 0 <= self.translate < 0.5:
             raise ValueError(f"translate is a fraction of the side in [0, 0.5), got {self.translate}")
         if self.exclude_train is not None:
@@ -116,7 +122,8 @@ class TrainConfig:
 
     def label(self) -> str:
         """Short human-readable name, e.g. ``pneumonia_cxr/resnet18 (scratch, 64 px)``."""
-        return f"{self.task}/{self.arch} ({self.init}, {self.size} px)"
+        net = f" -> {self.net_size} px" if self.net_size not in (None, self.size) else ""
+        return f"{self.task}/{self.arch} ({self.init}, {self.size} px{net})"
 
 
 def _flip_safe(task: str) -> bool:

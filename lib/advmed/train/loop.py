@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..device import autocast, default_device
+from ..device import autocast, default_device, resident
 from ..metrics import roc_auc
 from ..models.inference import predict_proba
 from .config import BN_RECALIBRATION_IMAGES, WARMUP_FRACTION, TrainConfig
@@ -152,8 +152,8 @@ class _Setup:
     """What one training run holds fixed across epochs."""
 
     device: torch.device
-    images: torch.Tensor  # uint8 (N, C, H, W), on the CPU
-    labels: torch.Tensor
+    images: torch.Tensor  # uint8 (N, C, H, W): on the GPU once (advmed.device.resident), or the CPU
+    labels: torch.Tensor  # on the images' device
     generator: torch.Generator  # batch order and augmentation
     bn_images: torch.Tensor
     loss_fn: nn.Module
@@ -178,6 +178,10 @@ def _setup(model: nn.Module, train: Any, cfg: TrainConfig, dev: torch.device) ->
     model.to(dev)
     weights = class_weights(y_all, len(train.classes))
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(dev) if cfg.balance == "weighted_loss" else None)
+    # the images go to the GPU once (uint8), not batch by batch; batches are indexed and
+    # converted to float there
+    x_dev = resident(x_all, dev)
+    bn_images = x_dev[bn_rows.to(x_dev.device)]
     bs = min(cfg.batch_size, n)
     # batch norm cannot train on a batch of one, so a last batch of one is dropped
     steps = n // bs + (1 if n % bs > 1 else 0)
@@ -185,7 +189,7 @@ def _setup(model: nn.Module, train: Any, cfg: TrainConfig, dev: torch.device) ->
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, _lr_lambda(steps * cfg.epochs) if cfg.schedule == "cosine" else _constant_lr)
     use_fp16_scaler = dev.type == "cuda" and not torch.cuda.is_bf16_supported()
-    return _Setup(dev, x_all, y_all, gen, x_all[bn_rows], loss_fn,
+    return _Setup(dev, x_dev, y_all.to(x_dev.device), gen, bn_images, loss_fn,
                   weights[y_all].double() if cfg.balance == "sampler" else None, bs, steps, opt, sched,
                   torch.amp.GradScaler("cuda", enabled=use_fp16_scaler))
 
@@ -199,6 +203,7 @@ def _train_epoch(model: nn.Module, run: _Setup, cfg: TrainConfig, epoch: int, ob
         order = torch.multinomial(run.sample_p, n, replacement=True, generator=run.generator)
     else:
         order = torch.randperm(n, generator=run.generator)
+    order = order.to(run.images.device)  # one copy per epoch, of indices only
     total_loss, correct, seen = 0.0, 0, 0
     for s in tqdm(range(run.steps), desc=f"epoch {epoch}", leave=False, disable=not progress):
         idx = order[s * bs:(s + 1) * bs]

@@ -58,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...device import amp_enabled, autocast
 from ...metrics import attack_success
 from ..checks import check_eps, check_images, check_labels, check_norm, frozen_eval
 from .evaluate import predict
@@ -279,7 +280,8 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
         target: int | None = None, method: str = "iterative", step_size: float | None = None,
         max_passes: int = 15, target_rate: float = 1.0, batch_size: int = 64,
         optimizer: str = "sign", loss_clamp: float | None = None, eval_batch_size: int = 256,
-        min_gain: float | None = None, seed: int = 0, progress: bool = True) -> UAPResult:
+        min_gain: float | None = None, seed: int = 0, progress: bool = True,
+        amp: bool | None = None) -> UAPResult:
     """Build a universal adversarial perturbation from images ``x``.
 
     Moosavi-Dezfooli et al. (CVPR 2017) with the FGSM inner step of Hirano & Takemoto
@@ -328,6 +330,8 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
             None runs every pass unless ``target_rate`` is reached, as ART does.
         seed: seeds the image order (same seed, same device -> same ``delta``).
         progress: tqdm bars over passes and mini-batches.
+        amp: mixed precision for the model's forward passes (CUDA only; a no-op on CPU);
+            None: the precision policy, :func:`advmed.device.amp_enabled` (``ADVMED_AMP``).
 
     Returns:
         :class:`UAPResult` with ``delta`` (1, C, H, W) on ``x``'s device.
@@ -346,7 +350,10 @@ def uap(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
                             batch_size=batch_size, optimizer=optimizer, loss_clamp=loss_clamp,
                             eval_batch_size=eval_batch_size, min_gain=min_gain)
     norm, target, eps_abs, zeta, step = args.norm, args.target, args.eps, args.zeta, args.step
-    with frozen_eval(model):
+    amp = amp_enabled() if amp is None else amp
+    if not isinstance(amp, bool):
+        raise TypeError(f"amp must be True, False or None (the ADVMED_AMP policy), got {amp!r}")
+    with frozen_eval(model), autocast(x.device, amp):
         y_ref = args.y_ref if args.y_ref is not None else predict(model, x, batch_size=args.eval_batch_size)
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)

@@ -325,7 +325,7 @@ def run_for(exp: UAPExperiment, key: RunKey, profile: Profile, *, progress: bool
 
 # --------------------------------------------------------------------------- the experiment
 def _targets(settings: UAPSettings, n_classes: int, zeta: float) -> list[int | None]:
-    return [None] + (list(range(n_classes)) if settings.targets_at(zeta) else [])
+    return [None] + settings.target_classes(n_classes, zeta)
 
 
 def attack_name(target: int | None, classes: Iterable[str]) -> str:

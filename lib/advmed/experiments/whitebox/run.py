@@ -283,7 +283,8 @@ def whitebox_results(profile: Profile, zoo: Mapping[tuple, Any], *, attacks: Seq
         sweep = memoised_sweep(
             "whitebox", tm, sets[task], settings={"n_images": s.n_images}, refresh=refresh,
             attacks=list(attacks), eps_255=[float(e) for e in s.eps_255], steps=int(s.steps),
-            seed=profile.seed, restarts=int(s.restarts), n_boot=int(profile.eval.n_boot), early_stop=True)
+            seed=profile.seed, restarts=int(s.restarts), n_boot=int(profile.eval.n_boot), early_stop=True,
+            **batching(profile))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -300,6 +301,19 @@ def _study_budget(spec: Mapping[str, Any], eps_key: str, step_key: str, conventi
     step = references.eps_to_pixels(spec[step_key], convention)
     return {"eps_study": spec[eps_key], "eps": eps, "eps_255": eps * 255, "step_study": spec[step_key],
             "step": step, "steps": int(spec["steps"])}
+
+
+def batching(profile: Profile) -> dict[str, int]:
+    """``{"batch_size": n}`` when the profile attacks in chunks (``whitebox.batch_size``), else
+    ``{}``: memo keys (and results) of profiles that attack all images at once are unchanged."""
+    n = profile.whitebox.batch_size
+    return {} if n is None else {"batch_size": int(n)}
+
+
+def study_steps(steps: int, profile: Profile) -> int:
+    """A study's iteration count, capped at ``profile.whitebox.study_steps`` (a dry run's)."""
+    cap = profile.whitebox.study_steps
+    return int(steps) if cap is None else min(int(steps), int(cap))
 
 
 def adversarialmed_eps() -> dict[str, float]:
@@ -330,8 +344,8 @@ def adversarialmed_results(profile: Profile, zoo: Mapping[tuple, Any], *, refres
     for key, tm in tqdm(list(models.items()), desc="AdversarialMed setting", disable=not progress):
         sweep = memoised_sweep("whitebox_adversarialmed", tm, images, settings={"n_images": n},
                                refresh=refresh, attacks=list(ATTACKS), eps_255=[0.0, s["eps_255"]],
-                               steps=s["steps"], step_size=s["step"], seed=profile.seed,
-                               n_boot=int(profile.eval.n_boot))
+                               steps=study_steps(s["steps"], profile), step_size=s["step"], seed=profile.seed,
+                               n_boot=int(profile.eval.n_boot), **batching(profile))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True)
@@ -357,8 +371,9 @@ def finlayson_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bo
             continue
         sweep = memoised_sweep("whitebox_finlayson", tm, sets[task], settings={"n_images": n},
                                refresh=refresh, attacks=["pgd"], eps_255=[0.0, s["eps_255"]],
-                               steps=s["steps"], step_size=s["step"], seed=profile.seed, targeted=True,
-                               target="other", n_boot=int(profile.eval.n_boot))
+                               steps=study_steps(s["steps"], profile), step_size=s["step"], seed=profile.seed,
+                               targeted=True, target="other", n_boot=int(profile.eval.n_boot),
+                               **batching(profile))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -372,11 +387,12 @@ ROBUST_VERSION = 1
 
 def _ensemble_settings(profile: Profile) -> dict[str, Any]:
     s = profile.whitebox
-    return {"steps": int(s.robust_steps), "restarts": int(s.robust_restarts), "pgd_restarts": int(s.pgd_restarts)}
+    return {"steps": int(s.robust_steps), "restarts": int(s.robust_restarts), "pgd_restarts": int(s.pgd_restarts),
+            **batching(profile)}
 
 
 def robust_sweep(tm: Any, images: Any, *, eps_255: Sequence[float], steps: int, restarts: int, pgd_restarts: int,
-                 n_boot: int, seed: int, progress: bool = False) -> dict[str, Any]:
+                 n_boot: int, seed: int, progress: bool = False, batch_size: int | None = None) -> dict[str, Any]:
     """Robust accuracy of one model (:func:`advmed.attacks.robust_accuracy`): per image and
     budget the worst case over APGD-CE, APGD-margin (APGD-T with >= 4 classes) and PGD with
     restarts, on nested budgets (monotone in eps by construction). Gray images are attacked in
@@ -393,6 +409,7 @@ def robust_sweep(tm: Any, images: Any, *, eps_255: Sequence[float], steps: int, 
     num_classes = len(getattr(tm, "classes", ())) or int(predict_proba(model, x[:1]).shape[1])
     grid = [float(e) / 255 for e in sorted(set(eps_255)) if float(e) > 0]
     res = robust_accuracy(m_att, x_att, y, eps_grid=grid, n_boot=n_boot, seed=seed, progress=progress,
+                          batch_size=batch_size,
                           ensemble=default_ensemble(num_classes, steps=steps, restarts=restarts,
                                                     pgd_restarts=pgd_restarts))
     curve = res.to_frame()
@@ -451,7 +468,7 @@ DIAGNOSTICS_VERSION = 1
 
 def diagnostics_sweep(tm: Any, images: Any, *, surrogate: Any, eps_255: float, steps: Sequence[int],
                       restarts: Sequence[int], eps_grid_255: Sequence[float], chosen_steps: int,
-                      chosen_restarts: int, seed: int) -> pd.DataFrame:
+                      chosen_restarts: int, seed: int, batch_size: int | None = None) -> pd.DataFrame:
     """:func:`advmed.attacks.masking_diagnostics` of one model (gray images in one channel),
     one row per check: name, passed, summary and the numbers behind it."""
     from ...attacks import masking_diagnostics
@@ -468,7 +485,7 @@ def diagnostics_sweep(tm: Any, images: Any, *, surrogate: Any, eps_255: float, s
     diag = masking_diagnostics(m_att, x_att, y, eps=float(eps_255) / 255, steps_grid=tuple(steps),
                                restarts_grid=tuple(restarts), chosen_steps=chosen_steps,
                                chosen_restarts=chosen_restarts, eps_grid=[e / 255 for e in eps_grid_255],
-                               surrogate=sur, seed=seed, progress=False)
+                               surrogate=sur, seed=seed, batch_size=batch_size, progress=False)
     rows = [{"check": c.name, "passed": bool(c.passed), "summary": c.summary,
              "numbers": "; ".join(f"{k} {v:.3f}" for k, v in c.numbers.items())} for c in diag.checks]
     return pd.DataFrame(rows)
@@ -495,7 +512,7 @@ def diagnostics_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: 
         surrogate = zoo[sur_key] if sur_key is not None else None
         settings = {"eps_255": float(s.diag_eps_255), "steps": list(s.diag_steps), "restarts": list(s.diag_restarts),
                     "eps_grid_255": [float(e) for e in s.diag_eps_grid_255], "chosen_steps": int(s.robust_steps),
-                    "chosen_restarts": int(s.robust_restarts), "seed": profile.seed}
+                    "chosen_restarts": int(s.robust_restarts), "seed": profile.seed, **batching(profile)}
         mkey = {"model": tm.config.key(), "surrogate": surrogate.config.key() if surrogate is not None else None,
                 "images": images_key(images.images, images.labels), "version": DIAGNOSTICS_VERSION, **settings}
         out = memo("whitebox_diagnostics", mkey, lambda tm=tm, images=images, surrogate=surrogate, settings=settings:

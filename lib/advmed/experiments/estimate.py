@@ -1,0 +1,173 @@
+"""How long a book build will take: the cells' work in multiply-accumulates, over a throughput.
+
+Every :class:`~advmed.experiments.cells.Cell` carries an estimate of its work, ``cost_gmac``,
+in GMAC (10^9 multiply-accumulates): the forward passes it needs (a backward pass counts as
+two forwards, so a training step or an input gradient is three) times the architecture's
+forward cost at the side its network runs at. :func:`plan` adds them up per family and
+:func:`describe` says, before anything runs, what the profile will run and about how long
+it takes on this machine. The estimate counts every epoch (early stopping ends sooner) and
+every attack iteration (early-stopped attacks end sooner), and adds a fixed cost per cell
+(loading, small calls, figures) that matters at small sizes only: rough, on the high side
+for large runs.
+
+Throughputs (GMAC per second, forward-equivalent):
+
+- CPU: measured on the project's 2-core machine (Inception v3 at 299 px, forward and input
+  gradient, batch 4, 2 threads: 184 ms per image, i.e. 3 x 5.71 / 0.184 = 93 GMAC/s).
+- CUDA: **assumed, not measured** (no GPU was available when this was written): 15,000
+  GMAC/s, about what published ResNet-50 training throughputs on A100/H100-class GPUs
+  (1,000-1,500 images/s in TF32, 3 x 4.1 GMAC each) give. ``benchmarks/gpu_check.sh``
+  measures the real figure; set ``ADVMED_GMACS`` to it.
+
+Example:
+    >>> from advmed.experiments.profiles import get_profile
+    >>> p = plan(get_profile("smoke"), chapters=["01_models"])
+    >>> p.cells["zoo"], p.seconds("cpu") > 0
+    (4, True)
+"""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Iterable
+
+#: Forward cost in GMAC at the architecture's native side (torchvision's model docs, the
+#: MobileNet paper, Table 6 for width 0.75): ``(GMAC, side in px)``.
+FORWARD_GMAC: dict[str, tuple[float, int]] = {
+    "resnet18": (1.81, 224), "resnet50": (4.09, 224), "densenet121": (2.83, 224), "vgg16_bn": (15.47, 224),
+    "inception_v3": (5.71, 299), "mobilenet_v1_075": (0.325, 224), "small_cnn": (0.002, 28),
+}
+#: Measured CPU throughput (module doc), GMAC/s.
+CPU_GMACS = 93.0
+#: Assumed CUDA throughput (module doc: unmeasured), GMAC/s; ``ADVMED_GMACS`` overrides.
+CUDA_GMACS_ASSUMED = 15000.0
+#: Images assumed for a split whose size cannot be read (the data is not there yet).
+NOMINAL_SPLIT = 5000
+#: Fixed seconds per cell on top of its GMAC (loading models and data, small calls that do
+#: not fill the device, figures): what dominates tiny runs. Calibrated on the CPU dry run
+#: (module doc).
+CELL_OVERHEAD_S = 1.0
+#: The one threshold: above it, ``auto`` does not start ``paper`` by itself (seconds).
+CONFIRM_ABOVE_S = 3600.0
+
+
+def forward_gmac(arch: str, side: int) -> float:
+    """One forward pass of ``arch`` on one image of ``side`` px (GMAC), scaled by area."""
+    gmac, native = FORWARD_GMAC.get(arch, (1.0, 224))
+    return gmac * (float(side) / native) ** 2
+
+
+@functools.lru_cache(maxsize=None)
+def split_sizes(task: str) -> dict[str, int] | None:
+    """Images per split of a task from the dataset's index (no decoding); None when the data
+    is not available locally (it would be downloaded by the build)."""
+    import numpy as np
+
+    from ..data import get_spec, get_task
+    from ..data.registry import get_view
+    from ..data.sources import build_index
+
+    t = get_task(task)
+    spec = get_spec(t.dataset)
+    saved = os.environ.get("ADVMED_OFFLINE")
+    os.environ["ADVMED_OFFLINE"] = "1"  # an estimate never downloads
+    try:
+        index = build_index(spec, progress=False)
+    except Exception:  # no data root, no cached download: the estimate uses NOMINAL_SPLIT
+        return None
+    finally:
+        if saved is None:
+            os.environ.pop("ADVMED_OFFLINE", None)
+        else:
+            os.environ["ADVMED_OFFLINE"] = saved
+    view = get_view(spec, t.view)
+    keep = np.ones(len(index.labels), bool) if view is None else np.isin(index.labels, list(view.mapping))
+    return {s: int(((np.asarray(index.splits) == s) & keep).sum()) for s in spec.splits}
+
+
+def n_images(task: str, split: str, limit: int | None) -> int:
+    """How many images a step takes from a split: ``limit`` capped at the split's size."""
+    sizes = split_sizes(task)
+    total = NOMINAL_SPLIT if sizes is None else sizes.get(split, NOMINAL_SPLIT)
+    return int(total if limit is None else min(int(limit), total))
+
+
+def train_cost(config) -> float:
+    """GMAC of training one model (:class:`~advmed.train.TrainConfig`): every epoch of training
+    steps (3 forward-equivalents per image), batch-norm recalibration and validation."""
+    from ..train.config import BN_RECALIBRATION_IMAGES
+
+    n_train = n_images(config.task, "train", config.max_train)
+    n_val = n_images(config.task, "val", config.max_val)
+    per_epoch = 3 * n_train + min(n_train, BN_RECALIBRATION_IMAGES) + n_val
+    return config.epochs * per_epoch * forward_gmac(config.arch, config.net_size or config.size)
+
+
+def throughput(device: str) -> float:
+    """GMAC/s of ``device`` (``"cpu"``, ``"cuda"``): ``ADVMED_GMACS``, else the module's figures."""
+    given = os.environ.get("ADVMED_GMACS", "").strip()
+    if given:
+        return float(given)
+    return CUDA_GMACS_ASSUMED if str(device).startswith("cuda") else CPU_GMACS
+
+
+@dataclass
+class Plan:
+    """What a build of a profile runs: cells and work per family, and the time that takes."""
+
+    profile: str
+    tasks: int
+    models: int
+    cells: dict[str, int] = field(default_factory=dict)
+    gmac: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_gmac(self) -> float:
+        return float(sum(self.gmac.values()))
+
+    def seconds(self, device: str, workers: int = 1) -> float:
+        """Estimated wall time on ``workers`` devices like ``device`` (perfect sharing): the
+        work over the throughput, plus :data:`CELL_OVERHEAD_S` per cell."""
+        work = self.total_gmac / throughput(device) + CELL_OVERHEAD_S * sum(self.cells.values())
+        return work / max(1, int(workers))
+
+
+def plan(profile, chapters: Iterable[str] | None = None) -> Plan:
+    """Count the cells of a build of ``profile`` (:func:`~advmed.experiments.cells.book_cells`)."""
+    from .cells import book_cells
+
+    out = Plan(profile.name, len(profile.tasks), len(profile.models))
+    for c in book_cells(profile, chapters):
+        out.cells[c.family] = out.cells.get(c.family, 0) + 1
+        out.gmac[c.family] = out.gmac.get(c.family, 0.0) + float(c.cost_gmac)
+    return out
+
+
+def fmt_seconds(s: float) -> str:
+    """``"42 s"``, ``"12 min"``, ``"3.4 h"``."""
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def describe(p: Plan, device: str, workers: int = 1) -> str:
+    """A few lines saying what will run and how long it should take."""
+    parts = ", ".join(f"{n} {fam}" for fam, n in p.cells.items())
+    share = {fam: g / p.total_gmac for fam, g in p.gmac.items()} if p.total_gmac else {}
+    work = ", ".join(f"{fam} {100 * s:.0f} %" for fam, s in share.items())
+    kind = "measured" if not str(device).startswith("cuda") or os.environ.get("ADVMED_GMACS") else \
+        "assumed (unmeasured; set ADVMED_GMACS from benchmarks/gpu_check.sh)"
+    where = f"{workers} x {device}" if workers > 1 else str(device)
+    return (f"profile {p.profile}: {p.tasks} tasks x {p.models} models; cells: {parts}\n"
+            f"work: {p.total_gmac / 1e3:,.0f} TMAC ({work}); throughput {throughput(device):,.0f} GMAC/s "
+            f"per device, {kind}\n"
+            f"estimated time on {where}: about {fmt_seconds(p.seconds(device, workers))} "
+            f"(every epoch and attack iteration counted, no early stopping, plus {CELL_OVERHEAD_S:g} s a cell)")
+
+
+__all__ = ["CELL_OVERHEAD_S", "CONFIRM_ABOVE_S", "CPU_GMACS", "CUDA_GMACS_ASSUMED", "FORWARD_GMAC", "NOMINAL_SPLIT",
+           "Plan", "describe", "fmt_seconds", "forward_gmac", "n_images", "plan", "split_sizes", "throughput",
+           "train_cost"]
