@@ -20,8 +20,11 @@ def frozen_eval(model: nn.Module):
     Attacking a model left in train mode (batch-norm statistics drifting, dropout on)
     is a known trap; so is leaving ``.grad`` on the parameters after an attack.
     Parameter ``.grad`` fields that existed before are left exactly as they were.
+    The mode of every submodule is restored, not just the top one's: ``model.train(flag)``
+    would set all children alike, and a fresh wrapper (train mode by default) around an
+    eval-mode classifier would leave the classifier in train mode.
     """
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
     for p, _ in flags:
@@ -31,7 +34,8 @@ def frozen_eval(model: nn.Module):
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
 
 def check_images(x: torch.Tensor, name: str = "x") -> None:

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .adversarial import AdversarialConfig
+
 # Bump when a change to this file changes the weights a config produces: every key
 # changes with it, so stale checkpoints are never reused.
 CODE_VERSION = 2
@@ -39,6 +41,10 @@ class TrainConfig:
         augment: random translation (and flips where allowed) during training.
         translate: largest shift as a fraction of the side (0.0625: 2 px at 32 px).
         hflip: random horizontal flips; None resolves from the task (never for chest X-rays).
+        adversarial: None (clean training) or an
+            :class:`~advmed.train.adversarial.AdversarialConfig` (a method name such as
+            ``"adversarialmed"`` or its ``to_dict()`` is converted): adversarial or noise
+            training. Left out of :meth:`key` when None, so clean configs keep their keys.
     """
 
     task: str
@@ -58,6 +64,7 @@ class TrainConfig:
     augment: bool = True
     translate: float = 0.0625
     hflip: bool | None = None
+    adversarial: AdversarialConfig | None = None
 
     def __post_init__(self) -> None:
         if self.balance not in BALANCE_MODES:
@@ -71,18 +78,39 @@ class TrainConfig:
             raise ValueError(f"translate is a fraction of the side in [0, 0.5), got {self.translate}")
         if self.hflip is None:  # resolve now, so that the key records what is done
             object.__setattr__(self, "hflip", _flip_safe(self.task))
+        object.__setattr__(self, "adversarial", _as_adversarial(self.adversarial))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """16 hex digits of the SHA-256 of the full config and :data:`CODE_VERSION`."""
-        blob = json.dumps({"code_version": CODE_VERSION, **self.to_dict()}, sort_keys=True)
+        """16 hex digits of the SHA-256 of the full config and :data:`CODE_VERSION`.
+
+        ``adversarial`` enters the hash only when set: a clean config hashes exactly as it
+        did before the field existed, so existing checkpoints keep their keys.
+        """
+        fields = self.to_dict()
+        if fields["adversarial"] is None:
+            del fields["adversarial"]
+        blob = json.dumps({"code_version": CODE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def label(self) -> str:
         """Short human-readable name, e.g. ``pneumonia_cxr/resnet18 (scratch, 64 px)``."""
-        return f"{self.task}/{self.arch} ({self.init}, {self.size} px)"
+        adv = "" if self.adversarial is None else f", {self.adversarial.label()}"
+        return f"{self.task}/{self.arch} ({self.init}, {self.size} px{adv})"
+
+
+def _as_adversarial(value: Any) -> AdversarialConfig | None:
+    """None, an AdversarialConfig, a method name, or an AdversarialConfig's ``to_dict()``."""
+    if value is None or isinstance(value, AdversarialConfig):
+        return value
+    if isinstance(value, str):
+        return AdversarialConfig(value)
+    if isinstance(value, dict):
+        return AdversarialConfig(**value)
+    raise TypeError(f"adversarial must be None, an AdversarialConfig, a method name or a dict, got "
+                    f"{type(value).__name__}")
 
 
 def _flip_safe(task: str) -> bool:
