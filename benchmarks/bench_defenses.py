@@ -17,7 +17,6 @@ import time
 
 import torch
 import torch.nn.functional as F
-
 from advmed.attacks import frozen_eval
 from advmed.defenses import ConvVAE, eot, jpeg_defense, vae_defense
 from advmed.models import build_model

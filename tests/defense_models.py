@@ -1,24 +1,24 @@
 """Small trained models shared by tests/test_defenses.py and tests/test_train_adversarial.py.
 
 A narrow ``small_cnn`` (width 8: 9 k parameters, the library's SmallCNN with its 0.5 / 0.5
-normalisation) trained with :func:`advmed.train.fit` on 1000 PneumoniaMNIST training images
+normalisation) trained with :func:`advmed.train.adversarial.fit_robust` (``fit`` with the
+configured objective) on 1000 PneumoniaMNIST training images
 at 28 px for 3 epochs (a few seconds on one CPU thread; test accuracy about 0.85). Weights are
 memoised in the test cache (``advmed.cache.memo``), so a second run loads them.
 """
 from __future__ import annotations
 
 import torch
-
 from advmed.cache import memo
 from advmed.data import load_task
 from advmed.models.normalize import ImageClassifier, Normalize
 from advmed.models.small_cnn import SmallCNN
-from advmed.train import TrainConfig, fit
-from advmed.train.adversarial import make_objective
+from advmed.train import TrainConfig
+from advmed.train.adversarial import fit_robust
 
 SIZE = 28
 N_TRAIN, N_VAL = 1000, 300
-VERSION = 1  # bump to retrain the memoised test models
+VERSION = 2  # bump to retrain the memoised test models
 
 
 def narrow_cnn(seed: int = 0, width: int = 8) -> ImageClassifier:
@@ -50,10 +50,9 @@ def trained_model(adversarial=None, epochs: int = 3, n_train: int = N_TRAIN) -> 
 
     def compute():
         tr, va = splits(n_train)
-        objective = make_objective(cfg.adversarial, seed=cfg.seed)
-        model, _, _, _ = fit(narrow_cnn(), tr, va, cfg, device="cpu", objective=objective, progress=False)
-        cost = objective.cost.to_dict() if hasattr(objective, "cost") else {}
-        return {"state": {k: v.clone() for k, v in model.state_dict().items()}, "cost": cost}
+        model, _, _, _, cost = fit_robust(narrow_cnn(), tr, va, cfg, device="cpu", progress=False)
+        return {"state": {k: v.clone() for k, v in model.state_dict().items()},
+                "cost": {} if cost is None else cost.to_dict()}
 
     blob = memo("test_defense_models", {"v": VERSION, "cfg": cfg.key(), "n": [n_train, N_VAL]}, compute)
     model = narrow_cnn()

@@ -8,14 +8,10 @@ Real data: PneumoniaMNIST at 28 px (grayscale stored as 3 equal channels) and Re
 from __future__ import annotations
 
 import io
-import math
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from torch import nn
-
 from advmed.attacks import pgd
 from advmed.data import load_task
 from advmed.defenses import (
@@ -35,6 +31,8 @@ from advmed.defenses import (
     vae_defense,
 )
 from defense_models import config, held_out_images, splits, trained_model
+from PIL import Image
+from torch import nn
 
 torch.set_num_threads(1)
 
@@ -341,6 +339,19 @@ def test_wrappers_leave_mode_gradients_and_batch_norm_as_found(name, mode, vae, 
     assert all(not m.training for m in vae.vae.modules())
 
 
+def test_frozen_eval_restores_every_submodules_own_mode():
+    """A fresh wrapper is in train mode by default; restoring only the top module's flag with
+    ``model.train(flag)`` would have put the eval-mode classifier inside it into train mode
+    (found here: batch-norm statistics then drifted during evaluation)."""
+    from advmed.attacks import frozen_eval
+
+    inner = nn.Sequential(nn.Conv2d(3, 2, 1), nn.BatchNorm2d(2)).eval()
+    outer = nn.Sequential(inner, nn.Dropout(0.1))  # outer and its dropout in train mode
+    with frozen_eval(outer):
+        assert not any(m.training for m in outer.modules())
+    assert outer.training and outer[1].training and not inner.training and not inner[1].training
+
+
 def test_defended_model_train_and_eval_reach_the_classifier_only(vae):
     model = trained_model()[0]
     d = DefendedModel(JPEGCompression(20), model)
@@ -463,7 +474,9 @@ def _art_lower_bound(self, n_class_samples, n_total_samples):
 
 def _compare_with_art(base, x, sigma, n_cert, n_pred, alpha=0.001):
     """Our PREDICT / CERTIFY and ART's on the same base model and sigma (see the tests' docstrings)."""
-    from art.estimators.certification.randomized_smoothing import PyTorchRandomizedSmoothing
+    from art.estimators.certification.randomized_smoothing import (
+        PyTorchRandomizedSmoothing,
+    )
     from scipy.stats import norm
 
     ours = SmoothedClassifier(base, sigma=sigma, batch_size=max(n_cert, n_pred))
@@ -509,7 +522,9 @@ def test_smoothing_agrees_with_art_on_a_classifier_with_known_vote_probabilities
     Clopper-Pearson bound, is replaced by scipy's exact interval (statsmodels is not installed
     here; it is the same Beta quantile).
     """
-    from art.estimators.certification.randomized_smoothing import PyTorchRandomizedSmoothing
+    from art.estimators.certification.randomized_smoothing import (
+        PyTorchRandomizedSmoothing,
+    )
 
     monkeypatch.setattr(PyTorchRandomizedSmoothing, "_lower_confidence_bound", _art_lower_bound)
     offsets = torch.linspace(-0.4, 0.4, 40).tolist()
@@ -525,8 +540,10 @@ def test_smoothing_agrees_with_art_on_a_classifier_with_known_vote_probabilities
 def test_smoothing_agrees_with_art_on_a_noise_trained_cnn(monkeypatch, heldout):
     """As above on the narrow CNN trained with Gaussian noise (sigma 0.25, the base classifier
     smoothing needs), 30 test images, n = 1000 (certify), n = 500 (predict)."""
-    from art.estimators.certification.randomized_smoothing import PyTorchRandomizedSmoothing
     from advmed.train.adversarial import AdversarialConfig
+    from art.estimators.certification.randomized_smoothing import (
+        PyTorchRandomizedSmoothing,
+    )
 
     monkeypatch.setattr(PyTorchRandomizedSmoothing, "_lower_confidence_bound", _art_lower_bound)
     base = trained_model(AdversarialConfig("gaussian", sigma=0.25))[0]

@@ -6,13 +6,11 @@ import dataclasses
 import hashlib
 import json
 
+import advmed.train as T
+import advmed.train.checkpoints as TC
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-import advmed.train as T
-import advmed.train.checkpoints as TC
 from advmed.attacks import ifgsm, pgd
 from advmed.train.adversarial import (
     ADVERSARIALMED_EPS,
@@ -22,6 +20,7 @@ from advmed.train.adversarial import (
     make_objective,
 )
 from defense_models import held_out_images, trained_model
+from torch import nn
 
 torch.set_num_threads(1)
 
@@ -207,14 +206,18 @@ def test_fast_fgsm_is_one_step_of_1p25_eps_from_a_random_start():
     assert obj.cost.crafting_passes == 1
 
 
-def test_gaussian_objective_trains_on_seeded_noisy_images():
-    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 2))
-    x, y = _batch()
-    obj = AdversarialObjective(AdversarialConfig("gaussian", sigma=0.1), seed=1)
-    noisy = obj.craft(net, x, y)
-    assert (noisy - x).std().item() == pytest.approx(0.1, rel=0.1)
-    assert torch.equal(AdversarialObjective(AdversarialConfig("gaussian", sigma=0.1), seed=1).craft(net, x, y), noisy)
-    assert obj.cost.crafting_passes == 0
+def test_gaussian_training_puts_the_noise_in_front_of_the_model_and_returns_the_base(synthetic):
+    """The noise reaches the training forward, the batch-norm recalibration and validation (a
+    NoisyInput layer), and the saved model is the base classifier without it."""
+    cfg = dataclasses.replace(CFG, adversarial=AdversarialConfig("gaussian", sigma=0.1))
+    tm = T.train_model(cfg, device="cpu", progress=False)
+    assert not isinstance(tm.model, T.adversarial.NoisyInput) and isinstance(tm.model, nn.Sequential)
+    assert tm.meta["training_cost"]["crafting_passes"] == 0 and tm.meta["training_cost"]["training_passes"] > 0
+    x = torch.rand(4, 3, 12, 12)
+    noisy = T.adversarial.NoisyInput(nn.Identity(), 0.1)
+    assert (noisy.eval()(x) - x).std().item() == pytest.approx(0.1, rel=0.2)  # noise in eval mode too
+    with pytest.raises(TypeError, match="NoisyInput"):
+        AdversarialObjective(AdversarialConfig("gaussian")).craft(nn.Identity(), x, torch.zeros(4).long())
 
 
 def test_costs_count_crafting_and_training_passes():

@@ -24,22 +24,55 @@ Example:
     >>> robust = (defended(pgd(adaptive, x, y, eps=2 / 255)).argmax(1) == y).float().mean()
 """
 from .expectation import EOTModel, eot
-from .jpeg import JPEG_MODES, JPEGCompression, jpeg_defense, jpeg_differentiable, jpeg_real
+from .jpeg import (
+    JPEG_MODES,
+    JPEGCompression,
+    jpeg_defense,
+    jpeg_differentiable,
+    jpeg_real,
+)
 from .smoothing import (
     ABSTAIN,
-    CertifiedAccuracy,
     Certification,
+    CertifiedAccuracy,
     SmoothedClassifier,
     SmoothedPrediction,
     certified_accuracy,
     clopper_pearson_lower,
 )
-from .uap_retraining import RetrainingRound, UAPAugmentObjective, UAPRetrainingResult, uap_retraining
+from .uap_retraining import (
+    RetrainingRound,
+    UAPAugmentObjective,
+    UAPRetrainingResult,
+    uap_retraining,
+)
 from .vae import ConvVAE, TrainedVAE, VAEConfig, VAEDenoiser, train_vae, vae_defense
 from .wrap import DefendedModel
 
-__all__ = ["ABSTAIN", "CertifiedAccuracy", "Certification", "ConvVAE", "DefendedModel", "EOTModel", "JPEG_MODES",
-           "JPEGCompression", "RetrainingRound", "SmoothedClassifier", "SmoothedPrediction", "TrainedVAE",
-           "UAPAugmentObjective", "UAPRetrainingResult", "VAEConfig", "VAEDenoiser", "certified_accuracy",
-           "clopper_pearson_lower", "eot", "jpeg_defense", "jpeg_differentiable", "jpeg_real", "train_vae",
-           "uap_retraining", "vae_defense"]
+__all__ = [
+    "ABSTAIN",
+    "JPEG_MODES",
+    "Certification",
+    "CertifiedAccuracy",
+    "ConvVAE",
+    "DefendedModel",
+    "EOTModel",
+    "JPEGCompression",
+    "RetrainingRound",
+    "SmoothedClassifier",
+    "SmoothedPrediction",
+    "TrainedVAE",
+    "UAPAugmentObjective",
+    "UAPRetrainingResult",
+    "VAEConfig",
+    "VAEDenoiser",
+    "certified_accuracy",
+    "clopper_pearson_lower",
+    "eot",
+    "jpeg_defense",
+    "jpeg_differentiable",
+    "jpeg_real",
+    "train_vae",
+    "uap_retraining",
+    "vae_defense",
+]

@@ -105,7 +105,7 @@ def _is_gray(img: torch.Tensor) -> bool:
 def _codec_one(img: torch.Tensor, quality: int, gray: bool | str) -> torch.Tensor:
     """Encode and decode one uint8 image (C, H, W) with Pillow; returns uint8 (C, H, W)."""
     c = img.shape[0]
-    if gray is True or gray == "auto" and _is_gray(img):
+    if c == 1 or gray is True or gray == "auto" and _is_gray(img):
         pil = Image.fromarray(img[0].numpy(), mode="L")
     elif c == 3:
         pil = Image.fromarray(img.permute(1, 2, 0).contiguous().numpy(), mode="RGB")
@@ -227,7 +227,7 @@ class JPEGCompression(nn.Module):
         fn = _RealJPEG if self.mode == "real" else _BPDAJPEG
         return fn.apply(x, self.quality, self.grayscale)
 
-    def with_mode(self, mode: str) -> "JPEGCompression":
+    def with_mode(self, mode: str) -> JPEGCompression:
         """The same quality and grayscale handling in another mode."""
         return JPEGCompression(self.quality, mode, grayscale=self.grayscale)
 

@@ -44,8 +44,8 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,8 +56,15 @@ from tqdm.auto import tqdm
 
 from ..attacks.checks import check_images, frozen_eval
 
-__all__ = ["ABSTAIN", "CertifiedAccuracy", "Certification", "SmoothedClassifier", "SmoothedPrediction",
-           "certified_accuracy", "clopper_pearson_lower"]
+__all__ = [
+    "ABSTAIN",
+    "Certification",
+    "CertifiedAccuracy",
+    "SmoothedClassifier",
+    "SmoothedPrediction",
+    "certified_accuracy",
+    "clopper_pearson_lower",
+]
 
 #: The label of an abstention.
 ABSTAIN = -1
@@ -178,7 +185,7 @@ def certified_accuracy(cert: Certification, y: torch.Tensor, radii: Sequence[flo
     correct = (cert.label.cpu() == y).numpy()
     rad = cert.radius.cpu().numpy()
     acc = np.array([float(np.mean(correct & (rad >= ri))) if len(y) else float("nan") for ri in r])
-    return CertifiedAccuracy(radius=r, accuracy=acc, n_images=int(len(y)))
+    return CertifiedAccuracy(radius=r, accuracy=acc, n_images=len(y))
 
 
 class SmoothedClassifier(nn.Module):

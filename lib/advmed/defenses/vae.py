@@ -58,8 +58,16 @@ from ..cache import atomic_write, cache_root, key_hash, tensor_digest
 from ..device import default_device, seed_everything
 from .wrap import DefendedModel
 
-__all__ = ["ConvVAE", "TrainedVAE", "VAEConfig", "VAEDenoiser", "VAE_CODE_VERSION", "train_vae", "vae_defense",
-           "vae_loss"]
+__all__ = [
+    "VAE_CODE_VERSION",
+    "ConvVAE",
+    "TrainedVAE",
+    "VAEConfig",
+    "VAEDenoiser",
+    "train_vae",
+    "vae_defense",
+    "vae_loss",
+]
 
 #: Bump when a change here changes the weights a config gives: every cached VAE key changes.
 VAE_CODE_VERSION = 1

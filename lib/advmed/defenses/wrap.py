@@ -45,7 +45,7 @@ class DefendedModel(nn.Module):
         self.training = classifier.training  # a new module is in train mode; take the classifier's
         self.defense.eval()
 
-    def train(self, mode: bool = True) -> "DefendedModel":
+    def train(self, mode: bool = True) -> DefendedModel:
         """Set the classifier's mode; the defense layer stays in eval mode (it is fixed
         preprocessing; advmed's defenses behave the same in both modes anyway)."""
         self.training = bool(mode)
@@ -56,7 +56,7 @@ class DefendedModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.defense(x))
 
-    def with_defense(self, defense: nn.Module) -> "DefendedModel":
+    def with_defense(self, defense: nn.Module) -> DefendedModel:
         """The same classifier (shared, not copied) behind another defense layer: e.g. the
         BPDA view of a JPEG defense for the attacker, the real codec for evaluation."""
         return DefendedModel(defense, self.classifier)

@@ -43,11 +43,19 @@ from .checkpoints import (
                           save_checkpoint,
                           train_model,
 )
-from .adversarial import ADVERSARIAL_METHODS, AdversarialConfig, AdversarialObjective, TrainingCost, make_objective
+from .adversarial import (
+                          ADVERSARIAL_METHODS,
+                          AdversarialConfig,
+                          AdversarialObjective,
+                          TrainingCost,
+                          fit_robust,
+                          make_objective,
+)
 from .config import BALANCE_MODES, CODE_VERSION, FLIP_SAFE_DATASETS, TrainConfig
 from .loop import BatchObjective, augment_batch, class_weights, clean_objective, fit, recalibrate_bn
 
-__all__ = ["ADVERSARIAL_METHODS", "AdversarialConfig", "AdversarialObjective", "TrainingCost", "make_objective",
+__all__ = ["ADVERSARIAL_METHODS", "AdversarialConfig", "AdversarialObjective", "TrainingCost", "fit_robust",
+           "make_objective",
            "BALANCE_MODES", "BatchObjective", "CODE_VERSION", "clean_objective", "FLIP_SAFE_DATASETS", "TrainConfig", "TrainedModel", "augment_batch",
            "checkpoint_paths", "class_weights", "fit", "get_trained_model", "load_checkpoint", "recalibrate_bn",
            "save_checkpoint", "train_model"]

@@ -14,7 +14,11 @@ model is cached like any other). Methods:
 - ``"fast_fgsm"``: "fast is better than free" (Wong, Rice & Kolter, ICLR 2020): one FGSM step
   of ``1.25 eps`` from a uniform random start in the eps-ball, ``L(x_adv)`` only.
 - ``"gaussian"``: Gaussian noise augmentation ``L(x + sigma e)`` (Cohen, Rosenfeld & Kolter
-  2019), the base classifier of :mod:`advmed.defenses.smoothing`.
+  2019), the base classifier of :mod:`advmed.defenses.smoothing`. The noise is a layer in
+  front of the model during training (:class:`NoisyInput`, put there by :func:`fit_robust`),
+  so the loop's batch-norm recalibration and its validation (which chooses the kept epoch)
+  also see noisy images: recalibrated on clean images, a noise-trained small CNN predicted
+  one class for 99 % of noisy copies (smoothed accuracy 0.38 against 0.83 clean).
 
 What every adversarial objective does, and the original AdversarialMed code did not: the
 examples are crafted with the **true** labels, with the model in **eval** mode (batch-norm
@@ -47,10 +51,20 @@ import torch
 from torch import nn
 
 from ..attacks import ifgsm, pgd
-from ..attacks.checks import check_eps, check_images
+from ..attacks.checks import check_eps
 
-__all__ = ["ADVERSARIAL_METHODS", "ADVERSARIALMED_EPS", "ADVERSARIALMED_STEP", "AdversarialConfig",
-           "AdversarialObjective", "TrainingCost", "make_objective"]
+__all__ = [
+    "ADVERSARIALMED_EPS",
+    "ADVERSARIALMED_STEP",
+    "ADVERSARIAL_METHODS",
+    "AdversarialConfig",
+    "AdversarialObjective",
+    "GaussianNoise",
+    "NoisyInput",
+    "TrainingCost",
+    "fit_robust",
+    "make_objective",
+]
 
 ADVERSARIAL_METHODS = ("adversarialmed", "pgd", "fast_fgsm", "gaussian")
 #: AdversarialMed's eps 0.02 and step 0.005 (ImageNet-normalised) times the mean ImageNet std 0.226.
@@ -206,16 +220,19 @@ class AdversarialObjective:
         return seed
 
     def craft(self, model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """Adversarial (or noisy) versions of ``xb`` for true labels ``yb``; leaves the model's
-        mode, parameter flags and batch-norm statistics as they were."""
+        """Adversarial versions of ``xb`` for true labels ``yb``; leaves the model's mode,
+        parameter flags and batch-norm statistics as they were. For "gaussian", ``xb`` itself
+        (the :class:`NoisyInput` layer of the model adds the noise)."""
         cfg, was_training = self.config, model.training
+        if cfg.method == "gaussian":
+            if not isinstance(model, NoisyInput):
+                raise TypeError("method 'gaussian' adds its noise in a NoisyInput layer in front of the model, so "
+                                "that batch-norm recalibration and validation see noisy images too: train with "
+                                "advmed.train.adversarial.fit_robust or advmed.train.train_model")
+            return xb
         _sync(xb.device)
         t0 = time.perf_counter()
         try:
-            if cfg.method == "gaussian":
-                check_images(xb, "xb")
-                g = torch.Generator(device=xb.device).manual_seed(self._batch_seed())
-                return xb + cfg.sigma * torch.randn(xb.shape, generator=g, device=xb.device, dtype=xb.dtype)
             if cfg.random_start:
                 x_adv = pgd(model, xb, yb, eps=cfg.eps, steps=cfg.steps, step_size=cfg.step_size,
                             random_start=True, seed=self._batch_seed(), progress=False)
@@ -246,6 +263,58 @@ class AdversarialObjective:
         self.cost.training_passes += passes
         self.cost.objective_seconds += time.perf_counter() - t0
         return loss, logits
+
+
+class GaussianNoise(nn.Module):
+    """``x + sigma * e``, ``e ~ N(0, I)``, in train *and* eval mode (torch's global RNG).
+
+    Pixels may leave [0, 1]: Cohen et al.'s noise is not clipped (the smoothed classifier sees
+    the same unclipped noise).
+    """
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.sigma = float(sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.sigma * torch.randn_like(x)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma:g}"
+
+
+class NoisyInput(nn.Module):
+    """``model(x + sigma e)``: the training-time wrapper of noise augmentation; ``.model`` is
+    the base classifier (what is kept and saved). ``meta`` is the model's."""
+
+    def __init__(self, model: nn.Module, sigma: float):
+        super().__init__()
+        self.noise, self.model = GaussianNoise(sigma), model
+        self.meta = dict(getattr(model, "meta", {}) or {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.noise(x))
+
+
+def fit_robust(model: nn.Module, train: Any, val: Any, cfg: Any, *, device: torch.device | str | None = None,
+               progress: bool = True) -> tuple[nn.Module, Any, int, float, TrainingCost | None]:
+    """:func:`advmed.train.fit` with the objective ``cfg.adversarial`` asks for (clean if None).
+
+    For "gaussian" the model is trained inside a :class:`NoisyInput` (validation AUC and
+    batch-norm statistics then refer to noisy images) and returned without it.
+
+    Returns:
+        ``(model, history, best_epoch, best_val_auc, cost)``: ``cost`` is the
+        :class:`TrainingCost` (None for clean training).
+    """
+    from .loop import fit
+
+    adv = cfg.adversarial
+    objective = make_objective(adv, seed=cfg.seed)
+    net = NoisyInput(model, adv.sigma) if adv is not None and adv.method == "gaussian" else model
+    net, history, best_epoch, auc = fit(net, train, val, cfg, device=device, objective=objective, progress=progress)
+    base = net.model if isinstance(net, NoisyInput) else net
+    return base.eval(), history, best_epoch, auc, getattr(objective, "cost", None)
 
 
 def make_objective(config: AdversarialConfig | None, *, seed: int = 0):

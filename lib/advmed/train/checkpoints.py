@@ -18,9 +18,8 @@ from torch import nn
 from ..cache import atomic_write, cache_root
 from ..device import default_device, seed_everything
 from ..models.inference import predict_proba
-from .adversarial import make_objective
+from .adversarial import fit_robust
 from .config import CODE_VERSION, TrainConfig
-from .loop import fit
 
 
 @dataclass
@@ -64,7 +63,7 @@ def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
                 progress: bool = True) -> TrainedModel:
     """Train a model from scratch or fine-tune it, as ``cfg`` says; no cache (see
     :func:`get_trained_model`). ``cfg.adversarial`` chooses the batch objective
-    (:mod:`advmed.train.adversarial`); its cost is stored as ``meta["training_cost"]``."""
+    (:func:`advmed.train.adversarial.fit_robust`); its cost is stored as ``meta["training_cost"]``."""
     dev = torch.device(device) if device is not None else default_device()
     train = _load_split(cfg, "train", cfg.max_train, progress=progress)
     val = _load_split(cfg, "val", cfg.max_val, progress=progress)
@@ -74,15 +73,13 @@ def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
     model = _build_model(cfg, len(train.classes))
     meta = dict(getattr(model, "meta", {}) or {})
     init_used = str(meta.get("init", cfg.init))
-    objective = make_objective(cfg.adversarial, seed=cfg.seed)
     t0 = time.perf_counter()
-    model, history, best_epoch, val_auc = fit(model, train, val, cfg, device=dev, objective=objective,
-                                              progress=progress)
+    model, history, best_epoch, val_auc, cost = fit_robust(model, train, val, cfg, device=dev, progress=progress)
     seconds = time.perf_counter() - t0
     extra = {"device": str(dev), "n_train": len(train.labels), "n_val": len(val.labels),
              "torch": torch.__version__, "model_meta": meta}
-    if cfg.adversarial is not None:
-        extra["training_cost"] = objective.cost.to_dict()
+    if cost is not None:
+        extra["training_cost"] = cost.to_dict()
     return TrainedModel(model=model, config=cfg, history=history, init_used=init_used, val_auc=val_auc,
                         train_seconds=seconds, classes=tuple(train.classes), best_epoch=best_epoch, meta=extra)
 
