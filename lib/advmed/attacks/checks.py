@@ -20,9 +20,10 @@ def frozen_eval(model: nn.Module):
     Attacking a model left in train mode (batch-norm statistics drifting, dropout on)
     is a known trap; so is leaving ``.grad`` on the parameters after an attack.
     Parameter ``.grad`` fields that existed before are left exactly as they were.
+    The mode of every submodule is restored, not just the top one's: ``model.train(flag)``
+    would set all children alike, and a fresh wrapper (train mode by default) around an
+    eval-mode classifier would leave the classifier in train mode.
     """
-    # every submodule's own mode: a model may hold layers kept in eval on purpose (frozen
-    # batch norm), and model.train(flag) would flip them all to one mode on the way out
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()

@@ -20,6 +20,10 @@ classifiers, e.g. the MedMNIST v2 baselines, Yang et al. 2023, Sci Data 10:41):
   validation accuracy 0.742 = the majority share before, 0.867 after; AUC 0.938 -> 0.972).
 - Early stopping on validation ROC AUC (binary: class 1; multiclass: macro one-vs-rest);
   the best epoch's weights are kept.
+- Robust training: ``TrainConfig(adversarial=AdversarialConfig(...))`` swaps the batch
+  objective for adversarial training (AdversarialMed's 0.7 / 0.3 I-FGSM recipe, Madry et
+  al.'s PGD, Wong et al.'s fast FGSM) or Gaussian noise augmentation; see
+  :mod:`advmed.train.adversarial`.
 - Seeded: the same config gives the same weights on CPU. CUDA adds mixed precision
   (``advmed.device.autocast``; a ``GradScaler`` when the dtype is float16) and is not
   bit-reproducible.
@@ -39,9 +43,19 @@ from .checkpoints import (
                           save_checkpoint,
                           train_model,
 )
+from .adversarial import (
+                          ADVERSARIAL_METHODS,
+                          AdversarialConfig,
+                          AdversarialObjective,
+                          TrainingCost,
+                          fit_robust,
+                          make_objective,
+)
 from .config import BALANCE_MODES, CODE_VERSION, FLIP_SAFE_DATASETS, TrainConfig
 from .loop import BatchObjective, augment_batch, class_weights, clean_objective, fit, recalibrate_bn
 
-__all__ = ["BALANCE_MODES", "BatchObjective", "CODE_VERSION", "clean_objective", "FLIP_SAFE_DATASETS", "TrainConfig", "TrainedModel", "augment_batch",
+__all__ = ["ADVERSARIAL_METHODS", "AdversarialConfig", "AdversarialObjective", "TrainingCost", "fit_robust",
+           "make_objective",
+           "BALANCE_MODES", "BatchObjective", "CODE_VERSION", "clean_objective", "FLIP_SAFE_DATASETS", "TrainConfig", "TrainedModel", "augment_batch",
            "checkpoint_paths", "class_weights", "fit", "get_trained_model", "load_checkpoint", "recalibrate_bn",
            "save_checkpoint", "train_model"]

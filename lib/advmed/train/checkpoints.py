@@ -19,8 +19,8 @@ from torch import nn
 from ..cache import atomic_write, cache_root
 from ..device import default_device, seed_everything
 from ..models.inference import predict_proba
+from .adversarial import fit_robust
 from .config import CODE_VERSION, TrainConfig
-from .loop import fit
 
 
 @dataclass
@@ -78,7 +78,8 @@ def _build_model(cfg: TrainConfig, num_classes: int, init: str | None = None) ->
 def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
                 progress: bool = True) -> TrainedModel:
     """Train a model from scratch or fine-tune it, as ``cfg`` says; no cache (see
-    :func:`get_trained_model`)."""
+    :func:`get_trained_model`). ``cfg.adversarial`` chooses the batch objective
+    (:func:`advmed.train.adversarial.fit_robust`); its cost is stored as ``meta["training_cost"]``."""
     dev = torch.device(device) if device is not None else default_device()
     train = _training_split(cfg, progress=progress)
     val = _load_split(cfg, "val", cfg.max_val, progress=progress)
@@ -89,12 +90,14 @@ def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
     meta = dict(getattr(model, "meta", {}) or {})
     init_used = str(meta.get("init", cfg.init))
     t0 = time.perf_counter()
-    model, history, best_epoch, val_auc = fit(model, train, val, cfg, device=dev, progress=progress)
+    model, history, best_epoch, val_auc, cost = fit_robust(model, train, val, cfg, device=dev, progress=progress)
     seconds = time.perf_counter() - t0
+    extra = {"device": str(dev), "n_train": len(train.labels), "n_val": len(val.labels),
+             "torch": torch.__version__, "model_meta": meta}
+    if cost is not None:
+        extra["training_cost"] = cost.to_dict()
     return TrainedModel(model=model, config=cfg, history=history, init_used=init_used, val_auc=val_auc,
-                        train_seconds=seconds, classes=tuple(train.classes), best_epoch=best_epoch,
-                        meta={"device": str(dev), "n_train": len(train.labels), "n_val": len(val.labels),
-                              "torch": torch.__version__, "model_meta": meta})
+                        train_seconds=seconds, classes=tuple(train.classes), best_epoch=best_epoch, meta=extra)
 
 
 def checkpoint_paths(cfg: TrainConfig) -> tuple[Path, Path]:

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .adversarial import AdversarialConfig
+
 # Bump when a change to this file changes the weights a config produces: every key
 # changes with it, so stale checkpoints are never reused.
 CODE_VERSION = 3  # 3: channels-last layout where it is faster (advmed.models.build)
@@ -18,7 +20,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 # a field at that value is left out of the key, so adding a field never invalidates the
 # checkpoints of configs that do not use it.
 KEY_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "momentum": 0.9, "schedule": "cosine",
-                                "exclude_train": None, "net_size": None}
+                                "exclude_train": None, "net_size": None, "adversarial": None}
 
 # Datasets whose images may be mirrored left-right without changing the diagnosis.
 # Chest X-rays are not (cardiac laterality); breast ultrasound is left out as untested.
@@ -61,6 +63,10 @@ class TrainConfig:
         net_size: the side the network runs at, when it differs from ``size``: the model
             resizes its input inside (``advmed.models.build_model(net_size=...)``; Inception
             v3 at 299 px on 224 px images). None: the network runs at ``size``.
+        adversarial: None (clean training) or an
+            :class:`~advmed.train.adversarial.AdversarialConfig` (a method name such as
+            ``"adversarialmed"`` or its ``to_dict()`` is converted): adversarial or noise
+            training. Left out of :meth:`key` when None, so clean configs keep their keys.
     """
 
     task: str
@@ -85,6 +91,7 @@ class TrainConfig:
     schedule: str = "cosine"
     exclude_train: tuple[int, int] | None = None
     net_size: int | None = None
+    adversarial: AdversarialConfig | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -110,12 +117,18 @@ class TrainConfig:
             object.__setattr__(self, "exclude_train", ex)
         if self.hflip is None:  # resolve now, so that the key records what is done
             object.__setattr__(self, "hflip", _flip_safe(self.task))
+        object.__setattr__(self, "adversarial", _as_adversarial(self.adversarial))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """16 hex digits of the SHA-256 of the full config and :data:`CODE_VERSION`."""
+        """16 hex digits of the SHA-256 of the full config and :data:`CODE_VERSION`.
+
+        Fields at their :data:`KEY_DEFAULTS` (``adversarial`` None among them) are left out:
+        a config hashes exactly as it did before those fields existed, so existing
+        checkpoints keep their keys.
+        """
         fields = {k: v for k, v in self.to_dict().items() if not (k in KEY_DEFAULTS and v == KEY_DEFAULTS[k])}
         blob = json.dumps({"code_version": CODE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -123,7 +136,20 @@ class TrainConfig:
     def label(self) -> str:
         """Short human-readable name, e.g. ``pneumonia_cxr/resnet18 (scratch, 64 px)``."""
         net = f" -> {self.net_size} px" if self.net_size not in (None, self.size) else ""
-        return f"{self.task}/{self.arch} ({self.init}, {self.size} px{net})"
+        adv = "" if self.adversarial is None else f", {self.adversarial.label()}"
+        return f"{self.task}/{self.arch} ({self.init}, {self.size} px{net}{adv})"
+
+
+def _as_adversarial(value: Any) -> AdversarialConfig | None:
+    """None, an AdversarialConfig, a method name, or an AdversarialConfig's ``to_dict()``."""
+    if value is None or isinstance(value, AdversarialConfig):
+        return value
+    if isinstance(value, str):
+        return AdversarialConfig(value)
+    if isinstance(value, dict):
+        return AdversarialConfig(**value)
+    raise TypeError(f"adversarial must be None, an AdversarialConfig, a method name or a dict, got "
+                    f"{type(value).__name__}")
 
 
 def _flip_safe(task: str) -> bool:
