@@ -45,6 +45,11 @@ prof = profiles.get_profile(profile, tasks=tasks, models=models, eval={"n_boot":
 Markdown(f"This page was executed with the profile **`{prof.name}`**: {prof.description}. "
          "Its settings are listed in the appendix.")
 
+# %% tags=["hide-input"]
+pages.table(compare.settings_side_by_side(prof, ["adversarialmed", "finlayson", "hirano", "minagi"]),
+            "tab-models-beside", "The studies' data, models and training beside this profile's, aspect by aspect "
+            "(the attack rows are each chapter's).")
+
 # %% [markdown]
 # ## The tasks
 #

@@ -61,7 +61,7 @@ method = None  # "iterative" (the study's algorithm) or "batched" (None: the pro
 from IPython.display import Markdown
 
 from advmed import pages
-from advmed.experiments import profiles
+from advmed.experiments import compare, profiles
 from advmed.experiments import zoo as models_zoo
 from advmed.experiments.universal import plots as uplots
 from advmed.experiments.universal import report, run, tables
@@ -75,6 +75,10 @@ prof = profiles.get_profile(profile, tasks=tasks, models=models,
 pages.table(tables.settings_brief(prof), "tab-uap-settings",
             f"How the UAPs are built and judged (profile `{prof.name}`); every setting is in the appendix.",
             data=tables.settings_table(prof))
+
+# %% tags=["hide-input"]
+pages.table(compare.settings_side_by_side(prof, ["hirano"], chapter="universal"), "tab-uap-beside",
+            "Hirano et al.'s setting beside this profile's, aspect by aspect.")
 
 # %% [markdown]
 # `method` says which algorithm built the UAPs. `iterative` is the study's (Hirano et al. used

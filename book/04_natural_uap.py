@@ -60,9 +60,13 @@ zeta_reference = "medical"  # "medical" (Minagi et al.'s code) or "natural": who
 from IPython.display import Markdown
 
 from advmed import pages
-from advmed.experiments import profiles
+from advmed.experiments import compare, profiles
 from advmed.experiments import zoo as models_zoo
 from advmed.experiments.universal import plots as uplots
+from advmed.experiments.fidelity import plots as fplots
+from advmed.experiments.fidelity import report as freport
+from advmed.experiments.fidelity import run as frun
+from advmed.experiments.fidelity import tables as ftables
 from advmed.experiments.universal import report, run, tables
 
 page = pages.setup()
@@ -77,6 +81,10 @@ pages.table(tables.settings_brief(prof, natural=True), "tab-natural-settings",
             f"How the natural-image UAPs are built (profile `{prof.name}`, against {', '.join(attacked)}, zeta "
             f"relative to the {zeta_reference} images); every setting is in the appendix.",
             data=tables.settings_table(prof))
+
+# %% tags=["hide-input"]
+pages.table(compare.settings_side_by_side(prof, ["minagi"], chapter="natural"), "tab-natural-beside",
+            "Minagi et al.'s setting beside this profile's, aspect by aspect.")
 
 # %% [markdown]
 # ## UAPs from photos, from medical images, and random
@@ -159,6 +167,53 @@ pages.figure(uplots.confusion_uap_grid(natural, run.confusion_keys(natural, twin
 
 # %%
 uplots.explorer(medical, natural, profile=prof)
+
+# %% [markdown]
+# (natural-fidelity)=
+# ## Did fine-tuning keep the ImageNet features?
+#
+# Minagi et al.'s premise is that a fine-tuned model still carries the features of its
+# ImageNet weights, which photo-built UAPs exploit. If fine-tuning moved the weights far from
+# ImageNet's, the premise fails for our models whatever the study found.
+# {numref}`fig-natural-drift` measures it: for each block of each ImageNet-initialised model,
+# the norm of the change of its weights relative to their ImageNet norm.
+
+# %% tags=["hide-input"]
+drift = frun.drift_results(zoo)
+drift_summary = ftables.drift_summary(drift)
+if not drift.empty:
+    pages.figure(fplots.drift_plot(drift), "fig-natural-drift",
+                 "Relative weight change from the ImageNet weights per block (input to output), one line per "
+                 "fine-tuned model: 0 is the ImageNet weights unchanged, 1 a change as large as the weights.")
+pages.table(drift_summary, "tab-natural-drift",
+            "Weight drift per fine-tuned model: overall (parameter-weighted root mean square over blocks), in the "
+            "first and the last block, and the block that moved most.", data=drift)
+
+# %% tags=["remove-input"]
+Markdown(freport.drift_sentence(drift, drift_summary))
+
+# %% [markdown]
+# ## Does the resolution change the answer?
+#
+# Our smaller inputs are the largest departure from the study's 224 px. The resolution
+# ablation trains the same model with the same recipe at several sides and repeats the three
+# measurements of this book at each: clean AUC, robust accuracy under the ensemble of
+# chapter 2, and the fooling rate of a photo-built UAP ({numref}`fig-natural-ablation`).
+
+# %%
+ablation = frun.resolution_ablation(prof, progress=False)
+
+# %% tags=["hide-input"]
+pages.figure(fplots.ablation_plot(ablation), "fig-natural-ablation",
+             "Clean AUC, robust accuracy and photo-UAP fooling rate against the image side for one task and "
+             "model trained with the same recipe at each side, with 95 % bootstrap intervals.")
+pages.table(ftables.ablation_table(ablation), "tab-natural-ablation",
+            "The resolution ablation, one row per image side: training images and epochs run, clean AUC, robust "
+            "accuracy and photo-UAP fooling rate [95 % intervals], the random control and the training time.",
+            data=ablation)
+
+# %% tags=["remove-input"]
+Markdown(freport.ablation_sentence(ablation))
 
 # %% [markdown]
 # ## Reading the result

@@ -252,3 +252,25 @@ def test_every_explorer_responds_in_headless_chromium(smoke_book):
             if errors:
                 problems.append(f"{entry}: browser console errors: {errors[:3]}")
     assert not problems, "\n".join(problems)
+
+
+def test_the_claims_chapter_has_twelve_rows_with_valid_verdicts(smoke_book):
+    """Chapter 8's table, as the smoke book's cache gives it: twelve claims, each verdict one of
+    the rule's values, and the same verdicts the executed page shows in its CSV."""
+    import base64
+    import io
+
+    import pandas as pd
+
+    from advmed.experiments.claims import run, verdicts
+    from advmed.experiments.profiles import get_profile
+
+    claims = run.all_claims(get_profile("smoke"))
+    assert [c.number for c in claims] == list(range(1, 13))
+    assert all(c.verdict in verdicts.VERDICTS for c in claims)
+    page = (smoke_book.html / "book" / "08_claims.html").read_text()
+    link = re.search(r'download="tab-claims\.csv" href="data:text/csv;charset=utf-8;base64,([^"]+)"', page)
+    assert link, "the claims table has no CSV download"
+    text = base64.b64decode(link.group(1)).decode()
+    shown = pd.read_csv(io.StringIO(text))
+    assert list(shown["verdict"]) == [c.verdict for c in claims]

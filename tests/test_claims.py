@@ -66,3 +66,35 @@ def test_claims_table_and_abstract_are_computed_from_claims():
     assert "Claim 2" in report.conclusion(claims)
     assert tables.verdict_counts(claims).to_dict() == {"agrees": 1, "same direction": 0, "disagrees": 1,
                                                        "not comparable": 1}
+
+
+def _blackbox_rows(to_target: float) -> pd.DataFrame:
+    return pd.DataFrame([{"task": t, "surrogate_kind": k, "surrogate": f"mobilenet ({k})", "to_target": to_target,
+                          "clean_accuracy": 0.9, "white_to_target": 1.0}
+                         for t in ("pneumonia_cxr", "melanoma_derm") for k in ("seed", "disjoint")])
+
+
+def test_blackbox_claim_follows_the_share_pushed_to_the_other_class():
+    prof = get_profile("smoke")
+    ctx = lambda v: FakeContext(prof, finlayson_blackbox=_blackbox_rows(v), zoo={}, ablation=pd.DataFrame())
+    assert run.claim_7(ctx(0.9)).verdict == "agrees"
+    assert run.claim_7(ctx(0.3)).verdict == "same direction"  # above the 0.1 clean control, below 0.5
+    assert run.claim_7(ctx(0.05)).verdict == "disagrees"
+    empty = FakeContext(prof, finlayson_blackbox=pd.DataFrame(), zoo={}, ablation=pd.DataFrame())
+    assert run.claim_7(empty).verdict == "not comparable"
+
+
+def _patch_rows(white: float, black: float, natural: float) -> pd.DataFrame:
+    rows = []
+    for kind, acc in (("white-box", white), ("black-box", black), ("natural", natural)):
+        rows.append({"task": "pneumonia_cxr", "patch": kind, "our model": "mobilenet", "accuracy ours": acc,
+                     "accuracy_lo": max(acc - 0.02, 0), "accuracy_hi": min(acc + 0.02, 1), "clean accuracy": 0.9})
+    return pd.DataFrame(rows)
+
+
+def test_patch_claim_needs_all_three_parts():
+    prof = get_profile("smoke")
+    ctx = lambda *v: FakeContext(prof, patches=_patch_rows(*v), zoo={}, ablation=pd.DataFrame())
+    assert run.claim_8(ctx(0.01, 0.05, 0.88)).verdict == "agrees"
+    assert run.claim_8(ctx(0.01, 0.05, 0.5)).verdict == "disagrees"  # the natural control must keep accuracy
+    assert run.claim_8(ctx(0.3, 0.05, 0.88)).verdict == "same direction"

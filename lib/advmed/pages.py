@@ -346,6 +346,14 @@ def glue_numbers(prefix: str, values: Any) -> None:
         glue(key, value, display=False)
 
 
+def glue_text(key: str, text: str) -> None:
+    """Glue a sentence as ``key``, not displayed: another page pastes it with
+    ``{glue:text}`NN_chapter.ipynb::key:s``` (the book's abstract pastes the claims chapter's)."""
+    from myst_nb import glue
+
+    glue(key, str(text), display=False)
+
+
 __all__ = ["APPENDIX_PAGE_LENGTH", "MAX_TABLE_ROWS", "WORDS", "AppendixTableOutput", "FigureOutput", "Page",
-           "TableOutput", "appendix_table", "csv_link", "figure", "glue_numbers", "glued_keys", "init_tables", "interval",
+           "TableOutput", "appendix_table", "csv_link", "figure", "glue_numbers", "glue_text", "glued_keys", "init_tables", "interval",
            "plain_caption", "reader_frame", "setup", "table", "words"]

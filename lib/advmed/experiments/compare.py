@@ -108,6 +108,16 @@ def settings_beside(profile: Profile, studies: Iterable[str], *, chapter: str = 
     return pd.DataFrame(rows)
 
 
+def settings_side_by_side(profile: Profile, studies: Iterable[str], *, chapter: str = "models") -> pd.DataFrame:
+    """:func:`settings_beside` for the page: one row per aspect of the setting (data,
+    resolution, architecture, ...), one column per study and one for us, so that a reader
+    compares down a column and the table stays as narrow as the text."""
+    wide = settings_beside(profile, studies, chapter=chapter).set_index("who")
+    out = wide.T.reset_index().rename(columns={"index": "setting"})
+    out.columns.name = None
+    return out
+
+
 def clean_comparison_summary(comparison: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """The page's version of :func:`compare_clean`: for each published figure that a model of
     ours can be set beside, the closest of our models (the same architecture first, as

@@ -4,18 +4,18 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plots import new_figure, styled
+from ...plots import PAGE_WIDTH, BookFigure, legend_outside, styled
 from .verdicts import VERDICTS, Claim
 
 COLOURS = {"agrees": "#009E73", "same direction": "#E69F00", "disagrees": "#D55E00", "not comparable": "#999999"}
 
 
 @styled
-def verdict_figure(claims: list[Claim], *, title: str | None = None) -> Figure:
+def verdict_figure(claims: list[Claim]) -> Figure:
     """One row per claim: our estimate (dot, with its interval or range) coloured by verdict,
-    the claim's number and statement on the left."""
-    fig, axes = new_figure(figsize=(8.5, 0.42 * len(claims) + 1.2))
-    ax = axes[0, 0]
+    the claim's number and statement on the left, the verdicts' legend under the panel."""
+    fig = BookFigure(figsize=(PAGE_WIDTH, 0.32 * len(claims) + 1.3), layout="constrained")
+    ax = fig.subplots()
     ys = np.arange(len(claims))[::-1]
     for y, c in zip(ys, claims):
         col = COLOURS[c.verdict]
@@ -26,11 +26,11 @@ def verdict_figure(claims: list[Claim], *, title: str | None = None) -> Figure:
             ax.plot([c.ours.value], [y], "o", color=col)
         else:
             ax.text(0.5, y, "not tested", color=col, ha="center", va="center", fontsize="small")
-    ax.set_yticks(ys, [f"{c.number}. {c.statement[:48]}{'…' if len(c.statement) > 48 else ''}" for c in claims],
-                  fontsize="small")
-    ax.set(xlim=(-0.02, 1.02), xlabel="our estimate (accuracy, AUC or rate, as the claim says)")
+    ax.set_yticks(ys, [f"{c.number}. {c.statement[:40]}{'…' if len(c.statement) > 40 else ''}" for c in claims],
+                  fontsize="x-small")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("our estimate (accuracy, AUC or rate, as the claim says)", fontsize="small")
+    ax.tick_params(axis="x", labelsize="x-small")
     handles = [ax.plot([], [], "o", color=COLOURS[v], label=v)[0] for v in VERDICTS]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
-    if title:
-        ax.set_title(title)
+    legend_outside(fig, handles, list(VERDICTS))
     return fig

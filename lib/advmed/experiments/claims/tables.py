@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -20,6 +21,29 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
                      "ours - study": "" if not math.isfinite(c.difference) else f"{c.difference:+.3f}",
                      "verdict": c.verdict, "why": c.reason if c.verdict != "agrees" else "", "section": c.section})
     return pd.DataFrame(rows)
+
+
+def claims_summary(claims: list[Claim]) -> pd.DataFrame:
+    """:func:`claims_table` for the page: the claim, whose it is, ours in short, the verdict
+    and the chapter that measured it (the settings, rules and reasons are in the appendix)."""
+    return pd.DataFrame([{"claim": c.number, "study": references.STUDIES[c.study]["cite"].split(",")[0],
+                          "statement": c.statement, "verdict": c.verdict,
+                          "chapter": int(c.section.split("_")[0]) if c.section[:2].isdigit() else c.section}
+                         for c in claims])
+
+
+class VerdictTally(NamedTuple):
+    """How many claims got each verdict (the numbers the pages glue)."""
+
+    agrees: int
+    same_direction: int
+    disagrees: int
+    not_comparable: int
+
+
+def verdict_tally(claims: list[Claim]) -> VerdictTally:
+    """:func:`verdict_counts` as a typed tuple."""
+    return VerdictTally(*(int(v) for v in verdict_counts(claims)))
 
 
 def verdict_counts(claims: list[Claim]) -> pd.Series:

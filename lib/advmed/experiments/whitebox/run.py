@@ -462,6 +462,16 @@ def robust_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool 
     return RobustResults(pd.concat(curves, ignore_index=True), pd.concat(costs, ignore_index=True), first)
 
 
+def with_ensemble(results: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """:func:`whitebox_results` with the ensemble's curves (:attr:`RobustResults.curves`)
+    appended as ``attack = "ensemble"`` rows (its clean rows dropped: the sweep has them), so
+    figures and tables draw the worst case beside the single attacks."""
+    if curves.empty:
+        return results
+    extra = curves[curves["eps_255"] > 0]
+    return pd.concat([results, extra[[c for c in extra.columns if c in results.columns]]], ignore_index=True)
+
+
 # --------------------------------------------------------------------------- masking diagnostics
 DIAGNOSTICS_VERSION = 1
 
