@@ -146,8 +146,8 @@ Markdown(report.summary_sentence(results, att.report_eps_255))
 # PGD with restarts, each run at {glue:text}`wb-robust-steps` iterations. The budgets are
 # nested: an image broken at one budget counts as broken at every larger one, so the curve
 # cannot rise with eps, and attacks stop on an image as soon as it is misclassified.
-# {numref}`fig-wb-robust` sets the ensemble beside FGSM and PGD; {numref}`tab-wb-robust` reads it
-# off per model.
+# {numref}`fig-wb-robust` sets the ensemble beside FGSM and PGD, {numref}`fig-wb-robust-auc` gives its AUC,
+# and {numref}`tab-wb-robust` reads it off per model.
 
 # %%
 robust = run.robust_results(prof, zoo, progress=False)
@@ -159,6 +159,12 @@ pages.figure(wplots.robustness_grid(run.with_ensemble(results, robust.curves), m
              "Accuracy against the budget under FGSM, PGD and the ensemble's worst case (right column), laid out "
              "as {numref}`fig-wb-accuracy`. The ensemble is the number to believe: it lies at or below every "
              "single attack.")
+
+# %% tags=["hide-input"]
+pages.figure(wplots.robustness_grid(run.with_ensemble(results, robust.curves), metric="auc",
+                                    attacks=("pgd", run.ENSEMBLE)), "fig-wb-robust-auc",
+             "ROC AUC under PGD and under the ensemble's worst case (the AUC of the scores of each image's "
+             "adversarial example at that budget); dashed: chance.")
 
 # %% tags=["hide-input"]
 pages.table(tables.robust_table(robust.curves), "tab-wb-robust",

@@ -62,7 +62,7 @@ def test_claims_table_and_abstract_are_computed_from_claims():
     t = tables.claims_table(claims)
     assert list(t["verdict"]) == ["agrees", "disagrees", "not comparable"] and t.loc[0, "why"] == ""
     text = report.abstract(claims, "cpu")
-    assert "1 agree" in text and "1 disagree" in text and "(2 (disagrees))" in text
+    assert "1 agree" in text and "1 disagree (claim 2)" in text and "tested in this setting (claim 3)" in text
     assert "Claim 2" in report.conclusion(claims)
     assert tables.verdict_counts(claims).to_dict() == {"agrees": 1, "same direction": 0, "disagrees": 1,
                                                        "not comparable": 1}

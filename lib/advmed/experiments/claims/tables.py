@@ -15,7 +15,7 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
     reason, one row per claim (in claim order)."""
     rows = []
     for c in claims:
-        rows.append({"claim": c.number, "study": references.STUDIES[c.study]["cite"].split(",")[0],
+        rows.append({"no.": c.number, "study": references.STUDIES[c.study].get("short", c.study),
                      "statement": c.statement, "study figure": c.study_figure, "study setting": c.study_setting,
                      "ours": c.ours_text, "our setting": c.our_setting,
                      "ours - study": "" if not math.isfinite(c.difference) else f"{c.difference:+.3f}",
@@ -26,7 +26,7 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
 def claims_summary(claims: list[Claim]) -> pd.DataFrame:
     """:func:`claims_table` for the page: the claim, whose it is, ours in short, the verdict
     and the chapter that measured it (the settings, rules and reasons are in the appendix)."""
-    return pd.DataFrame([{"claim": c.number, "study": references.STUDIES[c.study]["cite"].split(",")[0],
+    return pd.DataFrame([{"no.": c.number, "study": references.STUDIES[c.study].get("short", c.study),
                           "statement": c.statement, "verdict": c.verdict,
                           "chapter": int(c.section.split("_")[0]) if c.section[:2].isdigit() else c.section}
                          for c in claims])
