@@ -108,6 +108,15 @@ def settings_beside(profile: Profile, studies: Iterable[str], *, chapter: str = 
     return pd.DataFrame(rows)
 
 
+def settings_side_by_side(profile: Profile, studies: Iterable[str], *, chapter: str = "models") -> pd.DataFrame:
+    """:func:`settings_beside` for a page: one row per setting (data, resolution, ...), one column
+    per study and one for ours, so that a few columns of wrapped text fit the text column."""
+    beside = settings_beside(profile, studies, chapter=chapter).set_index("who")
+    out = beside.T.reset_index().rename(columns={"index": "setting"})
+    out.columns.name = None
+    return out
+
+
 def clean_comparison_summary(comparison: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
     """The page's version of :func:`compare_clean`: for each published figure that a model of
     ours can be set beside, the closest of our models (the same architecture first, as

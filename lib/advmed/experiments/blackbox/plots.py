@@ -12,7 +12,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from ...plots import PALETTE, new_figure, show_image, show_perturbation, styled
+from ...attacks import attack_label
+from ...plots import (PAGE_WIDTH, BookFigure, attack_color, legend_outside, new_figure, panel_grid, show_image,
+                      show_perturbation, styled, task_label)
 from ..profiles import Profile
 from ..universal.run import attack_name
 from ..zoo import ModelKey
@@ -39,51 +41,87 @@ def transfer_heatmap(matrix: pd.DataFrame, *, title: str | None = None, cell: fl
 
 
 @styled
-def query_curves(queries: Sequence[QueryRun], *, cell: tuple[float, float] = (3.4, 2.7)) -> Figure:
-    """Success rate (among the attacked images) against the per-image query budget, one
-    panel per task, one line per attack; the x axis is logarithmic."""
+def query_curves(queries: Sequence[QueryRun], *, ncols: int = 2, cell: tuple[float, float] = (3.2, 2.3)) -> Figure:
+    """Success rate (among the attacked images) against the per-image query budget: one panel
+    per task (``ncols`` a row), one line per attack in the book's colour, one legend under the
+    panels; the x axis is logarithmic."""
     tasks = list(dict.fromkeys(q.task for q in queries)) or [""]
-    attacks = list(dict.fromkeys(q.attack for q in queries))
-    colors = dict(zip(attacks, sns.color_palette(PALETTE, max(len(attacks), 1))))
-    fig, axes = new_figure(1, len(tasks), figsize=(cell[0] * len(tasks) + 0.4, cell[1] + 0.6))
-    for ax, task in zip(axes[0], tasks):
+    fig, axes = panel_grid(len(tasks), ncols, cell=cell, sharey=True)
+    for ax, task in zip(axes, tasks):
         for q in (q for q in queries if q.task == task):
             grid = np.unique(np.geomspace(1, q.budget, 200).astype(int))
-            ax.step(grid, [q.success_at(int(b)) for b in grid], where="post", color=colors[q.attack],
-                    label=f"{q.attack} ({q.model.label})")
+            ax.step(grid, [q.success_at(int(b)) for b in grid], where="post", color=attack_color(q.attack),
+                    label=attack_label(q.attack))
         ax.set_xscale("log")
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("queries per image")
-        ax.set_title(task, fontsize="medium")
-        ax.legend(fontsize="x-small", loc="lower right")
-    axes[0, 0].set_ylabel("success rate")
-    fig.suptitle("Score-based query attacks: success within a budget", fontsize="medium")
+        ax.set_title(task_label(task), fontsize="medium")
+    axes[0].set_ylabel("success rate")
+    legend_outside(fig)
     return fig
 
 
 @styled
 def usimba_gallery(runs: Mapping[USimBAKey, USimBARun], profile: Profile, zoo: Mapping[tuple, Any], *,
-                   cell: float = 1.9) -> Figure:
-    """Each U-SimBA perturbation amplified (gain in the title), above a held-out image of its
-    task with the perturbation added (at gain 1: what the model sees)."""
-    keys = list(runs)
+                   ncols: int = 4, max_panels: int = 8) -> Figure:
+    """The non-targeted U-SimBA perturbations (all of them when none is non-targeted; at most
+    ``max_panels``): each amplified (gain in its title) above a held-out image of its task with
+    the perturbation added at gain 1 (what the model sees); ``ncols`` pairs a row."""
+    keys = [k for k in runs if k.target is None] or list(runs)
+    keys = keys[:max_panels]
     images = {t: bbrun.usimba_sets(t, profile)[1] for t in dict.fromkeys(k.task for k in keys)}
     n = max(len(keys), 1)
-    fig, axes = new_figure(2, n, figsize=(cell * n + 0.4, 2 * cell + 0.9))
+    ncols = min(ncols, n)
+    blocks = int(np.ceil(n / ncols))
+    side = (PAGE_WIDTH - 0.3) / ncols
+    fig = BookFigure(figsize=(PAGE_WIDTH, blocks * 2 * side + 0.5 * blocks), layout="constrained")
+    axes = fig.subplots(2 * blocks, ncols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for j, k in enumerate(keys):
+        row, col = 2 * (j // ncols), j % ncols
         r = runs[k]
-        g = show_perturbation(axes[0, j], r.delta)
+        g = show_perturbation(axes[row, col], r.delta)
         classes = zoo[ModelKey(k.task, k.arch, k.init)].classes
-        axes[0, j].set_title(f"{k.task}\n{k.norm}, zeta {k.zeta:g}\n{attack_name(k.target, classes)}\n"
-                             f"gain x{g:.0f}", fontsize="x-small")
+        axes[row, col].set_title(f"{task_label(k.task)}\n{k.norm}, zeta {k.zeta:g}, "
+                                 f"{attack_name(k.target, classes)}\ngain ×{g:.0f}", fontsize="x-small")
         x = images[k.task].float()[:1]
         d = r.delta.expand(-1, x.shape[1], -1, -1) if r.delta.shape[1] == 1 else r.delta
-        show_image(axes[1, j], (x + d).clamp(0, 1)[0])
-        axes[1, j].set_title("image + perturbation", fontsize="x-small")
-    fig.suptitle("U-SimBA: universal perturbations from output scores only", fontsize="medium")
+        show_image(axes[row + 1, col], (x + d).clamp(0, 1)[0])
+        axes[row + 1, col].set_title("image + perturbation", fontsize="x-small")
     return fig
 
 
-__all__ = ["query_curves", "transfer_heatmap", "usimba_gallery"]
+@styled
+def transfer_grid(transfer: Any, *, metric: str = "accuracy") -> Figure:
+    """Every task's transfer matrix (:func:`~.tables.transfer_matrix`) as a heatmap, one panel per
+    task (tasks as rows), one shared colour bar (0: every image fooled, 1: none)."""
+    from . import tables
+
+    tasks = list(transfer.images) or [""]
+    mats = [tables.transfer_matrix(transfer, t, metric=metric).dropna(how="all") for t in tasks]
+    heights = [max(len(m), 1) * 0.28 + 0.9 for m in mats]
+    fig = BookFigure(figsize=(PAGE_WIDTH, sum(heights) + 0.3), layout="constrained")
+    axes = fig.subplots(len(tasks), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    mesh = None
+    for ax, task, mat in zip(axes, tasks, mats):
+        if mat.empty:
+            ax.set_axis_off()
+            continue
+        mesh = ax.pcolormesh(mat.to_numpy(dtype=float), vmin=0, vmax=1, cmap="rocket")
+        for (i, j), v in np.ndenumerate(mat.to_numpy(dtype=float)):
+            if np.isfinite(v):
+                ax.text(j + 0.5, i + 0.5, f"{v:.2f}", ha="center", va="center", fontsize="x-small",
+                        color="white" if v < 0.6 else "black")
+        ax.set_yticks(np.arange(len(mat)) + 0.5, [f"{a} on {s}" for s, a in mat.index], fontsize="x-small")
+        ax.set_xticks(np.arange(mat.shape[1]) + 0.5, list(mat.columns), fontsize="x-small")
+        ax.invert_yaxis()
+        ax.grid(False)
+        ax.set_title(task_label(task), fontsize="medium")
+    axes[-1].set_xlabel("target model")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=list(axes), label=f"{metric} of the target", shrink=0.8)
+    return fig
+
+
+__all__ = ["query_curves", "transfer_grid", "transfer_heatmap", "usimba_gallery"]
