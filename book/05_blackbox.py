@@ -198,8 +198,8 @@ pages.table(tables.usimba_summary(usim), "tab-bb-usimba",
 # %% tags=["hide-input"]
 koga = tables.koga_comparison(usim, zoo)
 pages.table(tables.koga_summary(koga), "tab-bb-koga",
-            "Koga & Takemoto's logged U-SimBA case beside ours at the same norm and zeta (empty rows of ours: this "
-            "profile runs another bound).", data=koga)
+            "Koga & Takemoto's logged U-SimBA case beside ours at the same norm and zeta (no row of ours when this "
+            "profile runs other bounds).", data=koga)
 
 # %% tags=["remove-input"]
 Markdown(report.koga_reading(koga))

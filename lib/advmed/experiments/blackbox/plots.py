@@ -63,23 +63,20 @@ def query_curves(queries: Sequence[QueryRun], *, ncols: int = 2, cell: tuple[flo
 
 @styled
 def usimba_gallery(runs: Mapping[USimBAKey, USimBARun], profile: Profile, zoo: Mapping[tuple, Any], *,
-                   ncols: int = 4, max_panels: int = 8) -> Figure:
+                   pairs: int = 2, max_panels: int = 8) -> Figure:
     """The non-targeted U-SimBA perturbations (all of them when none is non-targeted; at most
-    ``max_panels``): each amplified (gain in its title) above a held-out image of its task with
-    the perturbation added at gain 1 (what the model sees); ``ncols`` pairs a row."""
-    keys = [k for k in runs if k.target is None] or list(runs)
-    keys = keys[:max_panels]
+    ``max_panels``), ``pairs`` a row: each amplified (gain in its title) beside a held-out image
+    of its task with the perturbation added at gain 1 (what the model sees)."""
+    keys = ([k for k in runs if k.target is None] or list(runs))[:max_panels]
     images = {t: bbrun.usimba_sets(t, profile)[1] for t in dict.fromkeys(k.task for k in keys)}
-    n = max(len(keys), 1)
-    ncols = min(ncols, n)
-    blocks = int(np.ceil(n / ncols))
-    side = (PAGE_WIDTH - 0.3) / ncols
-    fig = BookFigure(figsize=(PAGE_WIDTH, blocks * 2 * side + 0.5 * blocks), layout="constrained")
-    axes = fig.subplots(2 * blocks, ncols, squeeze=False)
+    nrows = max(int(np.ceil(len(keys) / pairs)), 1)
+    side = (PAGE_WIDTH - 0.3) / (2 * pairs)
+    fig = BookFigure(figsize=(PAGE_WIDTH, nrows * (side + 0.55) + 0.1), layout="constrained")
+    axes = fig.subplots(nrows, 2 * pairs, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for j, k in enumerate(keys):
-        row, col = 2 * (j // ncols), j % ncols
+        row, col = j // pairs, 2 * (j % pairs)
         r = runs[k]
         g = show_perturbation(axes[row, col], r.delta)
         classes = zoo[ModelKey(k.task, k.arch, k.init)].classes
@@ -87,8 +84,8 @@ def usimba_gallery(runs: Mapping[USimBAKey, USimBARun], profile: Profile, zoo: M
                                  f"{attack_name(k.target, classes)}\ngain ×{g:.0f}", fontsize="x-small")
         x = images[k.task].float()[:1]
         d = r.delta.expand(-1, x.shape[1], -1, -1) if r.delta.shape[1] == 1 else r.delta
-        show_image(axes[row + 1, col], (x + d).clamp(0, 1)[0])
-        axes[row + 1, col].set_title("image + perturbation", fontsize="x-small")
+        show_image(axes[row, col + 1], (x + d).clamp(0, 1)[0])
+        axes[row, col + 1].set_title("image + perturbation\n(gain 1)", fontsize="x-small")
     return fig
 
 

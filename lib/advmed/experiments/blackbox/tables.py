@@ -252,6 +252,12 @@ def cost_table(transfer: TransferResults, queries: Sequence[QueryRun], runs: Map
 # In-text tables of a dozen rows at most and a few short columns (DESIGN.md, "Pages"); the long
 # tables above go to the chapter's appendix.
 #: What each attacker needs, in the few words of the page's cost summary.
+def _whole(value: Any) -> Any:
+    """A count for a table cell: an int, or NaN (shown as a dash) where there is none."""
+    v = float(value)
+    return int(round(v)) if np.isfinite(v) else float("nan")
+
+
 NEEDS_SHORT = {"white box": "weights and gradients", "transfer": "a model of its own; one submission per image",
                "query": "output scores, per image", "universal query": "output scores on a set of images"}
 
@@ -325,7 +331,7 @@ def query_summary(queries: Sequence[QueryRun]) -> pd.DataFrame:
 
     return pd.DataFrame([{"task": task_label(q.task), "attack": attack_label(q.attack),
                           "queries per image": f"{q.budget:,}", "success": q.success_at(q.budget),
-                          "attacked images": int(q.attacked.sum()), "median queries": q.median_queries(),
+                          "attacked images": int(q.attacked.sum()), "median queries": _whole(q.median_queries()),
                           "seconds per image": q.seconds / max(len(q.y), 1)} for q in queries])
 
 
@@ -354,7 +360,7 @@ def koga_summary(koga: pd.DataFrame) -> pd.DataFrame:
         "iterations": koga["iterations"].astype(int).to_numpy(), "images": koga["images"].astype(int).to_numpy(),
         "rate (input images)": koga["rate (input images)"].astype(float).to_numpy(),
         "rate (held out)": koga["rate (held out)"].astype(float).to_numpy(),
-        "seconds": (koga["hours"].astype(float) * 3600).round(0).to_numpy(),
+        "seconds": [_whole(h * 3600) for h in koga["hours"].astype(float)],
     })
 
 
@@ -382,13 +388,16 @@ def cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
     over their tasks and bounds as median), what it needs in a few words, queries and seconds."""
     if costs.empty:
         return costs
-    kind = costs["attack"].str.replace(r" \(.*\)$", "", regex=True)
+    query = costs["needs"] == NEEDS["query"]
+    kind = costs["attack"].where(~query, costs["attack"].str.replace(r" \(.*\)$", "", regex=True).map(attack_label))
+    kind = kind.str.replace(r"^U-SimBA \(.*\)$", "U-SimBA", regex=True)
     short = {v: NEEDS_SHORT[k] for k, v in NEEDS.items()}
     g = costs.assign(kind=kind).groupby("kind", sort=False)
     return pd.DataFrame({
         "attack": list(g.groups),
         "needs": [short.get(v, v) for v in g["needs"].first()],
-        "queries per image": g["queries to the target per image"].median().to_numpy(),
+        "queries per image": [_whole(v) if v >= 10 else round(float(v), 1)
+                              for v in g["queries to the target per image"].median()],
         "seconds per image": g["seconds per image"].median().to_numpy(),
         "one-off seconds": g["one-off seconds"].sum().to_numpy(),
     })
