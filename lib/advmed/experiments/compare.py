@@ -56,12 +56,13 @@ def study_citations(keys: Iterable[str]) -> pd.DataFrame:
 
 
 def _recipes(profile: Profile) -> str:
-    parts = []
+    recipes: dict[str, list[str]] = {}  # initialisations that share a recipe are named once
     for init in dict.fromkeys(m.init for m in profile.models):
         f = profile.train_fields(init)
-        parts.append(f"{init}: {f.get('optimizer', 'adamw')} lr {f.get('lr'):g} ({f.get('schedule', 'cosine')}), "
-                     f"<= {f.get('epochs')} epochs, early stop (patience {f.get('patience')})")
-    return "; ".join(parts)
+        text = (f"{f.get('optimizer', 'adamw')} lr {f.get('lr'):g} ({f.get('schedule', 'cosine')}), "
+                f"<= {f.get('epochs')} epochs, early stop (patience {f.get('patience')})")
+        recipes.setdefault(text, []).append(init)
+    return "; ".join(f"{', '.join(inits)}: {text}" for text, inits in recipes.items())
 
 
 def _our_attacks(profile: Profile, chapter: str) -> tuple[str, str]:

@@ -89,35 +89,52 @@ def usimba_gallery(runs: Mapping[USimBAKey, USimBARun], profile: Profile, zoo: M
     return fig
 
 
+def _heatmap(ax: Any, mat: pd.DataFrame, *, ylabels: bool) -> Any:
+    """One transfer matrix on ``ax``: cells annotated, sources as rows (their labels if ``ylabels``)."""
+    values = mat.to_numpy(dtype=float)
+    mesh = ax.pcolormesh(values, vmin=0, vmax=1, cmap="rocket")
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j + 0.5, i + 0.5, f"{v:.2f}", ha="center", va="center", fontsize="x-small",
+                    color="white" if v < 0.6 else "black")
+    ax.set_yticks(np.arange(len(mat)) + 0.5, [f"{a} on {s}" for s, a in mat.index] if ylabels else [],
+                  fontsize="x-small")
+    ax.set_xticks(np.arange(mat.shape[1]) + 0.5, [str(c).replace(" (", "\n(") for c in mat.columns],
+                  fontsize="x-small")
+    ax.invert_yaxis()
+    ax.grid(False)
+    return mesh
+
+
 @styled
-def transfer_grid(transfer: Any, *, metric: str = "accuracy") -> Figure:
+def transfer_grid(transfer: Any, *, metric: str = "accuracy", max_side_by_side: int = 6) -> Figure:
     """Every task's transfer matrix (:func:`~.tables.transfer_matrix`) as a heatmap, one panel per
-    task (tasks as rows), one shared colour bar (0: every image fooled, 1: none)."""
+    task, one shared colour bar (0: every image fooled, 1: none). Tasks sit side by side, sharing
+    the source labels, when every task has the same sources and their targets number at most
+    ``max_side_by_side`` in all; otherwise one task a row."""
     from . import tables
 
     tasks = list(transfer.images) or [""]
-    mats = [tables.transfer_matrix(transfer, t, metric=metric).dropna(how="all") for t in tasks]
-    heights = [max(len(m), 1) * 0.28 + 0.9 for m in mats]
-    fig = BookFigure(figsize=(PAGE_WIDTH, sum(heights) + 0.3), layout="constrained")
-    axes = fig.subplots(len(tasks), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
-    mesh = None
-    for ax, task, mat in zip(axes, tasks, mats):
-        if mat.empty:
-            ax.set_axis_off()
-            continue
-        mesh = ax.pcolormesh(mat.to_numpy(dtype=float), vmin=0, vmax=1, cmap="rocket")
-        for (i, j), v in np.ndenumerate(mat.to_numpy(dtype=float)):
-            if np.isfinite(v):
-                ax.text(j + 0.5, i + 0.5, f"{v:.2f}", ha="center", va="center", fontsize="x-small",
-                        color="white" if v < 0.6 else "black")
-        ax.set_yticks(np.arange(len(mat)) + 0.5, [f"{a} on {s}" for s, a in mat.index], fontsize="x-small")
-        ax.set_xticks(np.arange(mat.shape[1]) + 0.5, list(mat.columns), fontsize="x-small")
-        ax.invert_yaxis()
-        ax.grid(False)
+    pairs = [(t, tables.transfer_matrix(transfer, t, metric=metric).dropna(how="all")) for t in tasks]
+    pairs = [(t, m) for t, m in pairs if not m.empty]
+    tasks, mats = [t for t, _ in pairs], [m for _, m in pairs]
+    if not mats:
+        fig, _ = new_figure(1, 1, figsize=(PAGE_WIDTH, 1.0))
+        return fig
+    same = all(list(m.index) == list(mats[0].index) for m in mats)
+    side = same and sum(m.shape[1] for m in mats) <= max_side_by_side
+    if side:
+        fig = BookFigure(figsize=(PAGE_WIDTH, len(mats[0]) * 0.3 + 1.3), layout="constrained")
+        axes = fig.subplots(1, len(mats), squeeze=False, gridspec_kw={"width_ratios": [m.shape[1] for m in mats]})[0]
+    else:
+        heights = [len(m) * 0.28 + 0.9 for m in mats]
+        fig = BookFigure(figsize=(PAGE_WIDTH, sum(heights) + 0.3), layout="constrained")
+        axes = fig.subplots(len(mats), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    for i, (ax, task, mat) in enumerate(zip(axes, tasks, mats)):
+        mesh = _heatmap(ax, mat, ylabels=not side or i == 0)
         ax.set_title(task_label(task), fontsize="medium")
-    axes[-1].set_xlabel("target model")
-    if mesh is not None:
-        fig.colorbar(mesh, ax=list(axes), label=f"{metric} of the target", shrink=0.8)
+        ax.set_xlabel("target model" if side or i == len(mats) - 1 else "", fontsize="small")
+    fig.colorbar(mesh, ax=list(axes), label=f"{metric} of the target", shrink=0.8)
     return fig
 
 
