@@ -99,8 +99,9 @@ def _heatmap(ax: Any, mat: pd.DataFrame, *, ylabels: bool) -> Any:
                     color="white" if v < 0.6 else "black")
     ax.set_yticks(np.arange(len(mat)) + 0.5, [f"{a} on {s}" for s, a in mat.index] if ylabels else [],
                   fontsize="x-small")
-    ax.set_xticks(np.arange(mat.shape[1]) + 0.5, [str(c).replace(" (", "\n(") for c in mat.columns],
-                  fontsize="x-small")
+    # model names are longer than a cell is wide: slanted, so that neighbours cannot overlap
+    ax.set_xticks(np.arange(mat.shape[1]) + 0.5, [str(c) for c in mat.columns], fontsize="x-small", rotation=30,
+                  ha="right", rotation_mode="anchor")
     ax.invert_yaxis()
     ax.grid(False)
     return mesh
