@@ -326,9 +326,35 @@ def test_finlayson_tables_prose_and_figures(zoo, profile, synthetic, monkeypatch
     assert "query budget on pneumonia_cxr: 60" in R.budget_note(profile)
     assert len(T.settings_table(profile)) > 10 and len(T.usimba_table(usim, zoo))
     figs = [P.transfer_heatmap(T.transfer_matrix(transfer, TASK)), P.query_curves(queries),
-            P.usimba_gallery(usim, profile, zoo)]
+            P.usimba_gallery(usim, profile, zoo), P.transfer_grid(transfer)]
     for f in figs:
         f.savefig(io.BytesIO(), format="png")
+
+
+def test_page_summaries_are_short_and_read_off_the_long_tables(zoo, profile, synthetic, monkeypatch):
+    from advmed import pages, plots
+
+    monkeypatch.setattr(wb, "robust_results", _fake_robust(0.0))
+    sur = S.trained_surrogates(profile, zoo, progress=False)
+    transfer = B.transfer_results(profile, zoo, sur, progress=False)
+    queries = B.query_results(profile, zoo, progress=False)
+    usim = B.usimba_results(profile, zoo, progress=False)
+    check = B.whitebox_check(profile, zoo, transfer, queries, progress=False)
+    fin = B.finlayson_blackbox(profile, zoo, sur, progress=False)
+    costs = T.cost_table(transfer, queries, usim, check)
+    summaries = [T.settings_brief(profile), T.surrogate_summary(sur), T.transfer_brief(transfer),
+                 T.finlayson_summary(fin), T.query_summary(queries), T.usimba_summary(usim),
+                 T.koga_summary(T.koga_comparison(usim, zoo)), T.check_summary(check), T.cost_summary(costs)]
+    assert all(len(t) <= pages.MAX_TABLE_ROWS and len(t.columns) <= 7 for t in summaries)
+    best = T.transfer_summary(transfer).iloc[0]
+    cell = T.transfer_brief(transfer).set_index("model").loc[plots.model_label(best["target"]),
+                                                               plots.task_label(best["task"])]
+    assert cell == (f"{best['clean accuracy']:.2f} → {best['best transfer accuracy']:.2f} "
+                    f"({best['white-box accuracy']:.2f})")
+    assert T.check_summary(check)["images beaten"].sum() == check.table["beaten"].sum()
+    assert set(T.cost_summary(costs)["attack"]) >= {"white-box ensemble (chapter 2)", "Square", "SimBA-DCT"}
+    for prof in PROFILES.values():
+        assert len(T.settings_brief(prof)) <= pages.MAX_TABLE_ROWS
 
 
 def test_every_profile_sizes_chapter_5_within_its_tasks():

@@ -164,8 +164,17 @@ def test_finlayson_table_prose_and_figures(profile, exp):
     assert "white-box patch" in text and "natural patch" in text
     assert "scale" in R.scale_reading(exp) and "12.6%" in R.scale_note()
     assert len(T.settings_table(profile)) > 10 and len(T.training_table(exp)) == 3
-    for f in (P.patch_gallery(exp, TASK), P.success_vs_scale(exp), P.success_vs_scale(exp, metric="accuracy")):
+    for f in (P.patch_gallery(exp, TASK), P.success_vs_scale(exp), P.success_vs_scale(exp, metric="accuracy"),
+              P.gallery_grid(exp), P.scale_grid(exp)):
         f.savefig(io.BytesIO(), format="png")
+    from advmed import pages
+
+    brief = T.finlayson_summary(exp)
+    assert list(brief["patch"]) == list(PR.KINDS) and len(brief.columns) == 7
+    assert list(brief["accuracy study"]) == list(table["accuracy study"])
+    assert brief["accuracy ours"].str.match(r"^\d\.\d\d \[\d\.\d\d, \d\.\d\d\]$").all()
+    for prof in PROFILES.values():
+        assert len(T.settings_brief(prof)) <= pages.MAX_TABLE_ROWS
 
 
 def test_every_profile_patches_binary_tasks_it_has():

@@ -56,12 +56,13 @@ def study_citations(keys: Iterable[str]) -> pd.DataFrame:
 
 
 def _recipes(profile: Profile) -> str:
-    parts = []
+    recipes: dict[str, list[str]] = {}  # initialisations that share a recipe are named once
     for init in dict.fromkeys(m.init for m in profile.models):
         f = profile.train_fields(init)
-        parts.append(f"{init}: {f.get('optimizer', 'adamw')} lr {f.get('lr'):g} ({f.get('schedule', 'cosine')}), "
-                     f"<= {f.get('epochs')} epochs, early stop (patience {f.get('patience')})")
-    return "; ".join(parts)
+        text = (f"{f.get('optimizer', 'adamw')} lr {f.get('lr'):g} ({f.get('schedule', 'cosine')}), "
+                f"<= {f.get('epochs')} epochs, early stop (patience {f.get('patience')})")
+        recipes.setdefault(text, []).append(init)
+    return "; ".join(f"{', '.join(inits)}: {text}" for text, inits in recipes.items())
 
 
 def _our_attacks(profile: Profile, chapter: str) -> tuple[str, str]:
@@ -109,11 +110,10 @@ def settings_beside(profile: Profile, studies: Iterable[str], *, chapter: str = 
 
 
 def settings_side_by_side(profile: Profile, studies: Iterable[str], *, chapter: str = "models") -> pd.DataFrame:
-    """:func:`settings_beside` for the page: one row per aspect of the setting (data,
-    resolution, architecture, ...), one column per study and one for us, so that a reader
-    compares down a column and the table stays as narrow as the text."""
-    wide = settings_beside(profile, studies, chapter=chapter).set_index("who")
-    out = wide.T.reset_index().rename(columns={"index": "setting"})
+    """:func:`settings_beside` for a page: one row per setting (data, resolution, ...), one column
+    per study and one for ours, so that a few columns of wrapped text fit the text column."""
+    beside = settings_beside(profile, studies, chapter=chapter).set_index("who")
+    out = beside.T.reset_index().rename(columns={"index": "setting"})
     out.columns.name = None
     return out
 

@@ -43,6 +43,8 @@ STUDIES = {
         "setting": "UAPs from ImageNet photos only, against transfer-learned medical models",
     },
     "koga": {
+        "short": "Koga & Takemoto",
+        "bibkey": "koga2022simple",
         "cite": "Koga & Takemoto, Simple black-box universal adversarial attacks on deep neural networks "
                 "for medical image classification (Algorithms 15(5):144, 2022)",
         "short": "Koga & Takemoto",

@@ -19,12 +19,15 @@ from .tables import BLACKBOX_SUCCESS, NEEDS
 
 def _mapping_gaps(name: str, ours: Mapping[str, int], paper: Mapping[str, int], unit: str) -> list[str]:
     out = []
+    missing: dict[int, list[str]] = {}  # tasks not run, one line per paper-profile size
     for task, full in paper.items():
         mine = ours.get(task)
         if mine is None:
-            out.append(f"{name}: not run on {task} here (paper profile: {full:,} {unit})")
+            missing.setdefault(full, []).append(task)
         elif mine < full:
             out.append(f"{name} on {task}: {mine:,} {unit}, {full / mine:.0f}x below the paper profile's {full:,}")
+    out += [f"{name}: not run on {', '.join(tasks)} here (paper profile: {full:,} {unit})"
+            for full, tasks in missing.items()]
     return out
 
 

@@ -248,6 +248,186 @@ def cost_table(transfer: TransferResults, queries: Sequence[QueryRun], runs: Map
     return pd.DataFrame(rows)
 
 
-__all__ = ["BLACKBOX_SUCCESS", "NEEDS", "check_table", "cost_table", "curve_points", "finlayson_table",
-           "koga_comparison", "query_table", "settings_table", "surrogate_table", "transfer_matrix",
-           "transfer_summary", "usimba_table"]
+# --------------------------------------------------------------------------- the page's summaries
+# In-text tables of a dozen rows at most and a few short columns (DESIGN.md, "Pages"); the long
+# tables above go to the chapter's appendix.
+#: What each attacker needs, in the few words of the page's cost summary.
+def _whole(value: Any) -> Any:
+    """A count for a table cell: an int, or NaN (shown as a dash) where there is none."""
+    v = float(value)
+    return int(round(v)) if np.isfinite(v) else float("nan")
+
+
+NEEDS_SHORT = {"white box": "weights and gradients", "transfer": "a model of its own; one submission per image",
+               "query": "output scores, per image", "universal query": "output scores on a set of images"}
+
+
+def settings_brief(profile: Profile) -> pd.DataFrame:
+    """The settings a reader needs to read the page (every one: :func:`settings_table`)."""
+    s = profile.blackbox
+    rows = {
+        "target model of each task": s.model,
+        "L-inf budget (transfer, Square)": f"{s.eps_255:g}/255",
+        "transfer attacks (iterations)": f"{', '.join(map(attack_label, s.attacks))} ({s.steps})",
+        "test images per task (transfer)": "all" if s.n_images is None else s.n_images,
+        "query attacks": ", ".join(attack_label(a) for a in s.query_attacks),
+        "images per task (queries)": s.query_images,
+        "queries per image": ", ".join(f"{q:,}" for q in dict.fromkeys(s.query_budgets.values())) or "none",
+        "U-SimBA iterations": ", ".join(f"{i:,}" for i in dict.fromkeys(s.usimba_iterations.values())) or "none",
+        "U-SimBA bounds": f"{', '.join(s.usimba_norms)}; zeta {', '.join(f'{z:g}' for z in profile.uap.zetas)}",
+        "seed, bootstrap resamples": f"{profile.seed}, {profile.eval.n_boot}",
+    }
+    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+
+
+def surrogate_summary(surrogates: Mapping[str, SurrogateSet]) -> pd.DataFrame:
+    """One row per task: the target and the validation AUC of its two surrogates (a dash where
+    one could not be trained; why is in :func:`surrogate_table`)."""
+    from ...plots import task_label
+
+    rows = []
+    for task, sur in surrogates.items():
+        row = {"task": task_label(task), "target": sur.target.label}
+        for s in (sur.seed, sur.disjoint):
+            row[f"{KIND_LABELS[s.kind]}: validation AUC"] = float(s.model.val_auc) if s.available else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def transfer_brief(transfer: TransferResults) -> pd.DataFrame:
+    """Models (rows) x tasks (columns): the target's accuracy ``"clean → best transfer (white box)"``,
+    e.g. ``"0.91 → 0.55 (0.02)"``; the source of each best transfer is in :func:`transfer_summary`."""
+    from ...plots import model_label, task_label
+
+    out: dict[str, dict[str, str]] = {}
+    for _, r in transfer_summary(transfer).iterrows():
+        row = out.setdefault(r["target"], {"model": model_label(r["target"])})
+        row[task_label(r["task"])] = (f"{r['clean accuracy']:.2f} → {r['best transfer accuracy']:.2f} "
+                                      f"({r['white-box accuracy']:.2f})")
+    return pd.DataFrame(list(out.values())).fillna("–")
+
+
+def finlayson_summary(fin: pd.DataFrame) -> pd.DataFrame:
+    """Finlayson et al.'s black box, one row per task and surrogate: white-box and black-box
+    accuracy, the share pushed to the other class and our reading of "still succeeds"."""
+    from ...plots import task_label
+
+    if fin.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "task": fin["task"].map(task_label).to_numpy(),
+        "crafted on": fin["surrogate"].to_numpy(),
+        "white-box accuracy": fin["white_accuracy"].astype(float).to_numpy(),
+        "black-box accuracy": [fmt_interval(r["accuracy"], r["accuracy_lo"], r["accuracy_hi"], 2) for _, r in fin.iterrows()],
+        "to the other class": fin["to_target"].astype(float).to_numpy(),
+        f"succeeds (≥ {BLACKBOX_SUCCESS:g})": (fin["to_target"] >= BLACKBOX_SUCCESS).to_numpy(),
+    })
+
+
+def query_summary(queries: Sequence[QueryRun]) -> pd.DataFrame:
+    """One row per task and query attack: success within the full budget (of the attacked
+    images), the budget, median queries to success and seconds per image."""
+    from ...plots import task_label
+
+    return pd.DataFrame([{"task": task_label(q.task), "attack": attack_label(q.attack),
+                          "queries per image": f"{q.budget:,}", "success": q.success_at(q.budget),
+                          "attacked images": int(q.attacked.sum()), "median queries": _whole(q.median_queries()),
+                          "seconds per image": q.seconds / max(len(q.y), 1)} for q in queries])
+
+
+def usimba_summary(runs: Mapping[USimBAKey, USimBARun]) -> pd.DataFrame:
+    """The non-targeted U-SimBA perturbations, one row each: bound, success on the images it was
+    built from and on held-out images, and the random control (every perturbation:
+    :func:`usimba_table`)."""
+    from ...plots import task_label
+
+    return pd.DataFrame([{"task": task_label(k.task), "bound": f"{k.norm}, zeta {k.zeta:g}",
+                          "iterations": int(r.summary["passes"]), "rate (build images)": r.rate(None, on="build"),
+                          "rate (held out)": r.rate(None), "random control": r.rate(None, control=True)}
+                         for k, r in runs.items() if k.target is None])
+
+
+def koga_summary(koga: pd.DataFrame) -> pd.DataFrame:
+    """:func:`koga_comparison` in short columns: who, setting, iterations, images, the two rates, seconds."""
+    from ...plots import task_label
+
+    if koga.empty:
+        return koga
+    return pd.DataFrame({
+        "source": koga["source"].to_numpy(),
+        "setting": [f"{task_label(r['task'])}, {r['model']}, {int(r['size'])} px, {r['norm']} zeta {r['zeta']:g}"
+                    for _, r in koga.iterrows()],
+        "iterations": koga["iterations"].astype(int).to_numpy(), "images": koga["images"].astype(int).to_numpy(),
+        "rate (input images)": koga["rate (input images)"].astype(float).to_numpy(),
+        "rate (held out)": koga["rate (held out)"].astype(float).to_numpy(),
+        "seconds": [_whole(h * 3600) for h in koga["hours"].astype(float)],
+    })
+
+
+def check_summary(check: WhiteboxCheck) -> pd.DataFrame:
+    """The white-box check per task: models checked, black-box results, the lowest black-box
+    accuracy beside the white-box ensemble's, and the images black-box attacks fooled that the
+    ensemble did not (0 for a sound evaluation)."""
+    from ...plots import task_label
+
+    t = check_table(check)
+    if t.empty:
+        return t
+    rows = []
+    for task, g in t.groupby("task", sort=False):
+        low = g.loc[g["lowest black-box accuracy"].idxmin()]
+        rows.append({"task": task_label(task), "models": len(g), "black-box results": int(g["black-box results"].sum()),
+                     "lowest black-box accuracy": float(low["lowest black-box accuracy"]),
+                     "white-box robust accuracy": float(low["white-box robust accuracy"]),
+                     "images beaten": int(g["images beaten"].sum())})
+    return pd.DataFrame(rows)
+
+
+def cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cost_table` by attacker: one row per kind of attack (query attacks and U-SimBA
+    over their tasks and bounds as median), what it needs in a few words, queries and seconds."""
+    if costs.empty:
+        return costs
+    query = costs["needs"] == NEEDS["query"]
+    kind = costs["attack"].where(~query, costs["attack"].str.replace(r" \(.*\)$", "", regex=True).map(attack_label))
+    kind = kind.str.replace(r"^U-SimBA \(.*\)$", "U-SimBA", regex=True)
+    short = {v: NEEDS_SHORT[k] for k, v in NEEDS.items()}
+    g = costs.assign(kind=kind).groupby("kind", sort=False)
+    return pd.DataFrame({
+        "attack": list(g.groups),
+        "needs": [short.get(v, v) for v in g["needs"].first()],
+        "queries per image": [_whole(v) if v >= 10 else round(float(v), 1)
+                              for v in g["queries to the target per image"].median()],
+        "seconds per image": g["seconds per image"].median().to_numpy(),
+        "one-off seconds": g["one-off seconds"].sum().to_numpy(),
+    })
+
+
+def diagnostics_table(check: WhiteboxCheck) -> pd.DataFrame:
+    """Chapter 2's masking diagnostics of the flagged models, or one row saying that no model
+    was flagged (an interactive table needs a row)."""
+    if check.flagged and not check.diagnostics.empty:
+        return check.diagnostics
+    return pd.DataFrame({"note": ["no black-box result beat the white-box worst case: no model is flagged"]})
+
+
+def transfer_long(transfer: TransferResults) -> pd.DataFrame:
+    """Every transfer cell as one row: task, source and its kind, attack, target, accuracy and AUC
+    [95 % interval], flip rate, seconds (the appendix's version of the matrices)."""
+    r = transfer.rows
+    if r.empty:
+        return r
+    return pd.DataFrame({
+        "task": r["task"], "source": r["source"], "source kind": r["source_kind"].map(lambda k: KIND_LABELS.get(k, k)),
+        "attack": r["attack"].map(attack_label), "target": r["target"], "white box": r["white_box"], "n": r["n"],
+        "accuracy": [fmt_interval(a, lo, hi) for a, lo, hi in zip(r["accuracy"], r["accuracy_lo"], r["accuracy_hi"])],
+        "AUC": [fmt_interval(a, lo, hi) for a, lo, hi in zip(r["auc"], r["auc_lo"], r["auc_hi"])],
+        "flip rate": r["flip_rate"].round(3), "seconds": r["seconds"].round(1),
+    })
+
+
+__all__ = ["BLACKBOX_SUCCESS", "NEEDS", "NEEDS_SHORT", "check_summary", "check_table", "cost_summary", "cost_table",
+           "curve_points", "diagnostics_table", "finlayson_summary", "finlayson_table", "koga_comparison", "koga_summary", "query_summary",
+           "query_table", "settings_brief", "settings_table", "surrogate_summary", "surrogate_table",
+           "transfer_brief", "transfer_long", "transfer_matrix", "transfer_summary", "usimba_summary",
+           "usimba_table"]

@@ -7,14 +7,19 @@ Every function returns a ``matplotlib.figure.Figure`` built without pyplot
 from __future__ import annotations
 
 import numpy as np
-import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
 from ...attacks.patch import apply_patch, shape_mask
 from ...models import predict_proba
-from ...plots import PALETTE, new_figure, show_image, styled
+from ...plots import PAGE_WIDTH, BookFigure, attack_color, legend_outside, new_figure, panel_grid, show_image, styled, task_label
 from .run import KINDS, PatchExperiment, PatchKey
+
+#: One colour per kind of patch, the same in every figure: the book's patch colour for the
+#: white-box patch, a second of Tol's muted hues for the black-box one, the control's grey.
+KIND_COLORS = {"white-box": attack_color("patch"), "black-box": "#AA4499", "natural": attack_color("random")}
+#: How figures name the metrics of a patch evaluation.
+METRIC_LABELS = {"success_rate": "targeted success", "accuracy": "accuracy", "auc": "AUC"}
 
 
 def _shown(patch: torch.Tensor, shape: str) -> torch.Tensor:
@@ -60,32 +65,78 @@ def patch_gallery(exp: PatchExperiment, task: str, *, n: int | None = None, cell
 
 
 @styled
-def success_vs_scale(exp: PatchExperiment, *, metric: str = "success_rate",
-                     cell: tuple[float, float] = (3.3, 2.7)) -> Figure:
-    """``metric`` (targeted success by default; or accuracy, auc) against the patch scale,
-    one panel per task, one line per kind, with its 95 % interval; the top axis gives the
-    share of the image the patch covers."""
-    tasks = exp.tasks()
-    colors = dict(zip(KINDS, sns.color_palette(PALETTE, len(KINDS))))
-    fig, axes = new_figure(1, max(len(tasks), 1), figsize=(cell[0] * max(len(tasks), 1) + 0.4, cell[1] + 0.8))
-    for ax, task in zip(axes[0], tasks):
-        for k, run in exp.runs.items():
-            if k.task != task:
-                continue
-            e = run.evals.sort_values("scale")
-            ax.plot(e["scale"], e[metric], "o-", ms=3, color=colors[k.kind], label=k.kind)
-            if f"{metric}_lo" in e:
-                ax.fill_between(e["scale"], e[f"{metric}_lo"], e[f"{metric}_hi"], color=colors[k.kind], alpha=0.15, lw=0)
-            areas = e
-        ax.axvline(exp.settings.eval_scale, color="0.5", ls=":", lw=1)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel("scale (1 = Finlayson's 0.4)")
-        ax.set_title(f"{task}\narea at scale: " + ", ".join(f"{s:g}: {a:.0%}" for s, a in
-                                                             zip(areas["scale"], areas["area"])), fontsize="x-small")
-        ax.legend(fontsize="x-small")
-    axes[0, 0].set_ylabel(metric.replace("_", " "))
-    fig.suptitle("Adversarial patches: effect against size", fontsize="medium")
+def scale_grid(exp: PatchExperiment, *, metrics: tuple[str, ...] = ("success_rate", "auc"),
+               cell: tuple[float, float] = (3.2, 2.3)) -> Figure:
+    """Each metric (columns: targeted success, AUC, ...) against the patch scale, one row per
+    task, one line per kind of patch with its 95 % interval, one legend under the panels. The x
+    ticks give the scale and, below it, the share of the image the patch covers; dotted: the
+    comparison scale."""
+    tasks = exp.tasks() or [""]
+    fig, axes = panel_grid(len(tasks) * len(metrics), len(metrics), cell=cell, extra_height=1.0)
+    for i, task in enumerate(tasks):
+        for j, metric in enumerate(metrics):
+            ax = axes[i * len(metrics) + j]
+            e = None
+            for k, run in exp.runs.items():
+                if k.task != task:
+                    continue
+                e = run.evals.sort_values("scale")
+                ax.plot(e["scale"], e[metric], "o-", ms=3, color=KIND_COLORS[k.kind], label=f"{k.kind} patch")
+                if f"{metric}_lo" in e:
+                    ax.fill_between(e["scale"], e[f"{metric}_lo"], e[f"{metric}_hi"], color=KIND_COLORS[k.kind],
+                                    alpha=0.15, lw=0)
+            if e is not None:
+                ax.set_xticks(list(e["scale"]), [f"{s:g}\n{a:.0%}" for s, a in zip(e["scale"], e["area"])],
+                              fontsize="x-small")
+            ax.axvline(exp.settings.eval_scale, color="0.5", ls=":", lw=1)
+            ax.margins(x=0.06)
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_title(f"{task_label(task)}: {METRIC_LABELS.get(metric, metric)}", fontsize="small")
+            if i == len(tasks) - 1:
+                ax.set_xlabel("scale (above), share of the image (below)", fontsize="small")
+    legend_outside(fig)
     return fig
 
 
-__all__ = ["patch_gallery", "success_vs_scale"]
+def success_vs_scale(exp: PatchExperiment, *, metric: str = "success_rate") -> Figure:
+    """``metric`` (targeted success by default; or accuracy, auc) against the patch scale: one
+    panel per task (:func:`scale_grid` with one metric)."""
+    return scale_grid(exp, metrics=(metric,))
+
+
+@styled
+def gallery_grid(exp: PatchExperiment, *, n: int | None = None) -> Figure:
+    """Every task's patches in one figure, one row per task and kind of patch: the two patches
+    (one per target class, as printed: the disc on white), then ``n`` held-out images with the
+    patch for their other class pasted at the comparison scale, titled with the target model's
+    prediction (orange: the patch's class)."""
+    rows = [(task, k) for task in exp.tasks() for k in (PatchKey(*exp.targets[task], kind) for kind in KINDS)
+            if k in exp.runs]
+    n = exp.settings.gallery_images if n is None else n
+    side = (PAGE_WIDTH - 0.2) / (2 + n)
+    fig = BookFigure(figsize=(PAGE_WIDTH, max(len(rows), 1) * (side + 0.45) + 0.2), layout="constrained")
+    axes = fig.subplots(max(len(rows), 1), 2 + n, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (task, k) in enumerate(rows):
+        images = exp.eval_sets[task]
+        classes = list(images.classes)
+        rng = np.random.default_rng(exp.seed)
+        pick = ([int(rng.choice(np.flatnonzero(images.labels.numpy() == c))) for c in range(2)] * n)[:n]
+        run, tm = exp.runs[k], exp.trained[k.model]
+        for t in range(2):
+            show_image(axes[i, t], _shown(run.patch[t], exp.settings.shape))
+            axes[i, t].set_title(f"{task_label(task) if t == 0 else ''}\n{k.kind} → {classes[t]}", fontsize="x-small")
+        for j, idx in enumerate(pick):
+            x = images.float()[idx:idx + 1]
+            other = 1 - int(images.labels[idx])
+            xp = apply_patch(x, run.patch[other:other + 1], scale=exp.settings.eval_scale, shape=exp.settings.shape,
+                             location="random", rotation=0.0, seed=exp.seed + j)
+            pred = int(predict_proba(tm.model, xp).argmax(1)[0])
+            show_image(axes[i, 2 + j], xp[0])
+            axes[i, 2 + j].set_title(f"true {classes[int(images.labels[idx])]}\npred {classes[pred]}",
+                                     fontsize="x-small", color="#D55E00" if pred == other else "black")
+    return fig
+
+
+__all__ = ["KIND_COLORS", "METRIC_LABELS", "gallery_grid", "patch_gallery", "scale_grid", "success_vs_scale"]

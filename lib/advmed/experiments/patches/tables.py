@@ -101,4 +101,44 @@ def training_table(exp: PatchExperiment) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["STUDY_COLUMNS", "finlayson_table", "scale_table", "settings_table", "training_table"]
+# --------------------------------------------------------------------------- the page's summaries
+# In-text tables of a dozen rows at most and a few short columns (DESIGN.md, "Pages"); the long
+# tables above go to the chapter's appendix.
+def settings_brief(profile: Profile) -> pd.DataFrame:
+    """The settings a reader needs to read the page (every one: :func:`settings_table`)."""
+    s = profile.patch
+    rows = {
+        "tasks": ", ".join(s.tasks or profile.tasks), "target model": s.model,
+        "training images, test images": f"{s.n_train}, {'all' if s.n_eval is None else s.n_eval}",
+        "steps × batch (Adam)": f"{s.steps} × {s.batch_size}",
+        "training scales": f"{s.scale_range[0]:g}–{s.scale_range[1]:g}",
+        "comparison scale": f"{s.eval_scale:g} (a disc {side_fraction(s.eval_scale):.2f} of the image side)",
+        "scale sweep": ", ".join(f"{v:g}" for v in s.eval_scales),
+        "rotation": f"up to {s.max_rotation:g}°", "placements per test image": s.n_placements,
+        "seed, bootstrap resamples": f"{profile.seed}, {profile.eval.n_boot}",
+    }
+    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+
+
+def finlayson_summary(exp: PatchExperiment) -> pd.DataFrame:
+    """Finlayson et al.'s patch table beside ours in short columns: one row per task and patch,
+    the study's accuracy and AUC beside ours [95 % interval], and our targeted success (the
+    setting of each row: :func:`finlayson_table`)."""
+    from ...plots import task_label
+
+    t = finlayson_table(exp, numeric=True)
+    if t.empty:
+        return t
+    return pd.DataFrame({
+        "task": t["task"].map(task_label).to_numpy(), "patch": t["patch"].to_numpy(),
+        "accuracy study": t["accuracy study"].astype(float).to_numpy(),
+        "accuracy ours": [fmt_interval(a, lo, hi, 2) for a, lo, hi in zip(t["accuracy ours"], t["accuracy_lo"],
+                                                                          t["accuracy_hi"])],
+        "AUC study": t["AUC study"].astype(float).to_numpy(),
+        "AUC ours": [fmt_interval(a, lo, hi, 2) for a, lo, hi in zip(t["AUC ours"], t["auc_lo"], t["auc_hi"])],
+        "targeted success": t["success ours"].astype(float).to_numpy(),
+    })
+
+
+__all__ = ["STUDY_COLUMNS", "finlayson_summary", "finlayson_table", "scale_table", "settings_brief", "settings_table",
+           "training_table"]
