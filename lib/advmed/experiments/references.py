@@ -47,8 +47,6 @@ STUDIES = {
         "bibkey": "koga2022simple",
         "cite": "Koga & Takemoto, Simple black-box universal adversarial attacks on deep neural networks "
                 "for medical image classification (Algorithms 15(5):144, 2022)",
-        "short": "Koga & Takemoto",
-        "bibkey": "koga2022simple",
         "setting": "U-SimBA from output scores only; ImageNet-transfer models at 299 px; skin lesions, OCT, CXR",
     },
     "medmnist": {
