@@ -26,16 +26,20 @@ def clean_vs_robust(results: DefenseResults, eps_255: float, *, metric: str = "a
     labels = list(dict.fromkeys(r.label for r in results.runs))
     colours = dict(zip(labels, sns.color_palette(PALETTE, len(labels))))
     for ax, task in zip(axes[0], tasks):
+        seen = []
         for r in (r for r in results.runs if r.task == task):
             x = float(r.clean[metric].iloc[0])
             ys = {a: r.robust(a, eps_255, metric) for a in MARKERS}
+            seen += [x, *ys.values()]
             ax.plot([x, x], [ys["oblivious"], ys["adaptive"]], color=colours[r.label], lw=1, alpha=0.6)
             ax.scatter([x], [ys["oblivious"]], marker="o", facecolors="none", edgecolors=[colours[r.label]], s=46)
             ax.scatter([x], [ys["adaptive"]], marker="X", color=colours[r.label], s=46,
                        label=r.label + (" (flagged)" if r.flagged else ""))
-        ax.plot([0, 1], [0, 1], ls=":", color="0.5", lw=1)
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_ylim(-0.02, 1.02)
+        # zoom on the points (defenses differ by hundredths), the diagonal kept in view
+        lo = max(0.0, min(v for v in seen if v == v) - 0.05) if seen else 0.0
+        ax.plot([lo, 1], [lo, 1], ls=":", color="0.5", lw=1)
+        ax.set_xlim(lo - 0.01, 1.01)
+        ax.set_ylim(lo - 0.01, 1.01)
         ax.set_xlabel(f"clean {metric.upper() if metric == 'auc' else metric}")
         ax.set_ylabel(f"{metric.upper() if metric == 'auc' else metric} at eps {eps_255:g}/255")
         ax.set_title(task, fontsize="medium")
