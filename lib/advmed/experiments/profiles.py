@@ -361,7 +361,8 @@ class DefenseSettings:
         at_train: TrainConfig fields of the adversarially trained models that differ from the zoo's.
         vae_epochs, vae_patch, vae_images: the VAE denoiser (epochs, patch side or None for
             whole images, training images; None: the model's training subset).
-        vae_width, vae_latent, vae_levels: its architecture (``advmed.defenses.VAEConfig``).
+        vae_width, vae_latent, vae_levels: its architecture (``advmed.defenses.VAEConfig``);
+            vae_batch: its mini-batch (of patches with ``vae_patch``).
         eot_samples: draws per forward of the EOT attacker through the sampled VAE.
         retrain_rounds, retrain_uaps, retrain_uap_images, retrain_epochs: Hirano et al.'s retraining
             (rounds; UAPs per round; training images per UAP; fine-tuning epochs per round).
@@ -393,6 +394,7 @@ class DefenseSettings:
     vae_width: int = 32
     vae_latent: int = 8
     vae_levels: int = 2
+    vae_batch: int = 64
     eot_samples: int = 8
     retrain_epochs: int = 1
     retrain_zeta: float = 0.04

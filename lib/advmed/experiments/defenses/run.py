@@ -398,8 +398,18 @@ def _vae_for(cfg: TrainConfig, s: DefenseSettings, seed: int, dev: torch.device)
     if s.vae_images is not None and s.vae_images < len(imgs):
         imgs = imgs[stratified_subset(train.labels.numpy(), int(s.vae_images), seed)]
     return train_vae(imgs, epochs=int(s.vae_epochs), patch_size=s.vae_patch, width=int(s.vae_width),
-                     latent_channels=int(s.vae_latent), levels=int(s.vae_levels), batch_size=64, seed=seed,
-                     device=dev, progress=False)
+                     latent_channels=int(s.vae_latent), levels=int(s.vae_levels), batch_size=int(s.vae_batch),
+                     seed=seed, device=dev, progress=False)
+
+
+def retraining_uap_kwargs(profile: Profile) -> dict[str, Any]:
+    """How retraining builds its UAPs: chapter 3's method, passes, batch and stopping rule
+    (``profile.uap``); the step is :func:`~advmed.attacks.universal.uap`'s default for the method."""
+    u = profile.uap
+    kw: dict[str, Any] = {"method": u.method, "max_passes": int(u.max_passes), "batch_size": int(u.batch_size)}
+    if u.min_gain is not None:
+        kw["min_gain"] = float(u.min_gain)
+    return kw
 
 
 def _retrained(tm: Any, images: Any, profile: Profile, dev: torch.device) -> dict[str, Any]:
@@ -409,7 +419,7 @@ def _retrained(tm: Any, images: Any, profile: Profile, dev: torch.device) -> dic
     res = uap_retraining(tm.model, _split(cfg, "train"), _split(cfg, "val"), x, config=cfg, heldout_y=y,
                          rounds=int(s.retrain_rounds), uaps_per_round=int(s.retrain_uaps),
                          uap_images=int(s.retrain_uap_images), zeta=float(s.retrain_zeta), norm=s.retrain_norm,
-                         epochs=int(s.retrain_epochs), uap_kwargs={"method": "batched", "max_passes": 5},
+                         epochs=int(s.retrain_epochs), uap_kwargs=retraining_uap_kwargs(profile),
                          seed=profile.seed, device=dev, progress=False)
     return {"state": {k: v.detach().cpu() for k, v in res.model.state_dict().items()}, "history": res.history,
             "seconds": float(res.seconds)}
@@ -465,7 +475,8 @@ def task_defenses(task: str, key: ModelKey, tm: Any, profile: Profile, *, refres
     add("vae", ck, vae, {"vae": tv.key})
     add("uap_retraining", ck, lambda: _retraining_run(task, spec, tm, images, profile, dev),
         {"rounds": s.retrain_rounds, "uaps": s.retrain_uaps, "uap_images": s.retrain_uap_images,
-         "zeta": s.retrain_zeta, "norm": s.retrain_norm, "epochs": s.retrain_epochs})
+         "zeta": s.retrain_zeta, "norm": s.retrain_norm, "epochs": s.retrain_epochs,
+         "uap": retraining_uap_kwargs(profile)})
     return runs
 
 
