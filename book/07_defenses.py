@@ -132,6 +132,16 @@ pages.figure(dplots.clean_vs_robust(results, eps), "fig-def-clean-robust",
              "Clean AUC (x) against AUC under attack at the reporting budget (y), one colour per defense: circles for "
              "the oblivious attacker, crosses for the adaptive one; dotted: no loss under attack.")
 
+# %% [markdown]
+# AdversarialMed measured its defenses with FGSM, I-FGSM, PGD and MI-FGSM at its own budget
+# (1.15/255) and the step of its adversarial training, a fixed number of iterations;
+# {numref}`tab-def-adversarialmed` repeats that measure on every defense, for both attackers.
+
+# %% tags=["hide-input"]
+pages.table(tables.study_attacks_table(results), "tab-def-adversarialmed",
+            "AUC on the defended model under the studies' four attacks at AdversarialMed's setting (1.15/255, their "
+            "step, last iterate), crafted on the undefended model (oblivious) or on the defense (adaptive).")
+
 # %% tags=["hide-input"]
 pages.figure(dplots.robust_curves(results), "fig-def-curves",
              "Robust accuracy against the $L_\\infty$ budget (/255), one line per defense: left the oblivious "

@@ -145,6 +145,10 @@ def test_results_are_typed_and_complete(results):
         assert r.train_seconds >= 0 and r.infer_seconds > 0
         assert (len(r.diagnostics) > 0) == (r.defense != "none")
         assert set(r.sources.source) >= {"ensemble", "oblivious images"}
+        sa = r.study_attacks
+        assert len(sa) == 2 * len(D.STUDY_ATTACKS) and sa.accuracy.between(0, 1).all()
+        assert np.allclose(sa.eps_255, references.ADVERSARIALMED_ATTACKS["eps_normalised"]
+                           * references.IMAGENET_MEAN_STD * 255)
     assert set(res.get(TASK, "jpeg").sources.source) >= {"differentiable JPEG"}
     assert set(res.get(TASK, "vae").sources.source) >= {"EOT through the sampled VAE"}
     hist = res.get(TASK, "uap_retraining").history

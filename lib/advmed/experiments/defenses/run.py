@@ -61,7 +61,7 @@ from ..whitebox import run as wb
 from ..zoo import ModelKey
 
 #: Bump when a change here changes what a memoised result holds.
-DEFENSE_VERSION = 1
+DEFENSE_VERSION = 2  # 2: the studies' attacks at AdversarialMed's setting
 #: The defenses in the order of the tables.
 DEFENSES = ("none", "jpeg", "at_adversarialmed", "at_pgd", "at_fast_fgsm", "vae", "uap_retraining")
 LABELS = {"none": "none (undefended)", "jpeg": "JPEG", "at_adversarialmed": "adversarial training (AdversarialMed)",
@@ -89,6 +89,8 @@ class DefenseRun:
         infer_seconds: inference seconds per image of the defended model (batch of the test images).
         adaptive: how the adaptive attacker reached the defense.
         history: UAP retraining only, Hirano et al.'s fooling rates per round (else empty).
+        study_attacks: FGSM, I-FGSM, PGD, MI-FGSM at AdversarialMed's setting, per attacker
+            (``attacker, attack, eps_255, steps, accuracy, auc`` with intervals; last iterate).
     """
 
     task: str
@@ -104,6 +106,7 @@ class DefenseRun:
     infer_seconds: float
     adaptive: str
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    study_attacks: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def flagged(self) -> bool:
@@ -286,6 +289,34 @@ def ensemble_probas(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps_g
     return np.asarray(res.proba)
 
 
+#: The studies' four attacks, run at AdversarialMed's setting on every defense (their own measure).
+STUDY_ATTACKS = ("fgsm", "ifgsm", "pgd", "mifgsm")
+
+
+def study_attack_rows(evaluated: nn.Module, attackable: nn.Module, undefended: nn.Module, x: torch.Tensor,
+                      y: torch.Tensor, *, profile: Profile) -> pd.DataFrame:
+    """FGSM, I-FGSM, PGD and MI-FGSM at AdversarialMed's eps (1.15/255) and step, full iterations
+    (the studies' protocol: accuracy and AUC of the last iterate), crafted on the undefended model
+    (oblivious) and on the defense's attackable view (adaptive), evaluated on the defended model."""
+    st = wb.adversarialmed_eps()
+    steps = wb.study_steps(st["steps"], profile)
+    n_boot, seed = int(profile.eval.n_boot), profile.seed
+    y_np = y.cpu().numpy()
+    rows = []
+    for attacker, source in (("oblivious", undefended), ("adaptive", attackable)):
+        m_att, x_att, _ = gray_view(source, x)
+        for name in STUDY_ATTACKS:
+            x_adv = get_attack(name).call(m_att, x_att, y, eps=st["eps"], steps=steps, step_size=st["step"],
+                                          seed=seed, early_stop=False).detach()
+            m = classification_metrics(y_np, predict_proba(evaluated, as_rgb(x_adv, x.shape[1])), n_boot=n_boot,
+                                       seed=seed)
+            row = {"attacker": attacker, "attack": name, "eps_255": st["eps_255"], "steps": steps}
+            for k in ("accuracy", "auc"):
+                row[k], row[f"{k}_lo"], row[f"{k}_hi"] = m[k]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _curve_rows(attacker: str, y: np.ndarray, proba: np.ndarray, eps_grid: Sequence[float], *, n_boot: int,
                 seed: int) -> list[dict[str, Any]]:
     rows = []
@@ -341,7 +372,8 @@ def evaluate_defense(evaluated: nn.Module, attackable: nn.Module, undefended: nn
     src_rows = [{"source": name, "eps_255": float(e) * 255, "accuracy": float((p[i].argmax(1) == y_np).mean())}
                 for name, p in sources.items() for i, e in enumerate(eps_grid)]
     return {"clean": _clean_row(y_np, proba_clean, n_boot=n_boot, seed=seed), "curves": pd.DataFrame(rows),
-            "sources": pd.DataFrame(src_rows), "infer_seconds": _infer_seconds(evaluated, x)}
+            "sources": pd.DataFrame(src_rows), "infer_seconds": _infer_seconds(evaluated, x),
+            "study_attacks": study_attack_rows(evaluated, attackable, undefended, x, y, profile=profile)}
 
 
 def diagnostics(attackable: nn.Module, undefended: nn.Module, images: Any, profile: Profile) -> pd.DataFrame:
@@ -362,7 +394,7 @@ def _memo_key(profile: Profile, task: str, defense: str, model_key: str, images:
     s = profile.defense
     return {"version": DEFENSE_VERSION, "task": task, "defense": defense, "model": model_key,
             "images": wb.images_key(images.images, images.labels), "eps_255": [float(e) for e in s.eps_255],
-            "steps": int(s.steps), "ensemble": ensemble_settings(profile), "n_boot": int(profile.eval.n_boot),
+            "steps": int(s.steps), "study_steps": profile.whitebox.study_steps, "ensemble": ensemble_settings(profile), "n_boot": int(profile.eval.n_boot),
             "seed": profile.seed, "diag": {"images": s.diag_images, "eps": float(profile.whitebox.diag_eps_255),
                                            "steps": list(profile.whitebox.diag_steps),
                                            "grid": [float(e) for e in profile.whitebox.diag_eps_grid_255]},
@@ -389,7 +421,7 @@ def _as_run(d: Mapping[str, Any]) -> DefenseRun:
                       config_key=d["config_key"], clean=d["clean"], curves=d["curves"], sources=d["sources"],
                       diagnostics=d["diagnostics"], train_seconds=float(d["train_seconds"]),
                       infer_seconds=float(d["infer_seconds"]), adaptive=d["adaptive"],
-                      history=d.get("history", pd.DataFrame()))
+                      history=d.get("history", pd.DataFrame()), study_attacks=d["study_attacks"])
 
 
 def _vae_for(cfg: TrainConfig, s: DefenseSettings, seed: int, dev: torch.device):
@@ -545,6 +577,6 @@ def defense_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool
     return DefenseResults(runs, smoothing_results(profile, zoo, refresh=refresh, device=device))
 
 
-__all__ = ["ATTACKERS", "CertifiedRun", "DEFENSES", "DefenseResults", "DefenseRun", "LABELS", "adversarial_config",
+__all__ = ["ATTACKERS", "CertifiedRun", "DEFENSES", "STUDY_ATTACKS", "study_attack_rows", "DefenseResults", "DefenseRun", "LABELS", "adversarial_config",
            "adversarial_model", "defense_images", "defense_results", "defense_tasks", "diagnostics",
            "evaluate_defense", "smoothing_results", "task_defenses", "transfer_probas", "worst_case"]

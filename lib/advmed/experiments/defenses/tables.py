@@ -132,6 +132,15 @@ def study_table(results: DefenseResults) -> pd.DataFrame:
                              ada - ref["at_robust_auc_min"],
                              ("holds" if ada > ref["at_robust_auc_min"] else "does not hold") + " under the adaptive "
                              "attacker (AUC an upper bound)" + ("; diagnostics flag it" if at.flagged else "")))
+            sa = at.study_attacks
+            if len(sa):
+                lo = {a: float(sa[sa.attacker == a].auc.min()) for a in ("oblivious", "adaptive")}
+                rows.append(_row("AdversarialMed", "adversarial training: lowest AUC under FGSM / I-FGSM / PGD / "
+                                 "MI-FGSM at the study's setting", f"> {ref['at_robust_auc_min']:.2f}", set_am,
+                                 _fmt(lo["oblivious"]), _fmt(lo["adaptive"]),
+                                 f"{task}, {at.model}, eps {float(sa.eps_255.iloc[0]):.2f}/255, "
+                                 f"{int(sa.steps.iloc[0])} steps", lo["adaptive"] - ref["at_robust_auc_min"],
+                                 "the study's own measure (last iterate)"))
         for name in ("jpeg", "vae"):
             run = results.get(task, name)
             if run is None:
@@ -150,6 +159,18 @@ def study_table(results: DefenseResults) -> pd.DataFrame:
                              f"{task}, {rt.model}, {len(h)} round(s)", after - before,
                              ("helped" if helped else "did not help") + f" (our threshold: a drop >= {RETRAINING_HELPED:g})"))
     return pd.DataFrame(rows)
+
+
+def study_attacks_table(results: DefenseResults, metric: str = "auc") -> pd.DataFrame:
+    """AdversarialMed's four attacks at their setting: one row per (task, defense), one column per
+    attack and attacker (``metric`` of the last iterate on the defended model)."""
+    frames = [r.study_attacks.assign(task=r.task, defense=r.label) for r in results.runs if len(r.study_attacks)]
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    wide = out.pivot_table(index=["task", "defense"], columns=["attack", "attacker"], values=metric, sort=False)
+    wide.columns = [f"{a} ({k})" for a, k in wide.columns]
+    return wide.reset_index()
 
 
 def curves_table(results: DefenseResults) -> pd.DataFrame:
@@ -202,5 +223,5 @@ def cost_table(results: DefenseResults) -> pd.DataFrame:
 
 
 __all__ = ["PARTIAL_GAIN", "RETRAINING_HELPED", "adversarialmed_eps_255", "certified_table", "cost_table",
-           "curves_table", "defense_table", "diagnostics_table", "nearest_eps", "retraining_table",
+           "curves_table", "defense_table", "study_attacks_table", "diagnostics_table", "nearest_eps", "retraining_table",
            "settings_table", "sources_table", "study_table"]
