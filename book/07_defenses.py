@@ -92,8 +92,6 @@ Markdown(report.budget_note(prof))
 # %%
 zoo = models_zoo.trained_models(prof, tasks=run.defense_tasks(prof), models=[prof.defense.model], progress=False)
 results = run.defense_results(prof, zoo, progress=False)
-claims = report.claim_numbers(results)
-eps = tables.nearest_eps(results, tables.adversarialmed_eps_255())
 
 # %% [markdown]
 # ## The studies' claims beside ours
@@ -105,6 +103,8 @@ eps = tables.nearest_eps(results, tables.adversarialmed_eps_255())
 # images.
 
 # %% tags=["hide-input"]
+claims = report.claim_numbers(results)
+eps = tables.nearest_eps(results, tables.adversarialmed_eps_255())
 pages.table(tables.study_table(results), "tab-def-study",
             "The studies' defense claims beside ours: the study's figure and setting, ours against the oblivious and "
             "the adaptive attacker, our setting, and the difference (adaptive − study).")
@@ -119,7 +119,8 @@ Markdown("\n\n".join([report.at_reading(claims), report.preprocessing_reading(cl
 # {numref}`tab-def-summary` gives every defense at that budget, oblivious and adaptive side by
 # side, with the verdict of the masking diagnostics and the defense's cost.
 # {numref}`fig-def-clean-robust` draws the same AUCs: the vertical segment between a circle and a
-# cross is what the attacker gains by knowing the defense.
+# cross is what the attacker gains by knowing the defense. {numref}`fig-def-curves` follows the
+# robust accuracy over the whole budget grid.
 
 # %% tags=["hide-input"]
 pages.table(tables.defense_table(results, eps), "tab-def-summary",
