@@ -176,7 +176,7 @@ def preprocessing_reading(claims: DefenseClaims) -> str:
     for c in claims.preprocessing:
         name = "JPEG" if c.defense == "jpeg" else "the VAE"
         out.append(f"On {c.task} at {c.eps_255:g}/255, {name} leaves a robust accuracy of {c.oblivious_accuracy:.3f} "
-                   f"against the oblivious attacker but {c.adaptive_accuracy:.3f} against the adaptive one "
+                   f"against the oblivious attacker and {c.adaptive_accuracy:.3f} against the adaptive one "
                    f"(undefended {c.undefended_accuracy:.3f}; clean with the defense {c.clean_accuracy:.3f})"
                    + ("; its diagnostics flag it." if c.flagged else "."))
     return " ".join(out)

@@ -92,7 +92,7 @@ def defense_table(results: DefenseResults, eps_255: float) -> pd.DataFrame:
 
 
 def _row(study, claim, figure, setting, ours_obl, ours_ada, ours_setting, difference, reading):
-    return {"study": study, "claim": claim, "study figure": figure, "study setting": setting,
+    return {"study": study, "statement": claim, "study figure": figure, "study setting": setting,
             "ours (oblivious)": ours_obl, "ours (adaptive)": ours_ada, "our setting": ours_setting,
             "difference (adaptive - study)": difference, "reading": reading}
 
