@@ -554,6 +554,7 @@ def test_smoothing_agrees_with_art_on_a_noise_trained_cnn(monkeypatch, heldout):
     assert r["agree"].mean() >= 0.85 and np.all(r["p_value"][~r["agree"]] > 1e-6)
 
 
+@pytest.mark.slow
 def test_noise_trained_base_keeps_clean_accuracy_under_smoothing(heldout):
     """The smoothed classifier (sigma 0.25, n = 200, abstentions counted wrong) of a base trained
     with Gaussian noise (advmed.train.adversarial "gaussian") against the plain model's clean

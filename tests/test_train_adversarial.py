@@ -56,7 +56,12 @@ def synthetic(monkeypatch):
 
 def _key_without_the_field(cfg: T.TrainConfig) -> str:
     """TrainConfig.key() as it was before ``adversarial`` existed."""
-    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "adversarial"}
+    # Older fields at their pre-existing defaults were already left out of the key then.
+    from advmed.train.config import KEY_DEFAULTS
+
+    older = {k: v for k, v in KEY_DEFAULTS.items() if k != "adversarial"}
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+              if f.name != "adversarial" and not (f.name in older and getattr(cfg, f.name) == older[f.name])}
     blob = json.dumps({"code_version": T.CODE_VERSION, **fields}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -134,6 +134,29 @@ HIRANO_UAP = {
     "resolution": 299,
 }
 
+# AdversarialMed's defenses (seeds/000, abstract): adversarial training (0.7 clean + 0.3 I-FGSM,
+# eps 0.02 / step 0.005 normalised, 10 iterations) "provides the best protection from various
+# adversarial attacks (AUC > 0.95) while maintaining a relatively high performance (AUC about 0.97)
+# on the clean data"; JPEG (quality 20) and VAE denoising protect partly (no figures in our sources).
+ADVERSARIALMED_DEFENSES = {
+    "task": "pneumonia_cxr",
+    "jpeg_quality": 20,
+    "at_clean_auc": 0.97,          # "AUC about 0.97" on clean data
+    "at_robust_auc_min": 0.95,     # "AUC > 0.95" under the attacks
+    "jpeg": "partial protection",  # qualitative: no figures in our sources
+    "vae": "partial protection",
+    "attack_eps_normalised": 0.02,  # the attacks their defenses were measured against
+}
+
+# Hirano et al. 2021 (seeds/002): adversarial retraining (5 rounds, 10 UAPs per round, half of
+# the fine-tuning images perturbed) "increased DNNs' robustness against UAPs in only very few cases".
+HIRANO_RETRAINING = {
+    "rounds": 5,
+    "uaps_per_round": 10,
+    "fraction": 0.5,
+    "finding": "retraining lowers the UAP fooling rate in only very few cases",
+}
+
 # Minagi et al. 2022, the one logged case: melanoma, InceptionV3, L2, zeta 4 %.
 MINAGI_NATURAL_UAP = {
     "task": "melanoma_derm", "arch": "inception_v3", "init": "imagenet", "norm": "l2",

@@ -1,0 +1,196 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Defenses
+#
+# Do the defenses the studies proposed survive an attacker who knows them? This chapter
+# rebuilds AdversarialMed's three defenses {cite:p}`li2019adversarialmed` (JPEG compression,
+# adversarial training, VAE denoising) and Hirano et al.'s adversarial retraining against
+# universal perturbations {cite:p}`hirano2021universal`, and measures each twice on the same
+# test images: against an *oblivious* attacker, who crafts the adversarial images on the
+# undefended model, and against an *adaptive* one, who attacks the defense itself
+# {cite:p}`athalye2018obfuscated,tramer2020adaptive`. {numref}`tab-def-study` sets the studies'
+# claims beside ours; {numref}`fig-def-clean-robust` shows what each defense costs on clean images
+# and what it keeps under attack; a certified baseline, randomized smoothing
+# {cite:p}`cohen2019certified`, closes the chapter ({numref}`fig-def-certified`). Every run is
+# in the {ref}`appendix <def-appendix>`.
+#
+# Every number on this page is computed by its cells. Re-run it with other settings with, for
+# example, `python -m advmed.book run book/07_defenses.py -p profile cpu -p eps_255 "[0.5, 1]"`.
+
+# %% tags=["parameters"]
+profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
+tasks = None  # None: the profile's defended tasks; or a list such as ["pneumoniamnist"]
+eps_255 = None  # None: the profile's budgets (L-inf, /255 pixel levels), e.g. [0.5, 1, 2]
+n_images = None  # test images per task (None: the profile's)
+n_boot = None  # bootstrap resamples for the 95 % intervals (None: the profile's)
+retrain_rounds = None  # Hirano et al.'s retraining rounds (None: the profile's)
+
+# %% tags=["remove-cell"]
+# Set-up, removed from the page (the notebook keeps it): imports, quiet warnings, offline
+# interactive tables, the chapter's clock, the profile with this run's parameters.
+from IPython import get_ipython
+from IPython.display import Markdown
+
+from advmed import pages
+from advmed.experiments import profiles
+from advmed.experiments import zoo as models_zoo
+from advmed.experiments.defenses import plots as dplots
+from advmed.experiments.defenses import report, run, tables
+
+get_ipython().run_line_magic("matplotlib", "inline")
+page = pages.setup()
+prof = profiles.get_profile(profile, eval={"n_boot": n_boot},
+                            defense={"tasks": tasks, "eps_255": eps_255, "n_images": n_images,
+                                     "retrain_rounds": retrain_rounds})
+
+# %% tags=["hide-input"]
+pages.table(tables.settings_table(prof), "tab-def-settings",
+            f"The chapter's settings (profile `{prof.name}`: {prof.description}).")
+
+# %% tags=["remove-input"]
+Markdown(report.budget_note(prof))
+
+# %% [markdown]
+# ## Defenses and attackers
+#
+# Each defense wraps the task's model into a model (pixels in [0, 1] in, logits out,
+# `advmed.defenses`), so every attack of the book runs on it unchanged:
+#
+# - **JPEG compression** at quality 20 (AdversarialMed's), the real codec (libjpeg through
+#   Pillow) in front of the classifier.
+# - **Adversarial training** with AdversarialMed's loss, 0.7 clean + 0.3 adversarial, I-FGSM
+#   examples at their $\epsilon$ (0.02 normalised, 1.15/255), step 0.005 normalised, 10 iterations,
+#   crafted with the true labels and the model in eval mode; PGD training
+#   {cite:p}`madry2018towards` where the profile asks.
+# - **VAE denoising**: a convolutional VAE trained on the clean training images reconstructs the
+#   input (AdversarialMed's patch-wise variant where the profile sets a patch size).
+# - **UAP retraining** {cite:p}`hirano2021universal,moosavidezfooli2017universal`: rounds of
+#   fine-tuning on training images of which half carry a UAP of the current model.
+#
+# The **oblivious** attacker runs PGD on the undefended model and submits its images to the
+# defended one. The **adaptive** attacker runs chapter 2's robust ensemble (APGD-CE, APGD with
+# the margin loss, PGD; {cite:p}`croce2020reliable`) on the defended model: through JPEG by BPDA
+# (the real codec forward, the identity backward; {cite:p}`athalye2018obfuscated`), end to end
+# through the VAE, directly on the retrained weights. It also tries PGD through a differentiable
+# JPEG {cite:p}`reich2024differentiable`, PGD on the expectation over the VAE's sampled latents
+# (EOT), and the oblivious images; per image the worst case counts, so the adaptive attacker is at
+# least as strong as the oblivious one by construction. Each defended model also runs chapter 2's
+# gradient-masking diagnostics {cite:p}`carlini2019evaluating`, with the undefended model as the
+# transfer surrogate: a defense they flag is reported as unevaluated, not as robust.
+
+# %%
+zoo = models_zoo.trained_models(prof, tasks=run.defense_tasks(prof), models=[prof.defense.model], progress=False)
+results = run.defense_results(prof, zoo, progress=False)
+
+# %% [markdown]
+# ## The studies' claims beside ours
+#
+# {numref}`tab-def-study` reads the robust numbers at the budget of the profile's grid nearest
+# AdversarialMed's 1.15/255. The studies gave JPEG's and the VAE's protection in words only; we
+# read "protects partly" as adding at least 0.05 of robust accuracy over the undefended model,
+# and Hirano et al.'s "helped" as a fresh UAP of the retrained model fooling at least 0.10 fewer
+# images.
+
+# %% tags=["hide-input"]
+claims = report.claim_numbers(results)
+eps = tables.nearest_eps(results, tables.adversarialmed_eps_255())
+pages.table(tables.study_table(results), "tab-def-study",
+            "The studies' defense claims beside ours: the study's figure and setting, ours against the oblivious and "
+            "the adaptive attacker, our setting, and the difference (adaptive − study).")
+
+# %% tags=["remove-input"]
+Markdown("\n\n".join([report.at_reading(claims), report.preprocessing_reading(claims),
+                      report.retraining_reading(claims)]))
+
+# %% [markdown]
+# ## Clean against robust
+#
+# {numref}`tab-def-summary` gives every defense at that budget, oblivious and adaptive side by
+# side, with the verdict of the masking diagnostics and the defense's cost.
+# {numref}`fig-def-clean-robust` draws the same AUCs: the vertical segment between a circle and a
+# cross is what the attacker gains by knowing the defense. {numref}`fig-def-curves` follows the
+# robust accuracy over the whole budget grid.
+
+# %% tags=["hide-input"]
+pages.table(tables.defense_table(results, eps), "tab-def-summary",
+            "Every defense at the reporting budget: clean accuracy / AUC, robust accuracy / AUC against the oblivious "
+            "and the adaptive attacker, the masking diagnostics, training seconds and inference milliseconds per "
+            "image. The adaptive AUC is an upper bound (the attacks stop at the first success).")
+
+# %% tags=["hide-input"]
+pages.figure(dplots.clean_vs_robust(results, eps), "fig-def-clean-robust",
+             "Clean AUC (x) against AUC under attack at the reporting budget (y), one colour per defense: circles for "
+             "the oblivious attacker, crosses for the adaptive one; dotted: no loss under attack.")
+
+# %% [markdown]
+# AdversarialMed measured its defenses with FGSM, I-FGSM, PGD and MI-FGSM at its own budget
+# (1.15/255) and the step of its adversarial training, a fixed number of iterations;
+# {numref}`tab-def-adversarialmed` repeats that measure on every defense, for both attackers.
+
+# %% tags=["hide-input"]
+pages.table(tables.study_attacks_table(results), "tab-def-adversarialmed",
+            "AUC on the defended model under the studies' four attacks at AdversarialMed's setting (1.15/255, their "
+            "step, last iterate), crafted on the undefended model (oblivious) or on the defense (adaptive).")
+
+# %% tags=["hide-input"]
+pages.figure(dplots.robust_curves(results), "fig-def-curves",
+             "Robust accuracy against the $L_\\infty$ budget (/255), one line per defense: left the oblivious "
+             "attacker, right the adaptive one.")
+
+# %% tags=["remove-input"]
+Markdown(report.diagnostics_reading(results))
+
+# %% [markdown]
+# ## A certified baseline
+#
+# Randomized smoothing {cite:p}`cohen2019certified` classifies by the majority vote of a base
+# classifier over Gaussian-noised copies of the image; a lower confidence bound on the vote gives
+# each image an $L_2$ radius within which no perturbation can change the vote. The base model is
+# the task's recipe trained with the same noise. {numref}`fig-def-certified` shows the share of
+# test images certified correct at each radius; it is a guarantee, not a measurement against
+# particular attacks.
+
+# %% tags=["hide-input"]
+if results.certified is not None:
+    pages.figure(dplots.certified_curve(results.certified), "fig-def-certified",
+                 "Certified accuracy of the smoothed classifier against the $L_2$ radius ([0, 1] pixels): the share "
+                 "of test images classified correctly and certified at that radius (abstentions count as wrong).")
+
+# %% tags=["remove-input"]
+Markdown(report.certified_reading(results))
+
+# %% [markdown]
+# (def-appendix)=
+# ## Appendix: every defense, attacker and budget
+#
+# Interactive tables (search, sort, pages), each downloadable as CSV.
+
+# %% tags=["hide-input"]
+pages.appendix_table(tables.curves_table(results), "tab-def-curves",
+                     "Every defense, attacker and budget: accuracy and AUC with 95 % bootstrap bounds (eps 0: clean).")
+pages.appendix_table(tables.sources_table(results).reset_index(), "tab-def-sources",
+                     "The adaptive attacker's sources, each alone: the robust accuracy it leaves per budget (/255).")
+pages.appendix_table(tables.diagnostics_table(results), "tab-def-diagnostics",
+                     "The masking diagnostics of every defended model: each check, passed or not, and its numbers.")
+pages.appendix_table(tables.retraining_table(results), "tab-def-retraining",
+                     "Hirano et al.'s retraining, round by round: fooling rate of the round's UAPs before, of the same "
+                     "UAPs after, and of fresh UAPs of the retrained model; clean accuracy; seconds.")
+pages.appendix_table(tables.certified_table(results.certified), "tab-def-certified",
+                     "Certified accuracy against the L2 radius ([0, 1] pixels and /255).")
+pages.appendix_table(tables.cost_table(results), "tab-def-costs",
+                     "What each defense costs: training seconds and inference milliseconds per image (smoothing: its "
+                     "certification per image).")
+
+# %% tags=["remove-input"]
+page.footer(prof.name)

@@ -1,0 +1,221 @@
+"""The prose of chapter 7 and the typed numbers of its claims (4, 5 and 12 of the claims chapter).
+
+Each reading returns Markdown computed from :mod:`.run` and :mod:`.tables`, so the chapter's
+words change when the numbers do. :func:`claim_numbers` gives the claims chapter what its
+verdicts need, as typed values (never a dict indexed by position).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .. import references
+from ..profiles import PROFILES, Profile
+from .run import DefenseResults
+from .tables import RETRAINING_HELPED, adversarialmed_eps_255, nearest_eps
+
+
+# --------------------------------------------------------------------------- claims
+@dataclass(frozen=True)
+class ATNumbers:
+    """Claim 4 (AdversarialMed: adversarial training keeps AUC > 0.95 attacked, about 0.97 clean).
+
+    ``robust_auc_*``: under the robust ensemble at ``eps_255`` (the grid budget nearest 1.15/255);
+    ``study_attacks_min_auc_*``: the lowest AUC of FGSM, I-FGSM, PGD and MI-FGSM at AdversarialMed's
+    own setting (1.15/255, last iterate), the study's measure."""
+
+    task: str
+    model: str
+    eps_255: float
+    clean_auc: float
+    robust_auc_oblivious: float
+    robust_auc_adaptive: float
+    robust_accuracy_adaptive: float
+    undefended_robust_auc_adaptive: float
+    flagged: bool
+    study_attacks_min_auc_oblivious: float = math.nan
+    study_attacks_min_auc_adaptive: float = math.nan
+    study_clean_auc: float = references.ADVERSARIALMED_DEFENSES["at_clean_auc"]
+    study_robust_auc_min: float = references.ADVERSARIALMED_DEFENSES["at_robust_auc_min"]
+
+
+@dataclass(frozen=True)
+class PreprocessingNumbers:
+    """Claim 5 (AdversarialMed: JPEG and VAE protect partly), one defense of one task."""
+
+    task: str
+    defense: str
+    eps_255: float
+    clean_accuracy: float
+    oblivious_accuracy: float
+    adaptive_accuracy: float
+    undefended_accuracy: float
+    flagged: bool
+
+    @property
+    def adaptive_gain(self) -> float:
+        """Robust accuracy the defense adds over the undefended model against the adaptive attacker."""
+        return self.adaptive_accuracy - self.undefended_accuracy
+
+
+@dataclass(frozen=True)
+class RetrainingNumbers:
+    """Claim 12 (Hirano et al.: retraining helps against UAPs in only a few cases), one case."""
+
+    task: str
+    model: str
+    rounds: int
+    fooling_before: float
+    fooling_same_after: float
+    fooling_after: float
+    accuracy_before: float
+    accuracy_after: float
+
+    @property
+    def helped(self) -> bool:
+        """A fresh UAP of the retrained model fools at least :data:`RETRAINING_HELPED` fewer images."""
+        return self.fooling_before - self.fooling_after >= RETRAINING_HELPED
+
+
+@dataclass(frozen=True)
+class DefenseClaims:
+    """What claims 4, 5 and 12 need, per task (empty lists where a family did not run)."""
+
+    adversarial_training: list[ATNumbers] = field(default_factory=list)
+    preprocessing: list[PreprocessingNumbers] = field(default_factory=list)
+    retraining: list[RetrainingNumbers] = field(default_factory=list)
+
+    @property
+    def helped_share(self) -> float:
+        """The share of retraining cases that helped (NaN without any)."""
+        cases = self.retraining
+        return sum(c.helped for c in cases) / len(cases) if cases else math.nan
+
+
+def _study_min(run) -> tuple[float, float]:
+    sa = run.study_attacks
+    if not len(sa):
+        return math.nan, math.nan
+    return (float(sa[sa.attacker == "oblivious"].auc.min()), float(sa[sa.attacker == "adaptive"].auc.min()))
+
+
+def claim_numbers(results: DefenseResults) -> DefenseClaims:
+    """Claims 4, 5 and 12 from the results, at the grid budget nearest AdversarialMed's 1.15/255."""
+    eps = nearest_eps(results, adversarialmed_eps_255())
+    at, pre, rt = [], [], []
+    for task in results.tasks:
+        none = results.get(task, "none")
+        base_acc = none.robust("adaptive", eps) if none else math.nan
+        run = results.get(task, "at_adversarialmed")
+        if run is not None:
+            at.append(ATNumbers(task, run.model, eps, float(run.clean.auc.iloc[0]), run.robust("oblivious", eps, "auc"),
+                                run.robust("adaptive", eps, "auc"), run.robust("adaptive", eps),
+                                none.robust("adaptive", eps, "auc") if none else math.nan, run.flagged,
+                                *_study_min(run)))
+        for name in ("jpeg", "vae"):
+            run = results.get(task, name)
+            if run is not None:
+                pre.append(PreprocessingNumbers(task, name, eps, float(run.clean.accuracy.iloc[0]),
+                                                run.robust("oblivious", eps), run.robust("adaptive", eps), base_acc,
+                                                run.flagged))
+        run = results.get(task, "uap_retraining")
+        if run is not None and len(run.history):
+            h = run.history
+            rt.append(RetrainingNumbers(task, run.model, len(h), float(h.fooling_before.iloc[0]),
+                                        float(h.fooling_same_after.iloc[-1]), float(h.fooling_after.iloc[-1]),
+                                        float(h.accuracy_before.iloc[0]), float(h.accuracy_after.iloc[-1])))
+    return DefenseClaims(at, pre, rt)
+
+
+# --------------------------------------------------------------------------- readings
+def budget_note(profile: Profile) -> str:
+    """Which sizes this profile runs smaller than the paper profile (empty for paper)."""
+    if profile.name == "paper":
+        return ""
+    s, p = profile.defense, PROFILES["paper"].defense
+    gaps = []
+    for name, mine, full in (("test images per task", s.n_images, p.n_images),
+                             ("retraining rounds", s.retrain_rounds, p.retrain_rounds),
+                             ("UAPs per round", s.retrain_uaps, p.retrain_uaps),
+                             ("smoothing votes per image", s.smoothing_n, p.smoothing_n),
+                             ("oblivious PGD iterations", s.steps, p.steps)):
+        if mine is not None and (full is None or mine < full):
+            gaps.append(f"{name}: {mine:,} (paper profile: {'all' if full is None else f'{full:,}'})")
+    if s.at_train:
+        gaps.append("adversarial training: " + ", ".join(f"{k} {v}" for k, v in s.at_train.items())
+                    + " (paper profile: the zoo's recipe)")
+    missing = sorted(set(p.adversarial) - set(s.adversarial))
+    if missing:
+        gaps.append("adversarial training methods not run: " + ", ".join(missing))
+    if not gaps:
+        return ""
+    return (f"**What the `{profile.name}` profile runs smaller** (to fit its time budget):\n\n"
+            + "\n".join(f"- {g}" for g in gaps))
+
+
+def at_reading(claims: DefenseClaims) -> str:
+    """Claim 4 in a sentence per task."""
+    out = []
+    for c in claims.adversarial_training:
+        holds = c.robust_auc_adaptive > c.study_robust_auc_min
+        out.append(f"On {c.task}, adversarial training (AdversarialMed's recipe) keeps a clean AUC of {c.clean_auc:.3f} "
+                   f"(study: about {c.study_clean_auc:.2f}); at {c.eps_255:g}/255 its AUC is {c.robust_auc_oblivious:.3f} "
+                   f"against the oblivious attacker and {c.robust_auc_adaptive:.3f} against the adaptive one "
+                   f"(undefended: {c.undefended_robust_auc_adaptive:.3f}), so the study's AUC > {c.study_robust_auc_min:.2f} "
+                   f"{'holds' if holds else 'does not hold'} here"
+                   + (" (its masking diagnostics flag it: unevaluated)." if c.flagged else ".")
+                   + (f" With the study's own four attacks at its setting the lowest AUC is "
+                      f"{c.study_attacks_min_auc_oblivious:.3f} oblivious and {c.study_attacks_min_auc_adaptive:.3f} "
+                      "adaptive." if math.isfinite(c.study_attacks_min_auc_adaptive) else ""))
+    return " ".join(out) or "Adversarial training did not run in this profile."
+
+
+def preprocessing_reading(claims: DefenseClaims) -> str:
+    """Claim 5: what JPEG and the VAE add over the undefended model, oblivious against adaptive."""
+    out = []
+    for c in claims.preprocessing:
+        name = "JPEG" if c.defense == "jpeg" else "the VAE"
+        out.append(f"On {c.task} at {c.eps_255:g}/255, {name} leaves a robust accuracy of {c.oblivious_accuracy:.3f} "
+                   f"against the oblivious attacker and {c.adaptive_accuracy:.3f} against the adaptive one "
+                   f"(undefended {c.undefended_accuracy:.3f}; clean with the defense {c.clean_accuracy:.3f})"
+                   + ("; its diagnostics flag it." if c.flagged else "."))
+    return " ".join(out)
+
+
+def retraining_reading(claims: DefenseClaims) -> str:
+    """Claim 12: fooling rates of fresh UAPs before and after retraining, per case."""
+    if not claims.retraining:
+        return "UAP retraining did not run in this profile."
+    parts = [f"{c.task}: {c.fooling_before:.3f} -> {c.fooling_after:.3f} over {c.rounds} round(s) "
+             f"({'helped' if c.helped else 'did not help'}; the UAPs it was retrained on fool "
+             f"{c.fooling_same_after:.3f} of the retrained model)" for c in claims.retraining]
+    return (f"A fresh UAP of the retrained model fooled, before and after retraining: {'; '.join(parts)}. "
+            f"Retraining helped (a drop of at least {RETRAINING_HELPED:g}) in {claims.helped_share:.0%} of the cases.")
+
+
+def diagnostics_reading(results: DefenseResults) -> str:
+    """Which defended models the masking diagnostics flag."""
+    flagged = [f"{r.task} / {r.label}" for r in results.runs if r.flagged]
+    checked = [r for r in results.runs if r.defense != "none"]
+    if not flagged:
+        return f"The masking diagnostics pass on all {len(checked)} defended models."
+    return (f"The masking diagnostics flag {len(flagged)} of the {len(checked)} defended models ("
+            + "; ".join(flagged) + "): their robust numbers are reported as unevaluated, not as robustness.")
+
+
+def certified_reading(results: DefenseResults) -> str:
+    """The certified baseline in a sentence."""
+    c = results.certified
+    if c is None:
+        return "Randomized smoothing did not run in this profile."
+    r0 = float(c.curve.certified_accuracy.iloc[0])
+    rows = c.curve[c.curve.radius > 0]
+    at = "; ".join(f"{a:.3f} at L2 radius {r:g}" for r, a in zip(rows.radius, rows.certified_accuracy))
+    return (f"Randomized smoothing on {c.task} (sigma {c.sigma:g}, {c.n:,} votes per image, {c.n_images} images) "
+            f"certifies {r0:.3f} of the images correct at radius 0 and {at}; it abstains on {c.abstain:.3f}. An L-inf "
+            f"budget eps contains L2 perturbations of norm up to eps x sqrt(pixels), so these radii are not the "
+            "L-inf budgets of the other defenses.")
+
+
+__all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RetrainingNumbers", "at_reading", "budget_note",
+           "certified_reading", "claim_numbers", "diagnostics_reading", "preprocessing_reading", "retraining_reading"]

@@ -1,0 +1,276 @@
+"""advmed.experiments.defenses (chapter 7): typed, complete results; the adaptive attacker at
+least as strong as the oblivious one on every defense; defenses keep clean accuracy; the profile
+section validated.
+
+No real data and no checkpoints: tiny CNNs fitted in a second on synthetic two-class images stand
+in for the zoo and the adversarially / noise-trained models; the data layer and the checkpoint
+cache are monkeypatched, and every result goes to a private cache.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from advmed.data import ImageSet
+from advmed.experiments import references
+from advmed.experiments.defenses import plots as P
+from advmed.experiments.defenses import report as R
+from advmed.experiments.defenses import run as D
+from advmed.experiments.defenses import tables as T
+from advmed.experiments.profiles import DRY_RUN, PROFILES, SECTIONS, DefenseSettings, ModelSpec, get_profile
+from advmed.train import TrainConfig
+
+torch.set_num_threads(1)
+
+SIZE = 12
+TASK = "pneumoniamnist"
+EPS_255 = (4.0, 16.0)
+#: Clean accuracy a defense may lose on these synthetic images: JPEG at quality 20 and a small
+#: VAE blur a 12-px image. A VAE given 60 optimisation steps collapsed to one class (0.5) for one
+#: seed; with 150 steps every defense kept 1.0 over 3 VAE widths and epoch counts tried.
+CLEAN_MARGIN = 0.15
+
+
+def _images(n: int, seed: int, split: str = "test") -> ImageSet:
+    """Class 1: left half brighter; class 0: right half brighter (by 0.12: JPEG and a small VAE
+    keep it, 16/255 flips many images). uint8 gray images as three equal channels."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.rand(n, 1, SIZE, SIZE, generator=g) * 0.4 + 0.25
+    x[y == 1, :, :, : SIZE // 2] += 0.12
+    x[y == 0, :, :, SIZE // 2:] += 0.12
+    return ImageSet(images=(x.expand(-1, 3, -1, -1).clamp(0, 1) * 255).round().to(torch.uint8).contiguous(),
+                    labels=y, classes=["normal", "pneumonia"], name=TASK, split=split)
+
+
+def _net(width: int = 8) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                         nn.Linear(4 * width, 2))
+
+
+@functools.lru_cache(maxsize=None)
+def _fit(seed: int, noise: float = 0.0) -> nn.Module:
+    torch.manual_seed(seed)
+    net = _net()
+    data = _images(256, 100 + seed, "train")
+    x, y = data.float(), data.labels
+    opt = torch.optim.Adam(net.parameters(), lr=0.03)
+    for _ in range(120):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x + noise * torch.randn_like(x)), y).backward()
+        opt.step()
+    return net.eval()
+
+
+@dataclass
+class _TM:
+    model: nn.Module
+    config: TrainConfig
+    classes: tuple = ("normal", "pneumonia")
+    init_used: str = "scratch"
+    val_auc: float = 0.9
+    train_seconds: float = 1.0
+    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"epoch": [0]}))
+    meta: dict = field(default_factory=dict)
+
+
+def _cfg(**kw) -> TrainConfig:
+    return TrainConfig(task=TASK, arch="tiny", size=SIZE, max_train=64, max_val=32, epochs=1, batch_size=32, **kw)
+
+
+def _profile():
+    base = PROFILES["smoke"]
+    return dataclasses.replace(
+        base, name="test", tasks={TASK: SIZE}, models=(ModelSpec("tiny"),), seeds=(0,),
+        eval=dataclasses.replace(base.eval, n_boot=20),
+        whitebox=dataclasses.replace(base.whitebox, robust_steps=5, pgd_restarts=1, diag_steps=(2, 5),
+                                     diag_restarts=(1, 2), diag_eps_255=4, diag_eps_grid_255=(4, 16, 64)),
+        defense=DefenseSettings(model="tiny:scratch", tasks=(TASK,), n_images=32, eps_255=EPS_255, steps=5,
+                                at_train={}, vae_epochs=150, vae_width=16, vae_latent=8, vae_levels=1, vae_images=None,
+                                eot_samples=2, retrain_rounds=1, retrain_uaps=1, retrain_uap_images=32,
+                                smoothing_task=TASK, smoothing_images=16, smoothing_n0=10, smoothing_n=50,
+                                smoothing_alpha=0.05, smoothing_radii=(0.0, 0.1, 0.5), diag_images=8))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ADVMED_CACHE", str(tmp_path_factory.mktemp("cache")))
+    test = _images(32, 2)
+    mp.setattr(D, "defense_images", lambda task, prof, n=None: test if n is None else test.subset(np.arange(n)))
+    mp.setattr(D, "_split", lambda cfg, split: _images(64 if split == "train" else 32, 3 if split == "train" else 4,
+                                                       split))
+
+    def restore(cfg, num_classes, state, dev):
+        net = _net()
+        net.load_state_dict(dict(state))
+        return net.to(dev).eval()
+
+    mp.setattr(D, "_restore", restore)
+    trained = []
+
+    def fake_get(cfg, device=None, progress=False):
+        trained.append(cfg)
+        noisy = cfg.adversarial is not None and cfg.adversarial.method == "gaussian"
+        return _TM(_fit(10 + len(trained), cfg.adversarial.sigma if noisy else 0.0), cfg, train_seconds=2.0)
+
+    mp.setattr(D, "get_trained_model", fake_get)
+    prof = _profile()
+    zoo = {(TASK, "tiny", "scratch"): _TM(copy.deepcopy(_fit(0)), _cfg())}
+    try:
+        yield D.defense_results(prof, zoo, progress=False), prof, trained, zoo
+    finally:
+        mp.undo()
+
+
+# --------------------------------------------------------------------------- results
+def test_results_are_typed_and_complete(results):
+    res, prof, trained, _ = results
+    assert isinstance(res, D.DefenseResults) and all(isinstance(r, D.DefenseRun) for r in res.runs)
+    assert [r.defense for r in res.runs] == ["none", "jpeg", "at_adversarialmed", "vae", "uap_retraining"]
+    for r in res.runs:
+        assert set(r.curves.attacker) == set(D.ATTACKERS)
+        assert sorted(set(r.curves.eps_255)) == list(EPS_255)
+        for col in ("accuracy", "auc"):
+            assert r.curves[col].between(0, 1).all() and 0 <= r.clean[col].iloc[0] <= 1
+        assert r.train_seconds >= 0 and r.infer_seconds > 0
+        assert (len(r.diagnostics) > 0) == (r.defense != "none")
+        assert set(r.sources.source) >= {"ensemble", "oblivious images"}
+        sa = r.study_attacks
+        assert len(sa) == 2 * len(D.STUDY_ATTACKS) and sa.accuracy.between(0, 1).all()
+        assert np.allclose(sa.eps_255, references.ADVERSARIALMED_ATTACKS["eps_normalised"]
+                           * references.IMAGENET_MEAN_STD * 255)
+    assert set(res.get(TASK, "jpeg").sources.source) >= {"differentiable JPEG"}
+    assert set(res.get(TASK, "vae").sources.source) >= {"EOT through the sampled VAE"}
+    hist = res.get(TASK, "uap_retraining").history
+    assert len(hist) == prof.defense.retrain_rounds and hist.fooling_before.between(0, 1).all()
+    # the adversarially trained model came through the checkpoint cache with its objective in the config
+    assert [c.adversarial.method for c in trained] == ["adversarialmed", "gaussian"]
+    cert = res.certified
+    assert isinstance(cert, D.CertifiedRun) and cert.n_images == prof.defense.smoothing_images
+    assert np.all(np.diff(cert.curve.certified_accuracy.to_numpy()) <= 1e-12)  # fewer images at larger radii
+
+
+def test_adaptive_attack_is_at_least_as_strong_as_the_oblivious_one_on_every_defense(results):
+    res = results[0]
+    for r in res.runs:
+        for e in EPS_255:
+            assert r.robust("adaptive", e) <= r.robust("oblivious", e) + 1e-12, (r.defense, e)
+        # each source alone leaves at least the worst case (the worst case is over them all)
+        for e in EPS_255:
+            alone = r.sources[np.isclose(r.sources.eps_255, e)].accuracy
+            assert r.robust("adaptive", e) <= alone.min() + 1e-12
+
+
+def test_adaptive_attacker_breaks_jpeg_beyond_the_oblivious_one_or_equals_it(results):
+    """BPDA must reach the real codec: its ensemble leaves no more than the oblivious images at the
+    largest budget (a zero-gradient attacker would leave the clean accuracy)."""
+    jpeg = results[0].get(TASK, "jpeg")
+    s = jpeg.sources[np.isclose(jpeg.sources.eps_255, max(EPS_255))].set_index("source").accuracy
+    assert s["ensemble"] < float(jpeg.clean.accuracy.iloc[0])
+
+
+def test_defenses_keep_clean_accuracy_within_the_stated_margin(results):
+    res = results[0]
+    base = float(res.get(TASK, "none").clean.accuracy.iloc[0])
+    assert base >= 0.8  # the synthetic task is learnable, so the margin means something
+    for r in res.runs:
+        assert float(r.clean.accuracy.iloc[0]) >= base - CLEAN_MARGIN, r.defense
+
+
+def test_results_are_memoised(results, monkeypatch):
+    res, prof, _, zoo = results
+    # a second run reads every defense back from the cache: no attack may run
+    monkeypatch.setattr(D, "evaluate_defense", lambda *a, **k: pytest.fail("recomputed a memoised defense"))
+    again = D.defense_results(prof, zoo, progress=False)
+    assert [r.defense for r in again.runs] == [r.defense for r in res.runs]
+    for a, b in zip(again.runs, res.runs):
+        pd.testing.assert_frame_equal(a.curves, b.curves)
+
+
+def test_worst_case_takes_the_lowest_margin_and_nests_the_budgets():
+    y = np.array([0, 1])
+    a = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.4, 0.6]]])   # (E=2, N=2, K=2)
+    b = np.array([[[0.4, 0.6], [0.3, 0.7]], [[0.7, 0.3], [0.45, 0.55]]])
+    w = D.worst_case([a, b], y)
+    assert np.allclose(w[0], [[0.4, 0.6], [0.3, 0.7]])      # b is worse for both images at the first budget
+    # image 0: its first-budget image (margin -0.2) lies in the larger ball and beats both there;
+    # image 1: b's (margin 0.1) beats a's (0.2) and its own first-budget image (0.4)
+    assert np.allclose(w[1], [[0.4, 0.6], [0.45, 0.55]])
+    acc = (w.argmax(2) == y).mean(1)
+    assert acc[1] <= acc[0]
+
+
+# --------------------------------------------------------------------------- tables, claims, plots
+def test_study_table_carries_the_studies_figures_and_both_attackers(results):
+    res = results[0]
+    st = T.study_table(res)
+    ref = references.ADVERSARIALMED_DEFENSES
+    assert {"ours (oblivious)", "ours (adaptive)", "study figure"} <= set(st.columns)
+    assert any(f"{ref['at_clean_auc']:.2f}" in v for v in st["study figure"])
+    assert any(f"{ref['at_robust_auc_min']:.2f}" in v for v in st["study figure"])
+    assert (st.study == "Hirano et al.").sum() == 1
+    table = T.defense_table(res, T.nearest_eps(res, 4))
+    assert len(table) == len(res.runs) and (table.adaptive_minus_oblivious <= 1e-12).all()
+
+
+def test_claim_numbers_are_typed_and_match_the_runs(results):
+    res = results[0]
+    c = R.claim_numbers(res)
+    assert isinstance(c, R.DefenseClaims)
+    at = c.adversarial_training[0]
+    run = res.get(TASK, "at_adversarialmed")
+    assert isinstance(at, R.ATNumbers) and at.clean_auc == pytest.approx(float(run.clean.auc.iloc[0]))
+    assert at.robust_auc_adaptive == pytest.approx(run.robust("adaptive", at.eps_255, "auc"))
+    assert {p.defense for p in c.preprocessing} == {"jpeg", "vae"}
+    for p in c.preprocessing:
+        assert p.adaptive_accuracy <= p.oblivious_accuracy + 1e-12
+    rt = c.retraining[0]
+    assert isinstance(rt, R.RetrainingNumbers) and rt.helped == (rt.fooling_before - rt.fooling_after
+                                                                 >= T.RETRAINING_HELPED)
+    for text in (R.at_reading(c), R.preprocessing_reading(c), R.retraining_reading(c), R.certified_reading(res),
+                 R.diagnostics_reading(res)):
+        assert isinstance(text, str) and text
+
+
+def test_plots_return_figures(results):
+    res = results[0]
+    for fig in (P.clean_vs_robust(res, 4.0), P.robust_curves(res), P.certified_curve(res.certified)):
+        assert isinstance(fig, Figure)
+
+
+# --------------------------------------------------------------------------- the profile section
+def test_every_profile_has_a_defense_section_and_a_dry_run_size():
+    assert SECTIONS["defense"] is DefenseSettings and "defense" in DRY_RUN
+    for name, prof in PROFILES.items():
+        assert isinstance(prof.defense, DefenseSettings), name
+    dry, paper = PROFILES["paper-dry"].defense, PROFILES["paper"].defense
+    assert dry.adversarial == paper.adversarial and dry.smoothing_task == paper.smoothing_task
+    assert dry.n_images <= 8 and dry.steps <= 2 and len(dry.eps_255) == 1
+
+
+@pytest.mark.parametrize("change, match", [({"adversarial": ("trades",)}, "valid: adversarialmed"),
+                                           ({"eps_255": (0, 1)}, "budgets > 0"),
+                                           ({"retrain_norm": "l1"}, "valid: linf, l2"),
+                                           ({"jpeg_quality": 0}, "1..100"),
+                                           ({"steps": 0}, "steps must be >= 1")])
+def test_bad_defense_settings_are_refused_with_the_valid_values(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(PROFILES["smoke"].defense, **change)
+
+
+def test_chapter_parameters_reach_the_defense_section():
+    prof = get_profile("smoke", defense={"eps_255": [2, 8], "retrain_rounds": 3, "tasks": None})
+    assert prof.defense.eps_255 == (2, 8) and prof.defense.retrain_rounds == 3
+    assert prof.defense.tasks == PROFILES["smoke"].defense.tasks  # None: the profile's
+    with pytest.raises(KeyError, match="valid"):
+        get_profile("smoke", defense={"bogus": 1})
