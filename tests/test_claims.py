@@ -8,6 +8,7 @@ import pytest
 
 from advmed.experiments.claims import report, run, tables, verdicts
 from advmed.experiments.claims.verdicts import Estimate3
+from advmed.experiments.defenses.report import DefenseClaims
 from advmed.experiments.profiles import get_profile
 
 
@@ -98,3 +99,29 @@ def test_patch_claim_needs_all_three_parts():
     assert run.claim_8(ctx(0.01, 0.05, 0.88)).verdict == "agrees"
     assert run.claim_8(ctx(0.01, 0.05, 0.5)).verdict == "disagrees"  # the natural control must keep accuracy
     assert run.claim_8(ctx(0.3, 0.05, 0.88)).verdict == "same direction"
+
+
+def _defense_claims(*, at_auc=0.97, flagged=False, jpeg=(0.8, 0.8, 0.3), helped=(0.5, 0.1)):
+    from advmed.experiments.defenses import report as D
+
+    at = [D.ATNumbers("pneumoniamnist", "mobilenet", 1.0, 0.97, 0.99, at_auc, 0.9, 0.1, flagged)]
+    obl, ada, base = jpeg
+    pre = [D.PreprocessingNumbers("pneumoniamnist", "jpeg", 1.0, 0.9, obl, ada, base, False)]
+    rt = [D.RetrainingNumbers("pneumoniamnist", "mobilenet", 1, helped[0], helped[0], helped[1], 0.9, 0.9),
+          D.RetrainingNumbers("referable_dr", "mobilenet", 1, 0.4, 0.4, 0.4, 0.9, 0.9)]
+    return D.DefenseClaims(at, pre, rt)
+
+
+def test_defense_claims_follow_the_adaptive_attacker_and_the_diagnostics():
+    prof = get_profile("smoke")
+    ctx = lambda **kw: FakeContext(prof, defenses=_defense_claims(**kw), zoo={}, ablation=pd.DataFrame())
+    assert run.claim_4(ctx()).verdict == "agrees"
+    assert run.claim_4(ctx(at_auc=0.6)).verdict == "same direction"  # above the undefended 0.1, below 0.95
+    assert run.claim_4(ctx(flagged=True)).verdict == "not comparable"  # a masked number is no evidence
+    assert run.claim_5(ctx()).verdict == "agrees"
+    assert run.claim_5(ctx(jpeg=(0.8, 0.3, 0.3))).verdict == "same direction"  # oblivious only
+    assert run.claim_5(ctx(jpeg=(0.3, 0.3, 0.3))).verdict == "disagrees"
+    assert run.claim_12(ctx()).verdict == "agrees"  # 1 of 2 cases helped
+    assert run.claim_12(ctx(helped=(0.4, 0.4))).verdict == "same direction"  # none helped
+    empty = FakeContext(prof, defenses=DefenseClaims(), zoo={}, ablation=pd.DataFrame())
+    assert {run.claim_4(empty).verdict, run.claim_5(empty).verdict, run.claim_12(empty).verdict} == {"not comparable"}
