@@ -344,9 +344,41 @@ class PatchSettings:
     gallery_images: int = 3
 
 
+@dataclass(frozen=True)
+class PatchExplorerSettings:
+    """What the patch explorer of chapter 6 precomputes for the static page (a page holds
+    every frame: frames = tasks x patches x scales x rotations x locations). Live, the
+    explorer offers every task and patch of the experiment and ``live_scales`` /
+    ``live_rotations`` beyond the grid, computed on demand.
+
+    Attributes:
+        tasks: how many of the experiment's tasks the page holds (the first ones; None: all).
+        patches: the kinds of patch shown (None: every kind the experiment made).
+        scales: the subset of ``patch.eval_scales`` on the page (None: all); scale 1 = a patch
+            side of 0.4 of the image side.
+        rotations: the rotations on the page (degrees, clockwise).
+        locations: where the patch is pasted (``random``, ``center``, ``top-left``,
+            ``bottom-right``).
+        n_images: held-out images in each frame.
+        live_scales, live_rotations: the values a live explorer offers beyond the grid.
+        budget_mb: the page's payload budget (MB of PNG, stated under the explorer).
+    """
+
+    tasks: int | None = None
+    patches: tuple[str, ...] | None = None
+    scales: tuple[float, ...] | None = None
+    rotations: tuple[float, ...] = (0.0, 22.5)
+    locations: tuple[str, ...] = ("random", "center")
+    n_images: int = 3
+    live_scales: tuple[float, ...] = ()
+    live_rotations: tuple[float, ...] = ()
+    budget_mb: float = 2.0
+
+
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
                              "uap": UAPSettings, "ablation": AblationSettings, "uap_explorer": UAPExplorerSettings,
-                             "blackbox": BlackboxSettings, "patch": PatchSettings}
+                             "blackbox": BlackboxSettings, "patch": PatchSettings,
+                             "patch_explorer": PatchExplorerSettings}
 
 
 @dataclass(frozen=True)
@@ -363,7 +395,8 @@ class Profile:
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap, ablation, uap_explorer, blackbox, patch: the chapters' settings.
+        eval, whitebox, explorer, uap, ablation, uap_explorer, blackbox, patch, patch_explorer: the
+            chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
         net_sizes: per architecture, the side its network runs at when that is not the
             task's: the model resizes its input inside (``TrainConfig.net_size``), so the
@@ -387,6 +420,7 @@ class Profile:
     net_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
     skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     uap_explorer: UAPExplorerSettings = dataclasses.field(default_factory=UAPExplorerSettings)
+    patch_explorer: PatchExplorerSettings = dataclasses.field(default_factory=PatchExplorerSettings)
 
     def models_for(self, task: str) -> tuple[ModelSpec, ...]:
         """The models trained for ``task``: every model but those ``skip`` lists for it."""
@@ -594,6 +628,8 @@ DRY_RUN: dict[str, dict[str, Any]] = {
                  "usimba_images": 4, "usimba_eval": 8},
     "patch": {"n_train": 8, "n_eval": 8, "steps": 2, "batch_size": 4, "eval_scales": lambda s: (s.eval_scale,),
               "n_placements": 1, "gallery_images": 1},
+    "patch_explorer": {"tasks": 1, "n_images": 1, "scales": None, "rotations": (0.0,), "locations": ("random",),
+                       "live_scales": (), "live_rotations": ()},
     "net_sizes": lambda sizes: {arch: _min_side(arch) for arch in sizes},
 }
 #: The image side of every task in a dry run (px).
@@ -755,5 +791,5 @@ def profile_table(profile: str | Profile | None = "auto"):
 
 
 __all__ = ["AblationSettings", "BlackboxSettings", "DRY_RUN", "DRY_RUN_SIZE", "EvalSettings", "ExplorerSettings",
-           "ModelSpec", "PROFILES", "PROFILE_NAMES", "PatchSettings", "Profile", "SECTIONS", "UAPExplorerSettings",
+           "ModelSpec", "PROFILES", "PROFILE_NAMES", "PatchExplorerSettings", "PatchSettings", "Profile", "SECTIONS", "UAPExplorerSettings",
            "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile", "profile_table", "resolve_profile_name"]
