@@ -502,6 +502,9 @@ PROFILES: dict[str, Profile] = {
                                   usimba_norms=("linf",)),
         patch=PatchSettings(tasks=("pneumonia_cxr",), n_train=64, n_eval=32, steps=20, lr=0.05, batch_size=8,
                             eval_scales=(0.5, 1.0, 1.5), gallery_images=2),
+        # 1 task x 3 patches x 2 scales x 2 rotations x 2 locations = 24 frames at 32 px
+        patch_explorer=PatchExplorerSettings(scales=(0.5, 1.0), n_images=2, live_scales=(0.75, 1.25),
+                                             live_rotations=(10.0, 45.0), budget_mb=2.0),
     ),
     "cpu": Profile(
         name="cpu",
@@ -546,6 +549,10 @@ PROFILES: dict[str, Profile] = {
                                   usimba_images=100, usimba_eval=300, usimba_norms=("l2",)),
         patch=PatchSettings(tasks=("melanoma_derm", "pneumonia_cxr", "referable_dr"), n_train=500, n_eval=300,
                             steps=250, lr=0.02, batch_size=16, eval_scales=(0.5, 0.75, 1.0, 1.25, 1.5)),
+        # frames of two images at 128 px: ~31 KB dermoscopy, ~26 KB chest X-ray (noisy patches); the
+        # first two tasks x 3 patches x 2 scales x 2 rotations x 2 locations = 48 frames (~1.4 MB)
+        patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_scales=(0.25, 2.0),
+                                             live_rotations=(10.0, 45.0), budget_mb=2.0),
     ),
     "paper": Profile(
         name="paper",
@@ -584,6 +591,9 @@ PROFILES: dict[str, Profile] = {
         patch=PatchSettings(tasks=("melanoma_derm", "pneumonia_cxr", "referable_dr"), n_train=2000, n_eval=None,
                             steps=2000, lr=0.01, batch_size=16, eval_scales=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
                             n_placements=3, gallery_images=4),
+        # 224 px frames of two images (~29 KB dermoscopy, ~25 KB chest X-ray): 48 frames (~1.3 MB)
+        patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_rotations=(10.0, 45.0),
+                                             budget_mb=2.0),
         seeds=(0, 1, 2),
         # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
         recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
@@ -791,5 +801,6 @@ def profile_table(profile: str | Profile | None = "auto"):
 
 
 __all__ = ["AblationSettings", "BlackboxSettings", "DRY_RUN", "DRY_RUN_SIZE", "EvalSettings", "ExplorerSettings",
-           "ModelSpec", "PROFILES", "PROFILE_NAMES", "PatchExplorerSettings", "PatchSettings", "Profile", "SECTIONS", "UAPExplorerSettings",
-           "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile", "profile_table", "resolve_profile_name"]
+           "ModelSpec", "PROFILES", "PROFILE_NAMES", "PatchExplorerSettings", "PatchSettings", "Profile", "SECTIONS",
+           "UAPExplorerSettings", "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile", "profile_table",
+           "resolve_profile_name"]

@@ -21,7 +21,7 @@ from .whitebox import (DEFAULT_ATTACKS, DEFAULT_EPS_255, ExplorerData, Frame, co
                        explorer, prepare, render_frame, static_explorer)
 
 __all__ = ["Control", "DEFAULT_ATTACKS", "DEFAULT_BUDGET_MB", "DEFAULT_EPS_255", "ExplorerData", "FIRST", "Frame",
-           "LiveExplorer", "PatchSetting", "PatchView", "StaticExplorer", "UAPSetting", "UAPView", "Unavailable", "compute_frame",
-           "compute_frames", "core", "dead_controls", "explorer", "figure_png", "patch", "patch_controls", "patch_explorer", "prepare", "render_frame",
-           "render_patch_frame", "render_uap_frame", "resolve_mode", "shown", "static_explorer", "uap_controls", "uap_explorer", "universal",
-           "whitebox"]
+           "LiveExplorer", "PatchSetting", "PatchView", "StaticExplorer", "UAPSetting", "UAPView", "Unavailable",
+           "compute_frame", "compute_frames", "core", "dead_controls", "explorer", "figure_png", "patch",
+           "patch_controls", "patch_explorer", "prepare", "render_frame", "render_patch_frame", "render_uap_frame",
+           "resolve_mode", "shown", "static_explorer", "uap_controls", "uap_explorer", "universal", "whitebox"]
