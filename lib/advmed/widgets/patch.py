@@ -30,7 +30,7 @@ __all__ = ["KIND_LABELS", "LOCATION_LABELS", "RENDER_VERSION", "PatchSetting", "
            "patch_explorer", "render_patch_frame"]
 
 #: bumped when a frame's drawing changes (part of the stored frames' key)
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 KIND_LABELS = {"white-box": "white box", "black-box": "black box", "natural": "natural"}
 LOCATION_LABELS = {"random": "random (seeded)", "center": "centre", "top-left": "top left",
                    "bottom-right": "bottom right"}
@@ -60,7 +60,7 @@ class PatchView:
 
     Attributes:
         title, setting: the frame's heading (task and model; then patch, scale, rotation,
-            location).
+            location, on at most two lines).
         patches: the patches as printed (T, 3, s, s) in [0, 1], row t targets class t.
         x, patched: the held-out images shown and the same images with their patch
             (n, C, H, W) in [0, 1].
@@ -194,8 +194,9 @@ def render_patch_frame(view: PatchView, *, dpi: int = 100, cell: float = 1.1, qu
     x, xp = _numpy(v.x), _numpy(v.patched)
     pc, pp = np.asarray(v.clean_proba, dtype=float), np.asarray(v.patched_proba, dtype=float)
     n = len(x)
-    head, foot = 0.62, 0.32
-    width, height = cell * (n + 1.3) + 0.25, cell * 2 + head + foot
+    head, foot = 0.78, 0.32  # inches above (three heading lines) and below (two lines)
+    width = max(cell * (n + 1.3) + 0.25, 4.4)  # the heading's lines fit even with two images
+    height = cell * 2 + head + foot
     fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
     gs = fig.add_gridspec(2, n + 1, width_ratios=[1.3] + [1] * n, left=0.02, right=0.98, top=1 - head / height,

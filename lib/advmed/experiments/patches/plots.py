@@ -221,11 +221,11 @@ def _view(exp: PatchExperiment, key: PatchKey, st: widgets.PatchSetting, row: An
                      shape=exp.settings.shape, seed=exp.seed)
     classes = tuple(str(c) for c in images.classes)
     side = float(row["side_fraction"]) if "side_fraction" in row else float(st.scale) * BASE
-    setting = (f"{widgets.patch.KIND_LABELS[st.patch]} patch, scale {float(st.scale):g} (side {side:.2f} of the "
-               f"image, {float(row['area']):.0%} of it), rotation {float(st.rotation):g}°, "
+    setting = (f"{widgets.patch.KIND_LABELS[st.patch]} patch, scale {float(st.scale):g} (side {side:.2f}, "
+               f"{float(row['area']):.0%} of the image)\nrotation {float(st.rotation):g}°, location "
                f"{widgets.patch.LOCATION_LABELS[st.location]}")
     return widgets.PatchView(
-        title=f"{get_task(st.task).title} · {key.arch} ({tm.init_used})", setting=setting,
+        title=f"{task_label(st.task)} · {key.arch} ({tm.init_used})", setting=setting,
         patches=torch.stack([_shown(p, exp.settings.shape) for p in patch]), x=x, patched=xp.detach(),
         y=y.tolist(), targets=targets.tolist(), clean_proba=predict_proba(tm.model, x),
         patched_proba=predict_proba(tm.model, xp), classes=classes,
