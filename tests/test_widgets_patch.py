@@ -127,6 +127,8 @@ def test_static_explorer_holds_the_profiles_grid(static):
     assert isinstance(w, wg.StaticExplorer)
     # tasks=1 in the profile: the task control is fixed text, not a dead control
     assert w.levels == ["patch", "scale", "rotation", "location"]
+    assert {n: type(c).__name__ for n, c in w.controls.items()} == {
+        "patch": "ToggleButtons", "scale": "SelectionSlider", "rotation": "SelectionSlider", "location": "Dropdown"}
     assert [v for _, v in w.controls["patch"].options] == list(PR.KINDS)
     assert [v for _, v in w.controls["scale"].options] == [0.5, 1.0]
     assert w.controls["scale"].value == 1.0  # the comparison scale first
