@@ -130,6 +130,16 @@ pages.figure(pplots.scale_grid(exp), "fig-patch-scale",
 Markdown(report.scale_reading(exp))
 
 # %% [markdown]
+# ## Explorer
+#
+# Choose a task, a patch (white box, black box or natural), its scale, rotation and location to
+# see it pasted on held-out images with the target's predictions, beside the targeted success at
+# that scale; in a notebook with a kernel, other scales and rotations are computed on demand.
+
+# %%
+pplots.explorer(exp, profile=prof)
+
+# %% [markdown]
 # ## Where we differ from the study, and why
 #
 # - **Models and resolution.** Finlayson et al. patched ResNet-50 / Inception models at

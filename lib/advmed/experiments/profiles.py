@@ -422,10 +422,41 @@ class DefenseSettings:
                 raise ValueError(f"defense {name} must be >= 1, got {getattr(self, name)}")
 
 
+@dataclass(frozen=True)
+class PatchExplorerSettings:
+    """What the patch explorer of chapter 6 precomputes for the static page (a page holds
+    every frame: frames = tasks x patches x scales x rotations x locations). Live, the
+    explorer offers every task and patch of the experiment and ``live_scales`` /
+    ``live_rotations`` beyond the grid, computed on demand.
+
+    Attributes:
+        tasks: how many of the experiment's tasks the page holds (the first ones; None: all).
+        patches: the kinds of patch shown (None: every kind the experiment made).
+        scales: the subset of ``patch.eval_scales`` on the page (None: all); scale 1 = a patch
+            side of 0.4 of the image side.
+        rotations: the rotations on the page (degrees, clockwise).
+        locations: where the patch is pasted (``random``, ``center``, ``top-left``,
+            ``bottom-right``).
+        n_images: held-out images in each frame.
+        live_scales, live_rotations: the values a live explorer offers beyond the grid.
+        budget_mb: the page's payload budget (MB of PNG, stated under the explorer).
+    """
+
+    tasks: int | None = None
+    patches: tuple[str, ...] | None = None
+    scales: tuple[float, ...] | None = None
+    rotations: tuple[float, ...] = (0.0, 22.5)
+    locations: tuple[str, ...] = ("random", "center")
+    n_images: int = 3
+    live_scales: tuple[float, ...] = ()
+    live_rotations: tuple[float, ...] = ()
+    budget_mb: float = 2.0
+
+
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
                              "uap": UAPSettings, "ablation": AblationSettings, "uap_explorer": UAPExplorerSettings,
                              "blackbox": BlackboxSettings, "patch": PatchSettings,
-                             "defense": DefenseSettings}
+                             "defense": DefenseSettings, "patch_explorer": PatchExplorerSettings}
 
 
 @dataclass(frozen=True)
@@ -442,7 +473,8 @@ class Profile:
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap, ablation, uap_explorer, blackbox, patch: the chapters' settings.
+        eval, whitebox, explorer, uap, ablation, uap_explorer, blackbox, patch, patch_explorer: the
+            chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
         net_sizes: per architecture, the side its network runs at when that is not the
             task's: the model resizes its input inside (``TrainConfig.net_size``), so the
@@ -467,6 +499,7 @@ class Profile:
     skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     uap_explorer: UAPExplorerSettings = dataclasses.field(default_factory=UAPExplorerSettings)
     defense: DefenseSettings | None = None
+    patch_explorer: PatchExplorerSettings = dataclasses.field(default_factory=PatchExplorerSettings)
 
     def models_for(self, task: str) -> tuple[ModelSpec, ...]:
         """The models trained for ``task``: every model but those ``skip`` lists for it."""
@@ -554,6 +587,9 @@ PROFILES: dict[str, Profile] = {
                                 retrain_rounds=1, retrain_uaps=2, retrain_uap_images=64, smoothing_task="pneumoniamnist",
                                 smoothing_images=16, smoothing_n0=20, smoothing_n=100, smoothing_alpha=0.01,
                                 diag_images=16),
+        # 1 task x 3 patches x 2 scales x 2 rotations x 2 locations = 24 frames at 32 px
+        patch_explorer=PatchExplorerSettings(scales=(0.5, 1.0), n_images=2, live_scales=(0.75, 1.25),
+                                             live_rotations=(10.0, 45.0), budget_mb=2.0),
     ),
     "cpu": Profile(
         name="cpu",
@@ -607,6 +643,10 @@ PROFILES: dict[str, Profile] = {
                                 retrain_rounds=2, retrain_uaps=3, retrain_uap_images=200,
                                 smoothing_task="pneumoniamnist", smoothing_images=100, smoothing_n=1000,
                                 diag_images=24),
+        # frames of two images at 128 px: ~31 KB dermoscopy, ~26 KB chest X-ray (noisy patches); the
+        # first two tasks x 3 patches x 2 scales x 2 rotations x 2 locations = 48 frames (~1.4 MB)
+        patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_scales=(0.25, 2.0),
+                                             live_rotations=(10.0, 45.0), budget_mb=2.0),
     ),
     "paper": Profile(
         name="paper",
@@ -650,6 +690,9 @@ PROFILES: dict[str, Profile] = {
                                 retrain_rounds=5, retrain_uaps=10, retrain_uap_images=500, retrain_epochs=2,
                                 eot_samples=16, smoothing_task="pneumonia_cxr", smoothing_images=500,
                                 smoothing_n=10000, diag_images=200),
+        # 224 px frames of two images (~29 KB dermoscopy, ~25 KB chest X-ray): 48 frames (~1.3 MB)
+        patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_rotations=(10.0, 45.0),
+                                             budget_mb=2.0),
         seeds=(0, 1, 2),
         # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
         recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
@@ -698,6 +741,8 @@ DRY_RUN: dict[str, dict[str, Any]] = {
                 "at_train": {"epochs": 1, "max_train": 16}, "vae_epochs": 1, "vae_images": 16, "eot_samples": 2,
                 "retrain_rounds": 1, "retrain_uaps": 1, "retrain_uap_images": 4, "retrain_epochs": 1,
                 "smoothing_images": 4, "smoothing_n0": 4, "smoothing_n": 8, "diag_images": 4},
+    "patch_explorer": {"tasks": 1, "n_images": 1, "scales": None, "rotations": (0.0,), "locations": ("random",),
+                       "live_scales": (), "live_rotations": ()},
     "net_sizes": lambda sizes: {arch: _min_side(arch) for arch in sizes},
 }
 #: The image side of every task in a dry run (px).
@@ -858,6 +903,7 @@ def profile_table(profile: str | Profile | None = "auto"):
     return pd.DataFrame(rows)
 
 
-__all__ = ["AblationSettings", "BlackboxSettings", "DRY_RUN", "DefenseSettings", "DRY_RUN_SIZE", "EvalSettings", "ExplorerSettings",
-           "ModelSpec", "PROFILES", "PROFILE_NAMES", "PatchSettings", "Profile", "SECTIONS", "UAPExplorerSettings",
-           "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile", "profile_table", "resolve_profile_name"]
+__all__ = ["AblationSettings", "BlackboxSettings", "DRY_RUN", "DRY_RUN_SIZE", "DefenseSettings", "EvalSettings",
+           "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "PatchExplorerSettings", "PatchSettings",
+           "Profile", "SECTIONS", "UAPExplorerSettings", "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile",
+           "profile_table", "resolve_profile_name"]
