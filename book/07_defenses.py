@@ -55,8 +55,9 @@ prof = profiles.get_profile(profile, eval={"n_boot": n_boot},
                                      "retrain_rounds": retrain_rounds})
 
 # %% tags=["hide-input"]
-pages.table(tables.settings_table(prof), "tab-def-settings",
-            f"The chapter's settings (profile `{prof.name}`: {prof.description}).")
+pages.table(tables.settings_brief(prof), "tab-def-settings",
+            f"The chapter's main settings (profile `{prof.name}`); every setting is in the appendix.",
+            data=tables.settings_table(prof).reset_index())
 
 # %% tags=["remove-input"]
 Markdown(report.budget_note(prof))
@@ -105,9 +106,9 @@ results = run.defense_results(prof, zoo, progress=False)
 # %% tags=["hide-input"]
 claims = report.claim_numbers(results)
 eps = tables.nearest_eps(results, tables.adversarialmed_eps_255())
-pages.table(tables.study_table(results), "tab-def-study",
-            "The studies' defense claims beside ours: the study's figure and setting, ours against the oblivious and "
-            "the adaptive attacker, our setting, and the difference (adaptive − study).")
+pages.table(tables.study_summary(results), "tab-def-study",
+            "The studies' defense claims beside ours, against the oblivious and the adaptive attacker. The study's "
+            "setting, ours and the difference are in the appendix.", data=tables.study_table(results))
 
 # %% tags=["remove-input"]
 Markdown("\n\n".join([report.at_reading(claims), report.preprocessing_reading(claims),
@@ -123,10 +124,10 @@ Markdown("\n\n".join([report.at_reading(claims), report.preprocessing_reading(cl
 # robust accuracy over the whole budget grid.
 
 # %% tags=["hide-input"]
-pages.table(tables.defense_table(results, eps), "tab-def-summary",
-            "Every defense at the reporting budget: clean accuracy / AUC, robust accuracy / AUC against the oblivious "
-            "and the adaptive attacker, the masking diagnostics, training seconds and inference milliseconds per "
-            "image. The adaptive AUC is an upper bound (the attacks stop at the first success).")
+pages.table(tables.defense_summary(results, eps), "tab-def-summary",
+            "Every defense at the reporting budget: accuracy clean, against the oblivious and against the adaptive "
+            "attacker, and the masking diagnostics' verdict (flagged: unevaluated, not robust). AUCs and costs are in "
+            "the appendix.", data=tables.defense_table(results, eps))
 
 # %% tags=["hide-input"]
 pages.figure(dplots.clean_vs_robust(results, eps), "fig-def-clean-robust",
@@ -139,9 +140,10 @@ pages.figure(dplots.clean_vs_robust(results, eps), "fig-def-clean-robust",
 # {numref}`tab-def-adversarialmed` repeats that measure on every defense, for both attackers.
 
 # %% tags=["hide-input"]
-pages.table(tables.study_attacks_table(results), "tab-def-adversarialmed",
-            "AUC on the defended model under the studies' four attacks at AdversarialMed's setting (1.15/255, their "
-            "step, last iterate), crafted on the undefended model (oblivious) or on the defense (adaptive).")
+pages.table(tables.study_attacks_summary(results), "tab-def-adversarialmed",
+            "The lowest AUC on the defended model over the studies' four attacks at AdversarialMed's setting (1.15/255, "
+            "their step, last iterate), crafted on the undefended model (oblivious) or on the defense (adaptive); each "
+            "attack is in the appendix.", data=tables.study_attacks_table(results))
 
 # %% tags=["hide-input"]
 pages.figure(dplots.robust_curves(results), "fig-def-curves",
@@ -177,6 +179,15 @@ Markdown(report.certified_reading(results))
 # Interactive tables (search, sort, pages), each downloadable as CSV.
 
 # %% tags=["hide-input"]
+pages.appendix_table(tables.settings_table(prof).reset_index(), "tab-def-settings-full", "Every setting of the chapter.")
+pages.appendix_table(tables.study_table(results), "tab-def-study-full",
+                     "The studies' defense claims beside ours in full: the study's figure and setting, ours against "
+                     "both attackers, our setting, the difference (adaptive − study) and how we read it.")
+pages.appendix_table(tables.defense_table(results, eps), "tab-def-summary-full",
+                     "Every defense at the reporting budget: clean, oblivious and adaptive accuracy and AUC, the "
+                     "diagnostics, training seconds and inference milliseconds per image.")
+pages.appendix_table(tables.study_attacks_table(results), "tab-def-adversarialmed-full",
+                     "AUC under each of the studies' four attacks at AdversarialMed's setting, oblivious and adaptive.")
 pages.appendix_table(tables.curves_table(results), "tab-def-curves",
                      "Every defense, attacker and budget: accuracy and AUC with 95 % bootstrap bounds (eps 0: clean).")
 pages.appendix_table(tables.sources_table(results).reset_index(), "tab-def-sources",

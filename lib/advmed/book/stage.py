@@ -99,10 +99,12 @@ def stage_widget_fonts(root: Path, html: Path) -> None:
     fonts = [f for f in src.iterdir() if f.suffix in (".woff2", ".woff", ".ttf", ".eot", ".svg")]
     page_dirs = {p.parent for p in html.rglob("*.html") if "_static" not in p.parts}
     for d in page_dirs:
-        dest = d / WIDGET_FONTS
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in fonts:
-            shutil.copy2(f, dest / f.name)
+        # a page whose widget code is loaded by another script (a page with interactive tables)
+        # resolves the same files one level up, at <page dir>/@jupyter-widgets/: serve both
+        for dest in (d / WIDGET_FONTS, d / Path(WIDGET_FONTS).parts[0]):
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in fonts:
+                shutil.copy2(f, dest / f.name)
 
 
 #: Overrides ``repository.url`` of ``_config.yml`` for one build (the publish workflow sets it

@@ -225,3 +225,50 @@ def cost_table(results: DefenseResults) -> pd.DataFrame:
 __all__ = ["PARTIAL_GAIN", "RETRAINING_HELPED", "adversarialmed_eps_255", "certified_table", "cost_table",
            "curves_table", "defense_table", "study_attacks_table", "diagnostics_table", "nearest_eps", "retraining_table",
            "settings_table", "sources_table", "study_table"]
+
+
+# --------------------------------------------------------------------------- the page's summaries
+# In-text tables: a few short columns; the long tables above go to the chapter's appendix.
+SETTINGS_BRIEF = ("defended model of each task", "tasks", "test images per task", "eps grid (L-inf, /255)",
+                  "JPEG quality", "adversarial training")
+
+
+def settings_brief(profile: Profile) -> pd.DataFrame:
+    """The few settings a reader needs to read the chapter (every one is in the appendix)."""
+    full = settings_table(profile)
+    keep = [r for r in SETTINGS_BRIEF if r in full.index]
+    return full.loc[keep].reset_index()
+
+
+def study_summary(results: DefenseResults) -> pd.DataFrame:
+    """:func:`study_table` in four columns: the claim, the study's figure, ours against the
+    oblivious and against the adaptive attacker."""
+    t = study_table(results)
+    if t.empty:
+        return t
+    return pd.DataFrame({"claim": t["study"] + ": " + t["statement"], "study": t["study figure"],
+                         "ours, oblivious": t["ours (oblivious)"], "ours, adaptive": t["ours (adaptive)"]})
+
+
+def defense_summary(results: DefenseResults, eps_255: float) -> pd.DataFrame:
+    """:func:`defense_table` for the page: accuracy clean, against the oblivious and against
+    the adaptive attacker, and whether the diagnostics believe the number."""
+    t = defense_table(results, eps_255)
+    if t.empty:
+        return t
+    verdict = t["diagnostics"].astype(str).map(lambda d: "flagged" if d.startswith("flagged") else d)
+    return pd.DataFrame({"task": t["task"], "defense": t["defense"], "clean": t["clean_accuracy"],
+                         "oblivious": t["oblivious_accuracy"], "adaptive": t["adaptive_accuracy"],
+                         "diagnostics": verdict})
+
+
+def study_attacks_summary(results: DefenseResults) -> pd.DataFrame:
+    """:func:`study_attacks_table` in short: per defense the lowest AUC over the studies' four
+    attacks, oblivious and adaptive."""
+    t = study_attacks_table(results)
+    if t.empty:
+        return t
+    obl = [c for c in t.columns if c.endswith("(oblivious)")]
+    ada = [c for c in t.columns if c.endswith("(adaptive)")]
+    return pd.DataFrame({"task": t["task"], "defense": t["defense"], "lowest AUC, oblivious": t[obl].min(axis=1),
+                         "lowest AUC, adaptive": t[ada].min(axis=1)})
