@@ -191,10 +191,10 @@ diagnostics = run.diagnostics_results(prof, zoo, progress=False)
 
 # %% tags=["hide-input"]
 pages.table(tables.diagnostics_table(diagnostics), "tab-wb-diagnostics",
-            "Masking diagnostics per model: `pass` or `FLAG` for each check (converged in steps and restarts; CE "
-            "about as strong as the margin loss; white box at least as strong as transfer; accuracy reaches 0; "
-            "FGSM no stronger than the iterative attack; no rise with eps) and whether the model's robust accuracy "
-            "is believed.", data=diagnostics)
+            "Masking diagnostics per model: the checks passed, those that flag the model (converged: more steps "
+            "and restarts change nothing; CE ~ margin; ≥ transfer: white box at least as strong as transfer; "
+            "reaches 0; FGSM ≥ iter.: FGSM no stronger than the iterative attack; monotone: no rise with eps) and "
+            "whether its robust accuracy is believed.", data=diagnostics)
 
 # %% tags=["remove-input"]
 Markdown(report.diagnostics_reading(diagnostics) + "\n\n" + report.robust_reading(robust.curves, results,

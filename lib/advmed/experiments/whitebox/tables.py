@@ -233,21 +233,19 @@ SHORT_CHECK_NAMES = {"steps_restarts": "converged", "ce_vs_margin": "CE ~ margin
 
 
 def diagnostics_table(diag: pd.DataFrame) -> pd.DataFrame:
-    """One row per model, one column per masking check: ``pass`` or ``FLAG`` (Carlini et al.
-    2019; Athalye et al. 2018); the last column says whether the model's robust accuracy can be
-    believed (every check passed)."""
+    """One row per model: how many masking checks it passes (Carlini et al. 2019; Athalye et
+    al. 2018), the checks that flag it (short names of :data:`SHORT_CHECK_NAMES`) and whether
+    its robust accuracy can be believed (every check passed). Each check's numbers are in
+    :func:`diagnostics_detail`."""
     from ...plots import model_label, task_label
 
-    t = diag.assign(model=[f"{task_label(a)}: {model_label(b, c)}" for a, b, c in
-                           zip(diag["task"], diag["arch"], diag["init_used"])],
-                    mark=diag["passed"].map({True: "pass", False: "FLAG"}))
-    wide = t.pivot_table(index="model", columns="check", values="mark", aggfunc="first", sort=False)
-    wide = wide[[c for c in CHECK_NAMES if c in wide.columns]]
-    believed = (wide == "pass").all(axis=1).map({True: "yes", False: "no"})
-    # short headers: the page's column is narrow; the appendix names each check in full
-    wide.columns = [SHORT_CHECK_NAMES[c] for c in wide.columns]
-    wide["believed"] = believed
-    return wide.reset_index()
+    rows = []
+    for (task, arch, used), g in diag.groupby(["task", "arch", "init_used"], sort=False):
+        bad = [SHORT_CHECK_NAMES.get(c, c) for c in g.loc[~g["passed"], "check"]]
+        rows.append({"model": f"{task_label(task)}: {model_label(arch, used)}",
+                     "checks passed": f"{int(g['passed'].sum())} of {len(g)}",
+                     "flagged by": ", ".join(bad) or "none", "believed": "yes" if not bad else "no"})
+    return pd.DataFrame(rows)
 
 
 def diagnostics_detail(diag: pd.DataFrame) -> pd.DataFrame:
