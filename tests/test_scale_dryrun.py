@@ -26,7 +26,7 @@ from advmed import book
 from advmed.experiments import cells as C
 from advmed.experiments.profiles import PROFILES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.dryrun]
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = [e for e in book.toc_files(REPO / "_toc.yml") if book.find_source(REPO, e).suffix == ".py"]
