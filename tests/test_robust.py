@@ -310,3 +310,16 @@ def test_bad_options_refused():
         pgd(model, x, y, eps=0.1, early_stop=1)
     spec = get_attack("APGD")
     assert spec.label == "APGD" and spec.step_rule is None and spec.cite == "croce2020reliable"
+
+
+def test_monotone_check_judges_iterative_attacks_not_fgsm():
+    """FGSM's accuracy may rise with eps (one linear step overshoots) without any masking;
+    a rise of an iterative attack is what the check flags."""
+    from advmed.attacks.diagnostics import _eps_checks
+
+    grid = [0.5 / 255, 2 / 255, 8 / 255]
+    fgsm_rises = {"fgsm": [0.3, 0.5, 0.6], "pgd": [0.1, 0.0, 0.0], "apgd_ce": [0.05, 0.0, 0.0]}
+    mono = {c.name: c for c in _eps_checks(fgsm_rises, grid, 0.01)}["monotone_eps"]
+    assert mono.passed and "FGSM" in mono.summary
+    pgd_rises = {"fgsm": [0.3, 0.2, 0.1], "pgd": [0.0, 0.0, 0.1], "apgd_ce": [0.05, 0.0, 0.0]}
+    assert not {c.name: c for c in _eps_checks(pgd_rises, grid, 0.01)}["monotone_eps"].passed

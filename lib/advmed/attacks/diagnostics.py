@@ -19,8 +19,11 @@ evaluation's attacks are failing rather than the model resisting. Each is one
   must always win).
 - ``single_step``: FGSM must not beat the iterative attacks by more than ``tol`` at any
   budget (iterative attacks contain the single step).
-- ``monotone_eps``: no single attack's accuracy may rise with the budget by more than
-  ``tol`` (a larger ball contains the smaller one).
+- ``monotone_eps``: no iterative attack's accuracy may rise with the budget by more than
+  ``tol`` (a larger ball contains the smaller one, and an attack run to convergence finds
+  what it found there). FGSM is left out: one linear step overshoots at large budgets, so its
+  accuracy often rises with eps on models with no masking at all (Madry et al. 2018;
+  Kurakin et al. 2017, "label leaking"); its rise is reported in the summary, not flagged.
 
 Accuracies are over all images (an image misclassified clean counts as fooled); each
 attack runs on the images classified correctly. The grids are arguments so that a
@@ -167,10 +170,15 @@ def _eps_checks(curves: dict, eps_grid, tol) -> list[Check]:
                    f"FGSM beats the best iterative attack by at most {lead:.3f} over the budgets "
                    f"(tol {tol})", {**{f"fgsm@{e * 255:g}/255": v for e, v in zip(eps_grid, curves['fgsm'])},
                                     **{f"iterative@{e * 255:g}/255": v for e, v in zip(eps_grid, iterative)}})
-    rise = max((c[i + 1] - c[i] for c in curves.values() for i in range(len(c) - 1)), default=0.0)
+    def largest_rise(names) -> float:
+        return max((curves[a][i + 1] - curves[a][i] for a in names for i in range(len(curves[a]) - 1)),
+                   default=0.0)
+
+    rise = largest_rise([a for a in curves if a != "fgsm"])
+    fgsm_rise = largest_rise(["fgsm"]) if "fgsm" in curves else 0.0
     mono = Check("monotone_eps", rise <= tol,
-                 f"the largest rise of a single attack's accuracy with eps is {max(rise, 0.0):.3f} "
-                 f"(tol {tol})", numbers)
+                 f"the largest rise of an iterative attack's accuracy with eps is {max(rise, 0.0):.3f} "
+                 f"(tol {tol}; FGSM's, not judged: {max(fgsm_rise, 0.0):.3f})", numbers)
     return [zero, single, mono]
 
 

@@ -473,7 +473,7 @@ def with_ensemble(results: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- masking diagnostics
-DIAGNOSTICS_VERSION = 1
+DIAGNOSTICS_VERSION = 2  # 2: monotone_eps judges the iterative attacks only
 
 
 def diagnostics_sweep(tm: Any, images: Any, *, surrogate: Any, eps_255: float, steps: Sequence[int],
