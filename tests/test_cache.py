@@ -38,3 +38,18 @@ def test_interrupted_compute_leaves_no_file(tmp_cache):
 def test_unsupported_value_is_refused_clearly(tmp_cache):
     with pytest.raises(TypeError, match="cannot memoise"):
         cache.memo("t", {}, lambda: object())
+
+
+def test_saved_files_are_byte_identical_wherever_they_are_written(tmp_path):
+    """Two writes of the same object give the same bytes (the archive inside a torch file
+    must not be named after the random temporary file): two workers computing one cell
+    write the same files."""
+    import torch
+
+    from advmed.cache import save_torch
+
+    obj = {"w": torch.arange(6.0).reshape(2, 3), "note": "x"}
+    save_torch(tmp_path / "a" / "f.pt", obj)
+    save_torch(tmp_path / "b" / "f.pt", obj)
+    assert (tmp_path / "a" / "f.pt").read_bytes() == (tmp_path / "b" / "f.pt").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "a" / "f.pt", weights_only=True)["w"], obj["w"])

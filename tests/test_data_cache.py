@@ -85,7 +85,8 @@ def test_crash_mid_write_leaves_nothing(fake_root, tmp_cache, monkeypatch):
     real_save = torch.save
 
     def crash(obj, f, *a, **k):
-        Path(f).write_bytes(b"half a tensor")  # some bytes reach the disk, then the process "dies"
+        # some bytes reach the disk, then the process "dies"
+        f.write(b"half a tensor") if hasattr(f, "write") else Path(f).write_bytes(b"half a tensor")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cache_mod.torch, "save", crash)

@@ -131,8 +131,7 @@ def test_crash_during_save_leaves_no_partial_file(synthetic, tmp_cache, monkeypa
     real_save = torch.save
 
     def crashing_save(obj, f, *a, **k):
-        with open(f, "wb") as fh:
-            fh.write(b"half a checkpoint")
+        f.write(b"half a checkpoint")  # advmed.cache.save_torch hands torch an open file
         raise KeyboardInterrupt("simulated crash")
 
     monkeypatch.setattr(torch, "save", crashing_save)

@@ -57,6 +57,18 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
         raise
 
 
+def save_torch(path: Path, obj: Any) -> None:
+    """``torch.save(obj)`` to ``path`` through :func:`atomic_write`, byte for byte the same
+    wherever it runs: written through a file object, the archive inside is named ``archive``;
+    given the temporary file's path, torch would name it after that random name, and two
+    workers computing the same cell would write different bytes."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+
+    atomic_write(path, write)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -138,5 +150,5 @@ def memo(namespace: str, key: Any, compute: Callable[[], Any], *, refresh: bool 
         return _decode(torch.load(path, map_location="cpu", weights_only=True))
     value = compute()
     blob = _encode(value)
-    atomic_write(path, lambda p: torch.save(blob, p))
+    save_torch(path, blob)
     return value

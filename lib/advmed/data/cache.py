@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 import torch
 
-from ..cache import atomic_write
+from ..cache import save_torch
 from .paths import tensors_dir
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def cache_path(dataset: str, split: str, size: int, channels: int, key: str) -> 
 
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` through :func:`advmed.cache.atomic_write` (temp file, fsync, rename)."""
-    atomic_write(Path(path), lambda tmp: torch.save(obj, tmp))
+    save_torch(Path(path), obj)
 
 
 def load_images(path: Path, key: str, items: list[str]) -> torch.Tensor | None:

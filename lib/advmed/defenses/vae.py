@@ -54,7 +54,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..attacks.checks import check_images
-from ..cache import atomic_write, cache_root, key_hash, tensor_digest
+from ..cache import cache_root, key_hash, save_torch, tensor_digest
 from ..device import default_device, seed_everything
 from .wrap import DefendedModel
 
@@ -305,7 +305,7 @@ def _save(tv: TrainedVAE) -> None:
             "config": tv.config.to_dict(), "in_channels": tv.vae.in_channels,
             "history": {c: tv.history[c].tolist() for c in tv.history.columns},
             "train_seconds": float(tv.train_seconds), "code_version": VAE_CODE_VERSION}
-    atomic_write(_vae_path(tv.key), lambda p: torch.save(blob, p))
+    save_torch(_vae_path(tv.key), blob)
 
 
 def _load(key: str, dev: torch.device) -> TrainedVAE:

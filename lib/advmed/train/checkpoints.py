@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..cache import atomic_write, cache_root
+from ..cache import atomic_write, cache_root, save_torch
 from ..device import default_device, seed_everything
 from ..models.inference import predict_proba
 from .adversarial import fit_robust
@@ -122,7 +122,7 @@ def save_checkpoint(tm: TrainedModel) -> Path:
     """Write ``tm`` to the cache (weights, then the JSON side-car); return the ``.pt`` path."""
     pt, side = checkpoint_paths(tm.config)
     state = {name: t.detach().to("cpu") for name, t in tm.model.state_dict().items()}
-    atomic_write(pt, lambda p: torch.save({"state_dict": state, "code_version": CODE_VERSION}, p))
+    save_torch(pt, {"state_dict": state, "code_version": CODE_VERSION})
     record = {
         "key": tm.config.key(), "code_version": CODE_VERSION, "config": tm.config.to_dict(),
         "classes": list(tm.classes), "init_used": tm.init_used, "val_auc": tm.val_auc,
