@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,8 @@ from advmed.experiments.blackbox import tables as T
 from advmed.experiments.profiles import PROFILES, BlackboxSettings, ModelSpec, get_profile
 from advmed.experiments.whitebox import run as wb
 from advmed.train import TrainConfig
+
+from fake_zoo import FakeTrained, fit_tiny
 
 SIZE = 12
 TASK = "pneumonia_cxr"
@@ -51,26 +52,10 @@ def _fit(width: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
                         nn.Linear(4 * width, 2))
-    data = _images(256, 100 + seed)
-    x, y = data.float(), data.labels
-    opt = torch.optim.Adam(net.parameters(), lr=0.03)
-    for _ in range(120):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-    return net.eval()
+    return fit_tiny(net, _images(256, 100 + seed), steps=120)
 
 
-@dataclass
-class _TM:
-    model: nn.Module
-    config: TrainConfig
-    classes: tuple = ("normal", "pneumonia")
-    init_used: str = "scratch"
-    val_auc: float = 0.9
-    train_seconds: float = 1.0
-    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"epoch": [0]}))
-    meta: dict = field(default_factory=lambda: {"n_train": 64})
+_TM = FakeTrained
 
 
 def _cfg(arch: str, **kw) -> TrainConfig:

@@ -29,6 +29,8 @@ from advmed.experiments.defenses import tables as T
 from advmed.experiments.profiles import DRY_RUN, PROFILES, SECTIONS, DefenseSettings, ModelSpec, get_profile
 from advmed.train import TrainConfig
 
+from fake_zoo import FakeTrained, fit_tiny
+
 torch.set_num_threads(1)
 
 SIZE = 12
@@ -61,25 +63,11 @@ def _net(width: int = 8) -> nn.Module:
 def _fit(seed: int, noise: float = 0.0) -> nn.Module:
     torch.manual_seed(seed)
     net = _net()
-    data = _images(256, 100 + seed, "train")
-    x, y = data.float(), data.labels
-    opt = torch.optim.Adam(net.parameters(), lr=0.03)
-    for _ in range(120):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(x + noise * torch.randn_like(x)), y).backward()
-        opt.step()
-    return net.eval()
+    return fit_tiny(net, _images(256, 100 + seed, "train"), steps=120, noise=noise)
 
 
 @dataclass
-class _TM:
-    model: nn.Module
-    config: TrainConfig
-    classes: tuple = ("normal", "pneumonia")
-    init_used: str = "scratch"
-    val_auc: float = 0.9
-    train_seconds: float = 1.0
-    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"epoch": [0]}))
+class _TM(FakeTrained):
     meta: dict = field(default_factory=dict)
 
 

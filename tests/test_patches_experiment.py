@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,8 @@ from advmed.experiments.patches import run as PR
 from advmed.experiments.patches import tables as T
 from advmed.experiments.profiles import PROFILES, ModelSpec, PatchSettings, get_profile
 from advmed.train import TrainConfig
+
+from fake_zoo import FakeTrained, fit_tiny
 
 SIZE = 20
 TASK = "melanoma_derm"
@@ -48,25 +50,12 @@ def _fit(width: int, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
                         nn.Linear(4 * width, 2))
-    data = _images(256, 100 + seed)
-    opt = torch.optim.Adam(net.parameters(), lr=0.03)
-    for _ in range(120):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(data.float()), data.labels).backward()
-        opt.step()
-    return net.eval()
+    return fit_tiny(net, _images(256, 100 + seed), steps=120)
 
 
 @dataclass
-class _TM:
-    model: nn.Module
-    config: TrainConfig
+class _TM(FakeTrained):
     classes: tuple = ("nevus", "melanoma")
-    init_used: str = "scratch"
-    val_auc: float = 0.9
-    train_seconds: float = 1.0
-    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"epoch": [0]}))
-    meta: dict = field(default_factory=lambda: {"n_train": 64})
 
 
 @pytest.fixture(scope="module")

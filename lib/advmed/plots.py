@@ -198,6 +198,23 @@ def display_image(img: np.ndarray) -> tuple[np.ndarray, str | None]:
     return np.transpose(img, (1, 2, 0)), None
 
 
+def _class_rows(axes: Any, x: np.ndarray, y: np.ndarray, classes: Sequence[str], per_class: int,
+                rng: np.random.Generator, *, label_x: float, fontsize: str) -> None:
+    """One row of axes per class: up to ``per_class`` random images of that class, the class
+    name and its count left of the row."""
+    for c, name in enumerate(classes):
+        members = np.flatnonzero(y == c)
+        pick = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
+        for j in range(per_class):
+            ax = axes[c, j]
+            ax.set_axis_off()
+            if j < len(pick):
+                img, cmap = display_image(x[pick[j]])
+                ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        axes[c, 0].text(label_x, 0.5, f"{name}\n(n={len(members)})", transform=axes[c, 0].transAxes,
+                        ha="right", va="center", fontsize=fontsize)
+
+
 @styled
 def image_grid(images: Any, labels: Any = None, classes: Sequence[str] | None = None, *,
                per_class: int = 6, seed: int = 0, title: str | None = None,
@@ -219,17 +236,7 @@ def image_grid(images: Any, labels: Any = None, classes: Sequence[str] | None = 
     rng = np.random.default_rng(seed)
     k = len(classes)
     fig, axes = new_figure(k, per_class, figsize=(cell_inches * per_class + 0.8, cell_inches * k + 0.4))
-    for c in range(k):
-        members = np.flatnonzero(y == c)
-        pick = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
-        for j in range(per_class):
-            ax = axes[c, j]
-            ax.set_axis_off()
-            if j < len(pick):
-                img, cmap = display_image(x[pick[j]])
-                ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-        axes[c, 0].text(-0.08, 0.5, f"{classes[c]}\n(n={len(members)})", transform=axes[c, 0].transAxes,
-                        ha="right", va="center", fontsize="small")
+    _class_rows(axes, x, y, classes, per_class, rng, label_x=-0.08, fontsize="small")
     if title:
         fig.suptitle(title)
     return fig
@@ -449,17 +456,7 @@ def task_image_grid(sets: Mapping[str, Any], *, per_class: int = 4, ncols: int =
             title, ds = row[c]
             x, y = _numpy(ds.images), _numpy(ds.labels).astype(int).reshape(-1)
             axes = sub.subplots(len(ds.classes), per_class, squeeze=False)
-            for k, name in enumerate(ds.classes):
-                members = np.flatnonzero(y == k)
-                pick = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
-                for j in range(per_class):
-                    ax = axes[k, j]
-                    ax.set_axis_off()
-                    if j < len(pick):
-                        img, cmap = display_image(x[pick[j]])
-                        ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-                axes[k, 0].text(-0.1, 0.5, f"{name}\n(n={len(members)})", transform=axes[k, 0].transAxes,
-                                ha="right", va="center", fontsize="x-small")
+            _class_rows(axes, x, y, ds.classes, per_class, rng, label_x=-0.1, fontsize="x-small")
             sub.suptitle(task_label(title), fontsize="small")
     return fig
 

@@ -40,6 +40,30 @@ def _shown(patch: torch.Tensor, shape: str) -> torch.Tensor:
     return p * mask + (1 - mask)
 
 
+def _gallery_row(axes: Any, exp: PatchExperiment, k: PatchKey, images: Any, n: int, *,
+                 patch_title: Callable[[int], str], hit_color: str) -> None:
+    """One gallery row: the two patches of run ``k`` (titled ``patch_title(target)``), then
+    ``n`` held-out images (one per class in turn, seeded) with the patch for their other class
+    pasted at the comparison scale, titled with the target model's prediction (``hit_color``:
+    the patch's class)."""
+    classes = list(images.classes)
+    rng = np.random.default_rng(exp.seed)
+    pick = ([int(rng.choice(np.flatnonzero(images.labels.numpy() == c))) for c in range(2)] * n)[:n]
+    run, tm = exp.runs[k], exp.trained[k.model]
+    for t in range(2):
+        show_image(axes[t], _shown(run.patch[t], exp.settings.shape))
+        axes[t].set_title(patch_title(t), fontsize="x-small")
+    for j, idx in enumerate(pick):
+        x = images.float()[idx:idx + 1]
+        other = 1 - int(images.labels[idx])
+        xp = apply_patch(x, run.patch[other:other + 1], scale=exp.settings.eval_scale, shape=exp.settings.shape,
+                         location="random", rotation=0.0, seed=exp.seed + j)
+        pred = int(predict_proba(tm.model, xp).argmax(1)[0])
+        show_image(axes[2 + j], xp[0])
+        axes[2 + j].set_title(f"true {classes[int(images.labels[idx])]}\npred {classes[pred]}", fontsize="x-small",
+                              color=hit_color if pred == other else "black")
+
+
 @styled
 def patch_gallery(exp: PatchExperiment, task: str, *, n: int | None = None, cell: float = 1.8) -> Figure:
     """Per kind (rows): the two patches (one per target class), then ``n`` test images with
@@ -52,25 +76,9 @@ def patch_gallery(exp: PatchExperiment, task: str, *, n: int | None = None, cell
     fig, axes = new_figure(len(keys), 2 + n, figsize=(cell * (2 + n) + 0.4, (cell + 0.5) * len(keys) + 0.5))
     for ax in axes.flat:
         ax.set_axis_off()
-    rng = np.random.default_rng(exp.seed)
-    pick = [int(rng.choice(np.flatnonzero(images.labels.numpy() == c))) for c in range(2)] * n
-    pick = pick[:n]
     for i, k in enumerate(keys):
-        run = exp.runs[k]
-        tm = exp.trained[k.model]
-        for t in range(2):
-            show_image(axes[i, t], _shown(run.patch[t], exp.settings.shape))
-            axes[i, t].set_title(f"{k.kind}\n-> {classes[t]}", fontsize="x-small")
-        for j, idx in enumerate(pick):
-            x = images.float()[idx:idx + 1]
-            other = 1 - int(images.labels[idx])
-            xp = apply_patch(x, run.patch[other:other + 1], scale=exp.settings.eval_scale, shape=exp.settings.shape,
-                             location="random", rotation=0.0, seed=exp.seed + j)
-            pred = int(predict_proba(tm.model, xp).argmax(1)[0])
-            ax = axes[i, 2 + j]
-            show_image(ax, xp[0])
-            ax.set_title(f"true {classes[int(images.labels[idx])]}\npred {classes[pred]}", fontsize="x-small",
-                         color="red" if pred == other else "black")
+        _gallery_row(axes[i], exp, k, images, n, patch_title=lambda t, k=k: f"{k.kind}\n-> {classes[t]}",
+                     hit_color="red")
     fig.suptitle(f"{task}: patches and patched test images (scale {exp.settings.eval_scale:g})", fontsize="medium")
     return fig
 
@@ -132,21 +140,9 @@ def gallery_grid(exp: PatchExperiment, *, n: int | None = None) -> Figure:
     for i, (task, k) in enumerate(rows):
         images = exp.eval_sets[task]
         classes = list(images.classes)
-        rng = np.random.default_rng(exp.seed)
-        pick = ([int(rng.choice(np.flatnonzero(images.labels.numpy() == c))) for c in range(2)] * n)[:n]
-        run, tm = exp.runs[k], exp.trained[k.model]
-        for t in range(2):
-            show_image(axes[i, t], _shown(run.patch[t], exp.settings.shape))
-            axes[i, t].set_title(f"{task_label(task) if t == 0 else ''}\n{k.kind} → {classes[t]}", fontsize="x-small")
-        for j, idx in enumerate(pick):
-            x = images.float()[idx:idx + 1]
-            other = 1 - int(images.labels[idx])
-            xp = apply_patch(x, run.patch[other:other + 1], scale=exp.settings.eval_scale, shape=exp.settings.shape,
-                             location="random", rotation=0.0, seed=exp.seed + j)
-            pred = int(predict_proba(tm.model, xp).argmax(1)[0])
-            show_image(axes[i, 2 + j], xp[0])
-            axes[i, 2 + j].set_title(f"true {classes[int(images.labels[idx])]}\npred {classes[pred]}",
-                                     fontsize="x-small", color="#D55E00" if pred == other else "black")
+        _gallery_row(axes[i], exp, k, images, n, hit_color="#D55E00",
+                     patch_title=lambda t, task=task, k=k, classes=classes:
+                     f"{task_label(task) if t == 0 else ''}\n{k.kind} → {classes[t]}")
     return fig
 
 
