@@ -138,6 +138,13 @@ def _ablation_reason(ctx: Context, column: str, what: str) -> str:
             f"{hi[column]:.3f} at {int(hi['size'])} px; the study worked at 224-299 px")
 
 
+def _untested(base: dict, why: str) -> Claim:
+    """A claim this profile cannot test: no estimate, the verdict "not comparable" and why."""
+    v, rule = not_comparable(why)
+    return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan, verdict=v,
+                 rule=rule, reason="")
+
+
 # --------------------------------------------------------------------------- the claims
 def claim_1(ctx: Context) -> Claim:
     ref = next(r for r in references.CLEAN if r["study"] == "adversarialmed")
@@ -146,9 +153,7 @@ def claim_1(ctx: Context) -> Claim:
                 study_figure=f"accuracy {ref['accuracy']}, AUC {ref['auc']}",
                 study_setting=f"{ref['arch']}, {ref['size']} px, Kermany test folder", section="01_models")
     if key is None:
-        v, rule = not_comparable(f"no fine-tuned MobileNet on {ref['task']} in this profile")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="", details={})
+        return _untested(base, f"no fine-tuned MobileNet on {ref['task']} in this profile")
     row = ctx.clean[(ctx.clean["task"] == key[0]) & (ctx.clean["arch"] == key[1]) & (ctx.clean["init"] == key[2])].iloc[0]
     acc, auc = _est(row, "accuracy"), _est(row, "auc")
     v = worst(matches_figure(acc, ref["accuracy"], tolerance=0.02, lower_is_effect=False, reference=0.5),
@@ -179,9 +184,7 @@ def claim_2(ctx: Context) -> Claim:
                 study_figure=f"accuracy {clean_ref['accuracy']} -> {ref['accuracy']}, AUC {clean_ref['auc']} -> {ref['auc']}",
                 study_setting="DenseNet-121, 224 px, eps 0.02 normalised = 1.15/255", section="02_whitebox")
     if row is None:
-        v, rule = not_comparable("no pneumonia_cxr fine-tuned model in this profile")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="")
+        return _untested(base, "no pneumonia_cxr fine-tuned model in this profile")
     acc, auc = _est(row, "accuracy"), _est(row, "auc")
     v = worst(matches_figure(acc, ref["accuracy"], tolerance=ABOUT, lower_is_effect=True,
                              reference=float(clean_row["accuracy_lo"])),
@@ -200,9 +203,7 @@ def claim_3(ctx: Context) -> Claim:
                 study_setting="DenseNet-121, 224 px, eps 1.15/255", section="02_whitebox")
     rows = [r for r in (_adversarialmed_row(ctx, a)[1] for a in ("ifgsm", "pgd", "mifgsm")) if r is not None]
     if key is None or not rows:
-        v, rule = not_comparable("no pneumonia_cxr fine-tuned model in this profile")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="")
+        return _untested(base, "no pneumonia_cxr fine-tuned model in this profile")
     clean = _adversarialmed_row(ctx, "clean")[1]
     weakest = max(rows, key=lambda r: float(r["accuracy"]))
     acc, auc = _est(weakest, "accuracy"), _est(max(rows, key=lambda r: float(r["auc"])), "auc")
@@ -221,9 +222,7 @@ def claim_6(ctx: Context) -> Claim:
     tasks = [row["task"] for row in references.FINLAYSON_PGD["rows"]]
     adv = r[(r["attack"] != "clean") & r["task"].isin(tasks)] if not r.empty else r
     if adv.empty:
-        v, rule = not_comparable("none of the study's tasks is in this profile")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="")
+        return _untested(base, "none of the study's tasks is in this profile")
     weakest = adv.loc[adv["accuracy"].idxmax()]
     clean = r[(r["attack"] == "clean") & (r["task"] == weakest["task"]) & (r["arch"] == weakest["arch"])
               & (r["init"] == weakest["init"])].iloc[0]
@@ -253,9 +252,7 @@ def claim_9(ctx: Context) -> Claim:
                 "independent of architecture", study_figure=f"> {bound:.0%}, for every architecture",
                 study_setting="7 ImageNet architectures, 299 px, iterative UAP, <= 15 passes", section="03_uap")
     if rows.empty:
-        v, rule = not_comparable("no non-targeted UAP at zeta 4 % in this profile")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="")
+        return _untested(base, "no non-targeted UAP at zeta 4 % in this profile")
     med = Estimate3(float(rows["rate"].median()), float(rows["rate"].min()), float(rows["rate"].max()))
     v = above_bound(med, bound, control=float(rows["random"].median()))
     spread = rows.groupby(["task", "norm"])["rate"].agg(lambda s: s.max() - s.min())
@@ -277,9 +274,7 @@ def claim_10(ctx: Context) -> Claim:
                 study_figure=f"> {bound:.0%} (share of all images classified as the target)",
                 study_setting="7 ImageNet architectures, 299 px", section="03_uap")
     if rows.empty:
-        v, rule = not_comparable("no targeted UAP in this profile")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="")
+        return _untested(base, "no targeted UAP in this profile")
     med = Estimate3(float(rows["rate_all"].median()), float(rows["rate_all"].min()), float(rows["rate_all"].max()))
     ctrl = float(rows["random_all"].median())
     v = above_bound(med, bound, control=ctrl)
@@ -302,9 +297,7 @@ def claim_11(ctx: Context) -> Claim:
     sel = t[(t["task"] == ref["task"]) & (t["norm"] == ref["norm"]) & np.isclose(t["zeta"].astype(float), ref["zeta"])]
     ft, sc = sel[sel["init"] == "imagenet"], sel[sel["init"] == "scratch"]
     if ft.empty:
-        v, rule = not_comparable(f"no fine-tuned model on {ref['task']} with {ref['norm']} zeta {ref['zeta']}")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="")
+        return _untested(base, f"no fine-tuned model on {ref['task']} with {ref['norm']} zeta {ref['zeta']}")
     f = ft.iloc[0]
     ours = Estimate3(float(f["_natural"]))
     parts = [matches_figure(ours, ref["fooling_rate"], tolerance=0.05, lower_is_effect=False,
@@ -341,9 +334,7 @@ def claim_7(ctx: Context) -> Claim:
     r = ctx.finlayson_blackbox
     sep = r[r["surrogate_kind"] == "seed"] if not r.empty else r
     if sep.empty:
-        v, rule = not_comparable("no separately trained surrogate of a study task in this profile")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="")
+        return _untested(base, "no separately trained surrogate of a study task in this profile")
     weakest = sep.loc[sep["to_target"].idxmin()]
     ours = Estimate3(float(weakest["to_target"]))
     # the control: the share of images the target already gives the other class, clean
@@ -367,9 +358,7 @@ def claim_8(ctx: Context) -> Claim:
                 study_setting="ResNet-50, 224 px, patch at scale 0.4", section="06_patches")
     t = ctx.patches
     if t.empty:
-        v, rule = not_comparable("no patch task in this profile")
-        return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan,
-                     verdict=v, rule=rule, reason="")
+        return _untested(base, "no patch task in this profile")
 
     def highest(kind: str) -> pd.Series:
         g = t[t["patch"] == kind]
@@ -397,10 +386,6 @@ def claim_8(ctx: Context) -> Claim:
                           zip(t["task"], t["patch"], t["accuracy ours"])})
 
 
-def _no_defense(base: dict, what: str) -> Claim:
-    v, rule = not_comparable(f"no {what} in this profile's defense section")
-    return Claim(**base, ours=Estimate3(math.nan), ours_text="n/a", our_setting="", difference=math.nan, verdict=v,
-                 rule=rule, reason="")
 
 
 def claim_4(ctx: Context) -> Claim:
@@ -411,7 +396,7 @@ def claim_4(ctx: Context) -> Claim:
                 "eps 0.02 normalised", section="07_defenses")
     cases = ctx.defenses.adversarial_training
     if not cases:
-        return _no_defense(base, "adversarially trained model")
+        return _untested(base, "no adversarially trained model in this profile's defense section")
     c = min(cases, key=lambda n: n.robust_auc_adaptive)
     robust, clean = Estimate3(c.robust_auc_adaptive), Estimate3(c.clean_auc)
     parts = [above_bound(robust, ref["at_robust_auc_min"], control=c.undefended_robust_auc_adaptive),
@@ -438,7 +423,7 @@ def claim_5(ctx: Context) -> Claim:
                 "denoiser; attacks that ignore the defense", section="07_defenses")
     cases = ctx.defenses.preprocessing
     if not cases:
-        return _no_defense(base, "JPEG or VAE defense")
+        return _untested(base, "no JPEG or VAE defense in this profile's defense section")
     parts = []
     for c in cases:
         oblivious_gain = c.oblivious_accuracy - c.undefended_accuracy
@@ -472,7 +457,7 @@ def claim_12(ctx: Context) -> Claim:
                 "UAP-perturbed images", section="07_defenses")
     d = ctx.defenses
     if not d.retraining:
-        return _no_defense(base, "UAP retraining")
+        return _untested(base, "no UAP retraining in this profile's defense section")
     share = d.helped_share
     ours = Estimate3(share)
     if 0 < share <= 0.5:
