@@ -136,7 +136,7 @@ def test_smoke_cells_are_unique_picklable_and_staged():
     cs = cells.book_cells(get_profile("smoke"))
     names = [c.name for c in cs]
     assert len(names) == len(set(names))
-    assert {c.family for c in cs} == {"zoo", "whitebox", "universal", "natural"}
+    assert {c.family for c in cs} == {"zoo", "whitebox", "universal", "natural", "blackbox", "patches", "defenses"}
     assert [c.stage for c in cs] == sorted(c.stage for c in cs) and cs[0].family == "zoo"
     assert all(c.stage == 0 for c in cs if c.family == "zoo")
     assert pickle.loads(pickle.dumps(cs))[0].name == cs[0].name

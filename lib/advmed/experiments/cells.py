@@ -100,7 +100,7 @@ FAMILIES: dict[str, Family] = {}
 
 
 def register(family: Family) -> Family:
-    """Add (or replace) a family; chapters 5-8 register theirs the same way."""
+    """Add (or replace) a family (a chapter without cells, such as 8, computes in the chapter)."""
     FAMILIES[family.name] = family
     return family
 
@@ -109,6 +109,9 @@ register(Family("zoo", "advmed.experiments.zoo", ("*",), "train_cells"))
 register(Family("whitebox", "advmed.experiments.whitebox.cells", ("02_whitebox",)))
 register(Family("universal", "advmed.experiments.universal.cells", ("03_uap",)))
 register(Family("natural", "advmed.experiments.universal.cells", ("04_natural_uap",), "natural_cells"))
+register(Family("blackbox", "advmed.experiments.blackbox.cells", ("05_blackbox",)))
+register(Family("patches", "advmed.experiments.patches.cells", ("06_patches",)))
+register(Family("defenses", "advmed.experiments.defenses.cells", ("07_defenses",)))
 
 
 def book_cells(profile: Profile, chapters: Iterable[str] | None = None) -> list[Cell]:

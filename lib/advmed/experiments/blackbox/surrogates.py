@@ -93,11 +93,17 @@ class SurrogatePlan(NamedTuple):
     split: int | None
 
 
+def seed_config(profile: Profile, target: TrainConfig) -> TrainConfig:
+    """The seed surrogate's TrainConfig (the disjoint one is it with ``exclude_train``); no
+    image is read, so a build can list the surrogates before any model exists."""
+    s = profile.blackbox
+    return dataclasses.replace(target, seed=int(profile.seed) + int(s.surrogate_seed_offset),
+                               **dict(s.surrogate_train))
+
+
 def surrogate_configs(profile: Profile, target: TrainConfig) -> SurrogatePlan:
     """The TrainConfig of each surrogate of ``target`` (``profile.blackbox`` settings)."""
-    s = profile.blackbox
-    base = dataclasses.replace(target, seed=int(profile.seed) + int(s.surrogate_seed_offset),
-                               **dict(s.surrogate_train))
+    base = seed_config(profile, target)
     if target.max_train is None:
         return SurrogatePlan(base, None, "the target trained on the whole training split: no disjoint data is left",
                              None, None)
@@ -141,5 +147,5 @@ def trained_surrogates(profile: Profile, zoo: Mapping[tuple, Any], *, tasks: Any
     return out
 
 
-__all__ = ["KINDS", "KIND_LABELS", "Surrogate", "SurrogatePlan", "SurrogateSet", "primary_key", "surrogate_configs",
-           "train_split_counts", "trained_surrogates"]
+__all__ = ["KINDS", "KIND_LABELS", "Surrogate", "SurrogatePlan", "SurrogateSet", "primary_key", "seed_config",
+           "surrogate_configs", "train_split_counts", "trained_surrogates"]

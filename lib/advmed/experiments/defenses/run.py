@@ -424,6 +424,14 @@ def _as_run(d: Mapping[str, Any]) -> DefenseRun:
                       history=d.get("history", pd.DataFrame()), study_attacks=d["study_attacks"])
 
 
+def defense_vae(cfg: TrainConfig, profile: Profile, dev: Any = None):
+    """The VAE of the ``vae`` defense for the zoo model trained with ``cfg``: trained on its
+    training images (``defense.vae_images`` of them), from the VAE cache or trained now."""
+    from ...device import default_device
+
+    return _vae_for(cfg, profile.defense, profile.seed, default_device() if dev is None else dev)
+
+
 def _vae_for(cfg: TrainConfig, s: DefenseSettings, seed: int, dev: torch.device):
     train = _split(cfg, "train")
     imgs = train.images
@@ -457,9 +465,19 @@ def _retrained(tm: Any, images: Any, profile: Profile, dev: torch.device) -> dic
             "seconds": float(res.seconds)}
 
 
+def defense_names(profile: Profile) -> list[str]:
+    """The defenses :func:`task_defenses` runs for ``profile``, in the order of the tables."""
+    return ["none", "jpeg", *(f"at_{m}" for m in profile.defense.adversarial), "vae", "uap_retraining"]
+
+
 def task_defenses(task: str, key: ModelKey, tm: Any, profile: Profile, *, refresh: bool = False,
-                  device: Any = None) -> list[DefenseRun]:
-    """Every defense of ``defense`` for one task's model ``tm`` (a zoo ``TrainedModel``)."""
+                  device: Any = None, only: Sequence[str] | None = None) -> list[DefenseRun]:
+    """Every defense of ``defense`` for one task's model ``tm`` (a zoo ``TrainedModel``).
+
+    Args:
+        only: compute just these defenses (names of :func:`defense_names`), under the memo
+            keys the full call uses: one build cell per defense (:mod:`.cells`).
+    """
     s = profile.defense
     spec = f"{key.arch}:{key.init}"
     base = tm.model.eval()
@@ -467,9 +485,13 @@ def task_defenses(task: str, key: ModelKey, tm: Any, profile: Profile, *, refres
     images = defense_images(task, profile)
     runs: list[DefenseRun] = []
 
+    def wanted(defense: str) -> bool:
+        return only is None or defense in only
+
     def add(defense, model_key, build, extra=None):
-        runs.append(_as_run(memo("defenses", _memo_key(profile, task, defense, model_key, images, extra),
-                                 build, refresh=refresh)))
+        if wanted(defense):
+            runs.append(_as_run(memo("defenses", _memo_key(profile, task, defense, model_key, images, extra),
+                                     build, refresh=refresh)))
 
     ck = tm.config.key()
     add("none", ck, lambda: _run(task, "none", spec, ck, base, base, base, images, profile, train_seconds=0.0,
@@ -488,28 +510,37 @@ def task_defenses(task: str, key: ModelKey, tm: Any, profile: Profile, *, refres
 
     add("jpeg", ck, jpeg, {"quality": q})
     for method in s.adversarial:
+        if not wanted(f"at_{method}"):
+            continue  # its training is a cell of its own
         at = adversarial_model(tm.config, method, profile, device=dev)
         akey = at.config.key()
         seconds = float(at.train_seconds)
         add(f"at_{method}", akey, lambda at=at, akey=akey, seconds=seconds, method=method: _run(
             task, f"at_{method}", spec, akey, at.model.eval(), at.model.eval(), base, images, profile,
             train_seconds=seconds, adaptive="the robust ensemble on the adversarially trained model"))
-    tv = _vae_for(tm.config, s, profile.seed, dev)
+    if wanted("vae"):  # the VAE is trained (or loaded) only where its defense is computed
+        tv = defense_vae(tm.config, profile, dev)
 
-    def vae():
-        mean = vae_defense(base, tv, sample=False)
-        sampled = vae_defense(base, tv, sample=True)
-        return _run(task, "vae", spec, ck, mean, mean, base, images, profile, train_seconds=float(tv.train_seconds),
-                    adaptive=f"the robust ensemble end to end through the VAE; EOT-PGD ({s.eot_samples} draws) "
-                             "through the sampled VAE",
-                    extra_sources={"EOT through the sampled VAE": eot(sampled, samples=int(s.eot_samples))})
+        def vae():
+            mean = vae_defense(base, tv, sample=False)
+            sampled = vae_defense(base, tv, sample=True)
+            return _run(task, "vae", spec, ck, mean, mean, base, images, profile,
+                        train_seconds=float(tv.train_seconds),
+                        adaptive=f"the robust ensemble end to end through the VAE; EOT-PGD ({s.eot_samples} draws) "
+                                 "through the sampled VAE",
+                        extra_sources={"EOT through the sampled VAE": eot(sampled, samples=int(s.eot_samples))})
 
-    add("vae", ck, vae, {"vae": tv.key})
+        add("vae", ck, vae, {"vae": tv.key})
     add("uap_retraining", ck, lambda: _retraining_run(task, spec, tm, images, profile, dev),
-        {"rounds": s.retrain_rounds, "uaps": s.retrain_uaps, "uap_images": s.retrain_uap_images,
-         "zeta": s.retrain_zeta, "norm": s.retrain_norm, "epochs": s.retrain_epochs,
-         "uap": retraining_uap_kwargs(profile)})
+        _retraining_extra(profile))
     return runs
+
+
+def _retraining_extra(profile: Profile) -> dict[str, Any]:
+    s = profile.defense
+    return {"rounds": s.retrain_rounds, "uaps": s.retrain_uaps, "uap_images": s.retrain_uap_images,
+            "zeta": s.retrain_zeta, "norm": s.retrain_norm, "epochs": s.retrain_epochs,
+            "uap": retraining_uap_kwargs(profile)}
 
 
 def _retraining_run(task: str, spec: str, tm: Any, images: Any, profile: Profile, dev: torch.device) -> dict:
@@ -522,6 +553,12 @@ def _retraining_run(task: str, spec: str, tm: Any, images: Any, profile: Profile
 
 
 # --------------------------------------------------------------------------- smoothing
+def smoothing_config(base: TrainConfig, profile: Profile) -> TrainConfig:
+    """The noise-trained base classifier's recipe: the zoo model's with Gaussian noise of ``smoothing_sigma``."""
+    return dataclasses.replace(base, adversarial=AdversarialConfig("gaussian",
+                                                                   sigma=float(profile.defense.smoothing_sigma)))
+
+
 def smoothing_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool = False,
                       device: Any = None) -> CertifiedRun | None:
     """Randomized smoothing (Cohen, Rosenfeld & Kolter 2019) on ``defense.smoothing_task``: the
@@ -534,7 +571,7 @@ def smoothing_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bo
     from ..blackbox.surrogates import primary_key
 
     key = primary_key(profile, zoo, task, s.model)
-    cfg = dataclasses.replace(zoo[key].config, adversarial=AdversarialConfig("gaussian", sigma=float(s.smoothing_sigma)))
+    cfg = smoothing_config(zoo[key].config, profile)
     base = get_trained_model(cfg, device=device, progress=False)
     images = defense_images(task, profile, int(s.smoothing_images))
     mkey = {"version": DEFENSE_VERSION, "model": cfg.key(), "images": wb.images_key(images.images, images.labels),
@@ -577,6 +614,7 @@ def defense_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool
     return DefenseResults(runs, smoothing_results(profile, zoo, refresh=refresh, device=device))
 
 
-__all__ = ["ATTACKERS", "CertifiedRun", "DEFENSES", "STUDY_ATTACKS", "study_attack_rows", "DefenseResults", "DefenseRun", "LABELS", "adversarial_config",
-           "adversarial_model", "defense_images", "defense_results", "defense_tasks", "diagnostics",
-           "evaluate_defense", "smoothing_results", "task_defenses", "transfer_probas", "worst_case"]
+__all__ = ["ATTACKERS", "DEFENSES", "LABELS", "STUDY_ATTACKS", "CertifiedRun", "DefenseResults", "DefenseRun",
+           "adversarial_config", "adversarial_model", "defense_images", "defense_names", "defense_results",
+           "defense_tasks", "defense_vae", "diagnostics", "evaluate_defense", "smoothing_config",
+           "smoothing_results", "study_attack_rows", "task_defenses", "transfer_probas", "worst_case"]

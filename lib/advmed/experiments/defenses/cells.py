@@ -1,0 +1,121 @@
+"""Chapter 7's cells (:mod:`advmed.experiments.cells`): the defended models and their evaluations.
+
+Every cell calls :mod:`.run` the way chapter 7 does, on the task's defended model
+(``defense.model``, from the zoo), so the checkpoint, VAE and memo keys are the chapter's,
+and the chapter executed afterwards reloads every result.
+
+- stage 0, the defenses' own trainings, from the zoo model's config alone (beside the zoo's
+  trainings): ``defenses/at/<task>/<method>`` (an adversarially trained model),
+  ``defenses/vae/<task>`` (the VAE denoiser), ``defenses/smoothing_model/<task>`` (the
+  noise-trained base classifier of randomized smoothing);
+- stage 1: ``defenses/eval/<task>/<defense>``, one defense under oblivious and adaptive attack
+  with its diagnostics (:func:`.run.task_defenses` with ``only=[defense]``: the memo key of
+  the full call); ``defenses/smoothing/<task>``, the certification.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ...train import get_trained_model
+from ..blackbox.cells import target
+from ..cells import Cell, task_classes
+from ..estimate import forward_gmac, n_images, train_cost
+from ..profiles import Profile
+from ..zoo import trained_models
+from . import run
+
+
+def _defended(profile: Profile, task: str):
+    """The task's defended model from the checkpoint cache, picked as :func:`.run.defense_results` picks it."""
+    zoo = trained_models(profile, tasks=[task], models=[profile.defense.model], progress=False)
+    key, _ = target(profile, task, profile.defense.model, models=[profile.defense.model])
+    return key, zoo[key]
+
+
+def _config(profile: Profile, task: str):
+    return target(profile, task, profile.defense.model, models=[profile.defense.model])[1]
+
+
+def at_cell(profile: Profile, task: str, method: str) -> str:
+    """One adversarially trained model (:func:`.run.adversarial_model` on the zoo model's recipe)."""
+    at = run.adversarial_model(_config(profile, task), method, profile)
+    return f"{task}: adversarial training {method}, val AUC {at.val_auc:.3f}"
+
+
+def vae_cell(profile: Profile, task: str) -> str:
+    """The VAE of the ``vae`` defense (:func:`.run.defense_vae`)."""
+    tv = run.defense_vae(_config(profile, task), profile)
+    return f"{task}: VAE {tv.key[:12]}"
+
+
+def smoothing_model_cell(profile: Profile, task: str) -> str:
+    """The noise-trained base classifier of randomized smoothing (:func:`.run.smoothing_config`)."""
+    tm = get_trained_model(run.smoothing_config(_config(profile, task), profile), progress=False)
+    return f"{task}: smoothing base classifier, val AUC {tm.val_auc:.3f}"
+
+
+def defense_cell(profile: Profile, task: str, defense: str) -> str:
+    """One defense of one task (:func:`.run.task_defenses`, ``only=[defense]``)."""
+    key, tm = _defended(profile, task)
+    (r,) = run.task_defenses(task, key, tm, profile, only=[defense])
+    return f"{task}/{defense}: clean accuracy {float(r.clean['accuracy'].iloc[0]):.3f}"
+
+
+def smoothing_cell(profile: Profile, task: str) -> str:
+    """Randomized smoothing's certification (:func:`.run.smoothing_results`)."""
+    zoo = trained_models(profile, tasks=[task], models=[profile.defense.model], progress=False)
+    res = run.smoothing_results(profile, zoo)
+    return f"{task}: certified on {res.n_images} images" if res is not None else f"{task}: no smoothing"
+
+
+def _defense_forwards(profile: Profile, task: str, defense: str) -> float:
+    """Forward-equivalents of one defense's evaluation: oblivious PGD, the robust ensemble and the
+    adaptive transfer sources per budget, the studies' four attacks twice, the diagnostics."""
+    s, w = profile.defense, profile.whitebox
+    n, k = n_images(task, "test", s.n_images), len(task_classes(task))
+    members = w.robust_restarts * (1 + (min(9, k - 1) if k >= 4 else 1)) + w.pgd_restarts
+    extra = {"jpeg": 1, "vae": int(s.eot_samples)}.get(defense, 0)
+    per_eps = 3 * int(s.steps) * (1 + extra) + 3 * int(w.robust_steps) * members
+    studies = 2 * len(run.STUDY_ATTACKS) * 3 * run.wb.study_steps(10, profile)
+    diag = 0.0 if defense == "none" else 3 * (sum(w.diag_steps) * max(w.diag_restarts)
+                                            + len(w.diag_eps_grid_255) * w.robust_steps)
+    out = n * (len(s.eps_255) * per_eps + studies) + diag * n_images(task, "test", s.diag_images)
+    if defense == "uap_retraining":  # the rounds' UAPs and fine-tuning epochs
+        out += s.retrain_rounds * (s.retrain_uaps * profile.uap.max_passes * 3 * s.retrain_uap_images
+                                   + 3 * s.retrain_epochs * n_images(task, "train", _config(profile, task).max_train))
+    return out
+
+
+def cells(profile: Profile) -> list[Cell]:
+    """Chapter 7: the defenses' trainings (stage 0), their evaluations (stage 1)."""
+    s = profile.defense
+    out: list[Cell] = []
+    for task in run.defense_tasks(profile):
+        cfg = _config(profile, task)
+        gmac = forward_gmac(cfg.arch, cfg.net_size or cfg.size)
+        args = {"profile": profile, "task": task}
+        for method in s.adversarial:
+            at_cfg = dataclasses.replace(cfg, adversarial=run.adversarial_config(method, s), **dict(s.at_train))
+            steps = at_cfg.adversarial.steps or (1 if method == "fast_fgsm" else 10)
+            out.append(Cell("defenses", f"defenses/at/{task}/{method}", at_cell, {**args, "method": method}, stage=0,
+                            cost_gmac=train_cost(at_cfg) * (1 + steps)))
+        vae_images = n_images(task, "train", s.vae_images if s.vae_images is not None else cfg.max_train)
+        # the VAE is a few conv layers: a tenth of a ResNet-18 at the task's side, a guess
+        out.append(Cell("defenses", f"defenses/vae/{task}", vae_cell, args, stage=0,
+                        cost_gmac=3 * s.vae_epochs * vae_images * 0.1 * forward_gmac("resnet18", cfg.size)))
+        for defense in run.defense_names(profile):
+            out.append(Cell("defenses", f"defenses/eval/{task}/{defense}", defense_cell, {**args, "defense": defense},
+                            cost_gmac=_defense_forwards(profile, task, defense) * gmac))
+    task = s.smoothing_task
+    if task is not None and task in profile.tasks:
+        cfg = _config(profile, task)
+        args = {"profile": profile, "task": task}
+        out.append(Cell("defenses", f"defenses/smoothing_model/{task}", smoothing_model_cell, args, stage=0,
+                        cost_gmac=train_cost(run.smoothing_config(cfg, profile))))
+        out.append(Cell("defenses", f"defenses/smoothing/{task}", smoothing_cell, args,
+                        cost_gmac=(s.smoothing_n0 + s.smoothing_n) * s.smoothing_images
+                        * forward_gmac(cfg.arch, cfg.net_size or cfg.size)))
+    return out
+
+
+__all__ = ["at_cell", "cells", "defense_cell", "smoothing_cell", "smoothing_model_cell", "vae_cell"]
