@@ -67,11 +67,19 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     matrices and kernels only). Adam's ``weight_decay`` is the classic L2 penalty (as Keras
     and PyTorch's Adam apply it), AdamW's the decoupled one."""
     groups = _param_groups(model, cfg.weight_decay)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer in ("adam", "adamw"):
+        cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        return cls(groups, lr=cfg.lr, **_fused(groups))
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def _fused(groups: list[dict[str, Any]]) -> dict[str, bool]:
+    """``fused=True`` where every parameter is a floating tensor on the CPU or a GPU: one
+    kernel a step instead of a chain of whole-tensor temporaries (the default on the CPU),
+    the same update. VGG-16's 138 M parameters took 2-3 s a step on the CPU, 0.2 s fused."""
+    params = [p for g in groups for p in g["params"]]
+    ok = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return {"fused": True} if ok and len({p.device for p in params}) == 1 else {}
 
 
 def _constant_lr(step: int) -> float:
@@ -256,13 +264,16 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig, *,
         score = row["val_auc"] if np.isfinite(row["val_auc"]) else row["val_bal_acc"]
         if score > best_score:
             best_score, best_epoch, best_auc, stale = score, epoch, row["val_auc"], 0
-            best_state = {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()}
+            # after the last epoch the model itself holds the best weights: no copy (VGG-16's
+            # 0.5 GB took seconds on a CPU, and a one-epoch run copied it for nothing)
+            best_state = (None if epoch == cfg.epochs else
+                          {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()})
         else:
             stale += 1
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auc=f"{row['val_auc']:.3f}", best=best_epoch)
         if stale >= cfg.patience:
             break
-    if best_state is not None:
+    if best_state is not None and best_epoch != rows[-1]["epoch"]:
         model.load_state_dict(best_state)
     model.eval()
     history = pd.DataFrame(rows)
