@@ -735,9 +735,10 @@ PROFILES: dict[str, Profile] = {
         # 224 px frames of two images (~29 KB dermoscopy, ~25 KB chest X-ray): 48 frames (~1.3 MB)
         patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_rotations=(10.0, 45.0),
                                              budget_mb=2.0),
-        # the first task at 224 px x (5 defenses + JPEG x 3 qualities) x 2 attackers x 4 budgets = 64 frames;
-        # the other qualities: 2 more JPEG runs of the full test set (the real codec runs on the CPU)
-        defense_explorer=DefenseExplorerSettings(tasks=1, qualities=(10, 20, 50), budget_mb=2.0),
+        # the first task x (5 defenses + JPEG x 3 qualities) x 2 attackers x 2 budgets = 32 frames: 224 px
+        # images drawn at 125 px are several times a 28 px frame's ~10 KB, so two of the four budgets (1/255,
+        # nearest AdversarialMed's, and 4/255); the other qualities: 2 more JPEG runs of the full test set
+        defense_explorer=DefenseExplorerSettings(tasks=1, qualities=(10, 20, 50), eps_255=(1.0, 4.0), budget_mb=2.0),
         seeds=(0, 1, 2),
         # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
         recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
