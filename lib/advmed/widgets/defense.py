@@ -32,11 +32,11 @@ __all__ = ["ATTACKER_LABELS", "DefenseSetting", "DefenseView", "RENDER_VERSION",
            "defense_explorer", "render_defense_frame"]
 
 #: bumped when a frame's drawing changes (part of the stored frames' key)
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 ATTACKER_LABELS = {"oblivious": "oblivious", "adaptive": "adaptive"}
 #: the controls, in :class:`DefenseSetting` order (the budget's control is ``eps``)
 CONTROL_NAMES = ("task", "defense", "quality", "attacker", "eps")
-ROWS = (("task", "defense", "attacker"), ("quality",), ("eps",))
+ROWS = (("task", "defense"), ("attacker",), ("quality",), ("eps",))
 NOTE = ("One test image through the chosen defense. The oblivious attacker crafts PGD on the undefended model and "
         "submits the image to the defended one; the adaptive attacker attacks the defense itself (through JPEG by "
         "BPDA and a differentiable JPEG, end to end and by EOT through the VAE, on the trained weights) and keeps, "
@@ -178,60 +178,64 @@ def _bars(ax: Any, v: DefenseView) -> None:
 
 
 def _numbers(ax: Any, v: DefenseView, height: float) -> None:
-    """The robust accuracy block: name, value [interval], the clean accuracy, n, the warning."""
+    """The numbers column: the robust accuracy (name, value [interval]), the clean accuracy, n,
+    what found the adversarial image, and the warning (red)."""
     ax.set_axis_off()
     r, c = v.robust, v.clean
-    lines = [(v.robust_name, 6.5, "bold", "black"), (f"{r.value:.2f} [{r.lo:.2f}, {r.hi:.2f}]", 9, "bold", "black"),
-             ("", 3, "normal", "black"), ("clean accuracy", 6.5, "normal", "black"),
-             (f"{c.value:.2f} [{c.lo:.2f}, {c.hi:.2f}]", 7, "normal", "black"),
-             (f"n = {v.n} test images", 6, "normal", "black")]
+    black = "black"
+    lines = [(v.robust_name, 6.5, "bold", black), (f"{r.value:.2f} [{r.lo:.2f}, {r.hi:.2f}]", 8.5, "bold", black),
+             ("", 2, "normal", black), (f"clean accuracy {c.value:.2f}", 6.5, "normal", black),
+             (f"[{c.lo:.2f}, {c.hi:.2f}] over {v.n} test images", 6, "normal", black), ("", 2, "normal", black),
+             ("attacked image from:", 6, "normal", black), (v.source, 6, "normal", black)]
     if v.warning:
-        lines += [("", 3, "normal", "black"), *((w, 6, "bold", ADV_COLOR) for w in v.warning.splitlines())]
+        lines += [("", 2, "normal", black), *((w, 6, "bold", ADV_COLOR) for w in v.warning.splitlines())]
     y = 1.0
     for text, size, weight, color in lines:
         ax.text(0.0, y, text, fontsize=size, fontweight=weight, color=color, ha="left", va="top",
-                transform=ax.transAxes, wrap=False)
-        y -= 1.35 * size / 72 / height
+                transform=ax.transAxes)
+        y -= 1.3 * size / 72 / height
 
 
-def render_defense_frame(view: DefenseView, *, dpi: int = 100, cell: float = 1.25, quantize: bool = True) -> bytes:
-    """Draw one frame as PNG bytes: the clean image, the amplified perturbation and the
-    adversarial image (each titled: the defended model's prediction and probability; red where
-    the attack turned a correct prediction wrong), the defended model's class probabilities on
-    both, and the setting's robust and clean accuracy."""
+def render_defense_frame(view: DefenseView, *, dpi: int = 100, cell: float = 0.95, quantize: bool = True) -> bytes:
+    """Draw one frame as PNG bytes, within the page's text column (6.8 in): the clean image, the
+    amplified perturbation and the adversarial image (each titled: the defended model's
+    prediction and probability; red where the attack turned a correct prediction wrong), the
+    defended model's class probabilities on both, and the numbers of the setting (robust and
+    clean accuracy, what found the image, the masking checks' flag)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     v = view
     x, xa = as_numpy(v.x), as_numpy(v.adv)
     pc, pa = np.asarray(v.clean_proba, dtype=float), np.asarray(v.adv_proba, dtype=float)
-    head, foot = 0.62, 0.42  # inches above (two heading lines, panel titles) and below (source, bar key)
+    head, foot = 0.78, 0.4  # inches above (two heading lines, two-line panel titles) and below (labels, bar key)
     # inches of the class names left of the bars (off the attacked image), the bars and the numbers
-    names, bars, text = 0.7, 1.5, 1.95
-    width = 3 * cell + names + bars + text + 0.6
-    height = cell + head + foot
+    names, bars, text = 0.6, 1.2, 1.5
+    width = 3 * cell + names + bars + text + 0.45
+    height = max(cell, 1.2) + head + foot  # the numbers column needs 1.2 in
     fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
-    gs = fig.add_gridspec(1, 6, width_ratios=[cell, cell, cell, names, bars, text], left=0.015, right=0.995,
-                          top=1 - head / height, bottom=foot / height, wspace=0.1)
+    gs = fig.add_gridspec(1, 6, width_ratios=[cell, cell, cell, names, bars, text], left=0.01, right=0.995,
+                          top=1 - head / height, bottom=foot / height, wspace=0.08)
     c, a, t = int(pc.argmax()), int(pa.argmax()), int(v.y)
     ax = fig.add_subplot(gs[0, 0])
     image_panel(ax, x)
-    ax.set_title(f"clean: {short(v.classes[c])} {pc[c]:.2f}", fontsize=6.5)
+    # two-line titles: a class name and its probability fit the panel's width
+    ax.set_title(f"clean\n{short(v.classes[c], 12)} {pc[c]:.2f}", fontsize=6.5)
     ax.set_xlabel(f"true: {short(v.classes[t], 16)}", fontsize=6, labelpad=2)
     img, gain = amplify(xa - x)
     ax = fig.add_subplot(gs[0, 1])
     image_panel(ax, img)
-    ax.set_title(f"perturbation ×{gain:.0f}", fontsize=6.5)
+    ax.set_title(f"perturbation\n×{gain:.0f}", fontsize=6.5)
     ax.set_xlabel(f"max |δ| = {float(np.abs(xa - x).max()) * 255:.2g}/255", fontsize=6, labelpad=2)
     ax = fig.add_subplot(gs[0, 2])
     image_panel(ax, xa)
     broke = c == t and a != t
-    ax.set_title(f"attacked: {short(v.classes[a])} {pa[a]:.2f}", fontsize=6.5, color=ADV_COLOR if broke else "black")
-    ax.set_xlabel(f"from: {short(v.source, 28)}", fontsize=6, labelpad=2)
+    ax.set_title(f"attacked\n{short(v.classes[a], 12)} {pa[a]:.2f}", fontsize=6.5,
+                 color=ADV_COLOR if broke else "black")
     _bars(fig.add_subplot(gs[0, 4]), v)
-    _numbers(fig.add_subplot(gs[0, 5]), v, cell)
-    fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7.5, y=0.99, va="top")
+    _numbers(fig.add_subplot(gs[0, 5]), v, height - head - foot)
+    fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7, y=0.99, va="top")
     return core.figure_png(fig, dpi=dpi, quantize=quantize)
 
 

@@ -106,7 +106,7 @@ def certified_curve(cert: CertifiedRun, *, figsize: tuple[float, float] = (4.6, 
 #: How a frame names the source of an adversarial image (short: it sits under a panel).
 SOURCE_LABELS = {"ensemble": "the ensemble on the defense", "differentiable JPEG": "PGD via differentiable JPEG",
                  "EOT through the sampled VAE": "EOT-PGD via the sampled VAE",
-                 run.OBLIVIOUS_SOURCE: "PGD on the undefended model"}
+                 run.OBLIVIOUS_SOURCE: "PGD on the undefended model"}  # at most 28 characters: one line
 ATTACKER_WORDS = {"oblivious": "oblivious attacker (PGD crafted on the undefended model)",
                   "adaptive": "adaptive attacker (attacks the defense itself)"}
 
@@ -203,7 +203,7 @@ def _viewer(results: DefenseResults, profile: Profile, zoo: Callable[[], Mapping
             source=SOURCE_LABELS.get(imgs.source[st.attacker][e][0], imgs.source[st.attacker][e][0]),
             robust=_estimate(row.iloc[0], "accuracy"), robust_name=f"robust accuracy at {st.eps_255:g}/255",
             clean=_estimate(measured.clean.iloc[0], "accuracy"), n=int(measured.clean["n"].iloc[0]),
-            warning="flagged by the masking checks:\nunevaluated, not robust" if measured.flagged else "")
+            warning="masking checks flagged it:\nunevaluated, not robust" if measured.flagged else "")
         return views[st]
 
     return view
