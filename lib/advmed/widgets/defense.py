@@ -28,7 +28,7 @@ from ..plots import amplify
 from . import core
 from .core import ADV_COLOR, Control, as_numpy, image_panel, short
 
-__all__ = ["ATTACKER_LABELS", "DefenseSetting", "DefenseView", "RENDER_VERSION", "defense_controls",
+__all__ = ["ATTACKER_LABELS", "RENDER_VERSION", "DefenseSetting", "DefenseView", "defense_controls",
            "defense_explorer", "render_defense_frame"]
 
 #: bumped when a frame's drawing changes (part of the stored frames' key)
