@@ -154,6 +154,17 @@ pages.figure(dplots.robust_curves(results), "fig-def-curves",
 Markdown(report.diagnostics_reading(results))
 
 # %% [markdown]
+# ## Explore: one image, one defense, two attackers
+#
+# Pick a defense, a budget and an attacker: the frame shows one test image through that defense,
+# the defended model's probabilities clean and attacked, and the robust accuracy that setting
+# leaves over every test image; the JPEG quality slider appears for the JPEG defense, and in a
+# notebook with a kernel other qualities are attacked on demand.
+
+# %%
+dplots.explorer(results, profile=prof, zoo=zoo)
+
+# %% [markdown]
 # ## A certified baseline
 #
 # Randomized smoothing {cite:p}`cohen2019certified` classifies by the majority vote of a base

@@ -203,7 +203,8 @@ def test_figures_and_tables_are_numbered_by_chapter(smoke_book):
     assert 'href="bibliography.html#' in page  # citations link to the bibliography
 
 #: chapters with explorers (advmed.widgets) and how many each page has
-EXPLORER_PAGES = {"book/02_whitebox": 1, "book/03_uap": 1, "book/04_natural_uap": 1, "book/06_patches": 1}
+EXPLORER_PAGES = {"book/02_whitebox": 1, "book/03_uap": 1, "book/04_natural_uap": 1, "book/06_patches": 1,
+                  "book/07_defenses": 1}
 
 
 def _frame_payload(nb: dict) -> tuple[int, int]:
@@ -223,6 +224,7 @@ def test_explorer_frames_fit_the_page_budget(smoke_book):
     budget = {"book/02_whitebox": prof.explorer.budget_mb}
     budget.update({e: prof.uap_explorer.budget_mb for e in ("book/03_uap", "book/04_natural_uap")})
     budget["book/06_patches"] = prof.patch_explorer.budget_mb
+    budget["book/07_defenses"] = prof.defense_explorer.budget_mb
     for entry, mb in budget.items():
         n, size = _frame_payload(_executed(smoke_book, entry))
         print(f"{entry}: {n} frames, {size / 1e6:.2f} MB (budget {mb:g} MB)")

@@ -2,122 +2,42 @@
 least as strong as the oblivious one on every defense; defenses keep clean accuracy; the profile
 section validated.
 
-No real data and no checkpoints: tiny CNNs fitted in a second on synthetic two-class images stand
-in for the zoo and the adversarially / noise-trained models; the data layer and the checkpoint
-cache are monkeypatched, and every result goes to a private cache.
+No real data and no checkpoints: the synthetic world of tests/defense_world.py (tiny CNNs
+fitted in a second on synthetic two-class images stand in for the zoo and the adversarially /
+noise-trained models; the data layer and the checkpoint cache are monkeypatched, and every
+result goes to a private cache).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from matplotlib.figure import Figure
-from torch import nn
 
-from advmed.data import ImageSet
 from advmed.experiments import references
 from advmed.experiments.defenses import plots as P
 from advmed.experiments.defenses import report as R
 from advmed.experiments.defenses import run as D
 from advmed.experiments.defenses import tables as T
-from advmed.experiments.profiles import DRY_RUN, PROFILES, SECTIONS, DefenseSettings, ModelSpec, get_profile
-from advmed.train import TrainConfig
+from advmed.experiments.profiles import DRY_RUN, PROFILES, SECTIONS, DefenseSettings, get_profile
 
-from fake_zoo import FakeTrained, fit_tiny
+from defense_world import EPS_255, TASK, world
 
 torch.set_num_threads(1)
 
-SIZE = 12
-TASK = "pneumoniamnist"
-EPS_255 = (4.0, 16.0)
 #: Clean accuracy a defense may lose on these synthetic images: JPEG at quality 20 and a small
 #: VAE blur a 12-px image. A VAE given 60 optimisation steps collapsed to one class (0.5) for one
 #: seed; with 150 steps every defense kept 1.0 over 3 VAE widths and epoch counts tried.
 CLEAN_MARGIN = 0.15
 
 
-def _images(n: int, seed: int, split: str = "test") -> ImageSet:
-    """Class 1: left half brighter; class 0: right half brighter (by 0.12: JPEG and a small VAE
-    keep it, 16/255 flips many images). uint8 gray images as three equal channels."""
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 2
-    x = torch.rand(n, 1, SIZE, SIZE, generator=g) * 0.4 + 0.25
-    x[y == 1, :, :, : SIZE // 2] += 0.12
-    x[y == 0, :, :, SIZE // 2:] += 0.12
-    return ImageSet(images=(x.expand(-1, 3, -1, -1).clamp(0, 1) * 255).round().to(torch.uint8).contiguous(),
-                    labels=y, classes=["normal", "pneumonia"], name=TASK, split=split)
-
-
-def _net(width: int = 8) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                         nn.Linear(4 * width, 2))
-
-
-@functools.lru_cache(maxsize=None)
-def _fit(seed: int, noise: float = 0.0) -> nn.Module:
-    torch.manual_seed(seed)
-    net = _net()
-    return fit_tiny(net, _images(256, 100 + seed, "train"), steps=120, noise=noise)
-
-
-@dataclass
-class _TM(FakeTrained):
-    meta: dict = field(default_factory=dict)
-
-
-def _cfg(**kw) -> TrainConfig:
-    return TrainConfig(task=TASK, arch="tiny", size=SIZE, max_train=64, max_val=32, epochs=1, batch_size=32, **kw)
-
-
-def _profile():
-    base = PROFILES["smoke"]
-    return dataclasses.replace(
-        base, name="test", tasks={TASK: SIZE}, models=(ModelSpec("tiny"),), seeds=(0,),
-        eval=dataclasses.replace(base.eval, n_boot=20),
-        whitebox=dataclasses.replace(base.whitebox, robust_steps=5, pgd_restarts=1, diag_steps=(2, 5),
-                                     diag_restarts=(1, 2), diag_eps_255=4, diag_eps_grid_255=(4, 16, 64)),
-        defense=DefenseSettings(model="tiny:scratch", tasks=(TASK,), n_images=32, eps_255=EPS_255, steps=5,
-                                at_train={}, vae_epochs=150, vae_width=16, vae_latent=8, vae_levels=1, vae_images=None,
-                                eot_samples=2, retrain_rounds=1, retrain_uaps=1, retrain_uap_images=32,
-                                smoothing_task=TASK, smoothing_images=16, smoothing_n0=10, smoothing_n=50,
-                                smoothing_alpha=0.05, smoothing_radii=(0.0, 0.1, 0.5), diag_images=8))
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ADVMED_CACHE", str(tmp_path_factory.mktemp("cache")))
-    test = _images(32, 2)
-    mp.setattr(D, "defense_images", lambda task, prof, n=None: test if n is None else test.subset(np.arange(n)))
-    mp.setattr(D, "_split", lambda cfg, split: _images(64 if split == "train" else 32, 3 if split == "train" else 4,
-                                                       split))
-
-    def restore(cfg, num_classes, state, dev):
-        net = _net()
-        net.load_state_dict(dict(state))
-        return net.to(dev).eval()
-
-    mp.setattr(D, "_restore", restore)
-    trained = []
-
-    def fake_get(cfg, device=None, progress=False):
-        trained.append(cfg)
-        noisy = cfg.adversarial is not None and cfg.adversarial.method == "gaussian"
-        return _TM(_fit(10 + len(trained), cfg.adversarial.sigma if noisy else 0.0), cfg, train_seconds=2.0)
-
-    mp.setattr(D, "get_trained_model", fake_get)
-    prof = _profile()
-    zoo = {(TASK, "tiny", "scratch"): _TM(copy.deepcopy(_fit(0)), _cfg())}
-    try:
-        yield D.defense_results(prof, zoo, progress=False), prof, trained, zoo
-    finally:
-        mp.undo()
+    with world(tmp_path_factory.mktemp("cache")) as w:
+        yield w
 
 
 # --------------------------------------------------------------------------- results

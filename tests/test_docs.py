@@ -10,7 +10,7 @@ MODULES = [
     "advmed.attacks", "advmed.attacks.registry", "advmed.attacks.whitebox.fgsm", "advmed.attacks.whitebox.ifgsm",
     "advmed.attacks.whitebox.pgd", "advmed.attacks.whitebox.mifgsm", "advmed.attacks.universal.uap",
     "advmed.models.gray", "advmed.models.inference", "advmed.experiments.profiles", "advmed.widgets.core",
-    "advmed.widgets.patch",
+    "advmed.widgets.patch", "advmed.widgets.defense",
 ]
 
 

@@ -453,10 +453,44 @@ class PatchExplorerSettings:
     budget_mb: float = 2.0
 
 
+@dataclass(frozen=True)
+class DefenseExplorerSettings:
+    """What the defense explorer of chapter 7 precomputes for the static page (a page holds
+    every frame: frames = tasks x (defenses other than JPEG + JPEG x qualities) x 2 attackers x
+    budgets). Live, the explorer offers every task and defense of the chapter's results, every
+    budget of ``defense.eps_255`` and ``live_qualities`` beyond the grid, computed on demand.
+    A JPEG quality other than ``defense.jpeg_quality`` is a JPEG defense of its own: its robust
+    accuracy is one more run of the chapter's JPEG evaluation (memoised), about the cost of the
+    chapter's JPEG row.
+
+    Attributes:
+        tasks: how many of the results' tasks the page holds (the first ones; None: all).
+        defenses: the defenses on the page (names of ``defenses.run.DEFENSES``; None: every
+            defense the results hold).
+        qualities: the JPEG qualities on the page (``defense.jpeg_quality`` is always one of them).
+        eps_255: the budgets on the page (a subset of ``defense.eps_255``; None: all of them).
+        live_qualities: the JPEG qualities a live explorer offers beyond the grid.
+        budget_mb: the page's payload budget (MB of PNG, stated under the explorer).
+    """
+
+    tasks: int | None = 1
+    defenses: tuple[str, ...] | None = None
+    qualities: tuple[int, ...] = (10, 20, 50)
+    eps_255: tuple[float, ...] | None = None
+    live_qualities: tuple[int, ...] = (5, 75, 95)
+    budget_mb: float = 2.0
+
+    def __post_init__(self) -> None:
+        bad = [q for q in (*self.qualities, *self.live_qualities) if not 1 <= int(q) <= 100]
+        if bad:
+            raise ValueError(f"defense_explorer qualities must be in 1..100, got {bad}")
+
+
 SECTIONS: dict[str, type] = {"eval": EvalSettings, "whitebox": WhiteboxSettings, "explorer": ExplorerSettings,
                              "uap": UAPSettings, "ablation": AblationSettings, "uap_explorer": UAPExplorerSettings,
                              "blackbox": BlackboxSettings, "patch": PatchSettings,
-                             "defense": DefenseSettings, "patch_explorer": PatchExplorerSettings}
+                             "defense": DefenseSettings, "patch_explorer": PatchExplorerSettings,
+                             "defense_explorer": DefenseExplorerSettings}
 
 
 @dataclass(frozen=True)
@@ -473,8 +507,8 @@ class Profile:
         recipes: per initialisation (``"imagenet"``, ``"scratch"``), the TrainConfig fields
             that differ from ``train`` (fine-tuning and training from scratch are different
             recipes: AdversarialMed fine-tuned with Adam at 1e-4).
-        eval, whitebox, explorer, uap, ablation, uap_explorer, blackbox, patch, patch_explorer: the
-            chapters' settings.
+        eval, whitebox, explorer, uap, ablation, uap_explorer, blackbox, patch, patch_explorer,
+            defense, defense_explorer: the chapters' settings.
         seeds: the first seeds every run; further seeds are for repeated runs.
         net_sizes: per architecture, the side its network runs at when that is not the
             task's: the model resizes its input inside (``TrainConfig.net_size``), so the
@@ -500,6 +534,7 @@ class Profile:
     uap_explorer: UAPExplorerSettings = dataclasses.field(default_factory=UAPExplorerSettings)
     defense: DefenseSettings | None = None
     patch_explorer: PatchExplorerSettings = dataclasses.field(default_factory=PatchExplorerSettings)
+    defense_explorer: DefenseExplorerSettings = dataclasses.field(default_factory=DefenseExplorerSettings)
 
     def models_for(self, task: str) -> tuple[ModelSpec, ...]:
         """The models trained for ``task``: every model but those ``skip`` lists for it."""
@@ -590,6 +625,10 @@ PROFILES: dict[str, Profile] = {
         # 1 task x 3 patches x 2 scales x 2 rotations x 2 locations = 24 frames at 32 px
         patch_explorer=PatchExplorerSettings(scales=(0.5, 1.0), n_images=2, live_scales=(0.75, 1.25),
                                              live_rotations=(10.0, 45.0), budget_mb=2.0),
+        # 1 task x (4 defenses + JPEG x 3 qualities) x 2 attackers x 2 budgets = 28 frames at 28 px;
+        # the two other qualities are two more JPEG runs of 32 images (seconds each)
+        defense_explorer=DefenseExplorerSettings(tasks=1, qualities=(10, 20, 50), live_qualities=(5, 75),
+                                                 budget_mb=2.0),
     ),
     "cpu": Profile(
         name="cpu",
@@ -647,6 +686,9 @@ PROFILES: dict[str, Profile] = {
         # first two tasks x 3 patches x 2 scales x 2 rotations x 2 locations = 48 frames (~1.4 MB)
         patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_scales=(0.25, 2.0),
                                              live_rotations=(10.0, 45.0), budget_mb=2.0),
+        # both 28 px tasks x (4 defenses + JPEG x 3 qualities) x 2 attackers x 3 budgets = 84 frames;
+        # the other qualities: 4 more JPEG runs of 96 images
+        defense_explorer=DefenseExplorerSettings(tasks=2, qualities=(10, 20, 50), budget_mb=2.0),
     ),
     "paper": Profile(
         name="paper",
@@ -693,6 +735,10 @@ PROFILES: dict[str, Profile] = {
         # 224 px frames of two images (~29 KB dermoscopy, ~25 KB chest X-ray): 48 frames (~1.3 MB)
         patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_rotations=(10.0, 45.0),
                                              budget_mb=2.0),
+        # the first task x (5 defenses + JPEG x 3 qualities) x 2 attackers x 2 budgets = 32 frames: 224 px
+        # images drawn at 125 px are several times a 28 px frame's ~10 KB, so two of the four budgets (1/255,
+        # nearest AdversarialMed's, and 4/255); the other qualities: 2 more JPEG runs of the full test set
+        defense_explorer=DefenseExplorerSettings(tasks=1, qualities=(10, 20, 50), eps_255=(1.0, 4.0), budget_mb=2.0),
         seeds=(0, 1, 2),
         # the studies' recipes: AdversarialMed fine-tuned with Adam at 1e-4
         recipes={"imagenet": {"optimizer": "adam", "lr": 1e-4, "weight_decay": 0.0, "schedule": "constant"},
@@ -743,6 +789,7 @@ DRY_RUN: dict[str, dict[str, Any]] = {
                 "smoothing_images": 4, "smoothing_n0": 4, "smoothing_n": 8, "diag_images": 4},
     "patch_explorer": {"tasks": 1, "n_images": 1, "scales": None, "rotations": (0.0,), "locations": ("random",),
                        "live_scales": (), "live_rotations": ()},
+    "defense_explorer": {"tasks": 1, "qualities": lambda s: tuple(sorted(s.qualities))[:2], "live_qualities": ()},
     "net_sizes": lambda sizes: {arch: _min_side(arch) for arch in sizes},
 }
 #: The image side of every task in a dry run (px).
@@ -903,7 +950,7 @@ def profile_table(profile: str | Profile | None = "auto"):
     return pd.DataFrame(rows)
 
 
-__all__ = ["AblationSettings", "BlackboxSettings", "DRY_RUN", "DRY_RUN_SIZE", "DefenseSettings", "EvalSettings",
-           "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES", "PatchExplorerSettings", "PatchSettings",
-           "Profile", "SECTIONS", "UAPExplorerSettings", "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile",
+__all__ = ["AblationSettings", "BlackboxSettings", "DRY_RUN", "DRY_RUN_SIZE", "DefenseExplorerSettings",
+           "DefenseSettings", "EvalSettings", "ExplorerSettings", "ModelSpec", "PROFILES", "PROFILE_NAMES",
+           "PatchExplorerSettings", "PatchSettings", "Profile", "SECTIONS", "UAPExplorerSettings", "UAPSettings", "WhiteboxSettings", "dry_run", "get_profile",
            "profile_table", "resolve_profile_name"]

@@ -40,9 +40,9 @@ from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["Control", "DEFAULT_BUDGET_MB", "FIRST", "LiveExplorer", "MODES", "Precomputed", "StaticExplorer",
-           "Unavailable", "dead_controls", "explorer", "figure_png", "grid", "in_kernel", "precompute", "resolve_mode",
-           "shown"]
+__all__ = ["ADV_COLOR", "Control", "DEFAULT_BUDGET_MB", "FIRST", "LiveExplorer", "MODES", "Precomputed", "StaticExplorer",
+           "Unavailable", "as_numpy", "dead_controls", "explorer", "figure_png", "grid", "image_panel", "in_kernel",
+           "precompute", "resolve_mode", "short", "shown", "typed_explorer"]
 
 #: the default payload budget of one page's precomputed frames (MB of PNG)
 DEFAULT_BUDGET_MB = 2.0
@@ -218,6 +218,34 @@ def figure_png(fig: Any, *, dpi: int = 90, quantize: bool = True) -> bytes:
     im.quantize(colors=256, method=PILImage.Quantize.FASTOCTREE, dither=PILImage.Dither.NONE) \
         .save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+#: the colour of an attacked (changed) prediction in every explorer's frames
+ADV_COLOR = "#c44e52"
+
+
+def as_numpy(t: Any) -> Any:
+    """A tensor (or array-like) as a float32 numpy array, for drawing."""
+    import numpy as np
+
+    if hasattr(t, "detach"):
+        return t.detach().cpu().float().numpy()
+    return np.asarray(t, dtype=np.float32)
+
+
+def short(s: str, n: int = 14) -> str:
+    """``s`` cut to ``n`` characters with an ellipsis (class names in narrow panel titles)."""
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def image_panel(ax: Any, img: Any) -> None:
+    """Draw a (C, H, W) image in [0, 1] (gray when its channels are equal) without ticks."""
+    from ..plots import display_image
+
+    arr, cmap = display_image(img)
+    ax.imshow(arr, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 # --------------------------------------------------------------------------- mode
@@ -648,3 +676,27 @@ def explorer(controls: Sequence[Control], compute: Callable[[tuple], Any], rende
                                           "grid": _grid_description(controls)}, build)
     return StaticExplorer(controls, _decode_frames(stored), note=note, rows=rows, budget_mb=budget_mb, data=data,
                           computed=objs)
+
+
+def typed_explorer(kind: str, names: Sequence[str], setting: Callable[[tuple], Any], view: Callable[[Any], Any],
+                   render: Callable[..., bytes], controls: Sequence[Control], *, version: int,
+                   render_kwargs: Mapping[str, Any] | None = None, cache_key: Any = None, **kwargs: Any):
+    """:func:`explorer` for an explorer whose frames come from typed settings (the UAP, patch
+    and defense explorers): its controls must be ``names`` in that order; each key becomes
+    ``setting(key)`` for ``view`` (the experiments layer's function), each view is drawn by
+    ``render(view, **render_kwargs)``, and static frames are stored under ``cache_key`` with the
+    renderer's ``version`` and arguments (``{kind: cache_key, "render": version, ...}``), so a
+    change of drawing never reuses old frames. ``kwargs`` go to :func:`explorer`."""
+    got = tuple(c.name for c in controls)
+    if got != tuple(names):
+        raise ValueError(f"{kind} explorer controls must be {tuple(names)} in that order, got {got}")
+    kw = dict(render_kwargs or {})
+    key = None if cache_key is None else {kind: cache_key, "render": version, "render_kwargs": kw}
+
+    def compute(k: tuple) -> Any:
+        return view(setting(k))
+
+    def draw(v: Any) -> bytes:
+        return render(v, **kw)
+
+    return explorer(controls, compute, draw, cache_key=key, **kwargs)

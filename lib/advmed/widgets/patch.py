@@ -22,9 +22,8 @@ import numpy as np
 import torch
 
 from ..metrics import Estimate
-from ..plots import display_image
 from . import core
-from .core import Control
+from .core import ADV_COLOR, Control, as_numpy, image_panel, short
 
 __all__ = ["KIND_LABELS", "LOCATION_LABELS", "RENDER_VERSION", "PatchSetting", "PatchView", "patch_controls",
            "patch_explorer", "render_patch_frame"]
@@ -41,7 +40,6 @@ NOTE = ("Left: the two patches (one per target class, as printed). Top row: held
         "size); rotation in degrees, clockwise. The rate is the targeted success over every held-out image at "
         "that scale (random placements and rotations, as evaluated), with its bootstrap 95 % interval.")
 
-_ADV_COLOR = "#c44e52"
 
 
 class PatchSetting(NamedTuple):
@@ -147,21 +145,6 @@ def patch_controls(*, tasks: Sequence[tuple[str, str]], patches: Sequence[str], 
 
 
 # --------------------------------------------------------------------------- render
-def _numpy(t: Any) -> np.ndarray:
-    return t.detach().cpu().float().numpy() if torch.is_tensor(t) else np.asarray(t, dtype=np.float32)
-
-
-def _short(s: str, n: int = 12) -> str:
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def _image(ax: Any, img: np.ndarray) -> None:
-    arr, cmap = display_image(img)
-    ax.imshow(arr, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def _patch_strip(patches: np.ndarray) -> np.ndarray:
     """The patches side by side (C, s, T s + gaps) on white, for one panel."""
     c, s = patches.shape[1], patches.shape[-1]
@@ -191,7 +174,7 @@ def render_patch_frame(view: PatchView, *, dpi: int = 100, cell: float = 1.1, qu
     from matplotlib.figure import Figure
 
     v = view
-    x, xp = _numpy(v.x), _numpy(v.patched)
+    x, xp = as_numpy(v.x), as_numpy(v.patched)
     pc, pp = np.asarray(v.clean_proba, dtype=float), np.asarray(v.patched_proba, dtype=float)
     n = len(x)
     head, foot = 0.78, 0.32  # inches above (three heading lines) and below (two lines)
@@ -202,18 +185,18 @@ def render_patch_frame(view: PatchView, *, dpi: int = 100, cell: float = 1.1, qu
     gs = fig.add_gridspec(2, n + 1, width_ratios=[1.3] + [1] * n, left=0.02, right=0.98, top=1 - head / height,
                           bottom=foot / height, wspace=0.08, hspace=0.32)
     ax = fig.add_subplot(gs[0, 0])
-    _image(ax, _patch_strip(_numpy(v.patches)))
-    ax.set_title(" | ".join(f"→ {_short(c, 8)}" for c in v.classes[: len(v.patches)]), fontsize=6.5)
+    image_panel(ax, _patch_strip(as_numpy(v.patches)))
+    ax.set_title(" | ".join(f"→ {short(c, 8)}" for c in v.classes[: len(v.patches)]), fontsize=6.5)
     _rate_text(fig.add_subplot(gs[1, 0]), v, cell)
     for j in range(n):
         c, a, t, tg = int(pc[j].argmax()), int(pp[j].argmax()), int(v.y[j]), int(v.targets[j])
         top, bottom = fig.add_subplot(gs[0, j + 1]), fig.add_subplot(gs[1, j + 1])
-        _image(top, x[j])
-        top.set_title(f"{_short(v.classes[c])} {pc[j, c]:.2f}", fontsize=7)
-        _image(bottom, xp[j])
-        bottom.set_title(f"{_short(v.classes[a])} {pp[j, a]:.2f}", fontsize=7,
-                         color=_ADV_COLOR if a == tg else "black")
-        bottom.set_xlabel(f"true: {_short(v.classes[t])}\npatch → {_short(v.classes[tg])}", fontsize=6,
+        image_panel(top, x[j])
+        top.set_title(f"{short(v.classes[c], 12)} {pc[j, c]:.2f}", fontsize=7)
+        image_panel(bottom, xp[j])
+        bottom.set_title(f"{short(v.classes[a], 12)} {pp[j, a]:.2f}", fontsize=7,
+                         color=ADV_COLOR if a == tg else "black")
+        bottom.set_xlabel(f"true: {short(v.classes[t], 12)}\npatch → {short(v.classes[tg], 12)}", fontsize=6,
                           labelpad=2)
     fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7.5, y=0.99, va="top")
     return core.figure_png(fig, dpi=dpi, quantize=quantize)
@@ -248,17 +231,7 @@ def patch_explorer(view: Callable[[PatchSetting], PatchView], controls: Sequence
         >>> w.levels, w.n_frames
         (['scale'], 2)
     """
-    names = tuple(c.name for c in controls)
-    if names != PatchSetting._fields:
-        raise ValueError(f"patch explorer controls must be {PatchSetting._fields} in that order, got {names}")
-    kw = dict(render_kwargs or {})
-    key = None if cache_key is None else {"patch": cache_key, "render": RENDER_VERSION, "render_kwargs": kw}
-
-    def compute(k: tuple) -> PatchView:
-        return view(PatchSetting(*k))
-
-    def render(v: PatchView) -> bytes:
-        return render_patch_frame(v, **kw)
-
-    return core.explorer(controls, compute, render, mode=mode, cache_key=key, note=NOTE, rows=ROWS,
-                         budget_mb=budget_mb, data=data, progress=progress, busy=busy)
+    return core.typed_explorer("patch", PatchSetting._fields, lambda k: PatchSetting(*k), view, render_patch_frame,
+                               controls, version=RENDER_VERSION, render_kwargs=render_kwargs, cache_key=cache_key,
+                               mode=mode, note=NOTE, rows=ROWS, budget_mb=budget_mb, data=data, progress=progress,
+                               busy=busy)

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ..metrics import Estimate
-from ..plots import amplify, display_image
+from ..plots import amplify
 from . import core
-from .core import Control
+from .core import ADV_COLOR, Control, as_numpy, image_panel, short
 
 __all__ = ["NORM_LABELS", "NO_TARGET", "RENDER_VERSION", "SOURCE_LABELS", "UAPSetting", "UAPView", "render_uap_frame",
            "uap_controls", "uap_explorer"]
@@ -40,7 +40,6 @@ NOTE = ("UAP panel: 0.5 + gain × perturbation (gain in its title; mid-grey = no
         "perturbation added (red: the prediction changed). The rate is over all held-out images of the task, "
         "with its bootstrap 95 % interval. zeta is the bound as a fraction of the mean image norm.")
 
-_ADV_COLOR = "#c44e52"
 
 
 #: the target control's value for non-targeted UAPs (a selection widget reads None as "nothing")
@@ -156,14 +155,6 @@ def uap_controls(*, tasks: Sequence[tuple[str, str]], models: Sequence[tuple[str
 
 
 # --------------------------------------------------------------------------- render
-def _numpy(t: Any) -> np.ndarray:
-    return t.detach().cpu().float().numpy() if torch.is_tensor(t) else np.asarray(t, dtype=np.float32)
-
-
-def _short(s: str, n: int = 14) -> str:
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
 def _fmt_estimate(e: Estimate) -> str:
     return f"{e.value:.2f} [{e.lo:.2f}, {e.hi:.2f}]"
 
@@ -180,13 +171,6 @@ def _rate_text(ax: Any, v: UAPView, cell: float) -> None:
         y -= 1.3 * size / 72 / cell  # one line, in axes units
 
 
-def _image(ax: Any, img: np.ndarray) -> None:
-    arr, cmap = display_image(img)
-    ax.imshow(arr, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def render_uap_frame(view: UAPView, *, dpi: int = 100, cell: float = 1.1, quantize: bool = True) -> bytes:
     """Draw one frame as PNG bytes: the amplified perturbation and the rate (left column),
     then per held-out image the clean image (top) and the image with the perturbation
@@ -196,8 +180,8 @@ def render_uap_frame(view: UAPView, *, dpi: int = 100, cell: float = 1.1, quanti
     from matplotlib.figure import Figure
 
     v = view
-    x = _numpy(v.x)
-    d = _numpy(v.delta).reshape((-1,) + x.shape[-2:])
+    x = as_numpy(v.x)
+    d = as_numpy(v.delta).reshape((-1,) + x.shape[-2:])
     xa = np.clip(x + d[None], 0, 1)
     n = len(x)
     head, foot = 0.78, 0.2  # inches above (three heading lines) and below (true classes)
@@ -208,18 +192,18 @@ def render_uap_frame(view: UAPView, *, dpi: int = 100, cell: float = 1.1, quanti
                           bottom=foot / height, wspace=0.08, hspace=0.32)
     img, gain = amplify(d)
     ax = fig.add_subplot(gs[0, 0])
-    _image(ax, img)
+    image_panel(ax, img)
     ax.set_title(f"{v.delta_name} ×{gain:.0f}", fontsize=7)
     _rate_text(fig.add_subplot(gs[1, 0]), v, cell)
     for j in range(n):
         c, a, t = int(v.clean[j]), int(v.adv[j]), int(v.y[j])
         top, bottom = fig.add_subplot(gs[0, j + 1]), fig.add_subplot(gs[1, j + 1])
-        _image(top, x[j])
-        top.set_title(f"clean: {_short(v.classes[c])}", fontsize=7)
-        _image(bottom, xa[j])
-        bottom.set_title(f"+{v.delta_name}: {_short(v.classes[a])}", fontsize=7,
-                         color=_ADV_COLOR if a != c else "black")
-        bottom.set_xlabel(f"true: {_short(v.classes[t], 16)}", fontsize=6.5, labelpad=2)
+        image_panel(top, x[j])
+        top.set_title(f"clean: {short(v.classes[c])}", fontsize=7)
+        image_panel(bottom, xa[j])
+        bottom.set_title(f"+{v.delta_name}: {short(v.classes[a])}", fontsize=7,
+                         color=ADV_COLOR if a != c else "black")
+        bottom.set_xlabel(f"true: {short(v.classes[t], 16)}", fontsize=6.5, labelpad=2)
     fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7.5, y=0.99, va="top")
     return core.figure_png(fig, dpi=dpi, quantize=quantize)
 
@@ -239,17 +223,6 @@ def uap_explorer(view: Callable[[UAPSetting], UAPView], controls: Sequence[Contr
             are then memoised and a warm build reloads them.
         mode, budget_mb, progress, data, busy: as :func:`advmed.widgets.core.explorer`.
     """
-    names = tuple(c.name for c in controls)
-    if names != UAPSetting._fields:
-        raise ValueError(f"UAP explorer controls must be {UAPSetting._fields} in that order, got {names}")
-    kw = dict(render_kwargs or {})
-    key = None if cache_key is None else {"uap": cache_key, "render": RENDER_VERSION, "render_kwargs": kw}
-
-    def compute(k: tuple) -> UAPView:
-        return view(UAPSetting.of(k))
-
-    def render(v: UAPView) -> bytes:
-        return render_uap_frame(v, **kw)
-
-    return core.explorer(controls, compute, render, mode=mode, cache_key=key, note=NOTE, rows=ROWS,
-                         budget_mb=budget_mb, data=data, progress=progress, busy=busy)
+    return core.typed_explorer("uap", UAPSetting._fields, UAPSetting.of, view, render_uap_frame, controls,
+                               version=RENDER_VERSION, render_kwargs=render_kwargs, cache_key=cache_key, mode=mode,
+                               note=NOTE, rows=ROWS, budget_mb=budget_mb, data=data, progress=progress, busy=busy)

@@ -1,15 +1,27 @@
 """Figures of chapter 7: clean against robust AUC per defense (oblivious and adaptive markers),
-robust accuracy against eps per defense, and the certified-accuracy curve of randomized smoothing.
+robust accuracy against eps per defense, the certified-accuracy curve of randomized smoothing,
+and the defense explorer (:func:`explorer`).
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot
 (:func:`advmed.plots.new_figure`), in the book's style.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from ...plots import PALETTE, new_figure, styled
+from ... import widgets
+from ...cache import tensor_digest
+from ...data import get_task
+from ...metrics import Estimate
+from ...models import predict_proba
+from ...plots import PALETTE, model_label, new_figure, styled, task_label
+from ..profiles import Profile
+from . import run
 from .run import CertifiedRun, DefenseResults
 
 MARKERS = {"oblivious": "o", "adaptive": "X"}
@@ -88,4 +100,163 @@ def certified_curve(cert: CertifiedRun, *, figsize: tuple[float, float] = (4.6, 
     return fig
 
 
-__all__ = ["certified_curve", "clean_vs_robust", "robust_curves"]
+
+
+# --------------------------------------------------------------------------- the explorer
+#: How a frame names the source of an adversarial image (short: it sits under a panel).
+SOURCE_LABELS = {"ensemble": "the ensemble on the defense", "differentiable JPEG": "PGD via differentiable JPEG",
+                 "EOT through the sampled VAE": "EOT-PGD via the sampled VAE",
+                 run.OBLIVIOUS_SOURCE: "PGD on the undefended model"}  # at most 28 characters: one line
+ATTACKER_WORDS = {"oblivious": "oblivious attacker (PGD crafted on the undefended model)",
+                  "adaptive": "adaptive attacker (attacks the defense itself)"}
+
+
+def _explorer_grid(results: DefenseResults, profile: Profile) -> dict[str, list]:
+    """The static page's values per control (the profile's ``defense_explorer`` subset of the
+    results) and the live explorer's (everything the results hold, plus ``live_qualities``)."""
+    s, d = profile.defense_explorer, profile.defense
+    tasks_all = results.tasks
+    tasks = tasks_all if s.tasks is None else tasks_all[: max(1, int(s.tasks))]
+    defenses_all = list(dict.fromkeys(r.defense for r in results.runs))
+    defenses = [x for x in defenses_all if s.defenses is None or x in s.defenses] or defenses_all
+    q0 = int(d.jpeg_quality)
+    # other qualities are other JPEG defenses, each one more evaluation: only where JPEG is shown
+    qualities = sorted({q0, *(int(q) for q in s.qualities)}) if "jpeg" in defenses else [q0]
+    eps_all = sorted(float(e) for e in d.eps_255)
+    eps = [e for e in eps_all if s.eps_255 is None or any(np.isclose(e, float(w)) for w in s.eps_255)] or eps_all
+    return {"tasks": tasks, "tasks_all": tasks_all, "defenses": defenses, "defenses_all": defenses_all,
+            "qualities": qualities, "qualities_all": sorted({*qualities, q0, *(int(q) for q in s.live_qualities)}),
+            "eps": eps, "eps_all": eps_all}
+
+
+def _explorer_controls(g: Mapping[str, list], profile: Profile) -> list:
+    def tasks(ts: list[str]) -> list[tuple[str, str]]:
+        return [(get_task(t).title, t) for t in ts]
+
+    def defenses(ds: list[str]) -> list[tuple[str, str]]:
+        return [(run.LABELS.get(x, x), x) for x in ds]
+
+    return widgets.defense_controls(
+        tasks=tasks(g["tasks"]), defenses=defenses(g["defenses"]), qualities=g["qualities"], eps_255=g["eps"],
+        default_defense="jpeg" if "jpeg" in g["defenses"] else None,  # the chapter's case: oblivious holds, adaptive breaks
+        default_quality=int(profile.defense.jpeg_quality),
+        live={"task": tasks(g["tasks_all"]), "defense": defenses(g["defenses_all"]), "quality": g["qualities_all"],
+              "eps": g["eps_all"]})
+
+
+def _shown_image(task: str, tm: Any, profile: Profile) -> int:
+    """The test image a task's frames show: the first (in a seeded order) that the undefended
+    model classifies correctly, so that a wrong attacked prediction is the attack's doing."""
+    images = run.defense_images(task, profile)
+    y = np.asarray(images.labels)
+    right = predict_proba(tm.model, images.float()).argmax(1) == y
+    order = np.random.default_rng(profile.seed).permutation(len(y))
+    return int(next((i for i in order if right[i]), order[0]))
+
+
+def _estimate(row: Any, name: str) -> Estimate:
+    return Estimate(float(row[name]), float(row[f"{name}_lo"]), float(row[f"{name}_hi"]))
+
+
+def _viewer(results: DefenseResults, profile: Profile, zoo: Callable[[], Mapping[tuple, Any]]) -> Callable:
+    """``DefenseSetting -> DefenseView``: the chapter's run of the defense (another JPEG quality:
+    its own run, through :func:`~.run.defense_run`, memoised), the shown image attacked by the
+    setting's attacker (:func:`~.run.attacked_images`, memoised), the robust accuracy row."""
+    from ..blackbox.surrogates import primary_key
+
+    q0 = int(profile.defense.jpeg_quality)
+    views: dict[tuple, widgets.DefenseView] = {}
+    shown: dict[str, int] = {}
+
+    def view(st: widgets.DefenseSetting) -> widgets.DefenseView:
+        # the quality is JPEG's alone: every other defense has one frame whatever the slider says
+        st = st._replace(quality=int(st.quality) if st.defense == "jpeg" else q0, eps_255=float(st.eps_255))
+        if st in views:
+            return views[st]
+        chapter = results.get(st.task, st.defense)
+        if chapter is None:
+            raise widgets.Unavailable(f"No {run.LABELS.get(st.defense, st.defense)} results for "
+                                      f"{get_task(st.task).title} in this build.")
+        models = zoo()
+        key = primary_key(profile, models, st.task, profile.defense.model)
+        tm = models[key]
+        measured = chapter if st.quality == q0 else run.defense_run(st.task, key, tm, "jpeg", profile,
+                                                                    quality=st.quality)
+        c = measured.curves
+        row = c[(c.attacker == st.attacker) & np.isclose(c.eps_255, st.eps_255)]
+        if not len(row):
+            raise widgets.Unavailable(f"The defenses were not attacked at eps {st.eps_255:g}/255 in this build.")
+        if st.task not in shown:
+            shown[st.task] = _shown_image(st.task, tm, profile)
+        imgs = run.attacked_images(st.task, tm, st.defense, profile, [shown[st.task]],
+                                   quality=st.quality if st.defense == "jpeg" else None)
+        e = int(np.flatnonzero(np.isclose(imgs.eps_255, st.eps_255))[0])
+        images = run.defense_images(st.task, profile)
+        jpeg = f" (quality {st.quality})" if st.defense == "jpeg" else ""
+        views[st] = widgets.DefenseView(
+            title=f"{task_label(st.task)} · {model_label(chapter.model)}",
+            setting=f"{run.LABELS.get(st.defense, st.defense)}{jpeg} · {ATTACKER_WORDS[st.attacker]}, "
+                    f"eps {st.eps_255:g}/255",
+            x=imgs.x[0], adv=imgs.adv[st.attacker][e, 0], y=int(imgs.y[0]),
+            classes=tuple(str(k) for k in images.classes), clean_proba=imgs.clean[0],
+            adv_proba=imgs.proba[st.attacker][e, 0],
+            source=SOURCE_LABELS.get(imgs.source[st.attacker][e][0], imgs.source[st.attacker][e][0]),
+            robust=_estimate(row.iloc[0], "accuracy"), robust_name=f"robust accuracy at {st.eps_255:g}/255",
+            clean=_estimate(measured.clean.iloc[0], "accuracy"), n=int(measured.clean["n"].iloc[0]),
+            warning="masking checks flagged it:\nunevaluated, not robust" if measured.flagged else "")
+        return views[st]
+
+    return view
+
+
+def _frames_key(results: DefenseResults, profile: Profile, tasks: Sequence[str]) -> dict[str, Any]:
+    """What the static frames depend on: every shown run's numbers and checkpoint key, the
+    test images (their digest), the defense and attack settings and the versions of the
+    family's computations."""
+    runs = {f"{r.task}|{r.defense}": {"model": r.config_key, "clean": r.clean.to_json(), "curves": r.curves.to_json(),
+                                      "flagged": r.flagged} for r in results.runs if r.task in tasks}
+    images = {t: tensor_digest(ds.images, ds.labels) for t, ds in ((t, run.defense_images(t, profile)) for t in tasks)}
+    return {"runs": runs, "images": images, "defense": repr(profile.defense),
+            "explorer": repr(profile.defense_explorer), "ensemble": run.ensemble_settings(profile),
+            "seed": profile.seed, "versions": [run.DEFENSE_VERSION, run.EXPLORER_VERSION]}
+
+
+def explorer(results: DefenseResults, *, profile: Profile, zoo: Mapping[tuple, Any] | None = None,
+             mode: str | None = None, progress: bool = False):
+    """The defense explorer of chapter 7, for :func:`advmed.widgets.defense_explorer`.
+
+    Controls: task, defense, JPEG quality (shown for JPEG only), attacker (oblivious /
+    adaptive) and eps. Each frame: one test image, clean and attacked, through the defense, the
+    defended model's probabilities on both, and the setting's robust accuracy from the results.
+    Static (the HTML book): the frames of the profile's ``defense_explorer`` grid, memoised
+    under the results' numbers, the images' digests and the settings, with their payload stated
+    against ``budget_mb``. Live (a notebook with a kernel): every task, defense and budget of
+    the results and the ``live_qualities`` too; a JPEG quality the chapter did not evaluate is
+    evaluated on demand (:func:`~.run.defense_run`, memoised) and its image attacked.
+
+    Args:
+        results: :func:`~.run.defense_results`.
+        profile: the chapter's profile (its ``defense`` and ``defense_explorer`` sections).
+        zoo: the chapter's zoo (``advmed.experiments.zoo.trained_models``); None: loaded from
+            the checkpoint cache when a frame is computed (a warm static build loads nothing).
+        mode: see :func:`advmed.widgets.resolve_mode`; progress: a bar over the static frames.
+    """
+    s = profile.defense_explorer
+    mode = widgets.resolve_mode(mode)
+    g = _explorer_grid(results, profile)
+    loaded: dict[str, Mapping[tuple, Any]] = {}
+
+    def models() -> Mapping[tuple, Any]:
+        if "zoo" not in loaded:
+            from ..zoo import trained_models
+
+            loaded["zoo"] = zoo if zoo is not None else trained_models(
+                profile, tasks=results.tasks, models=[profile.defense.model], progress=False)
+        return loaded["zoo"]
+
+    return widgets.defense_explorer(_viewer(results, profile, models), _explorer_controls(g, profile), mode=mode,
+                                    cache_key=_frames_key(results, profile, g["tasks"]) if mode == "static" else None,
+                                    budget_mb=s.budget_mb, progress=progress)
+
+
+__all__ = ["ATTACKER_WORDS", "SOURCE_LABELS", "certified_curve", "clean_vs_robust", "explorer", "robust_curves"]

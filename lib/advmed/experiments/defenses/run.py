@@ -243,50 +243,96 @@ def _margin(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
     return p_y - other.max(1)
 
 
+def worst_case_choice(probas: Sequence[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per budget and image, where the worst case comes from: the source with the lowest
+    true-class margin, nested over the budgets (an image found at a smaller budget lies in every
+    larger ball).
+
+    Args:
+        probas: one ``(E, N, K)`` array of softmax scores per source, the budgets ascending.
+        y: labels ``(N,)``.
+
+    Returns:
+        ``(source, budget)``, two ``(E, N)`` integer arrays: the index of the source and of the
+        budget whose scores (and adversarial image) stand at each budget and image.
+    """
+    n_eps, n = probas[0].shape[:2]
+    source = np.zeros((n_eps, n), dtype=int)
+    budget = np.repeat(np.arange(n_eps)[:, None], n, axis=1)
+    best = probas[0].copy()
+    for i, p in enumerate(probas[1:], start=1):
+        for e in range(n_eps):
+            better = _margin(p[e], y) < _margin(best[e], y)
+            best[e][better] = p[e][better]
+            source[e][better] = i
+    for e in range(1, n_eps):
+        better = _margin(best[e - 1], y) < _margin(best[e], y)
+        best[e][better] = best[e - 1][better]
+        source[e][better], budget[e][better] = source[e - 1][better], budget[e - 1][better]
+    return source, budget
+
+
 def worst_case(probas: Sequence[np.ndarray], y: np.ndarray) -> np.ndarray:
     """Per budget and image, the scores of the source with the lowest true-class margin, nested
-    over the budgets (an image found at a smaller budget lies in every larger ball).
+    over the budgets (:func:`worst_case_choice`).
 
     Args:
         probas: one ``(E, N, K)`` array of softmax scores per source, the budgets ascending.
         y: labels ``(N,)``.
     """
-    best = probas[0].copy()
-    for p in probas[1:]:
-        for e in range(best.shape[0]):
-            better = _margin(p[e], y) < _margin(best[e], y)
-            best[e][better] = p[e][better]
-    for e in range(1, best.shape[0]):
-        better = _margin(best[e - 1], y) < _margin(best[e], y)
-        best[e][better] = best[e - 1][better]
-    return best
+    source, budget = worst_case_choice(probas, y)
+    return np.stack(probas)[source, budget, np.arange(source.shape[1])[None, :]]
+
+
+def transfer_images(source: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps_grid: Sequence[float],
+                    steps: int, seed: int) -> list[torch.Tensor]:
+    """PGD images crafted on ``source`` at each budget (full iterations, gray images in one
+    channel, returned with ``x``'s channels)."""
+    m_att, x_att, _ = gray_view(source, x)
+    pgd = get_attack("pgd")
+    return [as_rgb(pgd.call(m_att, x_att, y, eps=eps, steps=steps, seed=seed, early_stop=False).detach(), x.shape[1])
+            for eps in eps_grid]
 
 
 def transfer_probas(source: nn.Module, target: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                     eps_grid: Sequence[float], steps: int, seed: int) -> np.ndarray:
     """``(E, N, K)`` scores of ``target`` on PGD images crafted on ``source`` at each budget
-    (full iterations, gray images in one channel)."""
-    m_att, x_att, _ = gray_view(source, x)
-    pgd = get_attack("pgd")
-    out = []
-    for eps in eps_grid:
-        x_adv = as_rgb(pgd.call(m_att, x_att, y, eps=eps, steps=steps, seed=seed, early_stop=False).detach(),
-                       x.shape[1])
-        out.append(predict_proba(target, x_adv))
-    return np.stack(out)
+    (:func:`transfer_images`)."""
+    return np.stack([predict_proba(target, x_adv)
+                     for x_adv in transfer_images(source, x, y, eps_grid=eps_grid, steps=steps, seed=seed)])
+
+
+def _ensemble(model: nn.Module, x: torch.Tensor, profile: Profile) -> tuple[nn.Module, torch.Tensor, dict, list]:
+    """The attacked view of ``model`` (gray images in one channel), its images, the batching and
+    chapter 2's robust ensemble for its number of classes."""
+    s = ensemble_settings(profile)
+    m_att, x_att, _ = gray_view(model, x)
+    k = int(predict_proba(model, x[:1]).shape[1])
+    members = default_ensemble(k, steps=s["steps"], restarts=s["restarts"], pgd_restarts=s["pgd_restarts"])
+    return m_att, x_att, s, members
 
 
 def ensemble_probas(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps_grid: Sequence[float],
                     profile: Profile) -> np.ndarray:
     """``(E, N, K)`` scores of the adversarial images the robust ensemble found on ``model``."""
-    s = ensemble_settings(profile)
-    m_att, x_att, _ = gray_view(model, x)
-    k = int(predict_proba(model, x[:1]).shape[1])
+    m_att, x_att, s, members = _ensemble(model, x, profile)
     res = robust_accuracy(m_att, x_att, y, eps_grid=list(eps_grid), n_boot=0, seed=profile.seed, progress=False,
-                          batch_size=s.get("batch_size"),
-                          ensemble=default_ensemble(k, steps=s["steps"], restarts=s["restarts"],
-                                                    pgd_restarts=s["pgd_restarts"]))
+                          batch_size=s.get("batch_size"), ensemble=members)
     return np.asarray(res.proba)
+
+
+def ensemble_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps_grid: Sequence[float],
+                    profile: Profile) -> list[torch.Tensor]:
+    """The robust ensemble's image of every input at each budget, each budget run alone:
+    ``robust_accuracy`` keeps one image per input (the one of its first budget), the explorer
+    shows one per budget. Returned with ``x``'s channels."""
+    m_att, x_att, s, members = _ensemble(model, x, profile)
+    out = []
+    for eps in eps_grid:
+        res = robust_accuracy(m_att, x_att, y, eps_grid=[float(eps)], n_boot=0, seed=profile.seed, progress=False,
+                              batch_size=s.get("batch_size"), ensemble=members)
+        out.append(as_rgb(res.x_adv.detach().to(x.device), x.shape[1]))
+    return out
 
 
 #: The studies' four attacks, run at AdversarialMed's setting on every defense (their own measure).
@@ -390,6 +436,34 @@ def diagnostics(attackable: nn.Module, undefended: nn.Module, images: Any, profi
 
 
 # --------------------------------------------------------------------------- the defenses
+@dataclass
+class Defended:
+    """One defense as the attackers meet it.
+
+    Attributes:
+        evaluated: the defended model as deployed (real JPEG codec; mean VAE; the trained weights).
+        attackable: the view the adaptive ensemble attacks, whose forward is ``evaluated``'s
+            (BPDA for JPEG; ``evaluated`` itself otherwise).
+        extra_sources: more adaptive sources, name -> model PGD is crafted on and transferred
+            (kornia's differentiable JPEG; EOT through the sampled VAE).
+        adaptive: how the adaptive attacker reaches the defense, in words.
+        model_key: the key of the classifier behind the defense (a checkpoint key).
+        train_seconds: what the defense cost to build.
+        history: UAP retraining only, Hirano et al.'s rounds (else empty).
+        extra: what identifies the defense beyond ``model_key`` (JPEG quality, the VAE's key,
+            the retraining settings), part of its memo keys.
+    """
+
+    evaluated: nn.Module
+    attackable: nn.Module
+    extra_sources: dict[str, nn.Module]
+    adaptive: str
+    model_key: str
+    train_seconds: float = 0.0
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    extra: Any = None
+
+
 def _memo_key(profile: Profile, task: str, defense: str, model_key: str, images: Any, extra: Any = None) -> dict:
     s = profile.defense
     return {"version": DEFENSE_VERSION, "task": task, "defense": defense, "model": model_key,
@@ -401,18 +475,19 @@ def _memo_key(profile: Profile, task: str, defense: str, model_key: str, images:
             "extra": extra}
 
 
-def _run(task: str, defense: str, spec: str, model_key: str, evaluated: nn.Module, attackable: nn.Module,
-         undefended: nn.Module, images: Any, profile: Profile, *, train_seconds: float, adaptive: str,
-         extra_sources: Mapping[str, nn.Module] | None = None) -> dict[str, Any]:
+def _run(task: str, defense: str, spec: str, d: Defended, undefended: nn.Module, images: Any,
+         profile: Profile) -> dict[str, Any]:
     dev = module_device(undefended)
     x, y = _pixels(images, dev)
     grid = [float(e) / 255 for e in sorted(profile.defense.eps_255)]
-    out = evaluate_defense(evaluated, attackable, undefended, x, y, eps_grid=grid, profile=profile,
-                           extra_sources=extra_sources)
-    out["diagnostics"] = (diagnostics(attackable, undefended, images, profile) if defense != "none"
+    out = evaluate_defense(d.evaluated, d.attackable, undefended, x, y, eps_grid=grid, profile=profile,
+                           extra_sources=d.extra_sources)
+    out["diagnostics"] = (diagnostics(d.attackable, undefended, images, profile) if defense != "none"
                           else pd.DataFrame(columns=["check", "passed", "summary", "numbers"]))
-    out.update(task=task, defense=defense, label=LABELS[defense], model=spec, config_key=model_key,
-               train_seconds=float(train_seconds), adaptive=adaptive)
+    out.update(task=task, defense=defense, label=LABELS[defense], model=spec, config_key=d.model_key,
+               train_seconds=float(d.train_seconds), adaptive=d.adaptive)
+    if len(d.history):
+        out["history"] = d.history
     return out
 
 
@@ -452,104 +527,190 @@ def retraining_uap_kwargs(profile: Profile) -> dict[str, Any]:
     return kw
 
 
-def _retrained(tm: Any, images: Any, profile: Profile, dev: torch.device) -> dict[str, Any]:
-    """Hirano et al.'s retraining of ``tm`` (memoised by the caller): state, history, seconds."""
-    s, cfg = profile.defense, tm.config
-    x, y = _pixels(images, dev)
-    res = uap_retraining(tm.model, _split(cfg, "train"), _split(cfg, "val"), x, config=cfg, heldout_y=y,
-                         rounds=int(s.retrain_rounds), uaps_per_round=int(s.retrain_uaps),
-                         uap_images=int(s.retrain_uap_images), zeta=float(s.retrain_zeta), norm=s.retrain_norm,
-                         epochs=int(s.retrain_epochs), uap_kwargs=retraining_uap_kwargs(profile),
-                         seed=profile.seed, device=dev, progress=False)
-    return {"state": {k: v.detach().cpu() for k, v in res.model.state_dict().items()}, "history": res.history,
-            "seconds": float(res.seconds)}
-
-
-def defense_names(profile: Profile) -> list[str]:
-    """The defenses :func:`task_defenses` runs for ``profile``, in the order of the tables."""
-    return ["none", "jpeg", *(f"at_{m}" for m in profile.defense.adversarial), "vae", "uap_retraining"]
-
-
-def task_defenses(task: str, key: ModelKey, tm: Any, profile: Profile, *, refresh: bool = False,
-                  device: Any = None, only: Sequence[str] | None = None) -> list[DefenseRun]:
-    """Every defense of ``defense`` for one task's model ``tm`` (a zoo ``TrainedModel``).
-
-    Args:
-        only: compute just these defenses (names of :func:`defense_names`), under the memo
-            keys the full call uses: one build cell per defense (:mod:`.cells`).
-    """
-    s = profile.defense
-    spec = f"{key.arch}:{key.init}"
-    base = tm.model.eval()
-    dev = module_device(base)
-    images = defense_images(task, profile)
-    runs: list[DefenseRun] = []
-
-    def wanted(defense: str) -> bool:
-        return only is None or defense in only
-
-    def add(defense, model_key, build, extra=None):
-        if wanted(defense):
-            runs.append(_as_run(memo("defenses", _memo_key(profile, task, defense, model_key, images, extra),
-                                     build, refresh=refresh)))
-
-    ck = tm.config.key()
-    add("none", ck, lambda: _run(task, "none", spec, ck, base, base, base, images, profile, train_seconds=0.0,
-                                 adaptive="the robust ensemble on the model"))
-    q = int(s.jpeg_quality)
-
-    def jpeg():
-        from ...defenses import DefendedModel
-
-        real = DefendedModel(JPEGCompression(q, "real"), base)
-        return _run(task, "jpeg", spec, ck, real, real.with_defense(JPEGCompression(q, "bpda")), base, images,
-                    profile, train_seconds=0.0,
-                    adaptive=f"BPDA (real codec forward, identity backward); PGD through kornia's differentiable "
-                             f"JPEG (q {q})",
-                    extra_sources={"differentiable JPEG": real.with_defense(JPEGCompression(q, "differentiable"))})
-
-    add("jpeg", ck, jpeg, {"quality": q})
-    for method in s.adversarial:
-        if not wanted(f"at_{method}"):
-            continue  # its training is a cell of its own
-        at = adversarial_model(tm.config, method, profile, device=dev)
-        akey = at.config.key()
-        seconds = float(at.train_seconds)
-        add(f"at_{method}", akey, lambda at=at, akey=akey, seconds=seconds, method=method: _run(
-            task, f"at_{method}", spec, akey, at.model.eval(), at.model.eval(), base, images, profile,
-            train_seconds=seconds, adaptive="the robust ensemble on the adversarially trained model"))
-    if wanted("vae"):  # the VAE is trained (or loaded) only where its defense is computed
-        tv = defense_vae(tm.config, profile, dev)
-
-        def vae():
-            mean = vae_defense(base, tv, sample=False)
-            sampled = vae_defense(base, tv, sample=True)
-            return _run(task, "vae", spec, ck, mean, mean, base, images, profile,
-                        train_seconds=float(tv.train_seconds),
-                        adaptive=f"the robust ensemble end to end through the VAE; EOT-PGD ({s.eot_samples} draws) "
-                                 "through the sampled VAE",
-                        extra_sources={"EOT through the sampled VAE": eot(sampled, samples=int(s.eot_samples))})
-
-        add("vae", ck, vae, {"vae": tv.key})
-    add("uap_retraining", ck, lambda: _retraining_run(task, spec, tm, images, profile, dev),
-        _retraining_extra(profile))
-    return runs
-
-
-def _retraining_extra(profile: Profile) -> dict[str, Any]:
+def _retraining_settings(profile: Profile) -> dict[str, Any]:
     s = profile.defense
     return {"rounds": s.retrain_rounds, "uaps": s.retrain_uaps, "uap_images": s.retrain_uap_images,
             "zeta": s.retrain_zeta, "norm": s.retrain_norm, "epochs": s.retrain_epochs,
             "uap": retraining_uap_kwargs(profile)}
 
 
-def _retraining_run(task: str, spec: str, tm: Any, images: Any, profile: Profile, dev: torch.device) -> dict:
-    r = _retrained(tm, images, profile, dev)
-    model = _restore(tm.config, len(tm.classes), r["state"], dev)
-    out = _run(task, "uap_retraining", spec, tm.config.key(), model, model, tm.model.eval(), images, profile,
-               train_seconds=r["seconds"], adaptive="the robust ensemble on the retrained model")
-    out["history"] = r["history"]
-    return out
+def _retrained(tm: Any, images: Any, profile: Profile, dev: torch.device) -> dict[str, Any]:
+    """Hirano et al.'s retraining of ``tm``: state, history, seconds (memoised under the
+    checkpoint key, the held-out images and the retraining settings, so the explorer rebuilds
+    the model the chapter measured without retraining it)."""
+    s, cfg = profile.defense, tm.config
+
+    def compute() -> dict[str, Any]:
+        x, y = _pixels(images, dev)
+        res = uap_retraining(tm.model, _split(cfg, "train"), _split(cfg, "val"), x, config=cfg, heldout_y=y,
+                             rounds=int(s.retrain_rounds), uaps_per_round=int(s.retrain_uaps),
+                             uap_images=int(s.retrain_uap_images), zeta=float(s.retrain_zeta), norm=s.retrain_norm,
+                             epochs=int(s.retrain_epochs), uap_kwargs=retraining_uap_kwargs(profile),
+                             seed=profile.seed, device=dev, progress=False)
+        return {"state": {k: v.detach().cpu() for k, v in res.model.state_dict().items()}, "history": res.history,
+                "seconds": float(res.seconds)}
+
+    key = {"version": DEFENSE_VERSION, "model": cfg.key(), "images": wb.images_key(images.images, images.labels),
+           "seed": profile.seed, "retraining": _retraining_settings(profile)}
+    return memo("defenses_retrained", key, compute)
+
+
+def defended(task: str, defense: str, tm: Any, profile: Profile, *, quality: int | None = None) -> Defended:
+    """The defense ``defense`` (:data:`DEFENSES`) of ``task``'s zoo model ``tm`` (a
+    ``TrainedModel``), as the attackers meet it; ``quality``: JPEG only, the libjpeg quality
+    (None: ``defense.jpeg_quality``). Trained defenses come from their caches (the checkpoint
+    cache, the VAE's, the retraining memo), trained there first when absent."""
+    from ...defenses import DefendedModel
+
+    s = profile.defense
+    base = tm.model.eval()
+    dev = module_device(base)
+    ck = tm.config.key()
+    if defense == "none":
+        return Defended(base, base, {}, "the robust ensemble on the model", ck)
+    if defense == "jpeg":
+        q = int(s.jpeg_quality if quality is None else quality)
+        real = DefendedModel(JPEGCompression(q, "real"), base)
+        return Defended(real, real.with_defense(JPEGCompression(q, "bpda")),
+                        {"differentiable JPEG": real.with_defense(JPEGCompression(q, "differentiable"))},
+                        f"BPDA (real codec forward, identity backward); PGD through kornia's differentiable JPEG "
+                        f"(q {q})", ck, extra={"quality": q})
+    if defense.startswith("at_") and defense[3:] in s.adversarial:
+        at = adversarial_model(tm.config, defense[3:], profile, device=dev)
+        model = at.model.eval()
+        return Defended(model, model, {}, "the robust ensemble on the adversarially trained model", at.config.key(),
+                        train_seconds=float(at.train_seconds))
+    if defense == "vae":
+        tv = defense_vae(tm.config, profile, dev)
+        mean = vae_defense(base, tv, sample=False)
+        sampled = vae_defense(base, tv, sample=True)
+        return Defended(mean, mean, {"EOT through the sampled VAE": eot(sampled, samples=int(s.eot_samples))},
+                        f"the robust ensemble end to end through the VAE; EOT-PGD ({s.eot_samples} draws) through "
+                        "the sampled VAE", ck, train_seconds=float(tv.train_seconds), extra={"vae": tv.key})
+    if defense == "uap_retraining":
+        r = _retrained(tm, defense_images(task, profile), profile, dev)
+        model = _restore(tm.config, len(tm.classes), r["state"], dev)
+        return Defended(model, model, {}, "the robust ensemble on the retrained model", ck,
+                        train_seconds=r["seconds"], history=r["history"], extra=_retraining_settings(profile))
+    valid = ["none", "jpeg", *(f"at_{m}" for m in s.adversarial), "vae", "uap_retraining"]
+    raise KeyError(f"unknown defense {defense!r} for this profile; valid: {', '.join(valid)}")
+
+
+def defense_run(task: str, key: ModelKey, tm: Any, defense: str, profile: Profile, *, quality: int | None = None,
+                refresh: bool = False) -> DefenseRun:
+    """One defense of one task (:func:`defended`) measured on :func:`defense_images`, memoised
+    under the checkpoint keys, the images and the settings; ``quality``: JPEG's (None: the
+    profile's, the chapter's run; the defense explorer asks for others)."""
+    images = defense_images(task, profile)
+    if defense == "uap_retraining":  # its key needs no retrained model: a stored run retrains nothing
+        model_key, extra = tm.config.key(), _retraining_settings(profile)
+
+        def build() -> Defended:
+            return defended(task, defense, tm, profile)
+    else:
+        d = defended(task, defense, tm, profile, quality=quality)
+        model_key, extra = d.model_key, d.extra
+
+        def build() -> Defended:
+            return d
+    return _as_run(memo("defenses", _memo_key(profile, task, defense, model_key, images, extra),
+                        lambda: _run(task, defense, f"{key.arch}:{key.init}", build(), tm.model.eval(), images,
+                                     profile), refresh=refresh))
+
+
+def defense_names(profile: Profile) -> list[str]:
+    """The defenses a profile measures, in the order of its tables: none, JPEG, each
+    adversarial training of ``defense.adversarial``, the VAE, UAP retraining."""
+    return ["none", "jpeg", *(f"at_{m}" for m in profile.defense.adversarial), "vae", "uap_retraining"]
+
+
+def task_defenses(task: str, key: ModelKey, tm: Any, profile: Profile, *, refresh: bool = False,
+                  device: Any = None, only: Sequence[str] | None = None) -> list[DefenseRun]:
+    """Every defense of ``defense`` for one task's model ``tm`` (a zoo ``TrainedModel``):
+    :func:`defense_run` of each of :func:`defense_names`.
+
+    Args:
+        only: compute just these defenses (names of :func:`defense_names`), under the memo
+            keys the full call uses: one build cell per defense (:mod:`.cells`).
+    """
+    return [defense_run(task, key, tm, name, profile, refresh=refresh) for name in defense_names(profile)
+            if only is None or name in only]
+
+
+# --------------------------------------------------------------------------- the explorer's images
+#: Bump when what :func:`attacked_images` stores changes.
+EXPLORER_VERSION = 1
+#: The adaptive attacker's source that is the oblivious attacker's image.
+OBLIVIOUS_SOURCE = "oblivious images"
+
+
+@dataclass
+class AttackedImages:
+    """A few test images of one defense, clean and attacked (the defense explorer's frames).
+
+    Attributes:
+        x, y: the images ``(N, C, H, W)`` in [0, 1] and their labels ``(N,)``.
+        eps_255: the budgets (/255, ascending: ``defense.eps_255``).
+        clean: the defended model's scores on ``x`` ``(N, K)``.
+        adv: per attacker (:data:`ATTACKERS`), the adversarial images ``(E, N, C, H, W)``:
+            per budget and image the worst case over the attacker's sources, nested over the
+            budgets, exactly as the chapter's curves count them.
+        proba: per attacker, the defended model's scores on them ``(E, N, K)``.
+        source: per attacker, the source of each image (``[E][N]``: ``"ensemble"``, an extra
+            source's name or :data:`OBLIVIOUS_SOURCE`).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    eps_255: tuple[float, ...]
+    clean: np.ndarray
+    adv: dict[str, torch.Tensor]
+    proba: dict[str, np.ndarray]
+    source: dict[str, list[list[str]]]
+
+
+def attacked_images(task: str, tm: Any, defense: str, profile: Profile, index: Sequence[int], *,
+                    quality: int | None = None, refresh: bool = False) -> AttackedImages:
+    """The test images ``index`` (positions in :func:`defense_images`) of ``defense`` on ``task``'s
+    zoo model ``tm``, attacked by both attackers at every budget of ``defense.eps_255``: the
+    oblivious PGD on the undefended model; the adaptive worst case over the robust ensemble on
+    the defense (each budget run alone, so every budget has its image), the defense's extra
+    sources and the oblivious image (:func:`evaluate_defense`'s sources). ``quality``: JPEG's
+    (None: the profile's). Memoised under the defense's keys and the images."""
+    s = profile.defense
+    images = defense_images(task, profile)
+    shown = images.subset(np.asarray(index, dtype=int))
+    d = defended(task, defense, tm, profile, quality=quality)
+    eps_255 = tuple(sorted(float(e) for e in s.eps_255))
+
+    def compute() -> dict[str, Any]:
+        base = tm.model.eval()
+        x, y = _pixels(shown, module_device(base))
+        grid = [e / 255 for e in eps_255]
+        kw = {"eps_grid": grid, "steps": int(s.steps), "seed": profile.seed}
+        cands = {"ensemble": ensemble_images(d.attackable, x, y, eps_grid=grid, profile=profile),
+                 **{name: transfer_images(src, x, y, **kw) for name, src in d.extra_sources.items()},
+                 OBLIVIOUS_SOURCE: transfer_images(base, x, y, **kw)}
+        probas = {name: np.stack([predict_proba(d.evaluated, xa) for xa in imgs]) for name, imgs in cands.items()}
+        y_np = y.cpu().numpy()
+        out: dict[str, Any] = {"clean": predict_proba(d.evaluated, x), "adv": {}, "proba": {}, "source": {}}
+        for attacker, names in (("oblivious", [OBLIVIOUS_SOURCE]), ("adaptive", list(cands))):
+            src, bud = worst_case_choice([probas[n] for n in names], y_np)
+            n = np.arange(len(y_np))
+            out["adv"][attacker] = torch.stack([torch.stack([cands[names[src[e, i]]][bud[e, i]][i].cpu() for i in n])
+                                                for e in range(len(grid))])
+            out["proba"][attacker] = np.stack([probas[n] for n in names])[src, bud, n[None, :]]
+            out["source"][attacker] = [[names[j] for j in row] for row in src]
+        return out
+
+    key = {"version": EXPLORER_VERSION, "defense_version": DEFENSE_VERSION, "task": task, "defense": defense,
+           "model": d.model_key, "extra": d.extra, "images": wb.images_key(shown.images, shown.labels),
+           "eps_255": list(eps_255), "steps": int(s.steps), "ensemble": ensemble_settings(profile),
+           "seed": profile.seed}
+    out = memo("defense_explorer_images", key, compute, refresh=refresh)
+    return AttackedImages(x=shown.float(), y=torch.as_tensor(shown.labels).long(), eps_255=eps_255,
+                          clean=np.asarray(out["clean"]), adv=dict(out["adv"]),
+                          proba={a: np.asarray(p) for a, p in out["proba"].items()}, source=dict(out["source"]))
 
 
 # --------------------------------------------------------------------------- smoothing
@@ -614,7 +775,10 @@ def defense_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool
     return DefenseResults(runs, smoothing_results(profile, zoo, refresh=refresh, device=device))
 
 
-__all__ = ["ATTACKERS", "DEFENSES", "LABELS", "STUDY_ATTACKS", "CertifiedRun", "DefenseResults", "DefenseRun",
-           "adversarial_config", "adversarial_model", "defense_images", "defense_names", "defense_results",
-           "defense_tasks", "defense_vae", "diagnostics", "evaluate_defense", "smoothing_config",
-           "smoothing_results", "study_attack_rows", "task_defenses", "transfer_probas", "worst_case"]
+__all__ = ["ATTACKERS", "DEFENSES", "LABELS", "OBLIVIOUS_SOURCE", "STUDY_ATTACKS", "AttackedImages",
+           "CertifiedRun", "Defended", "DefenseResults", "DefenseRun", "adversarial_config",
+           "adversarial_model", "attacked_images", "defended", "defense_images", "defense_names",
+           "defense_results", "defense_run", "defense_tasks", "defense_vae", "diagnostics",
+           "ensemble_images", "evaluate_defense", "smoothing_config", "smoothing_results",
+           "study_attack_rows", "task_defenses", "transfer_images", "transfer_probas", "worst_case",
+           "worst_case_choice"]
