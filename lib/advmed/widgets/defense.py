@@ -32,7 +32,7 @@ __all__ = ["ATTACKER_LABELS", "RENDER_VERSION", "DefenseSetting", "DefenseView",
            "defense_explorer", "render_defense_frame"]
 
 #: bumped when a frame's drawing changes (part of the stored frames' key)
-RENDER_VERSION = 2
+RENDER_VERSION = 3
 ATTACKER_LABELS = {"oblivious": "oblivious", "adaptive": "adaptive"}
 #: the controls, in :class:`DefenseSetting` order (the budget's control is ``eps``)
 CONTROL_NAMES = ("task", "defense", "quality", "attacker", "eps")

@@ -203,7 +203,7 @@ def _viewer(results: DefenseResults, profile: Profile, zoo: Callable[[], Mapping
             source=SOURCE_LABELS.get(imgs.source[st.attacker][e][0], imgs.source[st.attacker][e][0]),
             robust=_estimate(row.iloc[0], "accuracy"), robust_name=f"robust accuracy at {st.eps_255:g}/255",
             clean=_estimate(measured.clean.iloc[0], "accuracy"), n=int(measured.clean["n"].iloc[0]),
-            warning="masking checks flagged it:\nunevaluated, not robust" if measured.flagged else "")
+            warning="flagged by the masking\nchecks: unevaluated,\nnot robust" if measured.flagged else "")
         return views[st]
 
     return view
