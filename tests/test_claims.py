@@ -125,3 +125,18 @@ def test_defense_claims_follow_the_adaptive_attacker_and_the_diagnostics():
     assert run.claim_12(ctx(helped=(0.4, 0.4))).verdict == "same direction"  # none helped
     empty = FakeContext(prof, defenses=DefenseClaims(), zoo={}, ablation=pd.DataFrame())
     assert {run.claim_4(empty).verdict, run.claim_5(empty).verdict, run.claim_12(empty).verdict} == {"not comparable"}
+
+
+def test_a_resolution_reason_is_cited_only_when_the_ablation_moves():
+    """The patch claim's reason names resolution when robust accuracy changes across the
+    ablation's sizes by at least RESOLUTION_EFFECT, and says "not resolution" when it does not;
+    the budget named is the ablation's own."""
+    prof = get_profile("smoke")
+
+    def reason(lo: float, hi: float) -> str:
+        ablation = pd.DataFrame({"size": [32, 48], "robust_accuracy": [lo, hi]})
+        return run.claim_8(FakeContext(prof, patches=_patch_rows(0.5, 0.6, 0.9), zoo={}, ablation=ablation)).reason
+
+    assert reason(0.0, 0.3).startswith("resolution (measured")
+    assert reason(0.005, 0.0).startswith("not resolution")
+    assert f"at {prof.ablation.eps_255:g}/255" in reason(0.0, 0.3)
