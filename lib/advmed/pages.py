@@ -231,6 +231,13 @@ def _md_escape(text: str) -> str:
     return text or "&nbsp;"
 
 
+def _cell_markdown(text: str) -> str:
+    """A cell's text, escaped, with a break opportunity (a zero-width space) after each
+    underscore: a name such as ``mobilenet_v1_075 (imagenet), 128 px`` has no space to wrap at
+    and would push a narrow-column table past the text column (the cpu book's Table 1.4)."""
+    return _md_escape(text).replace("\\_", "\\_\u200b")
+
+
 class TableOutput:
     """A numbered table: a MyST ``{list-table}`` in the book, an HTML table in Jupyter; both with
     the caption and a CSV download."""
@@ -245,8 +252,8 @@ class TableOutput:
         lines = [f"~~~{{list-table}} {self.caption}", f":name: {self.name}", ":header-rows: 1",
                  f":class: {classes}", ""]
         for row in [list(self.shown.columns)] + self.shown.values.tolist():
-            lines.append(f"* - {_md_escape(str(row[0]))}")
-            lines += [f"  - {_md_escape(str(v))}" for v in row[1:]]
+            lines.append(f"* - {_cell_markdown(str(row[0]))}")
+            lines += [f"  - {_cell_markdown(str(v))}" for v in row[1:]]
         return "\n".join(lines) + f"\n~~~\n\n<p class=\"advmed-csv-line\">{self.csv}</p>\n"
 
     def html(self) -> str:
