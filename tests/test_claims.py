@@ -140,3 +140,17 @@ def test_a_resolution_reason_is_cited_only_when_the_ablation_moves():
     assert reason(0.0, 0.3).startswith("resolution (measured")
     assert reason(0.005, 0.0).startswith("not resolution")
     assert f"at {prof.ablation.eps_255:g}/255" in reason(0.0, 0.3)
+
+
+def test_the_uap_claim_names_a_collapse_into_one_class():
+    """Claim 9's reason says when the non-targeted UAPs send (almost) every held-out image to
+    one class, with the ceiling that puts on the fooling rate; without collapse it says nothing of it."""
+    prof = get_profile("smoke")
+
+    def reason(share: float) -> str:
+        t = _uap_table(0.3).assign(dominant_share=share, ceiling=0.3)
+        return run.claim_9(FakeContext(prof, uap=t, zoo={}, ablation=pd.DataFrame(), drift=pd.DataFrame())).reason
+
+    assert "send at least 95% of the held-out images to one class" in reason(1.0)
+    assert "median ceiling 0.300" in reason(1.0)
+    assert "one class" not in reason(0.6)

@@ -28,6 +28,17 @@ def _judged(rate: float, rate_all: float, targeted: bool) -> float:
     return rate_all if targeted else rate
 
 
+def _collapse(run: Any) -> dict[str, float]:
+    """How far a UAP collapses the held-out images into one class: ``dominant_share``, the
+    share of their adversarial predictions in the most common class, and ``ceiling``, the
+    share whose clean prediction is another class: the fooling rate a UAP that sends every
+    image to that class reaches, and no more (a binary task's non-targeted UAP often does)."""
+    adv, clean = np.asarray(run.adv).astype(int), np.asarray(run.clean).astype(int)  # predicted classes
+    top = int(np.bincount(adv).argmax()) if len(adv) else 0
+    return {"dominant_share": float(np.mean(adv == top)) if len(adv) else float("nan"),
+            "ceiling": float(np.mean(clean != top)) if len(clean) else float("nan")}
+
+
 def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> pd.DataFrame:
     """One row per UAP: setting columns, rate and random control with 95 % intervals, claim check.
 
@@ -38,7 +49,8 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
     images not already predicted as the target), rate_all (targeted: the study's definition, among
     all images), random (the same for the random control of the same norm), claim ("> 80 %"
     holds: ``yes (0.912)`` / ``no (0.412)``, judged on the study's own definition).
-    ``numeric=True`` gives floats with ``_lo`` / ``_hi`` columns instead of strings.
+    ``numeric=True`` gives floats with ``_lo`` / ``_hi`` columns instead of strings, and
+    ``dominant_share`` / ``ceiling`` (:func:`_collapse`).
     """
     rows = []
     for key, run in exp.runs.items():
@@ -58,7 +70,7 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
         if numeric:
             row.update({"rate": r.rate.value, "rate_lo": r.rate.lo, "rate_hi": r.rate.hi, "rate_all": r.rate_all,
                         "random": r.random.value, "random_lo": r.random.lo, "random_hi": r.random.hi,
-                        "random_all": r.random_all, "claim_holds": holds})
+                        "random_all": r.random_all, "claim_holds": holds, **_collapse(run)})
         else:
             row["rate"] = r.rate.fmt(digits)
             row["rate_all"] = f"{r.rate_all:.{digits}f}" if key.target is not None else ""
