@@ -18,6 +18,7 @@ from torch import nn
 from advmed.attacks.universal import eps_from_zeta
 from advmed.data import ImageSet
 from advmed.experiments.profiles import PROFILES, ModelSpec, UAPSettings, get_profile
+from fake_zoo import FakeTrained, fit_tiny
 from advmed.experiments.universal import run as universal
 from advmed.experiments.universal import tables
 from advmed.models import as_rgb, is_gray
@@ -51,25 +52,9 @@ class _Config:
         return hashlib.sha256(self.name.encode()).hexdigest()[:16]
 
 
-@dataclass
-class _TM:
-    model: nn.Module
-    config: _Config
-    classes: tuple = ("normal", "pneumonia")
-    init_used: str = "scratch"
-
-
-def _train(width: int, seed: int) -> _TM:
-    data = _images(256, seed=100 + seed)
-    x, y = data.float(), data.labels
-    net = _net(width, seed)
-    opt = torch.optim.Adam(net.parameters(), lr=0.02)
-    for _ in range(150):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-    net.eval()
-    return _TM(net, _Config(f"tiny-{width}-{seed}"))
+def _train(width: int, seed: int) -> FakeTrained:
+    net = fit_tiny(_net(width, seed), _images(256, seed=100 + seed), steps=150, lr=0.02)
+    return FakeTrained(net, _Config(f"tiny-{width}-{seed}"))
 
 
 @pytest.fixture(scope="module")
