@@ -13,7 +13,7 @@ classifiers, e.g. the MedMNIST v2 baselines, Yang et al. 2023, Sci Data 10:41):
   the side (edge pixels replicated), and horizontal flips only where anatomy allows them:
   never on chest X-rays (the heart is on the left; a flipped film is a different, rare
   anatomy, situs inversus), on by default for dermoscopy and fundus photographs.
-- Batch-norm statistics are recomputed after every epoch on a fixed subset of the
+- Batch-norm statistics are recomputed after every epoch on a fixed subset of 512
   (unaugmented) training images, as ``torch.optim.swa_utils.update_bn`` does: with few
   steps (the smoke and cpu profiles) the running averages lag the weights so much that
   an eval-mode model predicted one class for every image (PneumoniaMNIST, smoke profile:
