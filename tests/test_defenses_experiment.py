@@ -105,6 +105,22 @@ def test_results_are_memoised(results, monkeypatch):
         pd.testing.assert_frame_equal(a.curves, b.curves)
 
 
+def test_a_stored_run_builds_no_defense_and_its_identity_is_the_built_ones(results, monkeypatch):
+    res, prof, _, zoo = results
+    key, tm = D.ModelKey(TASK, "tiny", "scratch"), zoo[(TASK, "tiny", "scratch")]
+    # what the memo keys hold, computed without the defense, is what the built defense says
+    for name in D.defense_names(prof):
+        d = D.defended(TASK, name, tm, prof)
+        assert D.defense_identity(TASK, name, tm, prof) == (d.model_key, d.extra), name
+    assert D.defense_identity(TASK, "jpeg", tm, prof, quality=50) == (tm.config.key(), {"quality": 50})
+    # read back, no defense is built: no adversarial training, VAE or retraining is loaded
+    monkeypatch.setattr(D, "defended", lambda *a, **k: pytest.fail("built a defense for a stored run"))
+    for name in D.defense_names(prof):
+        assert D.defense_run(TASK, key, tm, name, prof).defense == name
+    with pytest.raises(KeyError, match="valid: none, jpeg"):
+        D.defense_identity(TASK, "bogus", tm, prof)
+
+
 def test_worst_case_takes_the_lowest_margin_and_nests_the_budgets():
     y = np.array([0, 1])
     a = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.4, 0.6]]])   # (E=2, N=2, K=2)

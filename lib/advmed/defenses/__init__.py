@@ -46,7 +46,7 @@ from .uap_retraining import (
     UAPRetrainingResult,
     uap_retraining,
 )
-from .vae import ConvVAE, TrainedVAE, VAEConfig, VAEDenoiser, train_vae, vae_defense
+from .vae import ConvVAE, TrainedVAE, VAEConfig, VAEDenoiser, train_vae, vae_defense, vae_key
 from .wrap import DefendedModel
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "jpeg_differentiable",
     "jpeg_real",
     "train_vae",
+    "vae_key",
     "uap_retraining",
     "vae_defense",
 ]

@@ -65,6 +65,7 @@ __all__ = [
     "VAEConfig",
     "VAEDenoiser",
     "train_vae",
+    "vae_key",
     "vae_defense",
     "vae_loss",
 ]
@@ -318,6 +319,22 @@ def _load(key: str, dev: torch.device) -> TrainedVAE:
         p.requires_grad_(False)
     return TrainedVAE(vae, cfg, pd.DataFrame(blob["history"]), key, float(blob["train_seconds"]), cached=True,
                       meta={"path": str(_vae_path(key))})
+
+
+def vae_key(images: Any, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0,
+            likelihood: str = "gaussian", latent_channels: int = 8, width: int = 32, levels: int = 2,
+            patch_size: int | None = None, seed: int = 0) -> str:
+    """The cache key :func:`train_vae` gives these images and settings, without training or
+    loading anything: what a memoised result built on that VAE can be looked up by.
+
+    Example:
+        >>> x = torch.rand(4, 1, 16, 16)
+        >>> vae_key(x, epochs=1) == vae_key(x, epochs=1) != vae_key(x, epochs=2)
+        True
+    """
+    cfg = VAEConfig(latent_channels=latent_channels, width=width, levels=levels, patch_size=patch_size,
+                    epochs=epochs, batch_size=batch_size, lr=lr, beta=beta, likelihood=likelihood, seed=seed)
+    return _vae_key(cfg, _as_float_images(images))
 
 
 def train_vae(images: Any, *, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0,

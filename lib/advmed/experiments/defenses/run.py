@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from ...attacks import default_ensemble, get_attack, robust_accuracy
 from ...cache import memo
 from ...data.splits import stratified_subset
-from ...defenses import JPEGCompression, eot, train_vae, uap_retraining, vae_defense
+from ...defenses import JPEGCompression, eot, train_vae, uap_retraining, vae_defense, vae_key
 from ...defenses.smoothing import SmoothedClassifier
 from ...device import module_device
 from ...metrics import classification_metrics
@@ -194,12 +194,16 @@ def adversarial_config(method: str, s: DefenseSettings) -> AdversarialConfig:
     return AdversarialConfig(method, eps=float(s.pgd_eps_255) / 255)
 
 
+def adversarial_train_config(base: TrainConfig, method: str, profile: Profile) -> TrainConfig:
+    """The zoo model's recipe with ``adversarial=method`` and ``defense.at_train``."""
+    s = profile.defense
+    return dataclasses.replace(base, adversarial=adversarial_config(method, s), **dict(s.at_train))
+
+
 def adversarial_model(base: TrainConfig, method: str, profile: Profile, *, device: Any = None,
                       progress: bool = False):
-    """The zoo model's recipe with ``adversarial=method`` and ``defense.at_train``, from the checkpoint cache."""
-    s = profile.defense
-    cfg = dataclasses.replace(base, adversarial=adversarial_config(method, s), **dict(s.at_train))
-    return get_trained_model(cfg, device=device, progress=progress)
+    """:func:`adversarial_train_config`'s model, from the checkpoint cache (trained there first when absent)."""
+    return get_trained_model(adversarial_train_config(base, method, profile), device=device, progress=progress)
 
 
 def _split(cfg: TrainConfig, split: str):
@@ -507,14 +511,20 @@ def defense_vae(cfg: TrainConfig, profile: Profile, dev: Any = None):
     return _vae_for(cfg, profile.defense, profile.seed, default_device() if dev is None else dev)
 
 
-def _vae_for(cfg: TrainConfig, s: DefenseSettings, seed: int, dev: torch.device):
+def _vae_inputs(cfg: TrainConfig, s: DefenseSettings, seed: int) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The VAE's training images (``defense.vae_images`` of the zoo model's) and its settings."""
     train = _split(cfg, "train")
     imgs = train.images
     if s.vae_images is not None and s.vae_images < len(imgs):
         imgs = imgs[stratified_subset(train.labels.numpy(), int(s.vae_images), seed)]
-    return train_vae(imgs, epochs=int(s.vae_epochs), patch_size=s.vae_patch, width=int(s.vae_width),
-                     latent_channels=int(s.vae_latent), levels=int(s.vae_levels), batch_size=int(s.vae_batch),
-                     seed=seed, device=dev, progress=False)
+    return imgs, dict(epochs=int(s.vae_epochs), patch_size=s.vae_patch, width=int(s.vae_width),
+                      latent_channels=int(s.vae_latent), levels=int(s.vae_levels), batch_size=int(s.vae_batch),
+                      seed=seed)
+
+
+def _vae_for(cfg: TrainConfig, s: DefenseSettings, seed: int, dev: torch.device):
+    imgs, kwargs = _vae_inputs(cfg, s, seed)
+    return train_vae(imgs, **kwargs, device=dev, progress=False)
 
 
 def retraining_uap_kwargs(profile: Profile) -> dict[str, Any]:
@@ -596,25 +606,38 @@ def defended(task: str, defense: str, tm: Any, profile: Profile, *, quality: int
     raise KeyError(f"unknown defense {defense!r} for this profile; valid: {', '.join(valid)}")
 
 
+def defense_identity(task: str, defense: str, tm: Any, profile: Profile, *,
+                     quality: int | None = None) -> tuple[str, Any]:
+    """``(model_key, extra)`` of :func:`defended` (what its memo keys hold), computed without
+    training or loading the defense: a stored run is found without touching the adversarially
+    trained checkpoint, the VAE or the retraining (a test checks both agree)."""
+    s = profile.defense
+    ck = tm.config.key()
+    if defense == "jpeg":
+        return ck, {"quality": int(s.jpeg_quality if quality is None else quality)}
+    if defense.startswith("at_") and defense[3:] in s.adversarial:
+        return adversarial_train_config(tm.config, defense[3:], profile).key(), None
+    if defense == "vae":
+        imgs, kwargs = _vae_inputs(tm.config, s, profile.seed)
+        return ck, {"vae": vae_key(imgs, **kwargs)}
+    if defense == "uap_retraining":
+        return ck, _retraining_settings(profile)
+    if defense == "none":
+        return ck, None
+    raise KeyError(f"unknown defense {defense!r} for this profile; valid: {', '.join(defense_names(profile))}")
+
+
 def defense_run(task: str, key: ModelKey, tm: Any, defense: str, profile: Profile, *, quality: int | None = None,
                 refresh: bool = False) -> DefenseRun:
     """One defense of one task (:func:`defended`) measured on :func:`defense_images`, memoised
     under the checkpoint keys, the images and the settings; ``quality``: JPEG's (None: the
-    profile's, the chapter's run; the defense explorer asks for others)."""
+    profile's, the chapter's run; the defense explorer asks for others). The defense is built
+    only when the run is not stored (:func:`defense_identity`)."""
     images = defense_images(task, profile)
-    if defense == "uap_retraining":  # its key needs no retrained model: a stored run retrains nothing
-        model_key, extra = tm.config.key(), _retraining_settings(profile)
-
-        def build() -> Defended:
-            return defended(task, defense, tm, profile)
-    else:
-        d = defended(task, defense, tm, profile, quality=quality)
-        model_key, extra = d.model_key, d.extra
-
-        def build() -> Defended:
-            return d
+    model_key, extra = defense_identity(task, defense, tm, profile, quality=quality)
     return _as_run(memo("defenses", _memo_key(profile, task, defense, model_key, images, extra),
-                        lambda: _run(task, defense, f"{key.arch}:{key.init}", build(), tm.model.eval(), images,
+                        lambda: _run(task, defense, f"{key.arch}:{key.init}",
+                                     defended(task, defense, tm, profile, quality=quality), tm.model.eval(), images,
                                      profile), refresh=refresh))
 
 
@@ -777,7 +800,8 @@ def defense_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool
 
 __all__ = ["ATTACKERS", "DEFENSES", "LABELS", "OBLIVIOUS_SOURCE", "STUDY_ATTACKS", "AttackedImages",
            "CertifiedRun", "Defended", "DefenseResults", "DefenseRun", "adversarial_config",
-           "adversarial_model", "attacked_images", "defended", "defense_images", "defense_names",
+           "adversarial_model", "adversarial_train_config", "attacked_images", "defended", "defense_identity",
+           "defense_images", "defense_names",
            "defense_results", "defense_run", "defense_tasks", "defense_vae", "diagnostics",
            "ensemble_images", "evaluate_defense", "smoothing_config", "smoothing_results",
            "study_attack_rows", "task_defenses", "transfer_images", "transfer_probas", "worst_case",
