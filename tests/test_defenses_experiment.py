@@ -106,7 +106,7 @@ def test_results_are_memoised(results, monkeypatch):
 
 
 def test_a_stored_run_builds_no_defense_and_its_identity_is_the_built_ones(results, monkeypatch):
-    res, prof, _, zoo = results
+    _, prof, _, zoo = results
     key, tm = D.ModelKey(TASK, "tiny", "scratch"), zoo[(TASK, "tiny", "scratch")]
     # what the memo keys hold, computed without the defense, is what the built defense says
     for name in D.defense_names(prof):
