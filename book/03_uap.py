@@ -133,6 +133,16 @@ pages.table(tables.fooling_summary(numeric), "tab-uap-rates",
             "row per model and norm, one column per task.", data=numeric)
 
 # %% [markdown]
+# On a two-class task a non-targeted UAP has one way to fool: send images to the other class.
+# Many send nearly *every* image to one class, and then the images the model already put in
+# that class cannot be fooled at all. The appendix gives each UAP's share of adversarial
+# predictions in its most common class (`one_class`) and the fooling rate such a collapse
+# allows (`ceiling`: the share of images predicted otherwise when clean).
+
+# %% tags=["remove-input"]
+Markdown(report.collapse_sentence(tables.collapse_counts(numeric)))
+
+# %% [markdown]
 # ## The study's claims, setting by setting
 #
 # For each task, norm, zeta and attack the appendix counts how many models pass 80 %, the lowest

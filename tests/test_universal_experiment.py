@@ -20,7 +20,7 @@ from advmed.data import ImageSet
 from advmed.experiments.profiles import PROFILES, ModelSpec, UAPSettings, get_profile
 from fake_zoo import FakeTrained, fit_tiny
 from advmed.experiments.universal import run as universal
-from advmed.experiments.universal import tables
+from advmed.experiments.universal import report, tables
 from advmed.models import as_rgb, is_gray
 
 SIZE = 8
@@ -111,6 +111,36 @@ def test_table_columns_and_rows(zoo, profile, synthetic):
     claims = tables.claim_summary(numeric)
     assert len(claims) == 2 * 3  # per norm x zeta x attack, across the 2 models
     assert claims["little_arch_dependence"].str.match(r"^(yes|no) \(").all()
+
+
+def test_collapse_share_and_ceiling_follow_their_definitions_and_bound_the_rate(zoo, profile, synthetic):
+    """one_class is the share of adversarial predictions in the most common class, ceiling the
+    share of clean predictions elsewhere; a non-targeted fooling rate never exceeds the ceiling
+    when every image goes to that class."""
+    exp = universal.uap_experiment(profile, trained=zoo, progress=False)
+    numeric = tables.uap_table(exp, numeric=True)
+    strings = tables.uap_table(exp)
+    for (key, r), row, srow in zip(exp.runs.items(), numeric.itertuples(), strings.itertuples()):
+        adv, clean = np.asarray(r.adv), np.asarray(r.clean)
+        top = np.bincount(adv).argmax()
+        assert row.dominant_share == pytest.approx(np.mean(adv == top))
+        assert row.ceiling == pytest.approx(np.mean(clean != top))
+        assert srow.one_class == f"{row.dominant_share:.3f}" and srow.ceiling == f"{row.ceiling:.3f}"
+        if key.target is None and row.dominant_share == 1.0:
+            assert row.rate <= row.ceiling + 1e-12
+
+
+def test_collapse_counts_and_sentence():
+    t = pd.DataFrame({"attack": ["non-targeted"] * 3 + ["targeted -> a"], "zeta": [0.04, 0.04, 0.02, 0.04],
+                      "dominant_share": [1.0, 0.96, 1.0, 1.0], "ceiling": [0.64, 0.9, 0.5, 0.3],
+                      "rate": [0.64, 0.7, 0.5, 0.3]})
+    c = tables.collapse_counts(t)
+    assert (c.zeta, c.non_targeted, c.collapsed, c.at_ceiling, c.above_threshold_possible) == (0.04, 2, 2, 1, 1)
+    assert c.median_ceiling == pytest.approx(0.77) and c.median_rate == pytest.approx(0.67)
+    text = report.collapse_sentence(c)
+    assert "2 of 2 non-targeted UAPs at zeta 4%" in text and "1 of the 2 are within 0.01" in text
+    none = tables.collapse_counts(t.assign(dominant_share=0.6))
+    assert none.collapsed == 0 and report.collapse_sentence(none).startswith("No non-targeted UAP")
 
 
 def test_random_control_lower_than_uap(zoo, profile, synthetic):

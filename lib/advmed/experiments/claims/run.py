@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import references
 from ..profiles import Profile
+from ..universal.tables import COLLAPSED
 from ..zoo import clean_results, trained_models
 from .verdicts import (ABOUT, Claim, Estimate3, about_zero, above_bound, matches_figure, not_comparable)
 
@@ -254,10 +255,6 @@ def _uap_rows(ctx: Context, targeted: bool) -> pd.DataFrame:
     z = max(ctx.profile.uap.zetas)
     sel = t[np.isclose(t["zeta"].astype(float), z)]
     return sel[sel["target"] >= 0] if targeted else sel[sel["target"] < 0]
-
-
-#: A UAP that sends at least this share of the held-out images to one class has collapsed them.
-COLLAPSED = 0.95
 
 
 def _collapse_reason(rows: pd.DataFrame) -> str:

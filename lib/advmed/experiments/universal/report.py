@@ -9,7 +9,7 @@ import pandas as pd
 
 from ...attacks.universal import STUDY_STEP
 from .. import references
-from .tables import ARCH_SPREAD, CLAIM_THRESHOLD, ClaimCounts
+from .tables import ARCH_SPREAD, AT_CEILING, CLAIM_THRESHOLD, COLLAPSED, ClaimCounts, CollapseCounts
 
 
 def study_step_note() -> str:
@@ -27,6 +27,23 @@ def claims_sentence(counts: ClaimCounts) -> str:
             f"{counts.non_targeted} non-targeted rows the UAP's 95 % interval lies entirely above its random "
             f"control's. The spread across architectures is within {ARCH_SPREAD:.2f} in {counts.little} of "
             f"{counts.settings} settings.")
+
+
+def collapse_sentence(c: CollapseCounts) -> str:
+    """Chapter 3: how many non-targeted UAPs collapse the images into one class, and the
+    ceiling that sets on their fooling rate (empty when none does)."""
+    if c.collapsed == 0:
+        return (f"No non-targeted UAP at zeta {c.zeta:.0%} sends {COLLAPSED:.0%} or more of the held-out images "
+                "to one class.")
+    return (f"**Collapse into one class.** {c.collapsed} of {c.non_targeted} non-targeted UAPs at zeta "
+            f"{c.zeta:.0%} send at least {COLLAPSED:.0%} of the held-out images to one class. Such a UAP cannot "
+            f"fool the images the model already put in that class, so its fooling rate is capped by the share "
+            f"predicted otherwise (the `ceiling` column of the appendix): median ceiling {c.median_ceiling:.3f}, "
+            f"median rate {c.median_rate:.3f}; {c.at_ceiling} of the {c.collapsed} are within {AT_CEILING:.2f} of "
+            f"their ceiling, and only {c.above_threshold_possible} have a ceiling above "
+            f"{CLAIM_THRESHOLD:.0%}."
+            + (" For most of them the study's threshold measures the test set's class balance rather than the "
+               "attack's strength." if 2 * c.at_ceiling >= c.collapsed else ""))
 
 
 def transfer_learning_sentence(table: pd.DataFrame) -> str:

@@ -28,6 +28,12 @@ def _judged(rate: float, rate_all: float, targeted: bool) -> float:
     return rate_all if targeted else rate
 
 
+#: A UAP that sends at least this share of the held-out images to one class has collapsed them.
+COLLAPSED = 0.95
+#: A fooling rate within this of its ceiling (:func:`_collapse`) is read as "at the ceiling".
+AT_CEILING = 0.01
+
+
 def _collapse(run: Any) -> dict[str, float]:
     """How far a UAP collapses the held-out images into one class: ``dominant_share``, the
     share of their adversarial predictions in the most common class, and ``ceiling``, the
@@ -48,9 +54,11 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
     n_eval, attack, target (-1: none), rate (non-targeted: fooling rate; targeted: success among
     images not already predicted as the target), rate_all (targeted: the study's definition, among
     all images), random (the same for the random control of the same norm), claim ("> 80 %"
-    holds: ``yes (0.912)`` / ``no (0.412)``, judged on the study's own definition).
+    holds: ``yes (0.912)`` / ``no (0.412)``, judged on the study's own definition), one_class
+    and ceiling (the share of adversarial predictions in the most common class, and the
+    fooling rate a UAP sending every image there would reach: :func:`_collapse`).
     ``numeric=True`` gives floats with ``_lo`` / ``_hi`` columns instead of strings, and
-    ``dominant_share`` / ``ceiling`` (:func:`_collapse`).
+    names those two ``dominant_share`` / ``ceiling``.
     """
     rows = []
     for key, run in exp.runs.items():
@@ -76,6 +84,9 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
             row["rate_all"] = f"{r.rate_all:.{digits}f}" if key.target is not None else ""
             row["random"] = r.random.fmt(digits)
             row["claim"] = f"{'yes' if holds else 'no'} ({judged:.{digits}f})"
+            c = _collapse(run)
+            row["one_class"] = f"{c['dominant_share']:.{digits}f}"
+            row["ceiling"] = f"{c['ceiling']:.{digits}f}"
         rows.append(row)
     df = pd.DataFrame(rows)
     if not numeric and len(df):
@@ -126,6 +137,34 @@ def claim_counts(numeric: pd.DataFrame, claims: pd.DataFrame) -> ClaimCounts:
         rows=len(numeric), hold=int(numeric["claim_holds"].sum()), non_targeted=len(non),
         non_targeted_hold=int(non["claim_holds"].sum()), above_random=int((non["rate_lo"] > non["random_hi"]).sum()),
         settings=len(claims), little=int(claims["little_arch_dependence"].str.startswith("yes").sum()))
+
+
+class CollapseCounts(NamedTuple):
+    """How many non-targeted UAPs (at one zeta) send the held-out images into one class, and
+    what that does to their fooling rate."""
+
+    zeta: float
+    non_targeted: int
+    collapsed: int  # dominant_share >= COLLAPSED
+    at_ceiling: int  # of those, fooling rate within AT_CEILING of the ceiling
+    median_ceiling: float  # over the collapsed ones (nan: none)
+    median_rate: float
+    above_threshold_possible: int  # collapsed ones whose ceiling exceeds the study's threshold
+
+
+def collapse_counts(numeric: pd.DataFrame, *, zeta: float | None = None) -> CollapseCounts:
+    """:class:`CollapseCounts` of the non-targeted rows of ``uap_table(..., numeric=True)`` at
+    ``zeta`` (default: the largest)."""
+    non = numeric[numeric["attack"] == NON_TARGETED]
+    zeta = float(non["zeta"].max() if zeta is None else zeta) if len(non) else float("nan")
+    non = non[np.isclose(non["zeta"].astype(float), zeta)]
+    hit = non[non["dominant_share"] >= COLLAPSED]
+    return CollapseCounts(
+        zeta=zeta, non_targeted=len(non), collapsed=len(hit),
+        at_ceiling=int((hit["rate"] >= hit["ceiling"] - AT_CEILING).sum()),
+        median_ceiling=float(hit["ceiling"].median()) if len(hit) else float("nan"),
+        median_rate=float(hit["rate"].median()) if len(hit) else float("nan"),
+        above_threshold_possible=int((hit["ceiling"] > CLAIM_THRESHOLD).sum()))
 
 
 def natural_vs_medical(natural: UAPExperiment, medical: UAPExperiment, *, digits: int = 3) -> pd.DataFrame:
@@ -301,7 +340,8 @@ def transfer_table(matrices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["ARCH_SPREAD", "CLAIM_THRESHOLD", "ClaimCounts", "NaturalHeadline", "claim_counts", "claim_summary",
+__all__ = ["ARCH_SPREAD", "AT_CEILING", "CLAIM_THRESHOLD", "COLLAPSED", "ClaimCounts", "CollapseCounts",
+           "NaturalHeadline", "claim_counts", "claim_summary", "collapse_counts",
            "fooling_summary", "minagi_comparison", "minagi_summary", "natural_display", "natural_headline", "natural_summary",
            "natural_vs_medical", "settings_brief", "settings_table", "transfer_learning_table", "transfer_table",
            "uap_table"]
