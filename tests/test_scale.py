@@ -40,6 +40,26 @@ def test_paper_dry_keeps_every_task_model_init_seed_and_attack_of_paper():
     assert dry.uap.max_passes == 2
 
 
+def test_paper_dry_covers_the_grid_every_model_somewhere_the_singled_out_ones_everywhere():
+    """The dry run trains a cover of the task x model grid: the models chapters 4-7 single out
+    on every task, every other model on two tasks; each task keeps two models or more (the
+    transfer matrices), Inception's resized network meets a gray task, a 7- and 5-class task
+    keep models of their own."""
+    paper, dry = PROFILES["paper"], PROFILES["paper-dry"]
+    pairs = {(t, m.label) for t in dry.tasks for m in dry.models_for(t)}
+    assert len(pairs) < len(paper.tasks) * len(paper.models)
+    central = {"mobilenet_v1_075:imagenet", "mobilenet_v1_075:scratch"}
+    assert {dry.blackbox.model, dry.patch.model, dry.defense.model, dry.ablation.model, *dry.uap.natural_models} \
+        == central
+    for m in paper.models:
+        tasks = [t for t in dry.tasks if (t, m.label) in pairs]
+        assert len(tasks) == (len(dry.tasks) if m.label in central else profiles.DRY_RUN_TASKS_PER_MODEL), m.label
+    assert all(len(dry.models_for(t)) >= 2 for t in dry.tasks)
+    assert {t for t, m in pairs if m == "inception_v3:imagenet"} & {"pneumonia_cxr", "pneumoniamnist"}
+    assert profiles.dry_run(dataclasses.replace(paper, skip={"retina5": ("vgg16_bn:imagenet",)})).models_for(
+        "retina5") == dry.models_for("retina5")[1:]  # the source's own skips stay
+
+
 def test_paper_dry_sizes_are_at_most_papers():
     paper, dry = PROFILES["paper"], PROFILES["paper-dry"]
     for key in SECTIONS:
@@ -113,7 +133,7 @@ def test_net_size_changes_the_checkpoint_key_only_when_set():
 def test_profile_net_sizes_reach_the_configs():
     cfgs = configs_for_profile(PROFILES["paper-dry"])
     inc = [c for c in cfgs if c.arch == "inception_v3"]
-    assert len(inc) == 6 and all(c.net_size == 75 and c.size == 32 for c in inc)
+    assert len(inc) == profiles.DRY_RUN_TASKS_PER_MODEL and all(c.net_size == 75 and c.size == 32 for c in inc)
     paper = [c for c in configs_for_profile(PROFILES["paper"]) if c.arch == "inception_v3"]
     assert all(c.net_size == 299 and c.size == 224 for c in paper)
     assert all(c.net_size is None for c in cfgs if c.arch != "inception_v3")
@@ -155,14 +175,14 @@ def test_cells_follow_the_chapter_selection():
 def test_paper_grid_has_a_cell_per_model_and_per_uap():
     prof = PROFILES["paper-dry"]
     cs = cells.book_cells(prof)
-    assert sum(c.family == "zoo" for c in cs) == 42
-    uaps = [c for c in cs if c.name.startswith("universal/uap/skin7_derm/resnet50:imagenet/")]
+    assert sum(c.family == "zoo" for c in cs) == sum(len(prof.models_for(t)) for t in prof.tasks)
+    uaps = [c for c in cs if c.name.startswith("universal/uap/skin7_derm/vgg16_bn:imagenet/")]
     assert len(uaps) == len(prof.uap.norms) * (1 + 2)  # non-targeted + the first and last class
     assert {c.kwargs["target"] for c in uaps} == {None, 0, 6}
-    paper = [c for c in cells.book_cells(PROFILES["paper"], ["03_uap"])
-             if c.name.startswith("universal/uap/skin7_derm/resnet50:imagenet/")]
-    assert len(paper) == 2 * 2 * (1 + 7)  # two norms, two zetas, non-targeted + every class
-    every_seed = [c for s in prof.seeds for c in cells.book_cells(dataclasses.replace(prof, seeds=(s,)), ["01"])]
+    paper = PROFILES["paper"]
+    uaps = [c for c in cells.book_cells(paper, ["03_uap"]) if c.name.startswith("universal/uap/skin7_derm/resnet50:imagenet/")]
+    assert len(uaps) == 2 * 2 * (1 + 7)  # two norms, two zetas, non-targeted + every class
+    every_seed = [c for s in paper.seeds for c in cells.book_cells(dataclasses.replace(paper, seeds=(s,)), ["01"])]
     assert len({c.kwargs["config"].key() for c in every_seed}) == 126  # the whole grid: 6 x 7 x 3
 
 

@@ -161,7 +161,11 @@ def describe(p: Plan, device: str, workers: int = 1) -> str:
     kind = "measured" if not str(device).startswith("cuda") or os.environ.get("ADVMED_GMACS") else \
         "assumed (unmeasured; set ADVMED_GMACS from benchmarks/gpu_check.sh)"
     where = f"{workers} x {device}" if workers > 1 else str(device)
-    return (f"profile {p.profile}: {p.tasks} tasks x {p.models} models; cells: {parts}\n"
+    pairs = p.cells.get("zoo", 0)
+    grid = f"{p.tasks} tasks x {p.models} models" + (
+        f" ({pairs} of the {p.tasks * p.models} pairs trained: the profile's skips)" if 0 < pairs < p.tasks * p.models
+        else "")
+    return (f"profile {p.profile}: {grid}; cells: {parts}\n"
             f"work: {p.total_gmac / 1e3:,.0f} TMAC ({work}); throughput {throughput(device):,.0f} GMAC/s "
             f"per device, {kind}\n"
             f"estimated time on {where}: about {fmt_seconds(p.seconds(device, workers))} "
