@@ -93,6 +93,9 @@ pages.figure(plots.validation_curves(models_zoo.panels(zoo)), "fig-models-curves
              "Validation loss (top) and validation AUC (bottom) per epoch: one panel per task, one colour per "
              "model (the same colours in every chapter); the ringed dot marks the epoch that was kept.")
 
+# %% tags=["remove-input"]
+Markdown(models_zoo.stopping_sentence(zoo))
+
 # %% [markdown]
 # ## Clean test performance
 #

@@ -109,3 +109,22 @@ def test_smoke_end_to_end_on_real_data(data_root):
     assert (table["n_test"] == prof.eval.max_test).all()
     # two epochs on 512 images: far from the paper, but better than chance
     assert (table["auc"] > 0.6).all(), table
+
+
+def _run(epochs_run: int, best: int, *, cap: int = 12, patience: int = 2):
+    from advmed.train import TrainConfig
+
+    cfg = TrainConfig(task="pneumoniamnist", arch="small_cnn", size=28, epochs=cap, patience=patience)
+    return SimpleNamespace(history=pd.DataFrame({"epoch": range(1, epochs_run + 1)}), best_epoch=best, config=cfg)
+
+
+def test_stopping_tells_early_stops_from_runs_still_improving_at_the_cap():
+    assert E.stopping(_run(7, 5)) == "early"
+    assert E.stopping(_run(12, 10)) == "cap, plateaued"  # two epochs without a better AUC at the end
+    assert E.stopping(_run(12, 11)) == "cap, still improving"
+    zoo = {("pneumoniamnist", "small_cnn", "scratch"): _run(7, 5),
+           ("pneumonia_cxr", "mobilenet_v1_075", "imagenet"): _run(12, 12)}
+    text = E.stopping_sentence(zoo)
+    assert text.startswith("1 of 2 models stopped early (no better validation AUC for 2 epochs); 0 ran to the cap")
+    assert "1 had their best epoch among the last ones at the cap" in text and "pneumonia_cxr mobilenet_v1_075:imagenet" in text
+    assert "not yet plateaued" not in E.stopping_sentence({k: v for k, v in zoo.items() if k[0] == "pneumoniamnist"})

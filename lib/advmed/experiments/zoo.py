@@ -264,11 +264,40 @@ def training_summary(trained: Mapping[ModelKey, TrainedModel]) -> pd.DataFrame:
         rows.append({
             "task": key.task, "arch": key.arch, "init": key.init, "init_used": tm.init_used,
             "size": tm.config.size, "n_train": tm.meta.get("n_train"), "n_val": tm.meta.get("n_val"),
-            "epochs_run": len(tm.history), "best_epoch": tm.best_epoch, "val_auc": round(tm.val_auc, 4),
+            "epochs_run": len(tm.history), "best_epoch": tm.best_epoch, "stopped": stopping(tm),
+            "val_auc": round(tm.val_auc, 4),
             "train_seconds": round(tm.train_seconds, 1), "from_cache": bool(tm.meta.get("cached")),
             "checkpoint": tm.config.key(),
         })
     return pd.DataFrame(rows)
+
+
+def stopping(tm: TrainedModel) -> str:
+    """How a training run ended: ``"early"`` (validation AUC had not improved for ``patience``
+    epochs), ``"cap, plateaued"`` (all epochs run, the best one ``patience`` or more before
+    the last) or ``"cap, still improving"`` (the best epoch among the last ``patience``: more
+    epochs might have helped)."""
+    run, cap, patience = len(tm.history), int(tm.config.epochs), int(tm.config.patience)
+    if run < cap:
+        return "early"
+    return "cap, plateaued" if tm.best_epoch <= cap - patience else "cap, still improving"
+
+
+def stopping_sentence(trained: Mapping[ModelKey, TrainedModel]) -> str:
+    """Chapter 1: how many models stopped early and how many were still improving at the cap."""
+    how = [stopping(tm) for tm in trained.values()]
+    if not how:
+        return ""
+    caps = sorted({int(tm.config.epochs) for tm in trained.values()})
+    still = [f"{ModelKey(*k).task} {ModelKey(*k).arch}:{ModelKey(*k).init}" for k, tm in trained.items()
+             if stopping(tm) == "cap, still improving"]
+    text = (f"{how.count('early')} of {len(how)} models stopped early (no better validation AUC for "
+            f"{', '.join(str(p) for p in sorted({int(tm.config.patience) for tm in trained.values()}))} epochs); "
+            f"{how.count('cap, plateaued')} ran to the cap of {', '.join(map(str, caps))} epochs after their best")
+    if still:
+        text += (f"; {len(still)} had their best epoch among the last ones at the cap, so their validation AUC had "
+                 f"not yet plateaued ({'; '.join(still)}): more epochs might have helped them")
+    return text + " (the `stopped` column of the appendix)."
 
 
 # --------------------------------------------------------------------------- cells
