@@ -128,3 +128,28 @@ def test_stopping_tells_early_stops_from_runs_still_improving_at_the_cap():
     assert text.startswith("1 of 2 models stopped early (no better validation AUC for 2 epochs); 0 ran to the cap")
     assert "1 had their best epoch among the last ones at the cap" in text and "pneumonia_cxr mobilenet_v1_075:imagenet" in text
     assert "not yet plateaued" not in E.stopping_sentence({k: v for k, v in zoo.items() if k[0] == "pneumoniamnist"})
+
+
+class _Counting(ConstNet):
+    calls = 0
+
+    def forward(self, x):
+        type(self).calls += 1
+        return super().forward(x)
+
+
+def test_clean_predictions_are_memoised_only_for_checkpointed_models(fake, tmp_cache):
+    from advmed.train import TrainConfig
+
+    prof = get_profile("smoke", tasks=["pneumoniamnist"], models=["small_cnn"])
+    cfg = TrainConfig(task="pneumoniamnist", arch="small_cnn", size=28)
+    key = ("pneumoniamnist", "small_cnn", "scratch")
+    stored = {key: SimpleNamespace(model=_Counting(), config=cfg, meta={"checkpoint": "x.pt"})}
+    first = E.clean_predictions(prof, trained=stored, progress=False)
+    calls = _Counting.calls
+    again = E.clean_predictions(prof, trained=stored, progress=False)
+    assert _Counting.calls == calls > 0  # read back, not recomputed
+    np.testing.assert_array_equal(first[key].proba, again[key].proba)
+    loose = {key: SimpleNamespace(model=_Counting(), config=cfg, meta={})}  # weights no key fixes
+    E.clean_predictions(prof, trained=loose, progress=False)
+    assert _Counting.calls > calls

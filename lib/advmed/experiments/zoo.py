@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..cache import memo, tensor_digest
 from ..metrics import METRICS, Estimate, classification_metrics
 from ..models import get_arch, predict_proba
 from ..train import TrainConfig, TrainedModel, get_trained_model
@@ -158,9 +159,22 @@ def clean_predictions(profile: Profile, *, trained: Mapping[ModelKey, TrainedMod
         if key.task not in sets:
             sets[key.task] = test_set(key.task, profile, progress=progress)
         test = sets[key.task]
-        out[key] = Predictions(test.labels.numpy(), predict_proba(tm.model, test.images, device=device),
-                               list(test.classes))
+        out[key] = Predictions(test.labels.numpy(), _test_proba(tm, test, device), list(test.classes))
     return out
+
+
+def _test_proba(tm: TrainedModel, test: Any, device: Any) -> np.ndarray:
+    """``predict_proba`` on a test set, memoised when the model came through the checkpoint
+    cache (its key then fixes the weights): chapters 1 and 8 both need every model's test
+    predictions, 10 s of a warm cpu build each time. Models from elsewhere are not memoised."""
+    def compute() -> np.ndarray:
+        return predict_proba(tm.model, test.images, device=device)
+
+    meta = tm.meta if isinstance(getattr(tm, "meta", None), dict) else {}
+    if not meta.get("checkpoint"):
+        return compute()
+    key = {"model": tm.config.key(), "images": tensor_digest(test.images), "labels": tensor_digest(test.labels)}
+    return memo("clean_predictions", key, compute)
 
 
 def clean_results(profile: Profile, *, trained: Mapping[ModelKey, TrainedModel] | None = None,
