@@ -163,7 +163,7 @@ def load_checkpoint(cfg: TrainConfig, *, device: torch.device | str | None = Non
                       f"{record['init_used']!r}, not {cfg.init!r} (weights were unavailable when it was "
                       "trained); pass retrain=True to train it again", stacklevel=3)
     # mmap: the tensors are views of the file (copy on write), read when first used, so a
-    # chapter that loads the whole zoo (4.6 GB of checkpoints in paper-dry) but attacks a
+    # chapter that loads the whole zoo (gigabytes of checkpoints in paper-dry) but attacks a
     # few models does not read and copy all of it first
     blob = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
     model = _restore(cfg, len(record["classes"]), blob["state_dict"])
