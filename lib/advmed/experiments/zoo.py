@@ -315,10 +315,16 @@ def stopping_sentence(trained: Mapping[ModelKey, TrainedModel]) -> str:
 
 
 # --------------------------------------------------------------------------- cells
-def train_cell(config: TrainConfig) -> str:
+def train_cell(config: TrainConfig, test: Mapping[str, Any] | None = None) -> str:
     """Cell: train (or find in the checkpoint cache) the model of ``config``, on this worker's
-    device (:func:`advmed.device.default_device`); the checkpoint goes to the shared cache."""
+    device (:func:`advmed.device.default_device`); the checkpoint goes to the shared cache.
+    ``test``: the ``load_task`` arguments of the profile's test set (:func:`test_set`), whose
+    predictions are then memoised too, so that the chapters only read them."""
     tm = get_trained_model(config, progress=False)
+    if test is not None:
+        from ..data import load_task
+
+        _test_proba(tm, load_task(config.task, "test", channels=3, progress=False, **test), None)
     how = "cached" if tm.meta.get("cached") else f"trained in {tm.train_seconds:.0f} s"
     return f"{config.label()}: {how}, val AUC {tm.val_auc:.3f}"
 
@@ -329,5 +335,7 @@ def train_cells(profile: Profile) -> list:
     from .cells import Cell
     from .estimate import train_cost
 
-    return [Cell("zoo", f"zoo/train/{c.task}/{c.arch}:{c.init}/seed{c.seed}", train_cell, {"config": c}, stage=0,
-                 cost_gmac=train_cost(c)) for c in configs_for_profile(profile)]
+    return [Cell("zoo", f"zoo/train/{c.task}/{c.arch}:{c.init}/seed{c.seed}", train_cell,
+                 {"config": c, "test": {"size": profile.task_size(c.task), "limit": profile.eval.max_test,
+                                        "seed": profile.seed}},
+                 stage=0, cost_gmac=train_cost(c)) for c in configs_for_profile(profile)]
