@@ -267,7 +267,9 @@ def test_uap_rate_panels_labels_do_not_collide():
     texts = [fig._supxlabel] if getattr(fig, "_supxlabel", None) else []
     for ax in fig.axes:  # every label of every panel, against every other one
         texts += ax.get_yticklabels() + ax.get_xticklabels() + [ax.xaxis.label, ax.yaxis.label, ax.title]
+    texts += [*fig.legends[0].get_texts(), fig.legends[0].get_title()]  # the legend ran over a figure label once
     assert not _overlaps(fig, texts), "colliding labels"
+    assert "rate on held-out images" in fig.legends[0].get_title().get_text()  # the x axis is named
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
     assert fig.get_figwidth() <= plots.PAGE_WIDTH + 1e-9
 
