@@ -189,7 +189,7 @@ def rate_panels(table: pd.DataFrame, *, attack: str = NON_TARGETED, columns: Seq
                 ax.barh(pos + (c - (len(columns) - 1) / 2) * w, vals, w, xerr=err, color=attack_color(role),
                         label=label, error_kw={"lw": 0.8, "capsize": 1.5})
             for k in np.flatnonzero(g[columns[0][0]].isna().to_numpy()):  # an empty row is not a rate of 0
-                ax.text(0.03, pos[k], "not trained for this task", fontsize="x-small", color="0.45", va="center")
+                ax.text(0.03, pos[k], "not trained", fontsize="x-small", color="0.45", va="center")
             if threshold is not None:
                 ax.axvline(threshold, color="0.3", ls="--", lw=1, label=f"the study's claim ({threshold:.0%})")
             ax.set_xlim(0, 1.02)
