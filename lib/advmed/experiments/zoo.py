@@ -130,12 +130,21 @@ def test_set(task: str, profile: Profile, *, limit: int | str | None = None, pro
     """
     from ..data import load_task
 
-    size = profile.task_size(task)
-    if limit is None:
-        limit = profile.eval.max_test
-    elif limit == "all":
-        limit = None
-    return load_task(task, "test", size=size, channels=3, limit=limit, seed=profile.seed, progress=progress)
+    args = test_split_args(task, profile)
+    if limit == "all":
+        args["limit"] = None
+    elif limit is not None:
+        args["limit"] = limit
+    return load_task(task, "test", channels=3, progress=progress, **args)
+
+
+def test_split_args(task: str, profile: Profile) -> dict[str, Any]:
+    """The ``load_task`` arguments of :func:`test_set`'s default split: the profile's size,
+    ``eval.max_test`` and first seed (what a training cell predicts on ahead of the chapters)."""
+    return {"size": profile.task_size(task), "limit": profile.eval.max_test, "seed": profile.seed}
+
+
+test_split_args.__test__ = False  # type: ignore[attr-defined]
 
 
 # a function named test_* confuses pytest when a test module imports it
@@ -318,7 +327,7 @@ def stopping_sentence(trained: Mapping[ModelKey, TrainedModel]) -> str:
 def train_cell(config: TrainConfig, test: Mapping[str, Any] | None = None) -> str:
     """Cell: train (or find in the checkpoint cache) the model of ``config``, on this worker's
     device (:func:`advmed.device.default_device`); the checkpoint goes to the shared cache.
-    ``test``: the ``load_task`` arguments of the profile's test set (:func:`test_set`), whose
+    ``test``: the ``load_task`` arguments of the profile's test set (:func:`test_split_args`), whose
     predictions are then memoised too, so that the chapters only read them."""
     tm = get_trained_model(config, progress=False)
     if test is not None:
@@ -336,6 +345,5 @@ def train_cells(profile: Profile) -> list:
     from .estimate import train_cost
 
     return [Cell("zoo", f"zoo/train/{c.task}/{c.arch}:{c.init}/seed{c.seed}", train_cell,
-                 {"config": c, "test": {"size": profile.task_size(c.task), "limit": profile.eval.max_test,
-                                        "seed": profile.seed}},
+                 {"config": c, "test": test_split_args(c.task, profile)},
                  stage=0, cost_gmac=train_cost(c)) for c in configs_for_profile(profile)]

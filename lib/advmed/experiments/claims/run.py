@@ -18,7 +18,7 @@ import pandas as pd
 
 from .. import references
 from ..profiles import Profile
-from ..universal.tables import COLLAPSED
+from ..universal.tables import COLLAPSED, count_collapse
 from ..zoo import clean_results, trained_models
 from .verdicts import (ABOUT, Claim, Estimate3, about_zero, above_bound, matches_figure, not_comparable)
 
@@ -262,12 +262,12 @@ def _collapse_reason(rows: pd.DataFrame) -> str:
     (measured in chapter 3: the adversarial predictions), with the ceiling that puts on them."""
     if "dominant_share" not in rows or rows["dominant_share"].isna().all():
         return ""
-    hit = rows[rows["dominant_share"] >= COLLAPSED]
-    if hit.empty:
+    c = count_collapse(rows, float(rows["zeta"].iloc[0]))
+    if c.collapsed == 0:
         return ""
-    return (f"{len(hit)} of {len(rows)} non-targeted UAPs send at least {COLLAPSED:.0%} of the held-out images to "
-            f"one class (measured, chapter 3), which caps their fooling rate at the share predicted otherwise "
-            f"(median ceiling {hit['ceiling'].median():.3f}, their median rate {hit['rate'].median():.3f}); ")
+    return (f"{c.collapsed} of {c.non_targeted} non-targeted UAPs send at least {COLLAPSED:.0%} of the held-out "
+            f"images to one class (measured, chapter 3), which caps their fooling rate at the share predicted "
+            f"otherwise (median ceiling {c.median_ceiling:.3f}, their median rate {c.median_rate:.3f}); ")
 
 
 def claim_9(ctx: Context) -> Claim:

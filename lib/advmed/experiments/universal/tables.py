@@ -157,7 +157,12 @@ def collapse_counts(numeric: pd.DataFrame, *, zeta: float | None = None) -> Coll
     ``zeta`` (default: the largest)."""
     non = numeric[numeric["attack"] == NON_TARGETED]
     zeta = float(non["zeta"].max() if zeta is None else zeta) if len(non) else float("nan")
-    non = non[np.isclose(non["zeta"].astype(float), zeta)]
+    return count_collapse(non[np.isclose(non["zeta"].astype(float), zeta)], zeta)
+
+
+def count_collapse(non: pd.DataFrame, zeta: float) -> CollapseCounts:
+    """:class:`CollapseCounts` of rows already selected (the non-targeted UAPs at ``zeta``,
+    with ``rate``, ``dominant_share`` and ``ceiling``)."""
     hit = non[non["dominant_share"] >= COLLAPSED]
     return CollapseCounts(
         zeta=zeta, non_targeted=len(non), collapsed=len(hit),
@@ -341,7 +346,7 @@ def transfer_table(matrices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 __all__ = ["ARCH_SPREAD", "AT_CEILING", "CLAIM_THRESHOLD", "COLLAPSED", "ClaimCounts", "CollapseCounts",
-           "NaturalHeadline", "claim_counts", "claim_summary", "collapse_counts",
+           "NaturalHeadline", "claim_counts", "claim_summary", "collapse_counts", "count_collapse",
            "fooling_summary", "minagi_comparison", "minagi_summary", "natural_display", "natural_headline", "natural_summary",
            "natural_vs_medical", "settings_brief", "settings_table", "transfer_learning_table", "transfer_table",
            "uap_table"]
