@@ -22,10 +22,12 @@ from advmed.experiments import references
 from advmed.experiments.blackbox import plots as P
 from advmed.experiments.blackbox import report as R
 from advmed.experiments.blackbox import run as B
-from advmed.experiments.blackbox import surrogates as S
+from advmed.experiments.kernel import surrogates as S
 from advmed.experiments.blackbox import tables as T
 from advmed.experiments.profiles import PROFILES, BlackboxSettings, ModelSpec, get_profile
-from advmed.experiments.whitebox import run as wb
+from advmed.experiments import kernel as wb
+from advmed.experiments.kernel import evaluation as KE
+from advmed.experiments.kernel import studies as KS
 from advmed.train import TrainConfig
 
 from fake_zoo import FakeTrained, fit_tiny
@@ -84,7 +86,8 @@ def profile():
 def synthetic(monkeypatch, tmp_cache, zoo):
     """Chapter 2's test images, the training split and the checkpoint cache, all synthetic."""
     test = _images(48, 2)
-    monkeypatch.setattr(wb, "test_images", lambda task, prof, n_images=None, progress=False: test)
+    for module in (B, KE, KS):
+        monkeypatch.setattr(module, "test_images", lambda task, prof, n_images=None, progress=False: test)
     train_labels = np.arange(200) % 2
     monkeypatch.setattr(S, "train_split_counts", lambda cfg: (train_labels, None))
     trained = []
@@ -249,7 +252,7 @@ def test_usimba_runs_at_chapter_3s_bounds(zoo, profile, synthetic):
 # --------------------------------------------------------------------------- against the white box
 def _fake_robust(first_eps_value: float):
     def robust(profile, zoo, progress=True):
-        n = len(wb.test_images(None, profile))
+        n = len(B.test_images(None, profile))
         costs = pd.DataFrame({"attacked": [n], "queries": [10 * n], "seconds": [1.0], "task": [TASK],
                               "arch": ["tiny_a"], "init": ["scratch"]})
         return wb.RobustResults(pd.DataFrame(), costs, {k: np.full(n, first_eps_value) for k in zoo})
@@ -260,12 +263,12 @@ def test_a_blackbox_success_the_whitebox_missed_flags_the_model(zoo, profile, sy
     sur = S.trained_surrogates(profile, zoo, progress=False)
     transfer = B.transfer_results(profile, zoo, sur, progress=False)
     queries = B.query_results(profile, zoo, progress=False)
-    monkeypatch.setattr(wb, "robust_results", _fake_robust(0.0))  # white box broke every image
+    monkeypatch.setattr(B, "robust_results", _fake_robust(0.0))  # white box broke every image
     sound = B.whitebox_check(profile, zoo, transfer, queries, progress=False)
     assert (sound.table["beaten"] == 0).all() and not sound.flagged
     assert "every black-box success is contained" in R.check_reading(sound)
-    monkeypatch.setattr(wb, "robust_results", _fake_robust(np.inf))  # white box broke none
-    monkeypatch.setattr(wb, "diagnostics_results", lambda prof, z, progress=True: pd.DataFrame(
+    monkeypatch.setattr(B, "robust_results", _fake_robust(np.inf))  # white box broke none
+    monkeypatch.setattr(B, "diagnostics_results", lambda prof, z, progress=True: pd.DataFrame(
         [{"task": TASK, "arch": k[1], "init": k[2], "check": "transfer", "passed": False} for k in z]))
     bad = B.whitebox_check(profile, zoo, transfer, queries, progress=False)
     assert bad.flagged and (bad.table["beaten"] > 0).any()
@@ -287,7 +290,7 @@ def test_robust_results_give_each_images_first_eps(zoo, profile, synthetic):
 
 # --------------------------------------------------------------------------- tables, prose, figures
 def test_finlayson_tables_prose_and_figures(zoo, profile, synthetic, monkeypatch):
-    monkeypatch.setattr(wb, "robust_results", _fake_robust(0.0))
+    monkeypatch.setattr(B, "robust_results", _fake_robust(0.0))
     sur = S.trained_surrogates(profile, zoo, progress=False)
     fin = B.finlayson_blackbox(profile, zoo, sur, progress=False)
     assert len(fin) == 2 and set(fin["surrogate_kind"]) == {"seed", "disjoint"}
@@ -319,7 +322,7 @@ def test_finlayson_tables_prose_and_figures(zoo, profile, synthetic, monkeypatch
 def test_page_summaries_are_short_and_read_off_the_long_tables(zoo, profile, synthetic, monkeypatch):
     from advmed import pages, plots
 
-    monkeypatch.setattr(wb, "robust_results", _fake_robust(0.0))
+    monkeypatch.setattr(B, "robust_results", _fake_robust(0.0))
     sur = S.trained_surrogates(profile, zoo, progress=False)
     transfer = B.transfer_results(profile, zoo, sur, progress=False)
     queries = B.query_results(profile, zoo, progress=False)

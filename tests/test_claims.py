@@ -70,8 +70,8 @@ def test_claims_table_and_abstract_are_computed_from_claims():
 
 
 def _blackbox_rows(to_target: float) -> pd.DataFrame:
-    return pd.DataFrame([{"task": t, "surrogate_kind": k, "surrogate": f"mobilenet ({k})", "to_target": to_target,
-                          "clean_accuracy": 0.9, "white_to_target": 1.0}
+    return pd.DataFrame([{"task": t, "surrogate_kind": k, "surrogate": f"mobilenet ({k})", "target_rate": to_target,
+                          "clean_accuracy": 0.9, "white_target_rate": 1.0}
                          for t in ("pneumonia_cxr", "melanoma_derm") for k in ("seed", "disjoint")])
 
 

@@ -5,7 +5,6 @@ import io
 
 import matplotlib
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -56,29 +55,6 @@ def test_confusion_matrix():
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert "1\n50%" in texts and "2\n67%" in texts
     _render(fig)
-
-
-def test_image_grid_from_arrays_and_imageset_like():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, (12, 3, 16, 16), dtype=np.uint8)
-    x[:6] = x[:6, :1]  # grayscale content stored as RGB
-    y = np.r_[np.zeros(6, int), np.ones(6, int)]
-    fig = plots.image_grid(x, y, ["normal", "pneumonia"], per_class=4, title="card")
-    assert len(fig.axes) == 8
-    _render(fig)
-
-    class Fake:
-        images, labels, classes = x.astype(np.float32) / 255, y, ["normal", "pneumonia"]
-
-    _render(plots.image_grid(Fake(), per_class=8))  # fewer images than cells: blanks
-
-
-def test_training_curves_single_and_several():
-    h = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.5, 0.4], "train_acc": [0.6, 0.7, 0.8],
-                      "val_loss": [0.6, 0.5, 0.55], "val_acc": [0.6, 0.7, 0.7],
-                      "val_auc": [0.7, 0.8, 0.78], "best": [False, True, False]})
-    _render(plots.training_curves(h, title="run"))
-    _render(plots.training_curves({"a": h, "b": h.assign(val_auc=h.val_auc - 0.1)}))
 
 
 def test_backend_untouched():

@@ -75,7 +75,7 @@ def _chapters(prof) -> None:
     """What chapters 5-7 compute, through the functions they call."""
     from advmed.experiments import zoo as Z
     from advmed.experiments.blackbox import run as B
-    from advmed.experiments.blackbox import surrogates as S
+    from advmed.experiments.kernel import surrogates as S
     from advmed.experiments.defenses import run as D
     from advmed.experiments.patches import run as P
 

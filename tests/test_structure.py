@@ -136,3 +136,39 @@ def test_chapters_define_no_logic(chapter):
     keys = [f"line {n.lineno}: {n.id}" for n in ast.walk(tree)
             if isinstance(n, ast.Name) and n.id in {"memo", "tensor_digest", "key_hash"}]
     assert not keys, f"{chapter.name} builds memo keys itself: {keys}"
+
+
+#: The experiment modules every family may import (DESIGN.md, "the experiment kernel").
+SHARED = {"kernel", "profiles", "zoo", "references", "cells", "estimate", "cards", "compare"}
+#: Families that may read other families' results (chapter 8's claims).
+READERS = {"claims"}
+
+
+def _family(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["advmed", "experiments"] else None
+
+
+def test_families_import_the_core_and_the_kernel_never_each_other():
+    bad = []
+    for path, parts in _modules():
+        if len(parts) < 4 or parts[1] != "experiments":
+            continue  # a module directly under experiments/ is shared, not a family
+        own = parts[2]
+        for module, names in _imports(path, parts):
+            targets = [module] if _family(module) else [f"{module}.{n}" for n in names]
+            for target in targets:
+                other = _family(target)
+                if other is None or other == own or other in SHARED or own in READERS:
+                    continue
+                bad.append(f"{path.relative_to(REPO)} ({own}) imports {target}")
+    assert not bad, "families import the core and the kernel, never each other:\n" + "\n".join(bad)
+
+
+def test_the_kernel_imports_no_family():
+    bad = [f"{path.relative_to(REPO)} imports {module}" for path, parts in _modules()
+           if parts[1:3] == ["experiments", "kernel"]
+           for module, names in _imports(path, parts)
+           for target in [module] + [f"{module}.{n}" for n in names]
+           if _family(target) not in (None, "kernel") and _family(target) not in SHARED]
+    assert not bad, "\n".join(bad)

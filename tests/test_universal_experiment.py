@@ -210,9 +210,7 @@ def test_figures(zoo, profile, synthetic):
     key = exp.keys(targeted=False)[0]
     img, gain = amplify(exp.runs[key].delta)
     assert img.min() >= 0 and img.max() <= 1 and gain > 1
-    figs = [up.uap_gallery(exp), up.before_after(exp, key, n=3), up.confusion_under_uap(exp, key),
-            up.transfer_heatmap(universal.transfer_matrix(exp, TASK, progress=False)),
-            up.rate_bars(tables.uap_table(exp, numeric=True), threshold=0.8)]
+    figs = [up.transfer_heatmap(universal.transfer_matrix(exp, TASK, progress=False))]
     assert all(isinstance(f, Figure) for f in figs)
     for f in figs:
         f.savefig(__import__("io").BytesIO(), format="png")

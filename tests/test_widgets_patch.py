@@ -18,7 +18,7 @@ ipywidgets = pytest.importorskip("ipywidgets")
 
 from advmed import widgets as wg  # noqa: E402
 from advmed.data import ImageSet  # noqa: E402
-from advmed.experiments.blackbox import surrogates as S  # noqa: E402
+from advmed.experiments.kernel import surrogates as S  # noqa: E402
 from advmed.experiments.patches import plots as P  # noqa: E402
 from advmed.experiments.patches import run as PR  # noqa: E402
 from advmed.experiments.profiles import PROFILES, ModelSpec, PatchExplorerSettings, PatchSettings  # noqa: E402

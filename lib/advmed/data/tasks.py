@@ -14,26 +14,25 @@ class Task:
     dataset: str  # key of advmed.data.DATASETS
     view: str | None  # label view of that dataset (None: its own labels)
     title: str
-    study: str  # which seed study runs this task ("" if none)
 
 
 TASKS: dict[str, Task] = {
     t.name: t
     for t in [
         Task("pneumonia_cxr", "kermany_cxr", None,
-             "Pneumonia vs normal, paediatric chest X-ray (Kermany)", "AdversarialMed; Finlayson; Hirano"),
+             "Pneumonia vs normal, paediatric chest X-ray (Kermany)"),
         Task("melanoma_derm", "ham10000", "mel_vs_nv",
-             "Melanoma vs nevus, dermoscopy (HAM10000)", "Finlayson; Minagi"),
+             "Melanoma vs nevus, dermoscopy (HAM10000)"),
         Task("skin7_derm", "ham10000", None,
-             "Seven skin lesion diagnoses, dermoscopy (HAM10000)", "Hirano"),
+             "Seven skin lesion diagnoses, dermoscopy (HAM10000)"),
         Task("referable_dr", "retinamnist", "referable",
-             "Referable diabetic retinopathy (grade >= 2), fundus (RetinaMNIST)", "Finlayson; Hirano"),
+             "Referable diabetic retinopathy (grade >= 2), fundus (RetinaMNIST)"),
         Task("retina5", "retinamnist", None,
-             "Five diabetic retinopathy grades, fundus (RetinaMNIST)", ""),
+             "Five diabetic retinopathy grades, fundus (RetinaMNIST)"),
         Task("pneumoniamnist", "pneumoniamnist", None,
-             "Pneumonia vs normal, chest X-ray at 28 px (PneumoniaMNIST)", ""),
+             "Pneumonia vs normal, chest X-ray at 28 px (PneumoniaMNIST)"),
         Task("breastmnist", "breastmnist", None,
-             "Malignant vs normal/benign, breast ultrasound at 28 px (BreastMNIST)", ""),
+             "Malignant vs normal/benign, breast ultrasound at 28 px (BreastMNIST)"),
     ]
 }
 

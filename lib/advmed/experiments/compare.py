@@ -50,11 +50,6 @@ def compare_clean(ours: pd.DataFrame, references: Iterable[Mapping[str, Any]],
     return pd.DataFrame(rows)
 
 
-def study_citations(keys: Iterable[str]) -> pd.DataFrame:
-    """The studies' full citations and settings for a table footnote."""
-    return pd.DataFrame([{"study": k, **STUDIES[k]} for k in keys]).set_index("study")
-
-
 def _recipes(profile: Profile) -> str:
     recipes: dict[str, list[str]] = {}  # initialisations that share a recipe are named once
     for init in dict.fromkeys(m.init for m in profile.models):

@@ -532,9 +532,15 @@ class Profile:
     net_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
     skip: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     uap_explorer: UAPExplorerSettings = dataclasses.field(default_factory=UAPExplorerSettings)
-    defense: DefenseSettings | None = None
+    # required (chapter 7 reads it); a default only because the sections before it have one
+    defense: DefenseSettings = None  # type: ignore[assignment]
     patch_explorer: PatchExplorerSettings = dataclasses.field(default_factory=PatchExplorerSettings)
     defense_explorer: DefenseExplorerSettings = dataclasses.field(default_factory=DefenseExplorerSettings)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.defense, DefenseSettings):
+            raise TypeError(f"profile {self.name!r} needs a defense section (DefenseSettings(...)), got "
+                            f"{type(self.defense).__name__}: chapter 7 reads it")
 
     def models_for(self, task: str) -> tuple[ModelSpec, ...]:
         """The models trained for ``task``: every model but those ``skip`` lists for it."""

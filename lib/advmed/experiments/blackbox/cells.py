@@ -26,46 +26,14 @@ from .. import references
 from ..cells import Cell, task_classes
 from ..estimate import forward_gmac, n_images, train_cost
 from ..profiles import Profile
-from ..whitebox import cells as wcells
+from ..kernel import finlayson_eps
+from ..kernel.cells import robust_cells, surrogate_cell, surrogate_cells, target, target_zoo, task_configs
 from ..zoo import ModelKey, configs_for_profile, trained_models
 from . import run
-from .surrogates import primary_key, seed_config, surrogate_configs, trained_surrogates
-
-
-def task_configs(profile: Profile, task: str, models: Any = None) -> dict[ModelKey, Any]:
-    """The TrainConfigs of a task's models (``models``: as :meth:`Profile.select` takes them),
-    keyed like the zoo, without training or loading anything."""
-    return {ModelKey(c.task, c.arch, c.init): c
-            for c in configs_for_profile(profile.select(tasks=[task], models=models))}
-
-
-def target(profile: Profile, task: str, model: str, models: Any = None) -> tuple[ModelKey, Any]:
-    """A task's target (``model``, else its first model, as :func:`.surrogates.primary_key`
-    picks it) and its TrainConfig."""
-    configs = task_configs(profile, task, models)
-    key = primary_key(profile, configs, task, model)
-    return key, configs[key]
-
-
-def target_zoo(profile: Profile, task: str, model: str, models: Any = None) -> dict[ModelKey, Any]:
-    """A one-entry zoo: the task's target, from the checkpoint cache (stage 0 trained it).
-    The chapters' functions pick the same target from it as from the whole zoo."""
-    key, _ = target(profile, task, model, models)
-    return trained_models(profile, tasks=[task], models=[f"{key.arch}:{key.init}"], progress=False)
+from ..kernel.surrogates import trained_surrogates
 
 
 # --------------------------------------------------------------------------- cell functions
-def surrogate_cell(profile: Profile, task: str, kind: str) -> str:
-    """Train (or load) one surrogate of the task's target, as :func:`.surrogates.trained_surrogates` does."""
-    _, cfg = target(profile, task, profile.blackbox.model)
-    plan = surrogate_configs(profile, cfg)
-    sur = plan.seed if kind == "seed" else plan.disjoint
-    if sur is None:
-        return f"{task}: no {kind} surrogate ({plan.why})"
-    tm = get_trained_model(sur, progress=False)
-    return f"{task}: {kind} surrogate, val AUC {tm.val_auc:.3f}"
-
-
 def _task_inputs(profile: Profile, task: str) -> tuple[dict, dict]:
     zoo = trained_models(profile, tasks=[task], progress=False)
     return zoo, trained_surrogates(profile, zoo, tasks=[task])
@@ -135,25 +103,11 @@ def usimba_jobs(profile: Profile) -> list[tuple[str, str, float, int | None]]:
             for t in [None] + (list(range(len(task_classes(task)))) if u.targets_at(float(zeta)) else [])]
 
 
-def surrogate_cells(profile: Profile, tasks: list[str], kinds: tuple[str, ...] = ("seed", "disjoint")) -> list[Cell]:
-    """Stage 0: the surrogates of the targets of ``tasks``."""
-    out = []
-    for task in tasks:
-        _, cfg = target(profile, task, profile.blackbox.model)
-        for kind in kinds:
-            if kind == "disjoint" and cfg.max_train is None:
-                continue  # the target saw the whole split: no disjoint surrogate to train
-            out.append(Cell("blackbox", f"blackbox/surrogate/{task}/{kind}", surrogate_cell,
-                            {"profile": profile, "task": task, "kind": kind}, stage=0,
-                            cost_gmac=train_cost(seed_config(profile, cfg))))
-    return out
-
-
 def cells(profile: Profile) -> list[Cell]:
     """Chapter 5: surrogates (stage 0), attacks (stage 1), the white-box check (stage 2)."""
     s = profile.blackbox
     out = surrogate_cells(profile, list(profile.tasks))
-    fe_steps = int(run.wb.finlayson_eps()["steps"])
+    fe_steps = int(finlayson_eps()["steps"])
     theirs = {r["task"] for r in references.FINLAYSON_PGD["rows"]}
     for task in profile.tasks:
         configs = task_configs(profile, task)
@@ -184,8 +138,7 @@ def cells(profile: Profile) -> list[Cell]:
                                       "target_class": t},
                         cost_gmac=forwards * forward_gmac(cfg.arch, cfg.net_size or cfg.size)))
     checked = set(transfer_tasks(profile)) | (set(query_tasks(profile)) if "square" in s.query_attacks else set())
-    out += [c for c in wcells.cells(profile) if c.name.startswith("whitebox/robust/")
-            and c.kwargs["task"] in checked]
+    out += robust_cells(profile, checked)
     return out
 
 

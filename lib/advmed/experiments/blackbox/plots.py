@@ -16,7 +16,7 @@ from ...attacks import attack_label
 from ...plots import (PAGE_WIDTH, BookFigure, attack_color, legend_outside, new_figure, panel_grid, show_image,
                       show_perturbation, styled, task_label)
 from ..profiles import Profile
-from ..universal.run import attack_name
+from ..kernel import attack_name
 from ..zoo import ModelKey
 from . import run as bbrun  # module lookup: usimba_sets stays replaceable
 from .run import QueryRun, USimBAKey, USimBARun

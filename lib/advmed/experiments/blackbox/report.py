@@ -13,7 +13,7 @@ from ...attacks import attack_label
 from .. import references
 from ..profiles import PROFILES, Profile
 from .run import QueryRun, WhiteboxCheck
-from .surrogates import SurrogateSet
+from ..kernel.surrogates import SurrogateSet
 from .tables import BLACKBOX_SUCCESS, NEEDS
 
 
@@ -99,11 +99,11 @@ def finlayson_reading(fin: pd.DataFrame) -> str:
     """Our black-box rows against the study's finding that black-box attacks still succeed."""
     if fin.empty:
         return "*This profile has no binary task with a trained surrogate: no Finlayson black-box comparison.*"
-    ok = fin["to_target"] >= BLACKBOX_SUCCESS
+    ok = fin["target_rate"] >= BLACKBOX_SUCCESS
     return (f"Finlayson et al. report that {references.FINLAYSON_BLACKBOX_PGD['finding']}; our sources give no "
             f"figure for it, so we read it as \"at least {BLACKBOX_SUCCESS:.0%} of the images are moved to the "
             f"other class\". It holds in {int(ok.sum())} of {len(fin)} rows here (to the other class "
-            f"{fin['to_target'].min():.3f}-{fin['to_target'].max():.3f}; black-box accuracy "
+            f"{fin['target_rate'].min():.3f}-{fin['target_rate'].max():.3f}; black-box accuracy "
             f"{fin['accuracy'].min():.3f}-{fin['accuracy'].max():.3f}, against "
             f"{fin['white_accuracy'].min():.3f}-{fin['white_accuracy'].max():.3f} in white box). Their eps is "
             f"{fin['eps_255'].iloc[0]:.2f}/255 at 224 px; the same per-pixel budget buys less at our resolutions.")

@@ -52,9 +52,10 @@ from ...metrics import attack_success, classification_metrics
 from ...models import as_rgb, gray_view, predict_proba
 from .. import references
 from ..profiles import Profile
-from ..whitebox import run as wb
+from ..kernel import (RunKey, finlayson_eps, finlayson_results, images_key, metric_row, robust_results,
+                      selection_key, subset, test_images, diagnostics_results)
 from ..zoo import ModelKey
-from .surrogates import SurrogateSet, primary_key
+from ..kernel.surrogates import SurrogateSet, primary_key
 
 #: Bump when a change here changes what a memoised result holds.
 BLACKBOX_VERSION = 1
@@ -76,11 +77,9 @@ class AttackImages(NamedTuple):
 def attack_images(task: str, profile: Profile, n: int | None = None) -> AttackImages:
     """A stratified subset (profile seed) of ``n`` (default ``blackbox.n_images``) of chapter
     2's test images of ``task``."""
-    base = wb.test_images(task, profile)
-    n = profile.blackbox.n_images if n is None else n
-    pos = (np.arange(len(base)) if n is None or n >= len(base)
-           else stratified_subset(base.labels.numpy(), int(n), profile.seed))
-    return AttackImages(base.subset(pos), np.asarray(pos))
+    base = test_images(task, profile)
+    sub = subset(base, profile.blackbox.n_images if n is None else n, profile.seed)
+    return AttackImages(sub.images, sub.positions)
 
 
 def query_images(task: str, profile: Profile) -> AttackImages:
@@ -123,18 +122,10 @@ def craft(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, att
 
 def _cell(y: np.ndarray, proba: np.ndarray, clean: np.ndarray, *, n_boot: int, seed: int,
           target: np.ndarray | None = None) -> dict[str, float]:
-    """Accuracy and AUC (with intervals) of the target on adversarial images, flip rate among
-    its clean-correct images, and the to-target rate of a targeted attack."""
-    m = classification_metrics(y, proba, n_boot=n_boot, seed=seed)
-    row: dict[str, float] = {}
-    for name in METRICS:
-        row[name], row[f"{name}_lo"], row[f"{name}_hi"] = m[name]
-    pred = proba.argmax(1)
-    ok = clean == y
-    row["flip_rate"] = float(attack_success(clean[ok], pred[ok]).mean()) if ok.any() else float("nan")
-    if target is not None:
-        row["to_target"] = float(attack_success(clean, pred, target=target).mean())
-    return row
+    """The kernel's metric row (:func:`~advmed.experiments.kernel.metric_row`) with accuracy
+    and AUC: the flip rate among the target's clean-correct images and, for a targeted
+    attack, ``target_rate``, the share of all images classified as the target."""
+    return metric_row(y, proba, clean, n_boot=n_boot, seed=seed, target=target, metrics=METRICS)
 
 
 # --------------------------------------------------------------------------- transfer
@@ -185,7 +176,7 @@ def _transfer_memo(source: Source, targets: Mapping[str, Any], images: Any, *, a
     """Craft once on ``source`` (untargeted, or targeted to the other class with ``step``),
     score every target (memoised): the crafting seconds and probabilities per target."""
     key = {"v": BLACKBOX_VERSION, "sources": source.keys, "targets": {k: tm.config.key() for k, tm in targets.items()},
-           "images": wb.images_key(images.images, images.labels), "attack": attack, "eps": float(eps),
+           "images": images_key(images.images, images.labels), "attack": attack, "eps": float(eps),
            "steps": int(steps), "seed": int(seed)}
     if targeted:
         key.update(targeted="other", step=float(step))
@@ -247,7 +238,7 @@ def finlayson_blackbox(profile: Profile, zoo: Mapping[tuple, Any], surrogates: M
     has: crafted on the target's seed surrogate (the same architecture trained separately) and
     on its disjoint-data surrogate, scored on the target; beside the same attack in white box (chapter 2's
     :func:`~advmed.experiments.whitebox.run.finlayson_results`, its test images)."""
-    fe = wb.finlayson_eps()
+    fe = finlayson_eps()
     theirs = {r["task"] for r in references.FINLAYSON_PGD["rows"]}
     rows = []
     for task, sur in tqdm(list(surrogates.items()), desc="Finlayson black box", disable=not progress):
@@ -257,7 +248,7 @@ def finlayson_blackbox(profile: Profile, zoo: Mapping[tuple, Any], surrogates: M
         ai = attack_images(task, profile)
         y = ai.images.labels.numpy()
         clean = predict_proba(tm.model, ai.images.images)
-        white = wb.finlayson_results(profile, {sur.target: tm}, progress=False)
+        white = finlayson_results(profile, {sur.target: tm}, progress=False)
         white = white[white["attack"] == "pgd"].iloc[0]
         for src in sur.trained():
             out = _transfer_memo(Source(src.label, src.kind, (src.model,)), {"target": tm}, ai.images, attack="pgd",
@@ -267,7 +258,7 @@ def finlayson_blackbox(profile: Profile, zoo: Mapping[tuple, Any], surrogates: M
                          "steps": fe["steps"], "n": len(y), "seconds": float(out["seconds"]),
                          "clean_accuracy": float((clean.argmax(1) == y).mean()),
                          "white_accuracy": float(white["accuracy"]), "white_auc": float(white["auc"]),
-                         "white_to_target": float(white["target_rate"]), "white_n": int(white["n"]),
+                         "white_target_rate": float(white["target_rate"]), "white_n": int(white["n"]),
                          **_cell(y, out["proba"]["target"], clean.argmax(1), n_boot=profile.eval.n_boot,
                                  seed=profile.seed, target=1 - y)})
     return pd.DataFrame(rows)
@@ -329,7 +320,7 @@ def _query_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 def query_run(task: str, key: ModelKey, tm: Any, ai: AttackImages, *, attack: str, eps: float, budget: int,
               seed: int) -> QueryRun:
     """One Square / SimBA-DCT run on ``ai``'s images against ``tm`` (memoised)."""
-    mkey = {"v": BLACKBOX_VERSION, "model": tm.config.key(), "images": wb.images_key(ai.images.images, ai.images.labels),
+    mkey = {"v": BLACKBOX_VERSION, "model": tm.config.key(), "images": images_key(ai.images.images, ai.images.labels),
             "attack": attack, "eps": float(eps), "budget": int(budget), "seed": int(seed)}
 
     def compute() -> dict[str, Any]:
@@ -364,15 +355,8 @@ def query_results(profile: Profile, zoo: Mapping[tuple, Any], *, progress: bool 
 
 
 # --------------------------------------------------------------------------- U-SimBA
-class USimBAKey(NamedTuple):
-    """One U-SimBA perturbation: model, bound and target (None: non-targeted)."""
-
-    task: str
-    arch: str
-    init: str
-    norm: str
-    zeta: float
-    target: int | None
+#: One U-SimBA perturbation: model, bound and target (None: non-targeted); the kernel's run key.
+USimBAKey = RunKey
 
 
 @dataclass
@@ -396,11 +380,11 @@ class USimBARun:
     y: np.ndarray
 
     def rate(self, target: int | None, *, on: str = "eval", control: bool = False) -> float:
-        """Fooling rate (``target`` None) or targeted success among images not already
-        predicted as the target, on the held-out (``"eval"``) or the ``"build"`` images."""
+        """Fooling rate (``target`` None) or the kernel's targeted success rate (share of all
+        images classified as the target), on the held-out (``"eval"``) or the ``"build"`` images."""
         clean, adv = (self.build_clean, self.build_adv) if on == "build" else (
             self.clean, self.random if control else self.adv)
-        hit = attack_success(clean, adv, target=target)
+        hit = attack_success(clean, adv, target=target, among="all")
         return float(hit.mean()) if hit.size else float("nan")
 
 
@@ -422,8 +406,6 @@ def usimba_sets(task: str, profile: Profile) -> tuple[Any, Any]:
 def usimba_run(tm: Any, build: Any, evalset: Any, *, norm: str, zeta: float, target: int | None, iterations: int,
                seed: int) -> USimBARun:
     """One U-SimBA perturbation of ``tm`` built on ``build``, evaluated on ``evalset`` (memoised)."""
-    from ..universal.run import selection_key
-
     mkey = {"v": BLACKBOX_VERSION, "model": tm.config.key(), "build": selection_key(build),
             "eval": selection_key(evalset), "norm": norm, "zeta": float(zeta), "target": target,
             "iterations": int(iterations), "seed": int(seed)}
@@ -519,7 +501,7 @@ def whitebox_check(profile: Profile, zoo: Mapping[tuple, Any], transfer: Transfe
     involved = {ModelKey(t, a, i) for t, a, i in zip(rows_t.get("task", []), rows_t.get("target_arch", []),
                                                      rows_t.get("target_init", []))}
     involved |= {q.model for q in queries if q.norm == "linf"}
-    robust = wb.robust_results(profile, {k: tm for k, tm in zoo.items() if ModelKey(*k) in involved},
+    robust = robust_results(profile, {k: tm for k, tm in zoo.items() if ModelKey(*k) in involved},
                                progress=progress)
     rows = []
     for i, r in rows_t.iterrows():
@@ -538,7 +520,7 @@ def whitebox_check(profile: Profile, zoo: Mapping[tuple, Any], transfer: Transfe
     diag = pd.DataFrame()
     if flagged:
         tasks = {k.task for k in flagged}
-        diag = wb.diagnostics_results(profile, {k: tm for k, tm in zoo.items() if k[0] in tasks}, progress=progress)
+        diag = diagnostics_results(profile, {k: tm for k, tm in zoo.items() if k[0] in tasks}, progress=progress)
         diag = diag[[ModelKey(t, a, i) in flagged for t, a, i in zip(diag["task"], diag["arch"], diag["init"])]]
     return WhiteboxCheck(table=table, flagged=flagged, diagnostics=diag.reset_index(drop=True), costs=robust.costs,
                          wb_images=sum(len(f) for f in robust.first_eps.values()))

@@ -16,10 +16,10 @@ from ...attacks import attack_label
 from ...metrics import fmt_interval
 from .. import references
 from ..profiles import Profile
-from ..universal.run import attack_name
+from ..kernel import attack_name
 from ..zoo import ModelKey
 from .run import ENSEMBLE, QueryRun, TransferResults, USimBAKey, USimBARun, WhiteboxCheck
-from .surrogates import KIND_LABELS, SurrogateSet
+from ..kernel.surrogates import KIND_LABELS, SurrogateSet
 
 #: Our reading of Finlayson et al.'s "black-box attacks still succeed" (the study gives no
 #: figure in our sources): at least this share of images pushed to the other class.
@@ -130,9 +130,9 @@ def finlayson_table(fin: pd.DataFrame) -> pd.DataFrame:
             "white box: accuracy / AUC": f"{r['white_accuracy']:.3f} / {r['white_auc']:.3f} (n={r['white_n']})",
             "black box: accuracy": fmt_interval(r["accuracy"], r["accuracy_lo"], r["accuracy_hi"]),
             "black box: AUC": fmt_interval(r["auc"], r["auc_lo"], r["auc_hi"]),
-            "black box: to the other class": round(float(r["to_target"]), 3),
-            "succeeds (our reading)": f"{'yes' if r['to_target'] >= BLACKBOX_SUCCESS else 'no'} "
-                                      f"({r['to_target']:.3f} vs {BLACKBOX_SUCCESS:g})",
+            "black box: to the other class": round(float(r["target_rate"]), 3),
+            "succeeds (our reading)": f"{'yes' if r['target_rate'] >= BLACKBOX_SUCCESS else 'no'} "
+                                      f"({r['target_rate']:.3f} vs {BLACKBOX_SUCCESS:g})",
         })
     return pd.DataFrame(rows)
 
@@ -319,8 +319,8 @@ def finlayson_summary(fin: pd.DataFrame) -> pd.DataFrame:
         "crafted on": fin["surrogate"].to_numpy(),
         "white-box accuracy": fin["white_accuracy"].astype(float).to_numpy(),
         "black-box accuracy": [fmt_interval(r["accuracy"], r["accuracy_lo"], r["accuracy_hi"], 2) for _, r in fin.iterrows()],
-        "to the other class": fin["to_target"].astype(float).to_numpy(),
-        f"succeeds (≥ {BLACKBOX_SUCCESS:g})": (fin["to_target"] >= BLACKBOX_SUCCESS).to_numpy(),
+        "to the other class": fin["target_rate"].astype(float).to_numpy(),
+        f"succeeds (≥ {BLACKBOX_SUCCESS:g})": (fin["target_rate"] >= BLACKBOX_SUCCESS).to_numpy(),
     })
 
 

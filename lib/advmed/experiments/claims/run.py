@@ -90,7 +90,7 @@ class Context:
 
     @functools.cached_property
     def surrogates(self):
-        from ..blackbox import surrogates
+        from ..kernel import surrogates
 
         return surrogates.trained_surrogates(self.profile, self.zoo, progress=self.progress)
 
@@ -361,20 +361,20 @@ def claim_7(ctx: Context) -> Claim:
     sep = r[r["surrogate_kind"] == "seed"] if not r.empty else r
     if sep.empty:
         return _untested(base, "no separately trained surrogate of a study task in this profile")
-    weakest = sep.loc[sep["to_target"].idxmin()]
-    ours = Estimate3(float(weakest["to_target"]))
+    weakest = sep.loc[sep["target_rate"].idxmin()]
+    ours = Estimate3(float(weakest["target_rate"]))
     # the control: the share of images the target already gives the other class, clean
     control = float(1 - weakest["clean_accuracy"])
     v = above_bound(ours, BLACKBOX_SUCCESS, control=control)
-    per = "; ".join(f"{t}: {g['to_target'].min():.3f}" for t, g in sep.groupby("task", sort=False))
+    per = "; ".join(f"{t}: {g['target_rate'].min():.3f}" for t, g in sep.groupby("task", sort=False))
     reason = "" if v[0] == "agrees" else (
-        f"white box at the same setting reaches {float(weakest['white_to_target']):.3f} on {weakest['task']}: "
+        f"white box at the same setting reaches {float(weakest['white_target_rate']):.3f} on {weakest['task']}: "
         "transfer, not the attack, falls short; " + _ablation_reason(ctx, "robust_accuracy", "robust accuracy"))
     return Claim(**base, ours=ours, ours_text=f"lowest share pushed to the other class {ours.fmt()} ({per})",
                  our_setting=f"{', '.join(dict.fromkeys(sep['task']))}; surrogate {weakest['surrogate']}",
                  difference=math.nan, verdict=v[0], rule=v[1] + f" (success: > {BLACKBOX_SUCCESS:g} to the other class)",
                  reason=reason, details={f"{t}/{k}": float(x) for t, k, x in
-                                         zip(r["task"], r["surrogate_kind"], r["to_target"])})
+                                         zip(r["task"], r["surrogate_kind"], r["target_rate"])})
 
 
 def claim_8(ctx: Context) -> Claim:

@@ -12,7 +12,7 @@ the digests of the training and evaluation images, the settings and the seed.
 """
 from __future__ import annotations
 
-from ..blackbox.cells import surrogate_cells, target
+from ..kernel.cells import surrogate_cells, target
 from ..cells import Cell, task_classes
 from ..estimate import forward_gmac, n_images
 from ..profiles import Profile

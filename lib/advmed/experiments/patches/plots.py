@@ -21,9 +21,9 @@ from ...cache import tensor_digest
 from ...data import get_task
 from ...metrics import Estimate
 from ...models import predict_proba
-from ...plots import PAGE_WIDTH, BookFigure, attack_color, legend_outside, new_figure, panel_grid, show_image, styled, task_label
+from ...plots import PAGE_WIDTH, BookFigure, attack_color, legend_outside, panel_grid, show_image, styled, task_label
 from ..profiles import PatchExplorerSettings, Profile
-from ..universal.plots import explorer_images
+from ..kernel.selection import explorer_images
 from .run import KINDS, PatchExperiment, PatchKey, evaluate
 
 #: One colour per kind of patch, the same in every figure: the book's patch colour for the
@@ -65,25 +65,6 @@ def _gallery_row(axes: Any, exp: PatchExperiment, k: PatchKey, images: Any, n: i
 
 
 @styled
-def patch_gallery(exp: PatchExperiment, task: str, *, n: int | None = None, cell: float = 1.8) -> Figure:
-    """Per kind (rows): the two patches (one per target class), then ``n`` test images with
-    the patch for their other class pasted at the comparison scale (random placement), with
-    the target model's prediction (red: it is the patch's target class)."""
-    keys = [k for k in (PatchKey(*exp.targets[task], kind) for kind in KINDS) if k in exp.runs]
-    n = exp.settings.gallery_images if n is None else n
-    images = exp.eval_sets[task]
-    classes = list(images.classes)
-    fig, axes = new_figure(len(keys), 2 + n, figsize=(cell * (2 + n) + 0.4, (cell + 0.5) * len(keys) + 0.5))
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for i, k in enumerate(keys):
-        _gallery_row(axes[i], exp, k, images, n, patch_title=lambda t, k=k: f"{k.kind}\n-> {classes[t]}",
-                     hit_color="red")
-    fig.suptitle(f"{task}: patches and patched test images (scale {exp.settings.eval_scale:g})", fontsize="medium")
-    return fig
-
-
-@styled
 def scale_grid(exp: PatchExperiment, *, metrics: tuple[str, ...] = ("success_rate", "auc"),
                cell: tuple[float, float] = (3.2, 2.3)) -> Figure:
     """Each metric (columns: targeted success, AUC, ...) against the patch scale, one row per
@@ -115,12 +96,6 @@ def scale_grid(exp: PatchExperiment, *, metrics: tuple[str, ...] = ("success_rat
                 ax.set_xlabel("scale (above), share of the image (below)", fontsize="small")
     legend_outside(fig)
     return fig
-
-
-def success_vs_scale(exp: PatchExperiment, *, metric: str = "success_rate") -> Figure:
-    """``metric`` (targeted success by default; or accuracy, auc) against the patch scale: one
-    panel per task (:func:`scale_grid` with one metric)."""
-    return scale_grid(exp, metrics=(metric,))
 
 
 @styled
@@ -275,5 +250,4 @@ def explorer(exp: PatchExperiment, *, profile: Profile, mode: str | None = None,
                                   budget_mb=s.budget_mb, progress=progress)
 
 
-__all__ = ["KIND_COLORS", "METRIC_LABELS", "explorer", "gallery_grid", "patch_gallery", "scale_grid",
-           "success_vs_scale"]
+__all__ = ["KIND_COLORS", "METRIC_LABELS", "explorer", "gallery_grid", "scale_grid"]

@@ -10,7 +10,7 @@ the target class. This module does the same for every task of ``profile.patch``:
   ``scale_range``, rotation up to ``max_rotation``, location), one patch per class
   (``target="other"``: the image of class c gets the patch that targets 1 - c);
 - black box: the same, trained on chapter 5's surrogate of the target trained with another
-  seed (:mod:`advmed.experiments.blackbox.surrogates`), and pasted on the target;
+  seed (:mod:`advmed.experiments.kernel.surrogates`), and pasted on the target;
 - natural: :func:`advmed.attacks.patch.natural_patch`, a crop of a training image of each
   class at the adversarial patch's size.
 
@@ -33,9 +33,9 @@ from ...attacks.patch import evaluate_patch, natural_patch, train_patch
 from ...cache import memo, tensor_digest
 from ...data.splits import stratified_subset
 from ...device import module_device
-from ..blackbox.surrogates import SurrogateSet, primary_key, trained_surrogates
+from ..kernel.surrogates import SurrogateSet, primary_key, trained_surrogates
 from ..profiles import PatchSettings, Profile
-from ..universal.run import selection_key
+from ..kernel import selection_key
 from ..zoo import ModelKey, test_set
 
 #: Bump when a change here changes what a memoised patch or evaluation holds.

@@ -51,9 +51,8 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
     Columns: task, arch, init, init_used, size (px), norm, zeta, eps ([0, 1] units; L2 over the
     UAP's channels or L-inf), eps_255 (L-inf only: eps x 255), uap_channels (1: a gray UAP for
     a grayscale task, replicated to the model's 3 channels; 3: colour), method, passes, n_build,
-    n_eval, attack, target (-1: none), rate (non-targeted: fooling rate; targeted: success among
-    images not already predicted as the target), rate_all (targeted: the study's definition, among
-    all images), random (the same for the random control of the same norm), claim ("> 80 %"
+    n_eval, attack, target (-1: none), rate (non-targeted: fooling rate; targeted: share of all
+    images classified as the target, the study's definition), rate_all (the same point estimate), random (the same for the random control of the same norm), claim ("> 80 %"
     holds: ``yes (0.912)`` / ``no (0.412)``, judged on the study's own definition), one_class
     and ceiling (the share of adversarial predictions in the most common class, and the
     fooling rate a UAP sending every image there would reach: :func:`_collapse`).

@@ -14,10 +14,12 @@ reloads every result.
 from __future__ import annotations
 
 from ...attacks import get_attack
-from ..cells import Cell, task_classes
+from ..cells import Cell
 from ..estimate import forward_gmac, n_images
 from ..profiles import Profile
 from ..zoo import configs_for_profile, trained_models
+from ..kernel import ATTACKS, study_steps
+from ..kernel.cells import robust_cell, robust_cells
 from . import run
 
 
@@ -30,13 +32,6 @@ def sweep_cell(profile: Profile, task: str, model: str) -> str:
     return f"{task}/{model}: {len(sweep)} sweep rows"
 
 
-def robust_cell(profile: Profile, task: str, model: str) -> str:
-    """Robust accuracy of one model (:func:`.run.robust_results`)."""
-    zoo = trained_models(profile, tasks=[task], models=[model], progress=False)
-    res = run.robust_results(profile, zoo, progress=False)
-    return f"{task}/{model}: {len(res.curves)} robust-accuracy rows"
-
-
 def diagnostics_cell(profile: Profile, task: str) -> str:
     """The masking diagnostics of every model of one task (:func:`.run.diagnostics_results`)."""
     zoo = trained_models(profile, tasks=[task], progress=False)
@@ -46,19 +41,12 @@ def diagnostics_cell(profile: Profile, task: str) -> str:
 
 def _sweep_forwards(profile: Profile, task: str) -> float:
     s = profile.whitebox
-    per_eps = sum(3 * get_attack(a).steps_taken(s.steps) * max(1, s.restarts) + 1 for a in run.ATTACKS)
+    per_eps = sum(3 * get_attack(a).steps_taken(s.steps) * max(1, s.restarts) + 1 for a in ATTACKS)
     n_eps = len([e for e in s.eps_255 if float(e) > 0])
     forwards = 1 + n_eps * per_eps
-    study = run.study_steps(20, profile)  # AdversarialMed's 10 and Finlayson's 20 iterations, at most
-    forwards += 3 * study * (len(run.ATTACKS) + 1)
+    study = study_steps(20, profile)  # AdversarialMed's 10 and Finlayson's 20 iterations, at most
+    forwards += 3 * study * (len(ATTACKS) + 1)
     return forwards * n_images(task, "test", s.n_images)
-
-
-def _robust_forwards(profile: Profile, task: str, num_classes: int) -> float:
-    s = profile.whitebox
-    members = s.robust_restarts * (1 + (min(9, num_classes - 1) if num_classes >= 4 else 1)) + s.pgd_restarts
-    n_eps = len([e for e in s.eps_255 if float(e) > 0])
-    return 3 * s.robust_steps * members * n_eps * n_images(task, "test", s.n_images)
 
 
 def _diag_forwards(profile: Profile, task: str) -> float:
@@ -74,13 +62,11 @@ def cells(profile: Profile) -> list[Cell]:
     for c in configs_for_profile(profile):
         label = f"{c.arch}:{c.init}"
         gmac = forward_gmac(c.arch, c.net_size or c.size)
-        k = len(task_classes(c.task))
         args = {"profile": profile, "task": c.task, "model": label}
         out.append(Cell("whitebox", f"whitebox/sweep/{c.task}/{label}", sweep_cell, args,
                         cost_gmac=_sweep_forwards(profile, c.task) * gmac))
-        out.append(Cell("whitebox", f"whitebox/robust/{c.task}/{label}", robust_cell, args,
-                        cost_gmac=_robust_forwards(profile, c.task, k) * gmac))
         diag[c.task] = diag.get(c.task, 0.0) + 2 * _diag_forwards(profile, c.task) * gmac  # model + surrogate
+    out += robust_cells(profile)
     out += [Cell("whitebox", f"whitebox/diagnostics/{task}", diagnostics_cell, {"profile": profile, "task": task},
                  cost_gmac=g) for task, g in diag.items()]
     return out

@@ -10,17 +10,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ...attacks import attack_label, get_attack
 from ...models import as_module, as_pixels, as_rgb, gray_view, model_device, predict_proba
-from ...plots import (PAGE_WIDTH, PALETTE, BookFigure, attack_color, legend_outside, model_color, model_label, new_figure,
+from ...plots import (PAGE_WIDTH, BookFigure, attack_color, legend_outside, model_color, model_label, new_figure,
                       show_image, show_perturbation, styled, task_label)
 from ..profiles import Profile
-from .run import ATTACKS, adversarialmed_eps, finlayson_eps, test_images
+from ..kernel import ATTACKS, adversarialmed_eps, finlayson_eps, test_images
 
 
 def _study_marks() -> list[tuple[float, str]]:
@@ -28,66 +27,6 @@ def _study_marks() -> list[tuple[float, str]]:
     a, f = adversarialmed_eps(), finlayson_eps()
     return [(a["eps_255"], f"AdversarialMed\n{a['eps_study']:g} normalised"),
             (f["eps_255"], f"Finlayson\n{f['eps_study']:g} in [-1, 1]")]
-
-
-@styled
-def robustness_curves(results: pd.DataFrame, task: str, *, metrics: Sequence[str] = ("accuracy", "auc"),
-                      title: str | None = None, band: bool = True,
-                      cell: tuple[float, float] = (3.3, 2.6)) -> Figure:
-    """Accuracy and AUC against eps for every model of one task, one line per attack.
-
-    Args:
-        results: :func:`~.run.whitebox_results`.
-        task: which task's rows to draw; one column of panels per (arch, init).
-        band: shade the bootstrap 95 % interval.
-
-    The x axis is eps in 8-bit levels (eps_255; [0, 1] pixels = eps_255 / 255) on a
-    symmetric-log scale so that 0 (clean) and the small budgets stay readable; dotted
-    lines mark the studies' budgets converted to pixels; AUC 0.5 (chance) is dashed.
-    """
-    sub = results[results["task"] == task]
-    if sub.empty:
-        raise ValueError(f"no rows for task {task!r}; tasks: {sorted(results['task'].unique())}")
-    models = list(dict.fromkeys(zip(sub["arch"], sub["init"])))
-    fig, axes = new_figure(len(metrics), len(models), figsize=(cell[0] * len(models) + 0.6,
-                                                            cell[1] * len(metrics) + 0.6))
-    attacks = [a for a in ATTACKS if a in set(sub["attack"])] + \
-        sorted(set(sub["attack"]) - set(ATTACKS) - {"clean"})
-    colors = dict(zip(attacks, sns.color_palette(PALETTE, max(len(attacks), 1))))
-    eps_all = sorted(sub["eps_255"].unique())
-    positive = [e for e in eps_all if e > 0]
-    linthresh = min(positive) if positive else 1.0
-    marks = _study_marks()
-    for j, (arch, init) in enumerate(models):
-        g = sub[(sub["arch"] == arch) & (sub["init"] == init)]
-        clean = g[g["attack"] == "clean"]
-        used = g["init_used"].iloc[0] if "init_used" in g else init
-        for i, m in enumerate(metrics):
-            ax = axes[i, j]
-            for a in attacks:
-                d = pd.concat([clean, g[g["attack"] == a]]).sort_values("eps_255")
-                ax.plot(d["eps_255"], d[m], "o-", ms=3, lw=1.6, color=colors[a],
-                        label=attack_label(a))
-                if band and f"{m}_lo" in d:
-                    ax.fill_between(d["eps_255"], d[f"{m}_lo"], d[f"{m}_hi"], color=colors[a],
-                                    alpha=0.12, lw=0)
-            for e, _ in marks:
-                ax.axvline(e, color="0.45", ls=":", lw=1)
-            if m == "auc":
-                ax.axhline(0.5, color="0.6", ls="--", lw=0.8)
-            ax.set_xscale("symlog", linthresh=linthresh, linscale=0.5)
-            ax.set_xticks(eps_all)
-            ax.set_xticklabels([f"{e:g}" for e in eps_all])
-            ax.set_ylim(-0.03, 1.03)
-            ax.set_ylabel(m.replace("_", " ") if j == 0 else "")
-            if i == len(metrics) - 1:
-                ax.set_xlabel("eps (/255 pixel levels)")
-            if i == 0:
-                ax.set_title(f"{arch} ({used})", fontsize="medium")
-    axes[0, 0].legend(fontsize="small", loc="lower left", frameon=True)
-    note = "dotted: " + "; ".join(f"{label.replace(chr(10), ' ')} = {e:.2f}/255" for e, label in marks)
-    fig.suptitle(f"{title or task}\n{note}", fontsize="medium")
-    return fig
 
 
 @styled
@@ -285,21 +224,6 @@ def explorer_inputs(profile: Profile, zoo: Mapping[tuple, Any], *, pairs: int | 
     idx = pick_examples(y.numpy(), pred, n_images, seed)
     models = {(task, f"{arch}:{init}"): tm.model for (_, arch, init), tm in chosen}
     return models, {task: (x[idx], y[idx], tuple(images.classes))}
-
-
-def task_gallery(profile: Profile, zoo: Mapping[tuple, Any], task: str, *, attack: str = "pgd") -> Figure:
-    """The gallery of the first model of ``task`` in ``zoo``, at the profile's reporting budget,
-    on the task's attack test images."""
-    from ...data import get_task
-
-    first = next(k for k in zoo if k[0] == task)
-    images = test_images(task, profile)
-    s = profile.whitebox
-    tm = zoo[first]
-    return gallery(tm, images.images, images.labels, images.classes, attack=attack,
-                   eps_255=float(s.report_eps_255), steps=int(s.steps), n_images=int(s.gallery_images),
-                   seed=profile.seed, title=f"{get_task(task).title}: {first[1]} ({tm.init_used}), "
-                                            f"{attack_label(attack)} eps {float(s.report_eps_255):g}/255")
 
 
 def explorer(profile: Profile, zoo: Mapping[tuple, Any], *, mode: str | None = None):

@@ -16,7 +16,8 @@ from ...data import get_task
 from ...metrics import fmt_interval
 from .. import references
 from ..profiles import Profile
-from .run import ATTACKS, PERTURBATION_STATS, adversarialmed_eps, finlayson_eps, model_columns
+from ..kernel import ATTACKS, adversarialmed_eps, finlayson_eps, model_columns
+from ..kernel.evaluation import PERTURBATION_STATS
 
 
 def settings_table(profile: Profile) -> pd.DataFrame:
@@ -28,12 +29,6 @@ def settings_table(profile: Profile) -> pd.DataFrame:
               "eps grid (/255)": ", ".join(f"{e:g}" for e in s.eps_255), "iterations": s.steps,
               "PGD restarts": s.restarts, "bootstrap resamples": profile.eval.n_boot, "seed": profile.seed}
     return pd.DataFrame({"value": list(values.values())}, index=pd.Index(list(values), name="setting"))
-
-
-def task_grids(results: pd.DataFrame, task: str) -> pd.DataFrame:
-    """Accuracy and AUC grids (rows model x attack, columns eps) of one task side by side."""
-    sub = results[results["task"] == task]
-    return pd.concat({"accuracy": accuracy_grid(sub), "AUC": accuracy_grid(sub, metric="auc")}, axis=1)
 
 
 def sweep_table(results: pd.DataFrame, *, metrics: Iterable[str] = ("accuracy", "auc"),
