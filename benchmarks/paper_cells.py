@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         "tables_seconds": time.perf_counter() - t_tables,
         "seconds_by_family": {k: float(v) for k, v in done.groupby("family")["seconds"].sum().items()},
         "gmac_per_s_measured": measured,
-        "estimate_whole_profile_s": estimate.plan(full).total_gmac / measured if measured == measured else None,
+        "estimate_whole_profile_s": C.plan(full).total_gmac / measured if measured == measured else None,
     }
     (out / "paper_cells.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))

@@ -306,7 +306,7 @@ def _sweep_gmac(n: int) -> float:
 
 def test_estimate_scales_with_the_work():
     assert _sweep_gmac(64) == pytest.approx(2 * _sweep_gmac(32), rel=1e-9)
-    paper, dry = estimate.plan(PROFILES["paper"]), estimate.plan(PROFILES["paper-dry"])
+    paper, dry = cells.plan(PROFILES["paper"]), cells.plan(PROFILES["paper-dry"])
     assert dry.total_gmac < paper.total_gmac / 1000
     assert paper.seconds("cuda", workers=8) == pytest.approx(paper.seconds("cuda") / 8)
 

@@ -57,9 +57,9 @@ def test_paper_dry_reaches_every_surrogate_and_defense():
 def test_the_estimate_counts_chapters_5_to_7():
     prof = get_profile("cpu")
     for chapter in CHAPTERS:
-        plan = estimate.plan(prof, [chapter])
+        plan = cells.plan(prof, [chapter])
         assert plan.cells.get(FAMILY[chapter], 0) > 0 and plan.gmac[FAMILY[chapter]] > 0, chapter
-    assert estimate.plan(prof, ["05_blackbox"]).seconds("cpu") > estimate.plan(prof, ["01_models"]).seconds("cpu")
+    assert cells.plan(prof, ["05_blackbox"]).seconds("cpu") > cells.plan(prof, ["01_models"]).seconds("cpu")
 
 
 # --------------------------------------------------------------------------- cells, then the chapters

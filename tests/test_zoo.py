@@ -44,6 +44,7 @@ def fake(monkeypatch):
     import advmed.train as T
 
     monkeypatch.setattr(data, "load_task", _fake_set, raising=False)
+    monkeypatch.setattr(E, "load_task", _fake_set)
     built = []
 
     def fake_get(cfg, *, retrain=False, device=None, progress=True):

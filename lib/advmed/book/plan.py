@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from ..experiments import estimate
+from ..experiments import cells, estimate
 from ..experiments.profiles import get_profile, resolve_profile_name
 
 
@@ -38,7 +38,7 @@ def check_scale(profile: str, chapters: Sequence[str] | None = None, *, workers:
     implicit = profile in (None, "", "auto")
     name = resolve_profile_name(profile)
     device = device_kind()
-    p = estimate.plan(get_profile(name), chapters)
+    p = cells.plan(get_profile(name), chapters)
     seconds = p.seconds(device, workers)
     how = f" (auto: {'a GPU is visible' if device == 'cuda' else 'no GPU'})" if implicit else ""
     log(f"advmed.book: profile {name}{how}")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import get_spec, get_task, load_task
+from ..plots import task_label
 from .profiles import Profile
 
 SPLITS = ("train", "val", "test")
@@ -58,8 +59,6 @@ def card_summary(cards: pd.DataFrame) -> pd.DataFrame:
     """The page's version of :func:`dataset_cards`: task, classes, images per split (counts per
     class, in the order of the classes) and resolution; the sources, licences, split rules and
     the leakage check stay in the full card (the chapter's appendix)."""
-    from ..plots import task_label
-
     df = cards.reset_index()
     return pd.DataFrame({"task": df["task"].map(task_label), "classes": df["classes"], "training": df["train"],
                          "validation": df["val"], "test": df["test"], "pixels": df["size (px)"]})

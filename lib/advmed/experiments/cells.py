@@ -35,6 +35,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
+import torch
+
+from ..cache import cache_root
+from ..data import get_spec, get_task
+from ..data.registry import get_view
+from .estimate import Plan
 from .profiles import Profile
 
 #: Environment variables a worker needs to compute a cell like the driver would: the shared
@@ -105,7 +111,7 @@ def register(family: Family) -> Family:
     return family
 
 
-register(Family("zoo", "advmed.experiments.zoo", ("*",), "train_cells"))
+register(Family("zoo", "advmed.experiments.kernel.cells", ("*",), "train_cells"))
 register(Family("whitebox", "advmed.experiments.whitebox.cells", ("02_whitebox",)))
 register(Family("universal", "advmed.experiments.universal.cells", ("03_uap",)))
 register(Family("natural", "advmed.experiments.universal.cells", ("04_natural_uap",), "natural_cells"))
@@ -138,9 +144,6 @@ def stages(cells: Sequence[Cell]) -> list[list[Cell]]:
 def task_classes(task: str) -> tuple[str, ...]:
     """A task's class names from the data registry (no images read): its view's, else its
     dataset's. Families use it to list per-class cells (targeted UAPs) before any model exists."""
-    from ..data import get_spec, get_task
-    from ..data.registry import get_view
-
     t = get_task(task)
     spec = get_spec(t.dataset)
     view = get_view(spec, t.view)
@@ -149,8 +152,6 @@ def task_classes(task: str) -> tuple[str, ...]:
 
 def worker_env() -> dict[str, str]:
     """The driver's values of :data:`WORKER_ENV` (the cache root resolved to an absolute path)."""
-    from ..cache import cache_root
-
     env = {k: os.environ[k] for k in WORKER_ENV if os.environ.get(k)}
     env["ADVMED_CACHE"] = str(cache_root().expanduser().resolve())
     return env
@@ -162,7 +163,6 @@ def _worker_device() -> str:
     forced = os.environ.get("ADVMED_DEVICE")
     if forced:
         return forced
-    import torch
 
     if not torch.cuda.is_available():
         return "cpu"
@@ -201,5 +201,15 @@ def run_cell(cell: Cell, env: Mapping[str, str] | None = None) -> CellOutcome:
                 os.environ[k] = v
 
 
-__all__ = ["Cell", "CellOutcome", "FAMILIES", "Family", "WORKER_ENV", "book_cells", "register", "run_cell",
+def plan(profile, chapters: Iterable[str] | None = None) -> Plan:
+    """Count the cells of a build of ``profile`` (:func:`book_cells`) and their work
+    (:class:`~advmed.experiments.estimate.Plan`)."""
+    out = Plan(profile.name, len(profile.tasks), len(profile.models))
+    for c in book_cells(profile, chapters):
+        out.cells[c.family] = out.cells.get(c.family, 0) + 1
+        out.gmac[c.family] = out.gmac.get(c.family, 0.0) + float(c.cost_gmac)
+    return out
+
+
+__all__ = ["plan", "Cell", "CellOutcome", "FAMILIES", "Family", "WORKER_ENV", "book_cells", "register", "run_cell",
            "stages", "task_classes", "worker_env"]

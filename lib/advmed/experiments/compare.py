@@ -10,6 +10,8 @@ from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
+from ..data import get_task
+from ..plots import task_label
 from .profiles import Profile
 from .references import STUDIES, STUDY_SETTINGS
 
@@ -88,8 +90,6 @@ def settings_beside(profile: Profile, studies: Iterable[str], *, chapter: str = 
     """Each study's setting and ours, one row each: data, resolution, architecture,
     initialisation, optimiser and epochs, attack iterations, images. ``chapter`` (models,
     whitebox, universal, natural, blackbox, patches) says which of our attack settings the row shows."""
-    from ..data import get_task
-
     rows = [{"who": STUDIES[k]["cite"].split(",")[0], **STUDY_SETTINGS[k]} for k in studies]
     attacks, images = _our_attacks(profile, chapter)
     archs = dict.fromkeys(m.arch for m in profile.models)
@@ -118,8 +118,6 @@ def clean_comparison_summary(comparison: pd.DataFrame, metric: str = "auc") -> p
     ours can be set beside, the closest of our models (the same architecture first, as
     :func:`compare_clean` orders them), the study's and our ``metric`` and the difference.
     Figures for tasks this profile did not run are left to the full comparison."""
-    from ..plots import task_label
-
     run = comparison[comparison[f"{metric} ours"].notna()]
     first = run.groupby(["study", "task", "study setting"], sort=False).head(1)
     return pd.DataFrame({

@@ -30,7 +30,13 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import Iterable
+
+import numpy as np
+
+from ..data import get_spec, get_task
+from ..data.registry import get_view
+from ..data.sources import build_index
+from ..train.config import BN_RECALIBRATION_IMAGES
 
 #: Forward cost in GMAC at the architecture's native side (torchvision's model docs, the
 #: MobileNet paper, Table 6 for width 0.75): ``(GMAC, side in px)``.
@@ -62,12 +68,6 @@ def forward_gmac(arch: str, side: int) -> float:
 def split_sizes(task: str) -> dict[str, int] | None:
     """Images per split of a task from the dataset's index (no decoding); None when the data
     is not available locally (it would be downloaded by the build)."""
-    import numpy as np
-
-    from ..data import get_spec, get_task
-    from ..data.registry import get_view
-    from ..data.sources import build_index
-
     t = get_task(task)
     spec = get_spec(t.dataset)
     saved = os.environ.get("ADVMED_OFFLINE")
@@ -96,8 +96,6 @@ def n_images(task: str, split: str, limit: int | None) -> int:
 def train_cost(config) -> float:
     """GMAC of training one model (:class:`~advmed.train.TrainConfig`): every epoch of training
     steps (3 forward-equivalents per image), batch-norm recalibration and validation."""
-    from ..train.config import BN_RECALIBRATION_IMAGES
-
     n_train = n_images(config.task, "train", config.max_train)
     n_val = n_images(config.task, "val", config.max_val)
     per_epoch = 3 * n_train + min(n_train, BN_RECALIBRATION_IMAGES) + n_val
@@ -133,17 +131,6 @@ class Plan:
         return work / max(1, int(workers))
 
 
-def plan(profile, chapters: Iterable[str] | None = None) -> Plan:
-    """Count the cells of a build of ``profile`` (:func:`~advmed.experiments.cells.book_cells`)."""
-    from .cells import book_cells
-
-    out = Plan(profile.name, len(profile.tasks), len(profile.models))
-    for c in book_cells(profile, chapters):
-        out.cells[c.family] = out.cells.get(c.family, 0) + 1
-        out.gmac[c.family] = out.gmac.get(c.family, 0.0) + float(c.cost_gmac)
-    return out
-
-
 def fmt_seconds(s: float) -> str:
     """``"42 s"``, ``"12 min"``, ``"3.4 h"``."""
     if s < 90:
@@ -173,5 +160,5 @@ def describe(p: Plan, device: str, workers: int = 1) -> str:
 
 
 __all__ = ["CELL_OVERHEAD_S", "CONFIRM_ABOVE_S", "CPU_GMACS", "CUDA_GMACS_ASSUMED", "FORWARD_GMAC", "NOMINAL_SPLIT",
-           "Plan", "describe", "fmt_seconds", "forward_gmac", "n_images", "plan", "split_sizes", "throughput",
+           "Plan", "describe", "fmt_seconds", "forward_gmac", "n_images", "split_sizes", "throughput",
            "train_cost"]

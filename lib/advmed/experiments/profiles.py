@@ -28,6 +28,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+import pandas as pd
+import torch
+
+from ..data import get_task
+from ..models import get_arch
+from ..train import TrainConfig
+
 PROFILE_NAMES = ("smoke", "cpu", "paper", "paper-dry")
 
 
@@ -838,8 +845,6 @@ def dry_run_skip(profile: Profile) -> dict[str, tuple[str, ...]]:
 
 
 def _min_side(arch: str) -> int:
-    from ..models import get_arch
-
     return int(get_arch(arch).min_size)
 
 
@@ -880,8 +885,6 @@ PROFILES["paper-dry"] = dry_run(PROFILES["paper"])
 def resolve_profile_name(name: str | None = "auto") -> str:
     """``auto`` (or None) is ``paper`` when CUDA is visible, else ``cpu``."""
     if name in (None, "", "auto"):
-        import torch
-
         return "paper" if torch.cuda.is_available() else "cpu"
     if name not in PROFILES:
         raise KeyError(f"unknown profile {name!r}; valid profiles: auto, {', '.join(PROFILE_NAMES)}")
@@ -908,8 +911,6 @@ def _override_section(section: Any, changes: Mapping[str, Any], where: str) -> A
 
 
 def _override_train(train: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    from ..train import TrainConfig
-
     valid = {f.name for f in dataclasses.fields(TrainConfig)} - {"task", "arch", "init", "size", "seed"}
     unknown = sorted(set(changes) - valid)
     if unknown:
@@ -938,8 +939,6 @@ def get_profile(name: str | Profile | None = "auto", *, tasks: Iterable[str] | s
     """
     prof = name if isinstance(name, Profile) else PROFILES[resolve_profile_name(name)]
     if tasks is not None:
-        from ..data import get_task
-
         names = [tasks] if isinstance(tasks, str) else list(tasks)
         default = max(prof.tasks.values()) if prof.tasks else 224
         for t in names:
@@ -981,8 +980,6 @@ def _fmt(value: Any) -> str:
 
 def profile_table(profile: str | Profile | None = "auto"):
     """A profile as a two-column table (entry, value) for the book."""
-    import pandas as pd
-
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     rows = [{"entry": "tasks", "value": ", ".join(f"{t} ({s} px)" for t, s in prof.tasks.items())},
             {"entry": "models", "value": ", ".join(f"{m.arch} ({m.init})" for m in prof.models)}]

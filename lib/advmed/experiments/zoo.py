@@ -20,8 +20,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..cache import memo, tensor_digest
-from ..metrics import METRICS, Estimate, classification_metrics
+from ..data import load_task
+from ..metrics import METRICS, Estimate, classification_metrics, fmt_interval
 from ..models import get_arch, predict_proba
+from ..plots import model_label, task_label
 from ..train import TrainConfig, TrainedModel, get_trained_model
 from .profiles import Profile
 
@@ -128,8 +130,6 @@ def test_set(task: str, profile: Profile, *, limit: int | str | None = None, pro
     profile's first seed (None there: the whole test split); ``limit="all"`` forces the
     whole split.
     """
-    from ..data import load_task
-
     args = test_split_args(task, profile)
     if limit == "all":
         args["limit"] = None
@@ -235,8 +235,6 @@ def confusion_entries(predictions: Mapping[ModelKey, Predictions]) -> dict[tuple
 def clean_intervals(numeric: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
     """``clean_results(..., numeric=True)`` with every metric as ``"value [lo, hi]"`` (what
     ``numeric=False`` gives, without computing the bootstrap again)."""
-    from ..metrics import fmt_interval
-
     out = numeric.drop(columns=[c for c in numeric if c.endswith(("_lo", "_hi"))]).copy()
     for name in METRICS:
         if name in numeric:
@@ -268,9 +266,6 @@ def clean_summary(numeric: pd.DataFrame, *, metric: str = "auc", digits: int = 2
     ``metric`` with its 95 % interval (``"0.95 [0.93, 0.97]"``), from
     ``clean_results(..., numeric=True)``. Rows are models and columns tasks so that the table
     stays a few rows long and a few columns wide for every profile."""
-    from ..metrics import fmt_interval
-    from ..plots import model_label, task_label
-
     rows: dict[str, dict[str, str]] = {}
     for r in numeric.itertuples(index=False):
         label = model_label(r.arch, r.init_used)
@@ -331,19 +326,6 @@ def train_cell(config: TrainConfig, test: Mapping[str, Any] | None = None) -> st
     predictions are then memoised too, so that the chapters only read them."""
     tm = get_trained_model(config, progress=False)
     if test is not None:
-        from ..data import load_task
-
         _test_proba(tm, load_task(config.task, "test", channels=3, progress=False, **test), None)
     how = "cached" if tm.meta.get("cached") else f"trained in {tm.train_seconds:.0f} s"
     return f"{config.label()}: {how}, val AUC {tm.val_auc:.3f}"
-
-
-def train_cells(profile: Profile) -> list:
-    """Stage-0 cells (:mod:`advmed.experiments.cells`): one :func:`train_cell` per model of the
-    profile, the checkpoints every chapter loads through :func:`trained_models`."""
-    from .cells import Cell
-    from .estimate import train_cost
-
-    return [Cell("zoo", f"zoo/train/{c.task}/{c.arch}:{c.init}/seed{c.seed}", train_cell,
-                 {"config": c, "test": test_split_args(c.task, profile)},
-                 stage=0, cost_gmac=train_cost(c)) for c in configs_for_profile(profile)]

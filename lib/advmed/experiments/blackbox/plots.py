@@ -13,12 +13,23 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from ...attacks import attack_label
-from ...plots import (PAGE_WIDTH, BookFigure, attack_color, legend_outside, new_figure, panel_grid, show_image,
-                      show_perturbation, styled, task_label)
-from ..profiles import Profile
+from ...plots import (
+    PAGE_WIDTH,
+    BookFigure,
+    attack_color,
+    legend_outside,
+    new_figure,
+    panel_grid,
+    show_image,
+    show_perturbation,
+    styled,
+    task_label,
+)
 from ..kernel import attack_name
+from ..profiles import Profile
 from ..zoo import ModelKey
-from . import run as bbrun  # module lookup: usimba_sets stays replaceable
+from . import run as bbrun
+from . import tables
 from .run import QueryRun, USimBAKey, USimBARun
 
 
@@ -113,8 +124,6 @@ def transfer_grid(transfer: Any, *, metric: str = "accuracy", max_side_by_side: 
     task, one shared colour bar (0: every image fooled, 1: none). Tasks sit side by side, sharing
     the source labels, when every task has the same sources and their targets number at most
     ``max_side_by_side`` in all; otherwise one task a row."""
-    from . import tables
-
     tasks = list(transfer.images) or [""]
     pairs = [(t, tables.transfer_matrix(transfer, t, metric=metric).dropna(how="all")) for t in tasks]
     pairs = [(t, m) for t, m in pairs if not m.empty]

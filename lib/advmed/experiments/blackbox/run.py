@@ -46,16 +46,27 @@ from ...attacks import get_attack
 from ...attacks.blackbox import simba, square, usimba
 from ...attacks.universal import predict, random_control
 from ...cache import memo
+from ...data import load_task
 from ...data.splits import stratified_subset
 from ...device import module_device
 from ...metrics import attack_success, classification_metrics
 from ...models import as_rgb, gray_view, predict_proba
 from .. import references
-from ..profiles import Profile
-from ..kernel import (RunKey, finlayson_eps, finlayson_results, images_key, metric_row, robust_results,
-                      selection_key, subset, test_images, diagnostics_results)
-from ..zoo import ModelKey
+from ..kernel import (
+    RunKey,
+    diagnostics_results,
+    finlayson_eps,
+    finlayson_results,
+    images_key,
+    metric_row,
+    robust_results,
+    selection_key,
+    subset,
+    test_images,
+)
 from ..kernel.surrogates import SurrogateSet, primary_key
+from ..profiles import Profile
+from ..zoo import ModelKey, test_set
 
 #: Bump when a change here changes what a memoised result holds.
 BLACKBOX_VERSION = 1
@@ -391,9 +402,6 @@ class USimBARun:
 def usimba_sets(task: str, profile: Profile) -> tuple[Any, Any]:
     """The training images a U-SimBA perturbation is built from and the held-out test
     images it is evaluated on (seeded stratified subsets)."""
-    from ...data import load_task
-    from ..zoo import test_set
-
     s = profile.blackbox
     build = load_task(task, "train", size=profile.task_size(task), channels=3, limit=s.usimba_images,
                       seed=profile.seed, progress=False)

@@ -14,12 +14,13 @@ import pandas as pd
 
 from ...attacks import attack_label
 from ...metrics import fmt_interval
+from ...plots import model_label, task_label
 from .. import references
-from ..profiles import Profile
 from ..kernel import attack_name
+from ..kernel.surrogates import KIND_LABELS, SurrogateSet
+from ..profiles import Profile
 from ..zoo import ModelKey
 from .run import ENSEMBLE, QueryRun, TransferResults, USimBAKey, USimBARun, WhiteboxCheck
-from ..kernel.surrogates import KIND_LABELS, SurrogateSet
 
 #: Our reading of Finlayson et al.'s "black-box attacks still succeed" (the study gives no
 #: figure in our sources): at least this share of images pushed to the other class.
@@ -283,8 +284,6 @@ def settings_brief(profile: Profile) -> pd.DataFrame:
 def surrogate_summary(surrogates: Mapping[str, SurrogateSet]) -> pd.DataFrame:
     """One row per task: the target and the validation AUC of its two surrogates (a dash where
     one could not be trained; why is in :func:`surrogate_table`)."""
-    from ...plots import task_label
-
     rows = []
     for task, sur in surrogates.items():
         row = {"task": task_label(task), "target": sur.target.label}
@@ -297,8 +296,6 @@ def surrogate_summary(surrogates: Mapping[str, SurrogateSet]) -> pd.DataFrame:
 def transfer_brief(transfer: TransferResults) -> pd.DataFrame:
     """Models (rows) x tasks (columns): the target's accuracy ``"clean → best transfer (white box)"``,
     e.g. ``"0.91 → 0.55 (0.02)"``; the source of each best transfer is in :func:`transfer_summary`."""
-    from ...plots import model_label, task_label
-
     out: dict[str, dict[str, str]] = {}
     for _, r in transfer_summary(transfer).iterrows():
         row = out.setdefault(r["target"], {"model": model_label(r["target"])})
@@ -310,8 +307,6 @@ def transfer_brief(transfer: TransferResults) -> pd.DataFrame:
 def finlayson_summary(fin: pd.DataFrame) -> pd.DataFrame:
     """Finlayson et al.'s black box, one row per task and surrogate: white-box and black-box
     accuracy, the share pushed to the other class and our reading of "still succeeds"."""
-    from ...plots import task_label
-
     if fin.empty:
         return pd.DataFrame()
     return pd.DataFrame({
@@ -327,8 +322,6 @@ def finlayson_summary(fin: pd.DataFrame) -> pd.DataFrame:
 def query_summary(queries: Sequence[QueryRun]) -> pd.DataFrame:
     """One row per task and query attack: success within the full budget (of the attacked
     images), the budget, median queries to success and seconds per image."""
-    from ...plots import task_label
-
     return pd.DataFrame([{"task": task_label(q.task), "attack": attack_label(q.attack),
                           "queries per image": f"{q.budget:,}", "success": q.success_at(q.budget),
                           "attacked images": int(q.attacked.sum()), "median queries": _whole(q.median_queries()),
@@ -339,8 +332,6 @@ def usimba_summary(runs: Mapping[USimBAKey, USimBARun]) -> pd.DataFrame:
     """The non-targeted U-SimBA perturbations, one row each: bound, success on the images it was
     built from and on held-out images, and the random control (every perturbation:
     :func:`usimba_table`)."""
-    from ...plots import task_label
-
     return pd.DataFrame([{"task": task_label(k.task), "bound": f"{k.norm}, zeta {k.zeta:g}",
                           "iterations": int(r.summary["passes"]), "rate (build images)": r.rate(None, on="build"),
                           "rate (held out)": r.rate(None), "random control": r.rate(None, control=True)}
@@ -349,8 +340,6 @@ def usimba_summary(runs: Mapping[USimBAKey, USimBARun]) -> pd.DataFrame:
 
 def koga_summary(koga: pd.DataFrame) -> pd.DataFrame:
     """:func:`koga_comparison` in short columns: who, setting, iterations, images, the two rates, seconds."""
-    from ...plots import task_label
-
     if koga.empty:
         return koga
     return pd.DataFrame({
@@ -368,8 +357,6 @@ def check_summary(check: WhiteboxCheck) -> pd.DataFrame:
     """The white-box check per task: models checked, black-box results, the lowest black-box
     accuracy beside the white-box ensemble's, and the images black-box attacks fooled that the
     ensemble did not (0 for a sound evaluation)."""
-    from ...plots import task_label
-
     t = check_table(check)
     if t.empty:
         return t

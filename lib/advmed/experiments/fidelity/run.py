@@ -21,13 +21,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ...attacks import default_ensemble, robust_accuracy
 from ...cache import memo
+from ...data import load_task
 from ...metrics import classification_metrics
-from ...models import build_model, predict_proba
+from ...models import build_model, gray_view, predict_proba
 from ...train import TrainConfig, get_trained_model
 from ..profiles import ModelSpec, Profile
-from ..zoo import ModelKey
 from ..universal import run as universal
+from ..zoo import ModelKey
 
 FIDELITY_VERSION = 1
 
@@ -99,10 +101,6 @@ def ablation_config(profile: Profile, size: int) -> TrainConfig:
 def _ablation_point(profile: Profile, size: int, progress: bool) -> dict[str, Any]:
     """Train (or load) the ablation's model at ``size``; clean metrics, robust accuracy at the
     ablation's budget, and the fooling rate of an L-inf photo-built UAP."""
-    from ...attacks import default_ensemble, robust_accuracy
-    from ...data import load_task
-    from ...models import gray_view
-
     a = profile.ablation
     tm = get_trained_model(ablation_config(profile, size), progress=progress)
     test = load_task(a.task, "test", size=size, channels=3, limit=a.n_images, seed=profile.seed, progress=progress)

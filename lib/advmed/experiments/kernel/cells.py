@@ -1,5 +1,7 @@
 """The kernel's own cells (:mod:`advmed.experiments.cells`): work that several chapters read.
 
+``zoo/train/<task>/<arch:init>/seed<n>``: one zoo model (every chapter loads it).
+
 ``blackbox/surrogate/<task>/<kind>``: a separately trained surrogate of a task's target
 (:mod:`.surrogates`), the source of chapter 5's transfer, chapter 6's black-box patch and
 chapter 7's transfer attacker (stage 0).
@@ -17,7 +19,7 @@ from ...train import get_trained_model
 from ..cells import Cell, task_classes
 from ..estimate import forward_gmac, n_images, train_cost
 from ..profiles import Profile
-from ..zoo import ModelKey, configs_for_profile, trained_models
+from ..zoo import ModelKey, configs_for_profile, test_split_args, train_cell, trained_models
 from .evaluation import robust_results
 from .surrogates import primary_key, seed_config, surrogate_configs
 
@@ -48,6 +50,15 @@ def robust_cells(profile: Profile, tasks: set[str] | None = None) -> list[Cell]:
                         {"profile": profile, "task": c.task, "model": label},
                         cost_gmac=_robust_forwards(profile, c.task, len(task_classes(c.task))) * gmac))
     return out
+
+
+# --------------------------------------------------------------------------- the zoo (stage 0)
+def train_cells(profile: Profile) -> list:
+    """Stage-0 cells (:mod:`advmed.experiments.cells`): one :func:`~advmed.experiments.zoo.train_cell` per model of the
+    profile, the checkpoints every chapter loads through :func:`~advmed.experiments.zoo.trained_models`."""
+    return [Cell("zoo", f"zoo/train/{c.task}/{c.arch}:{c.init}/seed{c.seed}", train_cell,
+                 {"config": c, "test": test_split_args(c.task, profile)},
+                 stage=0, cost_gmac=train_cost(c)) for c in configs_for_profile(profile)]
 
 
 # --------------------------------------------------------------------------- targets and surrogates
@@ -98,4 +109,4 @@ def surrogate_cells(profile: Profile, tasks: list[str], kinds: tuple[str, ...] =
     return out
 
 
-__all__ = ["robust_cell", "robust_cells", "surrogate_cell", "surrogate_cells", "target", "target_zoo", "task_configs"]
+__all__ = ["train_cells", "robust_cell", "robust_cells", "surrogate_cell", "surrogate_cells", "target", "target_zoo", "task_configs"]

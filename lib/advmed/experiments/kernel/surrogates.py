@@ -24,6 +24,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple
 
+from ...data import load_task
 from ...data.splits import disjoint_subset
 from ...train import TrainConfig, get_trained_model
 from ..profiles import ModelSpec, Profile
@@ -76,8 +77,6 @@ def primary_key(profile: Profile, zoo: Mapping[tuple, Any], task: str, model: st
 
 def train_split_counts(cfg: TrainConfig) -> tuple[Any, Any]:
     """Labels and groups of the whole training split of ``cfg``'s task (decoded-tensor cache)."""
-    from ...data import load_task
-
     ds = load_task(cfg.task, "train", size=cfg.size, channels=cfg.channels, progress=False)
     return ds.labels.numpy(), ds.groups
 

@@ -31,11 +31,12 @@ from tqdm.auto import tqdm
 
 from ...attacks.patch import evaluate_patch, natural_patch, train_patch
 from ...cache import memo, tensor_digest
+from ...data import load_task
 from ...data.splits import stratified_subset
 from ...device import module_device
+from ..kernel import selection_key
 from ..kernel.surrogates import SurrogateSet, primary_key, trained_surrogates
 from ..profiles import PatchSettings, Profile
-from ..kernel import selection_key
 from ..zoo import ModelKey, test_set
 
 #: Bump when a change here changes what a memoised patch or evaluation holds.
@@ -108,8 +109,6 @@ class PatchExperiment:
 def train_set(task: str, profile: Profile):
     """The training images patches are trained on (natural patches cut from): a seeded
     stratified subset of ``patch.n_train`` images of the train split."""
-    from ...data import load_task
-
     return load_task(task, "train", size=profile.task_size(task), channels=3, limit=profile.patch.n_train,
                      seed=profile.seed, progress=False)
 

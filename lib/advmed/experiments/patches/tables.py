@@ -11,6 +11,7 @@ import torch
 
 from ...attacks.patch import BASE, side_fraction
 from ...metrics import fmt_interval
+from ...plots import task_label
 from .. import references
 from ..profiles import Profile
 from .run import KINDS, PatchExperiment
@@ -124,8 +125,6 @@ def finlayson_summary(exp: PatchExperiment) -> pd.DataFrame:
     """Finlayson et al.'s patch table beside ours in short columns: one row per task and patch,
     the study's accuracy and AUC beside ours [95 % interval], and our targeted success (the
     setting of each row: :func:`finlayson_table`)."""
-    from ...plots import task_label
-
     t = finlayson_table(exp, numeric=True)
     if t.empty:
         return t

@@ -12,6 +12,7 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ...plots import model_label, task_label
 from .. import references
 from ..profiles import Profile
 from .run import NON_TARGETED, UAPExperiment, attack_name
@@ -271,8 +272,6 @@ def settings_brief(profile: Profile, *, natural: bool = False) -> pd.DataFrame:
 def fooling_summary(numeric: pd.DataFrame, *, zeta: float | None = None) -> pd.DataFrame:
     """Non-targeted fooling rates at one zeta (default: the largest): one row per model and norm,
     one column per task, cells ``"UAP (random control)"``, e.g. ``"0.42 (0.05)"``."""
-    from ...plots import model_label, task_label
-
     non = numeric[numeric["attack"] == NON_TARGETED]
     zeta = float(non["zeta"].max() if zeta is None else zeta)
     non = non[np.isclose(non["zeta"].astype(float), zeta)]
@@ -306,8 +305,6 @@ def natural_summary(table: pd.DataFrame, *, zeta: float | None = None) -> pd.Dat
     """Chapter 4 at one zeta (default: the largest): one row per task and norm; per
     initialisation, the fooling rate of the UAP from photos and of the UAP from medical images;
     and the highest random control of the row."""
-    from ...plots import task_label
-
     zeta = float(table["zeta"].max() if zeta is None else zeta)
     t = table[np.isclose(table["zeta"].astype(float), zeta)]
     rows = []

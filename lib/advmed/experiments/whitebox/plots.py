@@ -14,12 +14,25 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ... import widgets
 from ...attacks import attack_label, get_attack
+from ...cache import tensor_digest
 from ...models import as_module, as_pixels, as_rgb, gray_view, model_device, predict_proba
-from ...plots import (PAGE_WIDTH, BookFigure, attack_color, legend_outside, model_color, model_label, new_figure,
-                      show_image, show_perturbation, styled, task_label)
-from ..profiles import Profile
+from ...plots import (
+    PAGE_WIDTH,
+    BookFigure,
+    attack_color,
+    legend_outside,
+    model_color,
+    model_label,
+    new_figure,
+    show_image,
+    show_perturbation,
+    styled,
+    task_label,
+)
 from ..kernel import ATTACKS, adversarialmed_eps, finlayson_eps, test_images
+from ..profiles import Profile
 
 
 def _study_marks() -> list[tuple[float, str]]:
@@ -233,9 +246,6 @@ def explorer(profile: Profile, zoo: Mapping[tuple, Any], *, mode: str | None = N
     drawing again; the payload is stated against ``explorer.budget_mb``. Live (a notebook with
     a kernel, :func:`advmed.widgets.resolve_mode`): every change runs the attack, and the eps
     slider also offers the white-box sweep's budgets."""
-    from ... import widgets
-    from ...cache import tensor_digest
-
     ex = profile.explorer
     mode = widgets.resolve_mode(mode)
     models, images = explorer_inputs(profile, zoo)

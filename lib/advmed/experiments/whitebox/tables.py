@@ -14,10 +14,11 @@ import pandas as pd
 from ...attacks import attack_label
 from ...data import get_task
 from ...metrics import fmt_interval
+from ...plots import model_label, task_label
 from .. import references
-from ..profiles import Profile
 from ..kernel import ATTACKS, adversarialmed_eps, finlayson_eps, model_columns
 from ..kernel.evaluation import PERTURBATION_STATS
+from ..profiles import Profile
 
 
 def settings_table(profile: Profile) -> pd.DataFrame:
@@ -232,8 +233,6 @@ def diagnostics_table(diag: pd.DataFrame) -> pd.DataFrame:
     al. 2018), the checks that flag it (short names of :data:`SHORT_CHECK_NAMES`) and whether
     its robust accuracy can be believed (every check passed). Each check's numbers are in
     :func:`diagnostics_detail`."""
-    from ...plots import model_label, task_label
-
     rows = []
     for (task, arch, used), g in diag.groupby(["task", "arch", "init_used"], sort=False):
         bad = [SHORT_CHECK_NAMES.get(c, c) for c in g.loc[~g["passed"], "check"]]
@@ -263,8 +262,6 @@ def robust_cost_table(costs: pd.DataFrame) -> pd.DataFrame:
 # In-text tables: a few rows (models, tasks or attacks) and a few short columns for every
 # profile; the long tables above go to the chapter's appendix.
 def _model(arch: str, init_used: str) -> str:
-    from ...plots import model_label
-
     return model_label(arch, init_used)
 
 
@@ -287,8 +284,6 @@ def attack_summary(results: pd.DataFrame, eps_255: float, *, attack: str = "pgd"
                    metric: str = "accuracy") -> pd.DataFrame:
     """``metric`` clean -> under ``attack`` at the grid's budget nearest ``eps_255``: one row per
     model, one column per task, cells ``"0.91 → 0.12"``."""
-    from ...plots import task_label
-
     eps = _nearest(results.loc[results["attack"] != "clean", "eps_255"], eps_255)
     rows: dict[str, dict[str, str]] = {}
     for (task, arch, init), g in results.groupby(["task", "arch", "init"], sort=False):
@@ -323,7 +318,6 @@ def finlayson_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     pushed to the other class."""
     if comparison.empty:
         return pd.DataFrame()
-    from ...plots import task_label
 
     def span(v: pd.Series) -> str:
         lo, hi = float(v.min()), float(v.max())
@@ -341,8 +335,6 @@ def visibility_summary(results: pd.DataFrame, eps_255: float) -> pd.DataFrame:
     """How visible each attack is at the grid's budget nearest ``eps_255``: one row per attack,
     one column per task, each cell the median over the task's models of the per-model median
     PSNR (dB) and SSIM, ``"38.1 dB / 0.97"``."""
-    from ...plots import task_label
-
     adv = results[results["attack"] != "clean"]
     eps = _nearest(adv["eps_255"], eps_255)
     sel = adv[np.isclose(adv["eps_255"], eps)]
