@@ -3,8 +3,8 @@ tests/test_widgets_defense.py): no real data and no checkpoints.
 
 Tiny CNNs fitted in a second on synthetic two-class gray images stand in for the zoo and the
 adversarially / noise-trained models; :func:`world` monkeypatches the data layer and the
-checkpoint cache of :mod:`advmed.experiments.defenses.run` and sends every result to a private
-cache, for as long as its context lasts.
+checkpoint cache of the modules of :mod:`advmed.experiments.defenses` and sends every result to
+a private cache, for as long as its context lasts.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -92,6 +93,16 @@ class World(NamedTuple):
     zoo: dict
 
 
+def patch(mp: pytest.MonkeyPatch, name: str, value: Any) -> None:
+    """Replace ``name`` in every module of the defenses family that uses it (each module holds
+    its own reference to what it imported)."""
+    mods = [m for n, m in list(sys.modules.items()) if n.startswith("advmed.experiments.defenses") and m is not None]
+    hits = [m for m in mods if name in vars(m)]
+    assert hits, f"no module of the defenses family uses {name!r}"
+    for m in hits:
+        mp.setattr(m, name, value)
+
+
 @contextlib.contextmanager
 def world(cache: Any, prof: Profile | None = None) -> Iterator[World]:
     """:func:`advmed.experiments.defenses.run.defense_results` on the synthetic task in the
@@ -99,16 +110,16 @@ def world(cache: Any, prof: Profile | None = None) -> Iterator[World]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ADVMED_CACHE", str(cache))
         test = images(32, 2)
-        mp.setattr(D, "defense_images", lambda task, prof, n=None: test if n is None else test.subset(np.arange(n)))
-        mp.setattr(D, "_split", lambda cfg, split: images(64 if split == "train" else 32, 3 if split == "train" else 4,
-                                                          split))
+        patch(mp, "defense_images", lambda task, prof, n=None: test if n is None else test.subset(np.arange(n)))
+        patch(mp, "zoo_split", lambda cfg, split: images(64 if split == "train" else 32, 3 if split == "train" else 4,
+                                                         split))
 
         def restore(cfg, num_classes, state, dev):
             m = net()
             m.load_state_dict(dict(state))
             return m.to(dev).eval()
 
-        mp.setattr(D, "_restore", restore)
+        patch(mp, "restore_model", restore)
         trained: list = []
 
         def fake_get(cfg, device=None, progress=False):
@@ -118,7 +129,7 @@ def world(cache: Any, prof: Profile | None = None) -> Iterator[World]:
             seed = 10 + next((i for i, c in enumerate(trained) if c.key() == cfg.key()), len(trained) - 1) + 1
             return Trained(fit(seed, cfg.adversarial.sigma if noisy else 0.0), cfg, train_seconds=2.0)
 
-        mp.setattr(D, "get_trained_model", fake_get)
+        patch(mp, "get_trained_model", fake_get)
         prof = prof or profile()
         zoo = {(TASK, "tiny", "scratch"): Trained(copy.deepcopy(fit(0)), config())}
         yield World(D.defense_results(prof, zoo, progress=False), prof, trained, zoo)

@@ -17,8 +17,12 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from torch import nn
+
 from advmed.experiments import references
+from advmed.experiments.defenses import cells as C
 from advmed.experiments.defenses import plots as P
+from advmed.experiments.defenses import registry as REG
 from advmed.experiments.defenses import report as R
 from advmed.experiments.defenses import run as D
 from advmed.experiments.defenses import tables as T
@@ -112,6 +116,7 @@ def test_a_stored_run_builds_no_defense_and_its_identity_is_the_built_ones(resul
     for name in D.defense_names(prof):
         d = D.defended(TASK, name, tm, prof)
         assert D.defense_identity(TASK, name, tm, prof) == (d.model_key, d.extra), name
+        assert set(d.extra_sources) == set(REG.get_defense(name).sources), name  # the explorer names each source
     assert D.defense_identity(TASK, "jpeg", tm, prof, quality=50) == (tm.config.key(), {"quality": 50})
     # read back, no defense is built: no adversarial training, VAE or retraining is loaded
     monkeypatch.setattr(D, "defended", lambda *a, **k: pytest.fail("built a defense for a stored run"))
@@ -119,6 +124,68 @@ def test_a_stored_run_builds_no_defense_and_its_identity_is_the_built_ones(resul
         assert D.defense_run(TASK, key, tm, name, prof).defense == name
     with pytest.raises(KeyError, match="valid: none, jpeg"):
         D.defense_identity(TASK, "bogus", tm, prof)
+
+
+# --------------------------------------------------------------------------- the registry
+def test_the_registry_names_each_defense_once_and_refuses_unknown_ones():
+    assert all(name == spec.name for name, spec in REG.DEFENSES.items())
+    assert len({s.label for s in REG.DEFENSES.values()}) == len(REG.DEFENSES) and REG.REFERENCE == "none"
+    assert D.DEFENSES is REG.DEFENSES and D.LABELS == {n: s.label for n, s in REG.DEFENSES.items()}
+    with pytest.raises(KeyError, match="valid defenses: none, jpeg, at_adversarialmed"):
+        REG.get_defense("bogus")
+    # the order of the tables is the registry's; adversarial training where the profile lists the method
+    assert D.defense_names(PROFILES["paper"]) == ["none", "jpeg", "at_adversarialmed", "at_pgd", "vae",
+                                                  "uap_retraining"]
+    assert D.defense_names(PROFILES["smoke"]) == ["none", "jpeg", "at_adversarialmed", "vae", "uap_retraining"]
+    assert {c: REG.claimed(c) for c in REG.CLAIMS} == {"adversarial_training": ["at_adversarialmed"],
+                                                       "preprocessing": ["jpeg", "vae"],
+                                                       "retraining": ["uap_retraining"]}
+    with pytest.raises(ValueError, match="valid: adversarial_training"):
+        REG.DefenseSpec("x", "x", REG.DEFENSES["none"].build, REG.DEFENSES["none"].identity, claim="bogus")
+
+
+class _Blur(nn.Module):
+    """A 3 x 3 mean filter in front of a model: the new defense of the registry test."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.pool, self.model = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False), model
+
+    def forward(self, x):
+        return self.model(self.pool(x))
+
+
+def _blur_build(task, tm, profile):
+    model = _Blur(tm.model.eval())
+    return D.Defended(model, model, {}, "the robust ensemble through the blur", tm.config.key(), extra={"kernel": 3})
+
+
+def _blur_identity(task, tm, profile):
+    return tm.config.key(), {"kernel": 3}
+
+
+def test_a_new_defense_is_one_registry_entry(results, monkeypatch):
+    """A defense registered in DEFENSES (its module's build and identity) is measured, tabled,
+    read and listed as a cell without any other change."""
+    res, prof, _, zoo = results
+    spec = REG.DefenseSpec("blur", "mean filter (3 x 3)", _blur_build, _blur_identity,
+                           cost=lambda profile, task, cfg: 1000, noun="the mean filter")
+    monkeypatch.setitem(REG.DEFENSES, "blur", spec)
+    assert D.defense_names(prof)[-1] == "blur"
+    key, tm = D.ModelKey(TASK, "tiny", "scratch"), zoo[(TASK, "tiny", "scratch")]
+    (r,) = D.task_defenses(TASK, key, tm, prof, only=["blur"])
+    assert (r.defense, r.label) == ("blur", "mean filter (3 x 3)") and len(r.diagnostics) > 0
+    for e in EPS_255:
+        assert r.robust("adaptive", e) <= r.robust("oblivious", e) + 1e-12
+    both = D.DefenseResults(res.runs + [r], None)
+    assert "mean filter (3 x 3)" in set(T.defense_table(both, max(EPS_255)).defense)
+    assert f"{len(both.runs) - 1} defended models" in R.diagnostics_reading(both)  # the reference is not one
+    assert {p.defense for p in R.claim_numbers(both).preprocessing} == {"jpeg", "vae"}  # no claim: not read as one
+    smoke = PROFILES["smoke"]
+    evals = {c.name: c for c in C.cells(smoke) if c.name.startswith("defenses/eval/")}
+    task = smoke.defense.tasks[0]
+    blur, none = evals[f"defenses/eval/{task}/blur"], evals[f"defenses/eval/{task}/none"]
+    assert blur.cost_gmac > none.cost_gmac  # the diagnostics and its own cost on top of the reference's
 
 
 def test_worst_case_takes_the_lowest_margin_and_nests_the_budgets():

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from advmed.attacks import apgd, get_attack, ifgsm, mifgsm, pgd
+from advmed.attacks import apgd, get_attack, ifgsm, mifgsm, pgd, true_margin, worst_case, worst_case_choice
+from advmed.attacks.losses import margin
 from advmed.attacks.diagnostics import masking_diagnostics
 from advmed.attacks.robust import EnsembleMember, default_ensemble, robust_accuracy
 from advmed.attacks.whitebox._loop import random_start
@@ -226,6 +227,32 @@ def test_robust_accuracy_restores_model_mode():
         assert model.training and all(p.grad is None for p in model.parameters())
     finally:
         model.eval()
+
+
+def test_one_true_margin_on_tensors_and_arrays_and_the_cw_loss_is_its_negative():
+    scores = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    m = true_margin(scores, y)
+    by_hand = torch.stack([scores[i, y[i]] - torch.cat([scores[i, :y[i]], scores[i, y[i] + 1:]]).max()
+                           for i in range(len(y))])
+    assert torch.equal(m, by_hand)
+    assert np.array_equal(true_margin(scores.numpy(), y.numpy()), m.numpy())  # numpy in, numpy out, same numbers
+    assert torch.equal(margin(scores, y), -m)  # the CW loss an attack ascends
+    assert torch.equal((m > 0), scores.argmax(1) == y)  # > 0 exactly while classified correctly
+
+
+def test_worst_case_over_sources_takes_the_lowest_margin_nested_over_budgets():
+    y = np.array([0, 1])
+    a = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.4, 0.6]]])  # (E=2, N=2, K=2)
+    b = np.array([[[0.4, 0.6], [0.3, 0.7]], [[0.7, 0.3], [0.45, 0.55]]])
+    source, budget = worst_case_choice([a, b], y)
+    assert source.tolist() == [[1, 1], [1, 1]] and budget.tolist() == [[0, 0], [0, 1]]
+    w = worst_case([a, b], y)
+    assert np.allclose(w, [[[0.4, 0.6], [0.3, 0.7]], [[0.4, 0.6], [0.45, 0.55]]])
+    for e in range(2):  # never above any source alone at its budget
+        assert (true_margin(w[e], y) <= np.minimum(true_margin(a[e], y), true_margin(b[e], y)) + 1e-12).all()
+    # one source: only the nesting (image 0's first-budget image beats its own at the larger budget)
+    assert np.array_equal(worst_case([b], y)[1], [[0.4, 0.6], [0.45, 0.55]])
 
 
 # --- gradient-masking diagnostics ----------------------------------------------------------

@@ -9,7 +9,8 @@ mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
   restarts), :func:`mifgsm` (Dong et al. 2018).
 - :func:`apgd` (Croce & Hein 2020; CE, margin, DLR, APGD-T), and on top of the
   white-box attacks :func:`robust_accuracy` (:mod:`.robust`: the per-image worst case over
-  an attack ensemble on nested budgets) and :func:`masking_diagnostics`
+  an attack ensemble on nested budgets; :func:`worst_case` the same over the scores of several
+  sources of adversarial images, e.g. a defense's attackers) and :func:`masking_diagnostics`
   (:mod:`.diagnostics`: the red flags of gradient masking).
 - :mod:`.universal`: :func:`~advmed.attacks.universal.uap`, universal perturbations
   (Moosavi-Dezfooli et al. 2017; Hirano & Takemoto 2020; Shafahi et al. 2020).
@@ -25,7 +26,8 @@ mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
 
 :data:`ATTACKS` / :func:`get_attack` is the one registry of names, display labels and
 step-size rules (:mod:`.registry`). Losses (``loss=``): ``"ce"`` or ``"margin"``
-(:mod:`.losses`). Targeted attacks: ``targeted=True, target=<int | tensor | "other">``.
+(:mod:`.losses`; :func:`true_margin`, the true-class score minus the largest other, on
+tensors or arrays). Targeted attacks: ``targeted=True, target=<int | tensor | "other">``.
 
 Example:
     >>> import torch
@@ -39,12 +41,13 @@ Example:
 from __future__ import annotations
 
 from .checks import check_eps, check_images, check_labels, frozen_eval
-from .losses import LOSSES, get_loss
+from .losses import LOSSES, get_loss, true_margin
 from .patch import train_patch
 from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
 from .whitebox import apgd, bim, fgsm, ifgsm, mifgsm, pgd
 from .blackbox import images_only, simba, square, usimba  # noqa: E402
-from .robust import EnsembleMember, RobustResult, default_ensemble, robust_accuracy  # noqa: E402
+from .robust import (EnsembleMember, RobustResult, default_ensemble, robust_accuracy,  # noqa: E402
+                     worst_case, worst_case_choice)
 from .diagnostics import MaskingDiagnostics, masking_diagnostics  # noqa: E402
 
 register(AttackSpec("fgsm", "FGSM", fgsm, "whitebox", step_rule="eps", cite="goodfellow2015explaining"))
@@ -70,4 +73,5 @@ register(AttackSpec("patch", "Adversarial patch", train_patch, "patch", step_rul
 __all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "EnsembleMember", "MaskingDiagnostics", "RobustResult",
            "apgd", "attack_label", "bim", "check_eps", "check_images", "check_labels", "default_ensemble",
            "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm", "masking_diagnostics",
-           "mifgsm", "pgd", "register", "robust_accuracy", "simba", "square", "train_patch", "usimba"]
+           "mifgsm", "pgd", "register", "robust_accuracy", "simba", "square", "train_patch", "true_margin", "usimba",
+           "worst_case", "worst_case_choice"]

@@ -12,7 +12,9 @@ the same steps).
 - ``"margin"``: the Carlini & Wagner (2017) logit margin
   ``max_{j != y} z_j - z_y`` (their f_6 with kappa = infinity): positive exactly when
   the image is misclassified, and it does not saturate the way softmax
-  cross-entropy does on a confident model.
+  cross-entropy does on a confident model. It is minus :func:`true_margin`, the one
+  definition of "true-class score minus the largest other" (which the robust ensemble and
+  the defenses' per-image worst case also rank images by, on logits or probabilities).
 
 Targets (``target=`` of every attack, with ``targeted=True``):
 
@@ -24,8 +26,9 @@ Targets (``target=`` of every attack, with ``targeted=True``):
 from __future__ import annotations
 
 import numbers
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -40,11 +43,30 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels, reduction="none")
 
 
+def true_margin(scores: Any, labels: Any) -> Any:
+    """Per image, the true-class score minus the largest other one, ``s_y - max_{j != y} s_j``:
+    > 0 exactly while the image is classified correctly.
+
+    Args:
+        scores: ``(N, K)`` logits or probabilities, a torch tensor (differentiable) or a numpy
+            array (then the result is one too).
+        labels: ``(N,)`` integer labels.
+    """
+    if torch.is_tensor(scores):
+        labels = labels if torch.is_tensor(labels) else torch.as_tensor(labels, device=scores.device)
+        true = scores.gather(1, labels[:, None]).squeeze(1)
+        return true - scores.scatter(1, labels[:, None], float("-inf")).amax(dim=1)
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    rows = np.arange(len(labels))
+    others = scores.copy()
+    others[rows, labels] = -np.inf
+    return scores[rows, labels] - others.max(1)
+
+
 def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-image CW logit margin ``max_{j != y} z_j - z_y`` (Carlini & Wagner 2017)."""
-    true = logits.gather(1, labels[:, None]).squeeze(1)
-    others = logits.scatter(1, labels[:, None], float("-inf"))
-    return others.amax(dim=1) - true
+    """Per-image CW logit margin ``max_{j != y} z_j - z_y`` (Carlini & Wagner 2017): minus
+    :func:`true_margin`, the loss an untargeted attack ascends."""
+    return -true_margin(logits, labels)
 
 
 LOSSES: dict[str, LossFn] = {

@@ -21,6 +21,11 @@ AUC an attacker aiming at the AUC (pushing every image as far as the budget allo
 would leave. Accuracy is exact in that respect; read the AUC with that caveat
 (:data:`AUC_NOTE`, also carried by every :class:`RobustResult`).
 
+Several attackers (sources of adversarial images) combine the same way after the fact:
+:func:`worst_case` / :func:`worst_case_choice` keep, per budget and image, the scores of the
+source with the lowest true-class margin (:func:`~advmed.attacks.losses.true_margin`), nested
+over the budgets.
+
 Example:
     >>> import torch
     >>> from advmed.attacks.robust import default_ensemble, robust_accuracy
@@ -45,7 +50,7 @@ from torch import nn
 
 from ..metrics import Estimate, classification_metrics, mean_interval
 from .checks import check_eps, check_images, check_labels, check_norm, frozen_eval
-from .losses import resolve_labels
+from .losses import resolve_labels, true_margin
 from .registry import get_attack
 from .whitebox.apgd import check_apgd_loss, check_loss_classes
 
@@ -204,12 +209,6 @@ def _logits(model: nn.Module, x: torch.Tensor, batch_size: Optional[int]) -> tor
     return torch.cat([model(x[s:s + bs]).float() for s in range(0, x.shape[0], bs)])
 
 
-def _true_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``z_y - max_{j != y} z_j``: > 0 while the image is classified correctly."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    return true - logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
-
-
 def _check_grid(eps_grid: Sequence[float], norm: str, x: torch.Tensor) -> tuple[float, ...]:
     if isinstance(eps_grid, (int, float)) or len(eps_grid) == 0:
         raise ValueError("eps_grid must be a non-empty sequence of budgets in [0, 1] pixel units, "
@@ -243,7 +242,7 @@ class _Tally:
         self.first_eps = np.where(self.fallen.numpy(), 0.0, math.inf)
         self.broken_by = np.where(self.fallen.numpy(), "clean", "").astype(object)
         self.x_adv, self.logits = x.clone(), logits0.clone()
-        self.margin = _true_margin(logits0, y)
+        self.margin = true_margin(logits0, y)
         self.success, self.proba = [], []
         self.n = n
 
@@ -252,7 +251,7 @@ class _Tally:
 
     def update(self, idx, x_adv, logits, eps, member) -> int:
         """Record one member's images ``x_adv`` of the survivors ``idx``; returns how many fell."""
-        m = _true_margin(logits, self.y[idx])
+        m = true_margin(logits, self.y[idx])
         fooled = logits.argmax(1) != self.y[idx]  # the attacks' own definition of success
         worse = fooled | (m < self.margin[idx])  # a fooled image, or a lower margin
         sel = idx[worse]
@@ -356,3 +355,54 @@ def _run_member(member, counted, model, tally, eps, norm, seed, batch_size) -> M
     broken = tally.update(idx, x_adv, logits, eps, member.name)
     return MemberRun(member.name, eps, int(idx.numel()), broken, counted.queries,
                      counted.gradients, seconds)
+
+
+# --------------------------------------------------------------------------- several sources
+def worst_case_choice(probas: Sequence[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per budget and image, where the worst case over several sources of adversarial images
+    comes from: the source with the lowest true-class margin
+    (:func:`~advmed.attacks.losses.true_margin` of the scores), nested over the budgets (an
+    image found at a smaller budget lies in every larger ball).
+
+    Args:
+        probas: one ``(E, N, K)`` array of softmax scores per source, the budgets ascending.
+        y: labels ``(N,)``.
+
+    Returns:
+        ``(source, budget)``, two ``(E, N)`` integer arrays: the index of the source and of the
+        budget whose scores (and adversarial image) stand at each budget and image.
+
+    Example:
+        >>> import numpy as np
+        >>> a = np.array([[[0.9, 0.1]], [[0.6, 0.4]]])  # one source: (E=2, N=1, K=2)
+        >>> b = np.array([[[0.4, 0.6]], [[0.7, 0.3]]])  # b fools the image at the first budget
+        >>> source, budget = worst_case_choice([a, b], np.array([0]))
+        >>> source.tolist(), budget.tolist()  # and its image stands at the second budget too
+        ([[1], [1]], [[0], [0]])
+    """
+    n_eps, n = probas[0].shape[:2]
+    source = np.zeros((n_eps, n), dtype=int)
+    budget = np.repeat(np.arange(n_eps)[:, None], n, axis=1)
+    best = probas[0].copy()
+    for i, p in enumerate(probas[1:], start=1):
+        for e in range(n_eps):
+            better = true_margin(p[e], y) < true_margin(best[e], y)
+            best[e][better] = p[e][better]
+            source[e][better] = i
+    for e in range(1, n_eps):
+        better = true_margin(best[e - 1], y) < true_margin(best[e], y)
+        best[e][better] = best[e - 1][better]
+        source[e][better], budget[e][better] = source[e - 1][better], budget[e - 1][better]
+    return source, budget
+
+
+def worst_case(probas: Sequence[np.ndarray], y: np.ndarray) -> np.ndarray:
+    """Per budget and image, the scores ``(E, N, K)`` of the source with the lowest true-class
+    margin, nested over the budgets (:func:`worst_case_choice`).
+
+    Args:
+        probas: one ``(E, N, K)`` array of softmax scores per source, the budgets ascending.
+        y: labels ``(N,)``.
+    """
+    source, budget = worst_case_choice(probas, y)
+    return np.stack(probas)[source, budget, np.arange(source.shape[1])[None, :]]

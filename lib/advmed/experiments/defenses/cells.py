@@ -2,27 +2,28 @@
 
 Every cell calls :mod:`.run` the way chapter 7 does, on the task's defended model
 (``defense.model``, from the zoo), so the checkpoint, VAE and memo keys are the chapter's,
-and the chapter executed afterwards reloads every result.
+and the chapter executed afterwards reloads every result. The defenses and what they cost
+come from the registry (:mod:`.registry`).
 
-- stage 0, the defenses' own trainings, from the zoo model's config alone (beside the zoo's
-  trainings): ``defenses/at/<task>/<method>`` (an adversarially trained model),
-  ``defenses/vae/<task>`` (the VAE denoiser), ``defenses/smoothing_model/<task>`` (the
-  noise-trained base classifier of randomized smoothing);
+- stage 0, the defenses' own trainings (:attr:`~.registry.DefenseSpec.train`), from the zoo
+  model's config alone (beside the zoo's trainings): ``defenses/at/<task>/<method>`` (an
+  adversarially trained model), ``defenses/vae/<task>`` (the VAE denoiser); and
+  ``defenses/smoothing_model/<task>`` (the noise-trained base classifier of randomized smoothing);
 - stage 1: ``defenses/eval/<task>/<defense>``, one defense under oblivious and adaptive attack
   with its diagnostics (:func:`.run.task_defenses` with ``only=[defense]``: the memo key of
   the full call); ``defenses/smoothing/<task>``, the certification.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from ...train import get_trained_model
-from ..blackbox.cells import target
 from ..cells import Cell, task_classes
 from ..estimate import forward_gmac, n_images, train_cost
+from ..kernel import study_steps
+from ..kernel.cells import target
 from ..profiles import Profile
 from ..zoo import trained_models
 from . import run
+from .registry import defense_names, get_defense
 
 
 def _defended(profile: Profile, task: str):
@@ -36,16 +37,10 @@ def _config(profile: Profile, task: str):
     return target(profile, task, profile.defense.model, models=[profile.defense.model])[1]
 
 
-def at_cell(profile: Profile, task: str, method: str) -> str:
-    """One adversarially trained model (:func:`.run.adversarial_model` on the zoo model's recipe)."""
-    at = run.adversarial_model(_config(profile, task), method, profile)
-    return f"{task}: adversarial training {method}, val AUC {at.val_auc:.3f}"
-
-
-def vae_cell(profile: Profile, task: str) -> str:
-    """The VAE of the ``vae`` defense (:func:`.run.defense_vae`)."""
-    tv = run.defense_vae(_config(profile, task), profile)
-    return f"{task}: VAE {tv.key[:12]}"
+def train_cell(profile: Profile, task: str, defense: str) -> str:
+    """A defense's own training (:attr:`~.registry.DefenseSpec.train`: an adversarially trained
+    model, the VAE), from the zoo model's recipe."""
+    return get_defense(defense).train.fn(profile, task, _config(profile, task))
 
 
 def smoothing_model_cell(profile: Profile, task: str) -> str:
@@ -69,21 +64,19 @@ def smoothing_cell(profile: Profile, task: str) -> str:
 
 
 def _defense_forwards(profile: Profile, task: str, defense: str) -> float:
-    """Forward-equivalents of one defense's evaluation: oblivious PGD, the robust ensemble and the
-    adaptive transfer sources per budget, the studies' four attacks twice, the diagnostics."""
+    """Forward-equivalents of one defense's evaluation: oblivious PGD and the robust ensemble per
+    budget, the studies' four attacks twice, the diagnostics (none for the reference), and
+    what the defense adds itself (:attr:`~.registry.DefenseSpec.cost`)."""
     s, w = profile.defense, profile.whitebox
+    spec = get_defense(defense)
     n, k = n_images(task, "test", s.n_images), len(task_classes(task))
     members = w.robust_restarts * (1 + (min(9, k - 1) if k >= 4 else 1)) + w.pgd_restarts
-    extra = {"jpeg": 1, "vae": int(s.eot_samples)}.get(defense, 0)
-    per_eps = 3 * int(s.steps) * (1 + extra) + 3 * int(w.robust_steps) * members
-    studies = 2 * len(run.STUDY_ATTACKS) * 3 * run.wb.study_steps(10, profile)
-    diag = 0.0 if defense == "none" else 3 * (sum(w.diag_steps) * max(w.diag_restarts)
-                                            + len(w.diag_eps_grid_255) * w.robust_steps)
-    out = n * (len(s.eps_255) * per_eps + studies) + diag * n_images(task, "test", s.diag_images)
-    if defense == "uap_retraining":  # the rounds' UAPs and fine-tuning epochs
-        out += s.retrain_rounds * (s.retrain_uaps * profile.uap.max_passes * 3 * s.retrain_uap_images
-                                   + 3 * s.retrain_epochs * n_images(task, "train", _config(profile, task).max_train))
-    return out
+    per_eps = 3 * int(s.steps) + 3 * int(w.robust_steps) * members
+    studies = 2 * len(run.STUDY_ATTACKS) * 3 * study_steps(10, profile)
+    diag = 0.0 if spec.reference else 3 * (sum(w.diag_steps) * max(w.diag_restarts)
+                                           + len(w.diag_eps_grid_255) * w.robust_steps)
+    own = spec.cost(profile, task, _config(profile, task))
+    return n * (len(s.eps_255) * per_eps + studies) + diag * n_images(task, "test", s.diag_images) + own
 
 
 def cells(profile: Profile) -> list[Cell]:
@@ -94,16 +87,13 @@ def cells(profile: Profile) -> list[Cell]:
         cfg = _config(profile, task)
         gmac = forward_gmac(cfg.arch, cfg.net_size or cfg.size)
         args = {"profile": profile, "task": task}
-        for method in s.adversarial:
-            at_cfg = dataclasses.replace(cfg, adversarial=run.adversarial_config(method, s), **dict(s.at_train))
-            steps = at_cfg.adversarial.steps or (1 if method == "fast_fgsm" else 10)
-            out.append(Cell("defenses", f"defenses/at/{task}/{method}", at_cell, {**args, "method": method}, stage=0,
-                            cost_gmac=train_cost(at_cfg) * (1 + steps)))
-        vae_images = n_images(task, "train", s.vae_images if s.vae_images is not None else cfg.max_train)
-        # the VAE is a few conv layers: a tenth of a ResNet-18 at the task's side, a guess
-        out.append(Cell("defenses", f"defenses/vae/{task}", vae_cell, args, stage=0,
-                        cost_gmac=3 * s.vae_epochs * vae_images * 0.1 * forward_gmac("resnet18", cfg.size)))
-        for defense in run.defense_names(profile):
+        names = defense_names(profile)
+        for defense in names:
+            train = get_defense(defense).train
+            if train is not None:
+                out.append(Cell("defenses", f"defenses/{train.cell.format(task=task)}", train_cell,
+                                {**args, "defense": defense}, stage=0, cost_gmac=train.gmac(profile, cfg)))
+        for defense in names:
             out.append(Cell("defenses", f"defenses/eval/{task}/{defense}", defense_cell, {**args, "defense": defense},
                             cost_gmac=_defense_forwards(profile, task, defense) * gmac))
     task = s.smoothing_task
@@ -118,4 +108,4 @@ def cells(profile: Profile) -> list[Cell]:
     return out
 
 
-__all__ = ["at_cell", "cells", "defense_cell", "smoothing_cell", "smoothing_model_cell", "vae_cell"]
+__all__ = ["cells", "defense_cell", "smoothing_cell", "smoothing_model_cell", "train_cell"]

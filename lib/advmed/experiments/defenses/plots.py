@@ -20,8 +20,12 @@ from ...data import get_task
 from ...metrics import Estimate
 from ...models import predict_proba
 from ...plots import PALETTE, model_label, new_figure, styled, task_label
+from ..kernel import ensemble_settings
+from ..kernel.surrogates import primary_key
 from ..profiles import Profile
 from . import run
+from .evaluate import ENSEMBLE_SOURCE, OBLIVIOUS_SOURCE
+from .registry import adaptive_sources, defense_label
 from .run import CertifiedRun, DefenseResults
 
 MARKERS = {"oblivious": "o", "adaptive": "X"}
@@ -104,9 +108,8 @@ def certified_curve(cert: CertifiedRun, *, figsize: tuple[float, float] = (4.6, 
 
 # --------------------------------------------------------------------------- the explorer
 #: How a frame names the source of an adversarial image (short: it sits under a panel).
-SOURCE_LABELS = {"ensemble": "the ensemble on the defense", "differentiable JPEG": "PGD via differentiable JPEG",
-                 "EOT through the sampled VAE": "EOT-PGD via the sampled VAE",
-                 run.OBLIVIOUS_SOURCE: "PGD on the undefended model"}  # at most 28 characters: one line
+SOURCE_LABELS = {ENSEMBLE_SOURCE: "the ensemble on the defense", **adaptive_sources(),
+                 OBLIVIOUS_SOURCE: "PGD on the undefended model"}  # at most 28 characters: one line
 ATTACKER_WORDS = {"oblivious": "oblivious attacker (PGD crafted on the undefended model)",
                   "adaptive": "adaptive attacker (attacks the defense itself)"}
 
@@ -134,7 +137,7 @@ def _explorer_controls(g: Mapping[str, list], profile: Profile) -> list:
         return [(get_task(t).title, t) for t in ts]
 
     def defenses(ds: list[str]) -> list[tuple[str, str]]:
-        return [(run.LABELS.get(x, x), x) for x in ds]
+        return [(defense_label(x), x) for x in ds]
 
     return widgets.defense_controls(
         tasks=tasks(g["tasks"]), defenses=defenses(g["defenses"]), qualities=g["qualities"], eps_255=g["eps"],
@@ -162,8 +165,6 @@ def _viewer(results: DefenseResults, profile: Profile, zoo: Callable[[], Mapping
     """``DefenseSetting -> DefenseView``: the chapter's run of the defense (another JPEG quality:
     its own run, through :func:`~.run.defense_run`, memoised), the shown image attacked by the
     setting's attacker (:func:`~.run.attacked_images`, memoised), the robust accuracy row."""
-    from ..blackbox.surrogates import primary_key
-
     q0 = int(profile.defense.jpeg_quality)
     views: dict[tuple, widgets.DefenseView] = {}
     shown: dict[str, int] = {}
@@ -175,7 +176,7 @@ def _viewer(results: DefenseResults, profile: Profile, zoo: Callable[[], Mapping
             return views[st]
         chapter = results.get(st.task, st.defense)
         if chapter is None:
-            raise widgets.Unavailable(f"No {run.LABELS.get(st.defense, st.defense)} results for "
+            raise widgets.Unavailable(f"No {defense_label(st.defense)} results for "
                                       f"{get_task(st.task).title} in this build.")
         models = zoo()
         key = primary_key(profile, models, st.task, profile.defense.model)
@@ -195,7 +196,7 @@ def _viewer(results: DefenseResults, profile: Profile, zoo: Callable[[], Mapping
         jpeg = f" (quality {st.quality})" if st.defense == "jpeg" else ""
         views[st] = widgets.DefenseView(
             title=f"{task_label(st.task)} · {model_label(chapter.model)}",
-            setting=f"{run.LABELS.get(st.defense, st.defense)}{jpeg} · {ATTACKER_WORDS[st.attacker]}, "
+            setting=f"{defense_label(st.defense)}{jpeg} · {ATTACKER_WORDS[st.attacker]}, "
                     f"eps {st.eps_255:g}/255",
             x=imgs.x[0], adv=imgs.adv[st.attacker][e, 0], y=int(imgs.y[0]),
             classes=tuple(str(k) for k in images.classes), clean_proba=imgs.clean[0],
@@ -217,7 +218,7 @@ def _frames_key(results: DefenseResults, profile: Profile, tasks: Sequence[str])
                                       "flagged": r.flagged} for r in results.runs if r.task in tasks}
     images = {t: tensor_digest(ds.images, ds.labels) for t, ds in ((t, run.defense_images(t, profile)) for t in tasks)}
     return {"runs": runs, "images": images, "defense": repr(profile.defense),
-            "explorer": repr(profile.defense_explorer), "ensemble": run.ensemble_settings(profile),
+            "explorer": repr(profile.defense_explorer), "ensemble": ensemble_settings(profile),
             "seed": profile.seed, "versions": [run.DEFENSE_VERSION, run.EXPLORER_VERSION]}
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import references
 from ..profiles import PROFILES, Profile
+from .registry import DEFENSES, REFERENCE, claimed, is_reference
 from .run import DefenseResults
 from .tables import RETRAINING_HELPED, adversarialmed_eps_255, nearest_eps
 
@@ -104,22 +105,24 @@ def claim_numbers(results: DefenseResults) -> DefenseClaims:
     eps = nearest_eps(results, adversarialmed_eps_255())
     at, pre, rt = [], [], []
     for task in results.tasks:
-        none = results.get(task, "none")
+        none = results.get(task, REFERENCE)
         base_acc = none.robust("adaptive", eps) if none else math.nan
-        run = results.get(task, "at_adversarialmed")
-        if run is not None:
+        for run in (results.get(task, name) for name in claimed("adversarial_training")):
+            if run is None:
+                continue
             at.append(ATNumbers(task, run.model, eps, float(run.clean.auc.iloc[0]), run.robust("oblivious", eps, "auc"),
                                 run.robust("adaptive", eps, "auc"), run.robust("adaptive", eps),
                                 none.robust("adaptive", eps, "auc") if none else math.nan, run.flagged,
                                 *_study_min(run)))
-        for name in ("jpeg", "vae"):
+        for name in claimed("preprocessing"):
             run = results.get(task, name)
             if run is not None:
                 pre.append(PreprocessingNumbers(task, name, eps, float(run.clean.accuracy.iloc[0]),
                                                 run.robust("oblivious", eps), run.robust("adaptive", eps), base_acc,
                                                 run.flagged))
-        run = results.get(task, "uap_retraining")
-        if run is not None and len(run.history):
+        for run in (results.get(task, name) for name in claimed("retraining")):
+            if run is None or not len(run.history):
+                continue
             h = run.history
             rt.append(RetrainingNumbers(task, run.model, len(h), float(h.fooling_before.iloc[0]),
                                         float(h.fooling_same_after.iloc[-1]), float(h.fooling_after.iloc[-1]),
@@ -174,7 +177,7 @@ def preprocessing_reading(claims: DefenseClaims) -> str:
     """Claim 5: what JPEG and the VAE add over the undefended model, oblivious against adaptive."""
     out = []
     for c in claims.preprocessing:
-        name = "JPEG" if c.defense == "jpeg" else "the VAE"
+        name = DEFENSES[c.defense].said if c.defense in DEFENSES else c.defense
         out.append(f"On {c.task} at {c.eps_255:g}/255, {name} leaves a robust accuracy of {c.oblivious_accuracy:.3f} "
                    f"against the oblivious attacker and {c.adaptive_accuracy:.3f} against the adaptive one "
                    f"(undefended {c.undefended_accuracy:.3f}; clean with the defense {c.clean_accuracy:.3f})"
@@ -196,7 +199,7 @@ def retraining_reading(claims: DefenseClaims) -> str:
 def diagnostics_reading(results: DefenseResults) -> str:
     """Which defended models the masking diagnostics flag."""
     flagged = [f"{r.task} / {r.label}" for r in results.runs if r.flagged]
-    checked = [r for r in results.runs if r.defense != "none"]
+    checked = [r for r in results.runs if not is_reference(r.defense)]
     if not flagged:
         return f"The masking diagnostics pass on all {len(checked)} defended models."
     return (f"The masking diagnostics flag {len(flagged)} of the {len(checked)} defended models ("

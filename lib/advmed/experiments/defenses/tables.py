@@ -11,6 +11,7 @@ import pandas as pd
 
 from .. import references
 from ..profiles import Profile
+from .registry import REFERENCE, claimed, is_reference
 from .run import CertifiedRun, DefenseResults, DefenseRun
 
 #: Our reading of Hirano et al.'s "helped": a fresh UAP of the retrained model fools at least
@@ -65,7 +66,7 @@ def settings_table(profile: Profile) -> pd.DataFrame:
 
 
 def _verdict(run: DefenseRun) -> str:
-    if run.defense == "none":
+    if is_reference(run.defense):
         return "reference"
     if not len(run.diagnostics):
         return "not checked"
@@ -119,9 +120,12 @@ def study_table(results: DefenseResults) -> pd.DataFrame:
     set_am = f"DenseNet-121 (CheXNet), 224 px, {ref['task']}, eps 0.02 normalised (1.15/255)"
     rows = []
     for task in results.tasks:
-        none, at = results.get(task, "none"), results.get(task, "at_adversarialmed")
-        ours = f"{task}, {(at or none).model}, eps {eps:g}/255"
-        if at is not None:
+        none = results.get(task, REFERENCE)
+        model = next(r.model for r in results.runs if r.task == task)  # every defense of a task: one architecture
+        ours = f"{task}, {model}, eps {eps:g}/255"
+        for at in (results.get(task, name) for name in claimed("adversarial_training")):
+            if at is None:
+                continue
             clean = float(at.clean.auc.iloc[0])
             rows.append(_row("AdversarialMed", "adversarial training: clean AUC", f"about {ref['at_clean_auc']:.2f}",
                              set_am, _fmt(clean), _fmt(clean), ours, clean - ref["at_clean_auc"],
@@ -141,15 +145,16 @@ def study_table(results: DefenseResults) -> pd.DataFrame:
                                  f"{task}, {at.model}, eps {float(sa.eps_255.iloc[0]):.2f}/255, "
                                  f"{int(sa.steps.iloc[0])} steps", lo["adaptive"] - ref["at_robust_auc_min"],
                                  "the study's own measure (last iterate)"))
-        for name in ("jpeg", "vae"):
+        for name in claimed("preprocessing"):
             run = results.get(task, name)
             if run is None:
                 continue
-            rows.append(_row("AdversarialMed", f"{run.label}: robust accuracy", ref[name], set_am,
+            rows.append(_row("AdversarialMed", f"{run.label}: robust accuracy", ref.get(name, "not studied"), set_am,
                              _fmt(run.robust("oblivious", eps)), _fmt(run.robust("adaptive", eps)), ours, float("nan"),
                              _partial_reading(run, none, eps)))
-        rt = results.get(task, "uap_retraining")
-        if rt is not None and len(rt.history):
+        for rt in (results.get(task, name) for name in claimed("retraining")):
+            if rt is None or not len(rt.history):
+                continue
             h = rt.history
             before, after = float(h.fooling_before.iloc[0]), float(h.fooling_after.iloc[-1])
             helped = before - after >= RETRAINING_HELPED

@@ -1,0 +1,101 @@
+"""What every module of chapter 7's family reads: the version of its memoised results, the
+attackers, the tasks and images it defends (:func:`defense_images`), the zoo model's own splits
+and weights (:func:`zoo_split`, :func:`restore_model`, for the defenses built from them), the
+cost of an extra adaptive source (:func:`transfer_cost`), and :class:`Defended` (a defense as
+the attackers meet it, what every builder of :mod:`.builders` returns)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ...data import load_task
+from ...models import build_model
+from ...train import TrainConfig
+from ..estimate import n_images
+from ..kernel import subset, test_images
+from ..profiles import Profile
+
+#: Bump when a change here changes what a memoised result holds.
+DEFENSE_VERSION = 3  # 2: the studies' attacks at AdversarialMed's setting; 3: monotone_eps on iterative attacks
+#: The two attackers of every defense, in the order of the tables.
+ATTACKERS = ("oblivious", "adaptive")
+
+
+def defense_tasks(profile: Profile) -> list[str]:
+    """The tasks defended: ``defense.tasks`` that the profile has (None: all of them)."""
+    s = profile.defense
+    return list(profile.tasks) if s.tasks is None else [t for t in s.tasks if t in profile.tasks]
+
+
+def defense_images(task: str, profile: Profile, n: int | None = None):
+    """A stratified subset (profile seed) of ``n`` (default ``defense.n_images``) of chapter 2's test images."""
+    base = test_images(task, profile)
+    n = profile.defense.n_images if n is None else n
+    return subset(base, n, profile.seed).images
+
+
+def pixels(images: Any, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """An ``ImageSet``'s float pixels ([0, 1]) and integer labels on ``dev``."""
+    return images.float().to(dev), torch.as_tensor(images.labels).long().to(dev)
+
+
+# TODO(issue 21): use advmed.train.load_split / restore_from_state once the train package exports them.
+def zoo_split(cfg: TrainConfig, split: str):
+    """The training (``max_train`` subset) or validation split of a zoo config, as it was trained on."""
+    if cfg.exclude_train is not None:
+        raise ValueError("defenses start from the zoo's models, which never exclude training data")
+    limit = cfg.max_train if split == "train" else cfg.max_val
+    return load_task(cfg.task, split, size=cfg.size, channels=cfg.channels, limit=limit, seed=cfg.seed,
+                     progress=False)
+
+
+def restore_model(cfg: TrainConfig, num_classes: int, state: Any, dev: torch.device) -> nn.Module:
+    """The architecture of ``cfg`` holding the weights ``state`` (a retrained zoo model), in eval mode on ``dev``."""
+    model = build_model(cfg.arch, num_classes, in_channels=cfg.channels, init="scratch", input_size=cfg.size,
+                        seed=cfg.seed, net_size=cfg.net_size)
+    model.load_state_dict(dict(state), strict=True)
+    return model.to(dev).eval()
+
+
+def transfer_cost(profile: Profile, task: str, passes: int) -> int:
+    """Forward-equivalents an extra adaptive source adds to a defense's evaluation: PGD
+    (``defense.steps`` iterations, a forward and a backward each: 3) at every budget of
+    ``defense.eps_255`` on the test images, through ``passes`` forwards per step (EOT draws)."""
+    s = profile.defense
+    return n_images(task, "test", s.n_images) * len(s.eps_255) * 3 * int(s.steps) * int(passes)
+
+
+@dataclass
+class Defended:
+    """One defense as the attackers meet it (what a :class:`~.registry.DefenseSpec` builds).
+
+    Attributes:
+        evaluated: the defended model as deployed (real JPEG codec; mean VAE; the trained weights).
+        attackable: the view the adaptive ensemble attacks, whose forward is ``evaluated``'s
+            (BPDA for JPEG; ``evaluated`` itself otherwise).
+        extra_sources: more adaptive sources, name -> model PGD is crafted on and transferred
+            (kornia's differentiable JPEG; EOT through the sampled VAE).
+        adaptive: how the adaptive attacker reaches the defense, in words.
+        model_key: the key of the classifier behind the defense (a checkpoint key).
+        train_seconds: what the defense cost to build.
+        history: UAP retraining only, Hirano et al.'s rounds (else empty).
+        extra: what identifies the defense beyond ``model_key`` (JPEG quality, the VAE's key,
+            the retraining settings), part of its memo keys.
+    """
+
+    evaluated: nn.Module
+    attackable: nn.Module
+    extra_sources: dict[str, nn.Module]
+    adaptive: str
+    model_key: str
+    train_seconds: float = 0.0
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    extra: Any = None
+
+
+__all__ = ["ATTACKERS", "DEFENSE_VERSION", "Defended", "defense_images", "defense_tasks", "pixels", "restore_model",
+           "transfer_cost", "zoo_split"]
