@@ -63,10 +63,10 @@ from advmed import pages
 from advmed.experiments import compare, profiles
 from advmed.experiments import zoo as models_zoo
 from advmed.experiments.universal import plots as uplots
-from advmed.experiments.fidelity import plots as fplots
-from advmed.experiments.fidelity import report as freport
-from advmed.experiments.fidelity import run as frun
-from advmed.experiments.fidelity import tables as ftables
+from advmed.experiments.universal.fidelity import plots as fplots
+from advmed.experiments.universal.fidelity import report as freport
+from advmed.experiments.universal.fidelity import run as frun
+from advmed.experiments.universal.fidelity import tables as ftables
 from advmed.experiments.universal import report, run, tables
 
 page = pages.setup()

@@ -25,7 +25,7 @@ import torch
 
 from advmed import book
 from advmed.experiments import cells as C
-from advmed.experiments.fidelity.run import ablation_config
+from advmed.experiments.universal.fidelity.run import ablation_config
 from advmed.experiments.profiles import PROFILES
 from advmed.experiments.zoo import configs_for_profile
 

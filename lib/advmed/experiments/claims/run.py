@@ -78,13 +78,13 @@ class Context:
 
     @functools.cached_property
     def ablation(self) -> pd.DataFrame:
-        from ..fidelity import run
+        from ..universal.fidelity import run
 
         return run.resolution_ablation(self.profile, progress=self.progress)
 
     @functools.cached_property
     def drift(self) -> pd.DataFrame:
-        from ..fidelity import run
+        from ..universal.fidelity import run
 
         return run.drift_results(self.zoo)
 

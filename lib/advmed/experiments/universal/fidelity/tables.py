@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...metrics import fmt_interval
+from ....metrics import fmt_interval
 
 
 def drift_summary(drift: pd.DataFrame) -> pd.DataFrame:

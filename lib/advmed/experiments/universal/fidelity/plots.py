@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ...plots import PAGE_WIDTH, BookFigure, legend_outside, model_color, styled, task_label
+from ....plots import PAGE_WIDTH, BookFigure, legend_outside, model_color, styled, task_label
 
 
 @styled

@@ -21,15 +21,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ...attacks import default_ensemble, robust_accuracy
-from ...cache import memo
-from ...data import load_task
-from ...metrics import classification_metrics
-from ...models import build_model, gray_view, predict_proba
-from ...train import TrainConfig, get_trained_model
-from ..profiles import ModelSpec, Profile
-from ..universal import run as universal
-from ..zoo import ModelKey
+from ....attacks import default_ensemble, robust_accuracy
+from ....cache import memo
+from ....data import load_task
+from ....metrics import classification_metrics
+from ....models import build_model, gray_view, predict_proba
+from ....train import TrainConfig, get_trained_model
+from ...profiles import ModelSpec, Profile
+from .. import run as universal
+from ...zoo import ModelKey
 
 FIDELITY_VERSION = 1
 
