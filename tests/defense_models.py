@@ -1,7 +1,7 @@
 """Small trained models shared by tests/test_defenses.py and tests/test_train_adversarial.py.
 
 A narrow ``small_cnn`` (width 8: 9 k parameters, the library's SmallCNN with its 0.5 / 0.5
-normalisation) trained with :func:`advmed.train.adversarial.fit_robust` (``fit`` with the
+normalisation) trained with :func:`advmed.train.fit_robust` (``fit`` with the
 configured objective) on 1000 PneumoniaMNIST training images
 at 28 px for 3 epochs (a few seconds on one CPU thread; test accuracy about 0.85). Weights are
 memoised in the test cache (``advmed.cache.memo``), so a second run loads them.
@@ -14,7 +14,7 @@ from advmed.data import load_task
 from advmed.models.normalize import ImageClassifier, Normalize
 from advmed.models.small_cnn import SmallCNN
 from advmed.train import TrainConfig
-from advmed.train.adversarial import fit_robust
+from advmed.train import fit_robust
 
 SIZE = 28
 N_TRAIN, N_VAL = 1000, 300
@@ -50,7 +50,8 @@ def trained_model(adversarial=None, epochs: int = 3, n_train: int = N_TRAIN) -> 
 
     def compute():
         tr, va = splits(n_train)
-        model, _, _, _, cost = fit_robust(narrow_cnn(), tr, va, cfg, device="cpu", progress=False)
+        fitted = fit_robust(narrow_cnn(), tr, va, cfg, device="cpu", progress=False)
+        model, cost = fitted.model, fitted.cost
         return {"state": {k: v.clone() for k, v in model.state_dict().items()},
                 "cost": {} if cost is None else cost.to_dict()}
 

@@ -138,11 +138,11 @@ def test_a_disjoint_model_trains_on_images_the_target_never_saw(monkeypatch):
     def fake_load(task, split, *, size, channels=3, limit=None, seed=0, progress=True):
         return full if limit is None else full.subset(stratified_subset(full.labels.numpy(), limit, seed))
 
-    monkeypatch.setattr("advmed.data.load_task", fake_load)
+    monkeypatch.setattr(checkpoints, "load_task", fake_load)
     target = TrainConfig("pneumonia_cxr", "x", max_train=50, seed=0)
     sur = dataclasses.replace(target, seed=1, max_train=30, exclude_train=(50, 0))
-    seen = set(checkpoints._training_split(target).images[:, 0, 0, 0].tolist())
-    mine = checkpoints._training_split(sur)
+    seen = set(checkpoints.training_split(target).images[:, 0, 0, 0].tolist())
+    mine = checkpoints.training_split(sur)
     ids = mine.images[:, 0, 0, 0].tolist()
     assert len(ids) == 30 and not seen & set(ids)
     assert not set(full.groups[sorted(seen)]) & set(mine.groups)

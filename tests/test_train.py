@@ -52,8 +52,8 @@ def synthetic(monkeypatch):
         calls["load"] += 1
         return _images(80 if split == "train" else 40, seed=0 if split == "train" else 1, size=cfg.size)
 
-    monkeypatch.setattr(TC, "_load_split", load)
-    monkeypatch.setattr(TC, "_build_model", lambda cfg, k, init=None: TinyNet(k))
+    monkeypatch.setattr(TC, "load_split", load)
+    monkeypatch.setattr(TC, "build_from_config", lambda cfg, k, init=None: TinyNet(k))
     return calls
 
 
@@ -260,3 +260,40 @@ def test_profile_recipes_set_the_fine_tuning_optimizer():
     assert by_init["scratch"].optimizer == prof.train.get("optimizer", "adamw")
     with pytest.raises(KeyError, match="unknown train settings"):
         get_profile("smoke", recipes={"imagenet": {"lrr": 1}})
+
+
+def test_the_train_package_imports_in_one_direction():
+    """config -> adversarial (objectives) -> loop -> checkpoints: no sibling imported inside a
+    function (a lazy import hides a cycle), and the sibling graph is acyclic."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(T.__file__).parent
+    names = {p.stem for p in pkg.glob("*.py")} - {"__init__"}
+    graph, lazy = {}, []
+    for name in names:
+        tree = ast.parse((pkg / f"{name}.py").read_text())
+        deps = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in names:
+                deps.add(node.module)
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lazy += [f"{name}.{fn.name}" for n in ast.walk(fn)
+                         if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module in names]
+        graph[name] = deps
+    assert not lazy, f"sibling imports inside functions: {lazy}"
+    done, active = set(), set()
+
+    def visit(n):
+        assert n not in active, f"import cycle through {n}"
+        if n in done:
+            return
+        active.add(n)
+        for d in graph[n]:
+            visit(d)
+        active.discard(n)
+        done.add(n)
+
+    for n in graph:
+        visit(n)

@@ -45,9 +45,9 @@ def _images(n, seed, size=12):
 @pytest.fixture
 def synthetic(monkeypatch):
     """Route train_model's data and model construction to synthetic stand-ins."""
-    monkeypatch.setattr(TC, "_load_split", lambda cfg, split, limit, progress=True: _images(
+    monkeypatch.setattr(TC, "load_split", lambda cfg, split, limit, progress=True: _images(
         64 if split == "train" else 32, seed=0 if split == "train" else 1, size=cfg.size))
-    monkeypatch.setattr(TC, "_build_model", lambda cfg, k, init=None: nn.Sequential(
+    monkeypatch.setattr(TC, "build_from_config", lambda cfg, k, init=None: nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
         nn.Linear(8, k)))
 
@@ -175,7 +175,7 @@ def test_adversarialmed_objective_is_0p7_clean_plus_0p3_ifgsm_with_true_labels()
     loss_fn = nn.CrossEntropyLoss()
     obj = make_objective(AdversarialConfig("adversarialmed"))
     loss, logits = obj(net, x, y, loss_fn)
-    x_ref = ifgsm(net, x, y, eps=0.00452, step_size=0.00113, steps=10, progress=False)
+    x_ref = ifgsm(net, x, y, eps=0.00452, step_size=0.00113, steps=10, progress=False, early_stop=False)
     ref = 0.7 * F.cross_entropy(net(x), y) + 0.3 * F.cross_entropy(net(x_ref), y)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
     assert torch.allclose(logits, net(x))  # running accuracy on the clean batch
@@ -194,7 +194,7 @@ def test_pgd_objective_is_the_adversarial_loss_with_a_new_random_start_per_batch
     assert not torch.equal(a, b)  # random start differs per call (seeded by batch counter)
     assert torch.equal(AdversarialObjective(cfg, seed=5).craft(net, x, y), a)  # and is reproducible
     ref = pgd(net, x, y, eps=4 / 255, steps=3, step_size=1 / 255, random_start=True,
-              seed=5 * 1_000_003 + 2, progress=False)  # the third crafted batch
+              seed=5 * 1_000_003 + 2, progress=False, early_stop=False)  # the third crafted batch
     loss, logits = obj(net, x, y, nn.CrossEntropyLoss())
     assert loss.item() == pytest.approx(F.cross_entropy(net(ref), y).item(), rel=1e-6)
 
@@ -206,7 +206,8 @@ def test_fast_fgsm_is_one_step_of_1p25_eps_from_a_random_start():
     eps = 8 / 255
     obj = AdversarialObjective(AdversarialConfig("fast_fgsm", eps=eps), seed=0)
     x_adv = obj.craft(net, x, y)
-    ref = pgd(net, x, y, eps=eps, steps=1, step_size=1.25 * eps, random_start=True, seed=0, progress=False)
+    ref = pgd(net, x, y, eps=eps, steps=1, step_size=1.25 * eps, random_start=True, seed=0, progress=False,
+              early_stop=False)
     assert torch.equal(x_adv, ref)
     assert obj.cost.crafting_passes == 1
 
@@ -297,3 +298,40 @@ def test_adversarially_trained_model_is_more_robust_to_pgd(robustness_models, me
     assert r[0] >= p[0] - 0.05
     steps = AdversarialConfig(method, eps=None if method == "adversarialmed" else eps).steps
     assert cost["crafting_passes"] == steps * cost["batches"]
+
+
+@pytest.mark.parametrize("method", ["pgd", "adversarialmed", "fast_fgsm"])
+def test_training_examples_run_every_step(method):
+    """Crafted examples maximise the loss with every step (no early stop at the boundary): the
+    objective's batch is the attack run with ``early_stop=False``, which is not the early-stopped
+    one on this batch (some images flip before the last step)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+                          nn.Linear(8, 2)).eval()
+    data = _images(32, seed=3)
+    xb, yb = data.images.float() / 255, data.labels
+    cfg = AdversarialConfig(method, eps=8 / 255) if method != "adversarialmed" else AdversarialConfig(method)
+    obj = AdversarialObjective(cfg, seed=5)
+    crafted = obj.craft(model, xb, yb)
+    common = dict(eps=cfg.eps, steps=cfg.steps, step_size=cfg.step_size, progress=False)
+    if cfg.random_start:
+        full = pgd(model, xb, yb, random_start=True, seed=5 * 1_000_003, early_stop=False, **common)
+        stopped = pgd(model, xb, yb, random_start=True, seed=5 * 1_000_003, early_stop=True, **common)
+    else:
+        full = ifgsm(model, xb, yb, early_stop=False, **common)
+        stopped = ifgsm(model, xb, yb, early_stop=True, **common)
+    assert torch.equal(crafted, full)
+    assert not torch.equal(full, stopped), "the batch must contain images that flip before the last step"
+    ce = lambda x: F.cross_entropy(model(x), yb).item()  # noqa: E731
+    assert ce(crafted) >= ce(stopped) - 1e-6
+
+
+def test_adversarial_code_version_changes_adversarial_keys_only(monkeypatch):
+    import advmed.train.config as C
+
+    clean, at = T.TrainConfig("pneumoniamnist", "small_cnn", size=28), \
+        T.TrainConfig("pneumoniamnist", "small_cnn", size=28, adversarial="pgd")
+    noise = T.TrainConfig("pneumoniamnist", "small_cnn", size=28, adversarial="gaussian")
+    before = clean.key(), at.key(), noise.key()
+    monkeypatch.setattr(C, "ADVERSARIAL_CODE_VERSION", C.ADVERSARIAL_CODE_VERSION + 1)
+    assert clean.key() == before[0] and noise.key() == before[2] and at.key() != before[1]

@@ -35,26 +35,30 @@ so a checkpoint without one is treated as absent.
 """
 from __future__ import annotations
 
+from .adversarial import (
+                          ADVERSARIAL_METHODS,
+                          AdversarialObjective,
+                          BatchObjective,
+                          TrainingCost,
+                          clean_objective,
+                          make_objective,
+)
 from .checkpoints import (
                           TrainedModel,
+                          build_from_config,
                           checkpoint_paths,
                           get_trained_model,
                           load_checkpoint,
+                          load_split,
+                          restore_from_state,
                           save_checkpoint,
                           train_model,
+                          training_split,
 )
-from .adversarial import (
-                          ADVERSARIAL_METHODS,
-                          AdversarialConfig,
-                          AdversarialObjective,
-                          TrainingCost,
-                          fit_robust,
-                          make_objective,
-)
-from .config import BALANCE_MODES, CODE_VERSION, FLIP_SAFE_DATASETS, TrainConfig
-from .loop import BatchObjective, augment_batch, class_weights, clean_objective, fit, recalibrate_bn
+from .config import BALANCE_MODES, CODE_VERSION, FLIP_SAFE_DATASETS, AdversarialConfig, TrainConfig
+from .loop import FitResult, augment_batch, class_weights, fit, fit_robust, recalibrate_bn
 
-__all__ = ["ADVERSARIAL_METHODS", "AdversarialConfig", "AdversarialObjective", "TrainingCost", "fit_robust",
+__all__ = ["FitResult", "build_from_config", "load_split", "restore_from_state", "training_split", "ADVERSARIAL_METHODS", "AdversarialConfig", "AdversarialObjective", "TrainingCost", "fit_robust",
            "make_objective",
            "BALANCE_MODES", "BatchObjective", "CODE_VERSION", "clean_objective", "FLIP_SAFE_DATASETS", "TrainConfig", "TrainedModel", "augment_batch",
            "checkpoint_paths", "class_weights", "fit", "get_trained_model", "load_checkpoint", "recalibrate_bn",

@@ -9,7 +9,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -17,10 +17,13 @@ import torch
 from torch import nn
 
 from ..cache import atomic_write, cache_root, save_torch
+from ..data import load_task
+from ..data.splits import disjoint_subset
 from ..device import default_device, seed_everything
+from ..models import build_model
 from ..models.inference import predict_proba
-from .adversarial import fit_robust
 from .config import CODE_VERSION, TrainConfig
+from .loop import fit_robust
 
 
 @dataclass
@@ -46,30 +49,28 @@ class TrainedModel:
 
 
 
-def _load_split(cfg: TrainConfig, split: str, limit: int | None, progress: bool = True):
-    from ..data import load_task
-
+def load_split(cfg: TrainConfig, split: str, limit: int | None = None, progress: bool = True):
+    """A split of ``cfg``'s task as it trains on it: its size, channels and seed, ``limit``
+    images at most (a stratified subset; None: all)."""
     return load_task(cfg.task, split, size=cfg.size, channels=cfg.channels, limit=limit, seed=cfg.seed,
                      progress=progress)
 
 
-def _training_split(cfg: TrainConfig, progress: bool = True):
+def training_split(cfg: TrainConfig, progress: bool = True):
     """The training images of ``cfg``: a ``max_train`` subset of the train split, drawn after
     leaving out another model's subset when ``cfg.exclude_train`` says so."""
     if cfg.exclude_train is None:
-        return _load_split(cfg, "train", cfg.max_train, progress=progress)
-    from ..data.splits import disjoint_subset
-
-    full = _load_split(cfg, "train", None, progress=progress)
+        return load_split(cfg, "train", cfg.max_train, progress=progress)
+    full = load_split(cfg, "train", None, progress=progress)
     limit, seed = cfg.exclude_train
     idx = disjoint_subset(full.labels.numpy(), full.groups, exclude_limit=limit, exclude_seed=seed,
                           limit=cfg.max_train, seed=cfg.seed)
     return full.subset(idx)
 
 
-def _build_model(cfg: TrainConfig, num_classes: int, init: str | None = None) -> nn.Module:
-    from ..models import build_model
-
+def build_from_config(cfg: TrainConfig, num_classes: int, init: str | None = None) -> nn.Module:
+    """The architecture of ``cfg`` for ``num_classes`` classes, initialised as ``init`` (default
+    ``cfg.init``), seeded by ``cfg.seed``."""
     return build_model(cfg.arch, num_classes, in_channels=cfg.channels,
                        init=cfg.init if init is None else init, input_size=cfg.size, seed=cfg.seed,
                        net_size=cfg.net_size)
@@ -79,18 +80,19 @@ def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
                 progress: bool = True) -> TrainedModel:
     """Train a model from scratch or fine-tune it, as ``cfg`` says; no cache (see
     :func:`get_trained_model`). ``cfg.adversarial`` chooses the batch objective
-    (:func:`advmed.train.adversarial.fit_robust`); its cost is stored as ``meta["training_cost"]``."""
+    (:func:`advmed.train.loop.fit_robust`); its cost is stored as ``meta["training_cost"]``."""
     dev = torch.device(device) if device is not None else default_device()
-    train = _training_split(cfg, progress=progress)
-    val = _load_split(cfg, "val", cfg.max_val, progress=progress)
+    train = training_split(cfg, progress=progress)
+    val = load_split(cfg, "val", cfg.max_val, progress=progress)
     if list(train.classes) != list(val.classes):
         raise ValueError(f"train and val classes differ: {train.classes} vs {val.classes}")
     seed_everything(cfg.seed)  # model initialisation
-    model = _build_model(cfg, len(train.classes))
+    model = build_from_config(cfg, len(train.classes))
     meta = dict(getattr(model, "meta", {}) or {})
     init_used = str(meta.get("init", cfg.init))
     t0 = time.perf_counter()
-    model, history, best_epoch, val_auc, cost = fit_robust(model, train, val, cfg, device=dev, progress=progress)
+    fitted = fit_robust(model, train, val, cfg, device=dev, progress=progress)
+    model, history, best_epoch, val_auc, cost = fitted.model, fitted.history, fitted.best_epoch, fitted.val_auc, fitted.cost
     seconds = time.perf_counter() - t0
     extra = {"device": str(dev), "n_train": len(train.labels), "n_val": len(val.labels),
              "torch": torch.__version__, "model_meta": meta}
@@ -135,19 +137,22 @@ def save_checkpoint(tm: TrainedModel) -> Path:
     return pt
 
 
-def _restore(cfg: TrainConfig, num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
-    """The model of ``cfg`` holding ``state``: built as a skeleton on the meta device (no
-    random initialisation of weights about to be replaced: VGG-16's 138 M parameters take
-    seconds to draw) and given the loaded tensors; built for real if anything stayed on meta."""
+def restore_from_state(cfg: TrainConfig, num_classes: int, state: Mapping[str, torch.Tensor], *,
+                       device: torch.device | str | None = None) -> nn.Module:
+    """The model of ``cfg`` holding ``state`` (on ``device`` and in eval mode when a device is
+    given): built as a skeleton on the meta device (no random initialisation of weights about
+    to be replaced: VGG-16's 138 M parameters take seconds to draw) and given the loaded
+    tensors; built for real if anything stayed on meta."""
+    state = dict(state)
     with torch.device("meta"):
-        model = _build_model(cfg, num_classes, init="scratch")
+        model = build_from_config(cfg, num_classes, init="scratch")
     model.load_state_dict(state, strict=True, assign=True)
     if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
-        model = _build_model(cfg, num_classes, init="scratch")
+        model = build_from_config(cfg, num_classes, init="scratch")
         model.load_state_dict(state, strict=True)
     elif getattr(model, "channels_last", False):  # the loaded tensors keep the layout they were saved in
         model.use_channels_last()
-    return model
+    return model if device is None else model.to(torch.device(device)).eval()
 
 
 def load_checkpoint(cfg: TrainConfig, *, device: torch.device | str | None = None) -> TrainedModel:
@@ -166,7 +171,7 @@ def load_checkpoint(cfg: TrainConfig, *, device: torch.device | str | None = Non
     # chapter that loads the whole zoo (gigabytes of checkpoints in paper-dry) but attacks a
     # few models does not read and copy all of it first
     blob = torch.load(pt, map_location="cpu", weights_only=True, mmap=True)
-    model = _restore(cfg, len(record["classes"]), blob["state_dict"])
+    model = restore_from_state(cfg, len(record["classes"]), blob["state_dict"])
     meta = getattr(model, "meta", None)
     if isinstance(meta, dict):
         meta.update(init=record["init_used"], requested_init=cfg.init)

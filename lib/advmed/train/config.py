@@ -4,13 +4,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from .adversarial import AdversarialConfig
+from ..attacks.checks import check_eps
 
 # Bump when a change to this file changes the weights a config produces: every key
 # changes with it, so stale checkpoints are never reused.
+#: Bump when a change to adversarial training changes its models (keys of adversarial configs
+#: only; clean models keep theirs). 2: crafted examples run every step (no early stop).
+ADVERSARIAL_CODE_VERSION = 2
 CODE_VERSION = 4  # 3: channels-last layout where it is faster (advmed.models.build); 4: BN on 512 images
 
 BALANCE_MODES = ("weighted_loss", "sampler", "none")
@@ -33,6 +37,102 @@ WARMUP_FRACTION = 0.05
 # 5.0 s of a 13 s epoch (MobileNet at 128 px, 2 idle cores), as long as the validation
 # pass and half the training steps.
 BN_RECALIBRATION_IMAGES = 512
+
+
+ADVERSARIAL_METHODS = ("adversarialmed", "pgd", "fast_fgsm", "gaussian")
+#: AdversarialMed's eps 0.02 and step 0.005 (ImageNet-normalised) times the mean ImageNet std 0.226.
+IMAGENET_MEAN_STD = 0.226
+ADVERSARIALMED_EPS = 0.02 * IMAGENET_MEAN_STD
+ADVERSARIALMED_STEP = 0.005 * IMAGENET_MEAN_STD
+#: Default budget of "pgd" and "fast_fgsm" in [0, 1] pixel units (pass eps to choose another).
+DEFAULT_EPS = 2 / 255
+DEFAULT_SIGMA = 0.25
+
+
+def _method_defaults(method: str, eps: float | None) -> dict[str, Any]:
+    """The published settings of each method; ``eps`` (if given) decides the derived step."""
+    if method == "adversarialmed":
+        return dict(eps=ADVERSARIALMED_EPS, steps=10, step_size=ADVERSARIALMED_STEP, clean_weight=0.7,
+                    random_start=False, sigma=None)
+    e = DEFAULT_EPS if eps is None else float(eps)
+    if method == "pgd":
+        return dict(eps=e, steps=10, step_size=2.5 * e / 10, clean_weight=0.0, random_start=True, sigma=None)
+    if method == "fast_fgsm":
+        return dict(eps=e, steps=1, step_size=1.25 * e, clean_weight=0.0, random_start=True, sigma=None)
+    return dict(eps=None, steps=None, step_size=None, clean_weight=0.0, random_start=None, sigma=DEFAULT_SIGMA)
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """How a model is trained to resist perturbations; fields left None take the method's
+    published settings (resolved at construction, so the checkpoint key records them).
+
+    Attributes:
+        method: one of :data:`ADVERSARIAL_METHODS`.
+        eps: L-inf budget of the training attack in [0, 1] pixel units (AdversarialMed:
+            0.00452; "pgd" / "fast_fgsm" default 2/255).
+        steps: attack iterations (AdversarialMed 10, PGD 10, fast FGSM 1).
+        step_size: in [0, 1] pixel units (AdversarialMed 0.00113; PGD ``2.5 eps / steps``;
+            fast FGSM ``1.25 eps``). If ``steps`` is given for "pgd", the step follows it.
+        clean_weight: weight of the clean loss, ``w L(x) + (1 - w) L(x_adv)`` (AdversarialMed 0.7,
+            others 0).
+        random_start: start the attack at a uniform random point of the eps-ball (PGD) or
+            at ``x`` (I-FGSM, AdversarialMed).
+        sigma: "gaussian" only: noise std in [0, 1] pixel units (default 0.25).
+    """
+
+    method: str
+    eps: float | None = None
+    steps: int | None = None
+    step_size: float | None = None
+    clean_weight: float | None = None
+    random_start: bool | None = None
+    sigma: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in ADVERSARIAL_METHODS:
+            raise ValueError(f"unknown adversarial training method {self.method!r}; valid: "
+                             f"{', '.join(ADVERSARIAL_METHODS)}")
+        d = _method_defaults(self.method, self.eps)
+        if self.method == "pgd" and self.steps is not None and self.step_size is None:
+            steps = self.steps
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+            d["step_size"] = 2.5 * d["eps"] / steps
+        for name, default in d.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
+        self._check()
+
+    def _check(self) -> None:
+        if self.method == "gaussian":
+            s = self.sigma
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
+                raise ValueError(f"sigma must be a finite number > 0 in [0, 1] pixel units, got {s!r}")
+            if any(getattr(self, f) is not None for f in ("eps", "steps", "step_size", "random_start")):
+                raise ValueError("method 'gaussian' takes sigma only (no eps, steps, step_size, random_start)")
+        else:
+            if check_eps(self.eps) == 0:
+                raise ValueError("eps must be > 0 for adversarial training (eps = 0 is clean training)")
+            if isinstance(self.steps, bool) or int(self.steps) != self.steps or self.steps < 1:
+                raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+            if not (math.isfinite(self.step_size) and self.step_size > 0):
+                raise ValueError(f"step_size must be a finite number > 0 in [0, 1] pixel units, got {self.step_size}")
+            if self.sigma is not None:
+                raise ValueError(f"sigma belongs to method 'gaussian', not {self.method!r}")
+            if not isinstance(self.random_start, bool):
+                raise TypeError(f"random_start must be True or False, got {self.random_start!r}")
+        if not (isinstance(self.clean_weight, (int, float)) and 0 <= self.clean_weight < 1):
+            raise ValueError(f"clean_weight must be in [0, 1) (1 would be clean training), got {self.clean_weight!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def label(self) -> str:
+        """E.g. ``adversarialmed (eps 1.15/255)`` or ``gaussian (sigma 0.25)``."""
+        if self.method == "gaussian":
+            return f"gaussian (sigma {self.sigma:g})"
+        return f"{self.method} (eps {self.eps * 255:.3g}/255, {self.steps} steps)"
 
 
 @dataclass(frozen=True)
@@ -68,7 +168,7 @@ class TrainConfig:
             resizes its input inside (``advmed.models.build_model(net_size=...)``; Inception
             v3 at 299 px on 224 px images). None: the network runs at ``size``.
         adversarial: None (clean training) or an
-            :class:`~advmed.train.adversarial.AdversarialConfig` (a method name such as
+            :class:`AdversarialConfig` (a method name such as
             ``"adversarialmed"`` or its ``to_dict()`` is converted): adversarial or noise
             training. Left out of :meth:`key` when None, so clean configs keep their keys.
     """
@@ -131,9 +231,12 @@ class TrainConfig:
 
         Fields at their :data:`KEY_DEFAULTS` (``adversarial`` None among them) are left out:
         a config hashes exactly as it did before those fields existed, so existing
-        checkpoints keep their keys.
+        checkpoints keep their keys. Adversarially trained configs also hash
+        :data:`ADVERSARIAL_CODE_VERSION`.
         """
         fields = {k: v for k, v in self.to_dict().items() if not (k in KEY_DEFAULTS and v == KEY_DEFAULTS[k])}
+        if self.adversarial is not None and self.adversarial.method != "gaussian":
+            fields["adversarial_code_version"] = ADVERSARIAL_CODE_VERSION
         blob = json.dumps({"code_version": CODE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ..device import autocast, default_device, resident
 from ..metrics import roc_auc
 from ..models.inference import predict_proba
+from .adversarial import BatchObjective, NoisyInput, TrainingCost, clean_objective, make_objective
 from .config import BN_RECALIBRATION_IMAGES, WARMUP_FRACTION, TrainConfig
 
 
@@ -138,21 +139,6 @@ def _val_scores(model: nn.Module, val: Any, device: torch.device, batch_size: in
     recalls = [np.mean(pred[y == c] == c) for c in np.unique(y)]
     return {"val_loss": loss, "val_acc": float(np.mean(pred == y)),
             "val_bal_acc": float(np.mean(recalls)), "val_auc": roc_auc(y, p)}
-
-
-BatchObjective = Callable[[nn.Module, torch.Tensor, torch.Tensor, nn.Module], tuple[torch.Tensor, torch.Tensor]]
-
-
-def clean_objective(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor,
-                    loss_fn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """The standard objective: ``(loss_fn(model(xb), yb), logits)`` on the (augmented) batch.
-
-    Other objectives (adversarial training) take the same arguments, run with the model in
-    train mode, and return the loss to minimise and the logits the running accuracy is
-    counted on.
-    """
-    logits = model(xb)
-    return loss_fn(logits.float(), yb), logits
 
 
 @dataclass
@@ -279,3 +265,33 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig, *,
     history = pd.DataFrame(rows)
     history["best"] = history["epoch"] == best_epoch
     return model, history, best_epoch, float(best_auc)
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit_robust` returns: the best epoch's model (eval mode), the per-epoch
+    history, the best epoch, its validation AUC and the robust objective's cost (None: clean)."""
+
+    model: nn.Module
+    history: pd.DataFrame
+    best_epoch: int
+    val_auc: float
+    cost: TrainingCost | None
+
+
+def fit_robust(model: nn.Module, train: Any, val: Any, cfg: Any, *, device: torch.device | str | None = None,
+               progress: bool = True) -> FitResult:
+    """:func:`advmed.train.fit` with the objective ``cfg.adversarial`` asks for (clean if None).
+
+    For "gaussian" the model is trained inside a :class:`~advmed.train.adversarial.NoisyInput` (validation AUC and
+    batch-norm statistics then refer to noisy images) and returned without it.
+
+    Returns:
+        a :class:`FitResult`; its ``cost`` is the :class:`~advmed.train.adversarial.TrainingCost`
+        (None for clean training).
+    """
+    adv = cfg.adversarial
+    objective = make_objective(adv, seed=cfg.seed)
+    net = NoisyInput(model, adv.sigma) if adv is not None and adv.method == "gaussian" else model
+    net, history, best_epoch, auc = fit(net, train, val, cfg, device=device, objective=objective, progress=progress)
+    base = net.model if isinstance(net, NoisyInput) else net
+    return FitResult(base.eval(), history, best_epoch, auc, getattr(objective, "cost", None))

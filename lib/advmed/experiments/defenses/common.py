@@ -12,9 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ...data import load_task
-from ...models import build_model
-from ...train import TrainConfig
+from ...train import TrainConfig, load_split, restore_from_state, training_split
 from ..estimate import n_images
 from ..kernel import subset, test_images
 from ..profiles import Profile
@@ -43,22 +41,20 @@ def pixels(images: Any, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return images.float().to(dev), torch.as_tensor(images.labels).long().to(dev)
 
 
-# TODO(issue 21): use advmed.train.load_split / restore_from_state once the train package exports them.
 def zoo_split(cfg: TrainConfig, split: str):
-    """The training (``max_train`` subset) or validation split of a zoo config, as it was trained on."""
+    """The training (``max_train`` subset) or validation split of a zoo config, as it was
+    trained on (:func:`advmed.train.training_split`, :func:`advmed.train.load_split`)."""
     if cfg.exclude_train is not None:
         raise ValueError("defenses start from the zoo's models, which never exclude training data")
-    limit = cfg.max_train if split == "train" else cfg.max_val
-    return load_task(cfg.task, split, size=cfg.size, channels=cfg.channels, limit=limit, seed=cfg.seed,
-                     progress=False)
+    if split == "train":
+        return training_split(cfg, progress=False)
+    return load_split(cfg, split, cfg.max_val, progress=False)
 
 
 def restore_model(cfg: TrainConfig, num_classes: int, state: Any, dev: torch.device) -> nn.Module:
-    """The architecture of ``cfg`` holding the weights ``state`` (a retrained zoo model), in eval mode on ``dev``."""
-    model = build_model(cfg.arch, num_classes, in_channels=cfg.channels, init="scratch", input_size=cfg.size,
-                        seed=cfg.seed, net_size=cfg.net_size)
-    model.load_state_dict(dict(state), strict=True)
-    return model.to(dev).eval()
+    """The architecture of ``cfg`` holding the weights ``state`` (a retrained zoo model), in
+    eval mode on ``dev`` (:func:`advmed.train.restore_from_state`)."""
+    return restore_from_state(cfg, num_classes, state, device=dev)
 
 
 def transfer_cost(profile: Profile, task: str, passes: int) -> int:
