@@ -37,6 +37,7 @@ from IPython.display import Markdown
 from advmed import pages, plots
 from advmed.experiments import cards, compare, profiles, references
 from advmed.experiments import zoo as models_zoo
+from advmed.experiments.kernel import records
 
 page = pages.setup()
 prof = profiles.get_profile(profile, tasks=tasks, models=models, eval={"n_boot": n_boot})
@@ -110,6 +111,7 @@ predictions = models_zoo.clean_predictions(prof, trained=zoo, progress=False)
 clean = models_zoo.clean_results(prof, trained=zoo, predictions=predictions, numeric=True, progress=False)
 pages.glue_numbers("clean", models_zoo.clean_headline(clean))
 pages.glue_numbers("book", {"profile": prof.name})
+records.write_record(records.zoo_record(prof, zoo, clean))
 pages.table(models_zoo.clean_summary(clean), "tab-models-auc",
             "Clean test ROC AUC [95 % bootstrap interval] of every model (rows) on every task (columns).",
             data=clean)

@@ -45,6 +45,7 @@ from IPython.display import Markdown
 from advmed import pages
 from advmed.experiments import compare, profiles
 from advmed.experiments import zoo as models_zoo
+from advmed.experiments.kernel import records
 from advmed.experiments.whitebox import plots as wplots
 from advmed.experiments.whitebox import report, run, tables
 
@@ -236,6 +237,7 @@ Markdown(report.adversarialmed_reading(adv_med_table, prof))
 # %% tags=["hide-input"]
 fin = run.finlayson_results(prof, zoo, progress=False)
 fin_table = tables.finlayson_comparison(fin)
+records.write_record(report.headline_record(prof, zoo, adv_med, fin))
 pages.table(tables.finlayson_summary(fin_table), "tab-wb-finlayson",
             "Finlayson et al.'s targeted PGD: the study's accuracy beside the lowest–highest of our models, clean "
             "and attacked, and the share pushed to the other class.", data=fin_table)

@@ -63,6 +63,7 @@ from IPython.display import Markdown
 from advmed import pages
 from advmed.experiments import compare, profiles
 from advmed.experiments import zoo as models_zoo
+from advmed.experiments.kernel import records
 from advmed.experiments.universal import plots as uplots
 from advmed.experiments.universal import report, run, tables
 
@@ -112,6 +113,7 @@ table = tables.uap_table(exp)
 numeric = tables.uap_table(exp, numeric=True)
 claims = tables.claim_summary(numeric)
 counts = tables.claim_counts(numeric, claims)
+records.write_record(report.headline_record(prof, zoo, numeric))
 pages.glue_numbers("uap", counts)
 
 # %% [markdown]

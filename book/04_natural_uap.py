@@ -62,6 +62,7 @@ from IPython.display import Markdown
 from advmed import pages
 from advmed.experiments import compare, profiles
 from advmed.experiments import zoo as models_zoo
+from advmed.experiments.kernel import records
 from advmed.experiments.universal import plots as uplots
 from advmed.experiments.universal.fidelity import plots as fplots
 from advmed.experiments.universal.fidelity import report as freport
@@ -202,6 +203,7 @@ Markdown(freport.drift_sentence(drift, drift_summary))
 
 # %%
 ablation = frun.resolution_ablation(prof, progress=False)
+records.write_record(report.natural_record(prof, zoo, table, drift, ablation))
 
 # %% tags=["hide-input"]
 pages.figure(fplots.ablation_plot(ablation), "fig-natural-ablation",

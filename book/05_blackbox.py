@@ -56,8 +56,10 @@ from IPython.display import Markdown
 from advmed import pages
 from advmed.experiments import compare, profiles
 from advmed.experiments import zoo as models_zoo
+from advmed.experiments.kernel import records
 from advmed.experiments.blackbox import plots as bplots
-from advmed.experiments.blackbox import report, run, surrogates, tables
+from advmed.experiments.blackbox import report, run, tables
+from advmed.experiments.kernel import surrogates
 
 # the figures are matplotlib Figures built without pyplot: display() renders them as PNG
 get_ipython().run_line_magic("matplotlib", "inline")
@@ -141,6 +143,7 @@ Markdown(report.disjoint_reading(transfer.rows))
 
 # %% tags=["hide-input"]
 fin = run.finlayson_blackbox(prof, zoo, sur, progress=False)
+records.write_record(report.headline_record(prof, zoo, fin))
 pages.table(tables.finlayson_summary(fin), "tab-bb-finlayson",
             "Finlayson et al.'s targeted PGD crafted on a surrogate: the target's accuracy in white box and in "
             "black box [95 % interval], the share sent to the other class and whether that reaches our reading "

@@ -49,6 +49,7 @@ from IPython.display import Markdown
 from advmed import pages
 from advmed.experiments import compare, profiles
 from advmed.experiments import zoo as models_zoo
+from advmed.experiments.kernel import records
 from advmed.experiments.patches import plots as pplots
 from advmed.experiments.patches import report, run, tables
 
@@ -94,6 +95,7 @@ exp = run.patch_experiment(prof, zoo, progress=False)
 
 # %% tags=["hide-input"]
 numeric = tables.finlayson_table(exp, numeric=True)
+records.write_record(report.headline_record(prof, zoo, numeric))
 pages.table(tables.finlayson_summary(exp), "tab-patch-finlayson",
             "Accuracy and AUC of the target with the patch that targets each image's other class, at the "
             "comparison scale: the study's beside ours [95 % interval], one row per task and patch.", data=numeric)

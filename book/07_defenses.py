@@ -45,6 +45,7 @@ from IPython.display import Markdown
 from advmed import pages
 from advmed.experiments import profiles
 from advmed.experiments import zoo as models_zoo
+from advmed.experiments.kernel import records
 from advmed.experiments.defenses import plots as dplots
 from advmed.experiments.defenses import report, run, tables
 
@@ -105,6 +106,7 @@ results = run.defense_results(prof, zoo, progress=False)
 
 # %% tags=["hide-input"]
 claims = report.claim_numbers(results)
+records.write_record(report.headline_record(prof, zoo, claims))
 eps = tables.nearest_eps(results, tables.adversarialmed_eps_255())
 pages.table(tables.study_summary(results), "tab-def-study",
             "The studies' defense claims beside ours, against the oblivious and the adaptive attacker. The study's "

@@ -307,10 +307,10 @@ def test_finlayson_tables_prose_and_figures(zoo, profile, synthetic, monkeypatch
     assert {"white-box ensemble (chapter 2)", "square (pneumonia_cxr)"} <= set(costs["attack"])
     wbox = costs[costs["attack"] == "white-box ensemble (chapter 2)"].iloc[0]
     assert wbox["queries to the target per image"] == pytest.approx(10 * 48 / (48 * 2))  # 2 models x 48 images
-    summary = T.transfer_summary(transfer)
-    texts = [R.finlayson_reading(fin), R.transfer_reading(summary), R.disjoint_reading(transfer.rows),
-             R.query_reading(queries), R.cost_reading(costs), R.budget_note(profile)]
-    assert all(isinstance(t, str) for t in texts) and all(texts[:5])
+    assert len(T.transfer_summary(transfer))
+    texts = [R.finlayson_reading(fin), R.disjoint_reading(transfer.rows), R.cost_reading(costs),
+             R.budget_note(profile)]
+    assert all(isinstance(t, str) for t in texts) and all(texts[:3])
     assert "query budget on pneumonia_cxr: 60" in R.budget_note(profile)
     assert len(T.settings_table(profile)) > 10 and len(T.usimba_table(usim, zoo))
     figs = [P.transfer_heatmap(T.transfer_matrix(transfer, TASK)), P.query_curves(queries),

@@ -172,3 +172,18 @@ def test_the_kernel_imports_no_family():
            for target in [module] + [f"{module}.{n}" for n in names]
            if _family(target) not in (None, "kernel") and _family(target) not in SHARED]
     assert not bad, "\n".join(bad)
+
+
+def test_the_experiments_layer_imports_advmed_at_module_level():
+    """No advmed module is imported inside a function of the experiments layer: a lazy import
+    there hid import cycles (cells <-> estimate, zoo <-> cells)."""
+    bad = []
+    for path, parts in _modules():
+        if parts[1:2] != ["experiments"]:
+            continue
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                bad += [f"{path.relative_to(REPO)}:{n.lineno}" for n in ast.walk(fn)
+                        if isinstance(n, ast.ImportFrom) and (n.level or (n.module or "").startswith("advmed"))]
+    assert not bad, "\n".join(bad)

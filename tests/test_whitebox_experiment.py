@@ -223,7 +223,6 @@ def test_tables_and_figures(trained):
     grid = T.accuracy_grid(df)
     assert list(grid.columns) == ["0/255", "1/255", "4/255"] and len(grid) == 4
     assert len(T.sweep_table(df)) == len(df)
-    assert report.at_a_glance(df).count("\n- ") == 1  # one model
     fig = P.gallery(model, x, y, ("neg", "pos"), attack="pgd", eps_255=4, steps=3, n_images=2)
     assert len(fig.axes) == 8 and "perturbation × 32" in fig.axes[1].get_title()
 

@@ -5,15 +5,15 @@ chapter displays it and the words change when the numbers do.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import pandas as pd
 
-from ...attacks import attack_label
 from .. import references
-from ..profiles import PROFILES, Profile
-from .run import QueryRun, WhiteboxCheck
+from ..kernel.records import Record, make_record
 from ..kernel.surrogates import SurrogateSet
+from ..profiles import PROFILES, Profile
+from .run import WhiteboxCheck
 from .tables import BLACKBOX_SUCCESS, NEEDS
 
 
@@ -69,17 +69,6 @@ def surrogates_reading(surrogates: Mapping[str, SurrogateSet]) -> str:
     return text
 
 
-def transfer_reading(summary: pd.DataFrame) -> str:
-    """Per task and target: clean, white-box and best transfer accuracy at the budget."""
-    if summary.empty:
-        return ""
-    lines = [f"- {r['task']} / {r['target']}: accuracy {r['clean accuracy']:.3f} clean, "
-             f"{r['white-box accuracy']:.3f} in white box, {r['best transfer accuracy']:.3f} at best by transfer "
-             f"({r['from']})" for _, r in summary.iterrows()]
-    eps = float(summary["eps_255"].iloc[0])
-    return f"At eps {eps:g}/255 (accuracy on {int(summary['n'].iloc[0])} test images per task):\n\n" + "\n".join(lines)
-
-
 def disjoint_reading(rows: pd.DataFrame) -> str:
     """Does the attacker who never saw the target's data do worse than one who trained on it?"""
     sub = rows[rows["source_kind"].isin(["seed", "disjoint"])]
@@ -107,16 +96,6 @@ def finlayson_reading(fin: pd.DataFrame) -> str:
             f"{fin['accuracy'].min():.3f}-{fin['accuracy'].max():.3f}, against "
             f"{fin['white_accuracy'].min():.3f}-{fin['white_accuracy'].max():.3f} in white box). Their eps is "
             f"{fin['eps_255'].iloc[0]:.2f}/255 at 224 px; the same per-pixel budget buys less at our resolutions.")
-
-
-def query_reading(queries: Sequence[QueryRun]) -> str:
-    """Per task and attack: success at the full budget, median queries, seconds."""
-    if not queries:
-        return ""
-    lines = [f"- {q.task} / {q.attack}: {q.success_at(q.budget):.3f} of {int(q.attacked.sum())} attacked images "
-             f"fooled within {q.budget:,} queries (median {q.median_queries():,.0f} queries to success; "
-             f"{q.seconds:.0f} s for {len(q.y)} images)" for q in queries]
-    return "Success within the full budget:\n\n" + "\n".join(lines)
 
 
 def koga_reading(table: pd.DataFrame) -> str:
@@ -163,10 +142,11 @@ def cost_reading(costs: pd.DataFrame) -> str:
             f"{hungry['queries to the target per image']:,.0f} queries per image (most: {hungry['attack']}).")
 
 
-def attack_list(profile: Profile) -> str:
-    """The transfer attacks of this profile by their display names."""
-    return ", ".join(attack_label(a) for a in profile.blackbox.attacks)
+# --------------------------------------------------------------------------- the record
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], finlayson: pd.DataFrame) -> Record:
+    """Chapter 5's record for chapter 8: Finlayson et al.'s black box (:func:`.run.finlayson_blackbox`)."""
+    return make_record("blackbox", profile, frames={"finlayson_blackbox": finlayson}, sources=[tm.config.key() for tm in zoo.values()])
 
 
-__all__ = ["attack_list", "budget_note", "check_reading", "cost_reading", "disjoint_reading", "finlayson_reading",
-           "koga_reading", "query_reading", "surrogates_reading", "transfer_reading"]
+__all__ = ["budget_note", "check_reading", "cost_reading", "disjoint_reading", "finlayson_reading",
+           "koga_reading", "surrogates_reading"]

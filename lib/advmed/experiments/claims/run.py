@@ -1,14 +1,13 @@
-"""The studies' twelve claims, each computed from the book's results (read from the results
-cache through the same functions the chapters call) with a verdict from
+"""The studies' twelve claims, each computed from the book's results (the headline records
+the chapters wrote, :mod:`advmed.experiments.kernel.records`) with a verdict from
 :mod:`.verdicts`.
 
 Every claim is a function ``claim_N(ctx) -> Claim`` registered in :data:`CLAIMS`; ``ctx`` is
-a :class:`Context` that loads each family's results once. Nothing here types a study number:
+a :class:`Context` that reads each family's record once. Nothing here types a study number:
 they come from :mod:`advmed.experiments.references`.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from typing import Callable
@@ -17,10 +16,13 @@ import numpy as np
 import pandas as pd
 
 from .. import references
+from ..blackbox.tables import BLACKBOX_SUCCESS
+from ..defenses.report import DefenseClaims, claims_from_record
+from ..defenses.tables import PARTIAL_GAIN, RETRAINING_HELPED
+from ..kernel.records import MissingRecord, read_record
 from ..profiles import Profile
 from ..universal.tables import COLLAPSED, count_collapse
-from ..zoo import clean_results, trained_models
-from .verdicts import (ABOUT, Claim, Estimate3, about_zero, above_bound, matches_figure, not_comparable)
+from .verdicts import ABOUT, Claim, Estimate3, about_zero, above_bound, matches_figure, not_comparable
 
 _ORDER = {"agrees": 0, "same direction": 1, "disagrees": 2, "not comparable": 3}
 
@@ -32,91 +34,71 @@ def worst(*verdicts: tuple[str, str]) -> tuple[str, str]:
 
 
 class Context:
-    """The profile's results, loaded on first use (each from the results cache)."""
+    """The profile's results as its chapters recorded them (:mod:`advmed.experiments.kernel.records`),
+    each read on first use. Nothing is computed here: a chapter that has not run with this
+    profile's settings is a :class:`~advmed.experiments.kernel.MissingRecord` naming it."""
 
     def __init__(self, profile: Profile, *, progress: bool = False):
         self.profile = profile
         self.progress = progress
 
+    def _frame(self, family: str, name: str) -> pd.DataFrame:
+        return read_record(family, self.profile).frames[name]
+
     @functools.cached_property
-    def zoo(self):
-        return trained_models(self.profile, progress=self.progress)
+    def models(self) -> pd.DataFrame:
+        """One row per zoo model: task, arch, init, init_used, size, val_auc (chapter 1)."""
+        return self._frame("zoo", "models")
 
     @functools.cached_property
     def clean(self) -> pd.DataFrame:
-        return clean_results(self.profile, trained=self.zoo, numeric=True, progress=self.progress)
+        return self._frame("zoo", "clean")
 
     @functools.cached_property
     def adversarialmed(self) -> pd.DataFrame:
-        from ..whitebox import run
-
-        return run.adversarialmed_results(self.profile, self.zoo, progress=self.progress)
+        return self._frame("whitebox", "adversarialmed")
 
     @functools.cached_property
     def finlayson(self) -> pd.DataFrame:
-        from ..whitebox import run
-
-        return run.finlayson_results(self.profile, self.zoo, progress=self.progress)
+        return self._frame("whitebox", "finlayson")
 
     @functools.cached_property
     def uap(self) -> pd.DataFrame:
-        from ..universal import run, tables
-
-        return tables.uap_table(run.uap_experiment(self.profile, trained=self.zoo, progress=self.progress),
-                                numeric=True)
+        return self._frame("universal", "uap")
 
     @functools.cached_property
     def natural(self) -> pd.DataFrame:
-        from ..universal import run, tables
-
-        models = run.available_models(self.profile, self.profile.uap.natural_models)
-        sub = {k: v for k, v in self.zoo.items() if f"{k[1]}:{k[2]}" in models}
-        nat = run.natural_uap_experiment(self.profile, trained=sub, progress=self.progress)
-        med = run.uap_experiment(dataclasses.replace(self.profile, uap=dataclasses.replace(
-            self.profile.uap, targeted=False)), trained=sub, progress=self.progress)
-        return tables.natural_vs_medical(nat, med)
+        return self._frame("natural", "natural")
 
     @functools.cached_property
     def ablation(self) -> pd.DataFrame:
-        from ..universal.fidelity import run
-
-        return run.resolution_ablation(self.profile, progress=self.progress)
+        return self._frame("natural", "ablation")
 
     @functools.cached_property
     def drift(self) -> pd.DataFrame:
-        from ..universal.fidelity import run
-
-        return run.drift_results(self.zoo)
-
-    @functools.cached_property
-    def surrogates(self):
-        from ..kernel import surrogates
-
-        return surrogates.trained_surrogates(self.profile, self.zoo, progress=self.progress)
+        return self._frame("natural", "drift")
 
     @functools.cached_property
     def finlayson_blackbox(self) -> pd.DataFrame:
-        from ..blackbox import run
-
-        return run.finlayson_blackbox(self.profile, self.zoo, self.surrogates, progress=self.progress)
+        return self._frame("blackbox", "finlayson_blackbox")
 
     @functools.cached_property
     def patches(self) -> pd.DataFrame:
-        from ..patches import run, tables
-
-        exp = run.patch_experiment(self.profile, self.zoo, surrogates=self.surrogates, progress=self.progress)
-        return tables.finlayson_table(exp, numeric=True)
+        return self._frame("patches", "finlayson")
 
     @functools.cached_property
-    def defenses(self):
-        from ..defenses import report, run
+    def defenses(self) -> DefenseClaims:
+        return claims_from_record(read_record("defenses", self.profile))
 
-        return report.claim_numbers(run.defense_results(self.profile, self.zoo, progress=self.progress))
+    def model_row(self, key: tuple) -> pd.Series:
+        m = self.models
+        return m[(m["task"] == key[0]) & (m["arch"] == key[1]) & (m["init"] == key[2])].iloc[0]
 
     def model(self, task: str, init: str = "imagenet", arch: str = "mobilenet_v1_075") -> tuple | None:
         """The zoo key of (task, arch, init), or None when the profile lacks it."""
-        key = (task, arch, init)
-        return key if key in self.zoo else None
+        m = self.models
+        found = len(m) and ((m["task"] == task) & (m["arch"] == arch) & (m["init"] == init)).any()
+        return (task, arch, init) if found else None
 
 
 def _est(row: pd.Series, metric: str) -> Estimate3:
@@ -125,8 +107,8 @@ def _est(row: pd.Series, metric: str) -> Estimate3:
 
 
 def _setting(ctx: Context, key: tuple) -> str:
-    tm = ctx.zoo[key]
-    return f"{key[0]}, {key[1]} ({tm.init_used}), {tm.config.size} px, {ctx.profile.name} profile"
+    m = ctx.model_row(key)
+    return f"{key[0]}, {key[1]} ({m['init_used']}), {int(m['size'])} px, {ctx.profile.name} profile"
 
 
 #: The smallest change across the ablation's sizes that the claims cite as an effect of
@@ -137,6 +119,8 @@ RESOLUTION_EFFECT = 0.05
 def _ablation_reason(ctx: Context, column: str, what: str) -> str:
     try:
         a = ctx.ablation.sort_values("size")
+    except MissingRecord:
+        raise
     except Exception as err:  # a profile without the ablation's task
         return f"unexplained (the resolution ablation did not run: {err})"
     lo, hi = a.iloc[0], a.iloc[-1]
@@ -171,7 +155,7 @@ def claim_1(ctx: Context) -> Claim:
     v = worst(matches_figure(acc, ref["accuracy"], tolerance=0.02, lower_is_effect=False, reference=0.5),
               matches_figure(auc, ref["auc"], tolerance=0.02, lower_is_effect=False, reference=0.5))
     reason = "" if v[0] == "agrees" else (
-        f"the Kermany train/test shift (validation AUC {ctx.zoo[key].val_auc:.3f} vs test {auc.value:.3f}, "
+        f"the Kermany train/test shift (validation AUC {float(ctx.model_row(key)['val_auc']):.3f} vs test {auc.value:.3f}, "
         f"chapter 1); " + _ablation_reason(ctx, "auc", "clean AUC"))
     return Claim(**base, ours=auc, ours_text=f"accuracy {acc.fmt()}, AUC {auc.fmt()}", our_setting=_setting(ctx, key),
                  difference=auc.value - ref["auc"], verdict=v[0], rule=v[1], reason=reason,
@@ -350,8 +334,6 @@ def claim_11(ctx: Context) -> Claim:
 
 
 def claim_7(ctx: Context) -> Claim:
-    from ..blackbox.tables import BLACKBOX_SUCCESS
-
     ref = references.FINLAYSON_BLACKBOX_PGD
     base = dict(number=7, study="finlayson", statement="Black-box attacks crafted on a separately trained model "
                 "still succeed", study_figure=f"{ref['finding']} (no figure published)",
@@ -442,8 +424,6 @@ def claim_4(ctx: Context) -> Claim:
 
 
 def claim_5(ctx: Context) -> Claim:
-    from ..defenses.tables import PARTIAL_GAIN
-
     base = dict(number=5, study="adversarialmed", statement="JPEG compression and VAE denoising protect partly",
                 study_figure="partial protection (no figure published)", study_setting="JPEG quality 20; VAE "
                 "denoiser; attacks that ignore the defense", section="07_defenses")
@@ -476,8 +456,6 @@ def claim_5(ctx: Context) -> Claim:
 
 
 def claim_12(ctx: Context) -> Claim:
-    from ..defenses.tables import RETRAINING_HELPED
-
     base = dict(number=12, study="hirano", statement="Adversarial retraining raises robustness against UAPs in only "
                 "a few cases", study_figure="helps in a few cases", study_setting="5 rounds of retraining on "
                 "UAP-perturbed images", section="07_defenses")
@@ -506,15 +484,10 @@ CLAIMS: dict[int, Callable[[Context], Claim]] = {
 }
 
 
-def register(number: int, fn: Callable[[Context], Claim]) -> None:
-    """Add (or replace) the function that computes claim ``number``."""
-    CLAIMS[int(number)] = fn
-
-
 def all_claims(profile: Profile, *, progress: bool = False) -> list[Claim]:
     """Every claim, 1 to 12, computed from the profile's (cached) results."""
     ctx = Context(profile, progress=progress)
     return [CLAIMS[n](ctx) for n in sorted(CLAIMS)]
 
 
-__all__ = ["CLAIMS", "Context", "all_claims", "register", "worst"]
+__all__ = ["CLAIMS", "Context", "all_claims", "worst"]

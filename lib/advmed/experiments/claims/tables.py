@@ -7,7 +7,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from .. import references
-from .verdicts import Claim
+from .verdicts import VERDICTS, Claim
 
 
 def claims_table(claims: list[Claim]) -> pd.DataFrame:
@@ -48,7 +48,5 @@ def verdict_tally(claims: list[Claim]) -> VerdictTally:
 
 def verdict_counts(claims: list[Claim]) -> pd.Series:
     """How many claims got each verdict."""
-    from .verdicts import VERDICTS
-
     counts = pd.Series([c.verdict for c in claims]).value_counts()
     return counts.reindex(list(VERDICTS), fill_value=0)

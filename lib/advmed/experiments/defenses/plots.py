@@ -23,6 +23,7 @@ from ...plots import PALETTE, model_label, new_figure, styled, task_label
 from ..kernel import ensemble_settings
 from ..kernel.surrogates import primary_key
 from ..profiles import Profile
+from ..zoo import trained_models
 from . import run
 from .evaluate import ENSEMBLE_SOURCE, OBLIVIOUS_SOURCE
 from .registry import adaptive_sources, defense_label
@@ -249,8 +250,6 @@ def explorer(results: DefenseResults, *, profile: Profile, zoo: Mapping[tuple, A
 
     def models() -> Mapping[tuple, Any]:
         if "zoo" not in loaded:
-            from ..zoo import trained_models
-
             loaded["zoo"] = zoo if zoo is not None else trained_models(
                 profile, tasks=results.tasks, models=[profile.defense.model], progress=False)
         return loaded["zoo"]

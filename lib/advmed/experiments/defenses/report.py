@@ -6,10 +6,15 @@ verdicts need, as typed values (never a dict indexed by position).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pandas as pd
 
 from .. import references
+from ..kernel.records import Record, make_record
 from ..profiles import PROFILES, Profile
 from .registry import DEFENSES, REFERENCE, claimed, is_reference
 from .run import DefenseResults
@@ -218,6 +223,28 @@ def certified_reading(results: DefenseResults) -> str:
             f"certifies {r0:.3f} of the images correct at radius 0 and {at}; it abstains on {c.abstain:.3f}. An L-inf "
             f"budget eps contains L2 perturbations of norm up to eps x sqrt(pixels), so these radii are not the "
             "L-inf budgets of the other defenses.")
+
+
+# --------------------------------------------------------------------------- the record
+_CLAIM_PARTS = {"adversarial_training": ATNumbers, "preprocessing": PreprocessingNumbers, "retraining": RetrainingNumbers}
+
+
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], claims: DefenseClaims) -> Record:
+    """Chapter 7's record for chapter 8: the typed numbers of claims 4, 5 and 12, one table per part."""
+    frames = {part: pd.DataFrame([dataclasses.asdict(c) for c in getattr(claims, part)],
+                                 columns=[f.name for f in dataclasses.fields(cls)])
+              for part, cls in _CLAIM_PARTS.items()}
+    return make_record("defenses", profile, frames=frames, sources=[tm.config.key() for tm in zoo.values()])
+
+
+def claims_from_record(record: Record) -> DefenseClaims:
+    """The :class:`DefenseClaims` a :func:`headline_record` holds."""
+    def rows(part: str, cls: type) -> list:
+        frame = record.frames.get(part, pd.DataFrame())
+        return [cls(**{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()})
+                for r in frame.to_dict(orient="records")]
+
+    return DefenseClaims(**{part: rows(part, cls) for part, cls in _CLAIM_PARTS.items()})
 
 
 __all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RetrainingNumbers", "at_reading", "budget_note",

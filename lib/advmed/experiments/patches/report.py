@@ -5,9 +5,13 @@ it and the words change when the numbers do.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import pandas as pd
 
 from ...attacks.patch import BASE, patch_area, side_fraction
+from ..kernel.records import Record, make_record
+from ..profiles import Profile
 from .run import PatchExperiment
 
 
@@ -69,6 +73,13 @@ def scale_reading(exp: PatchExperiment) -> str:
             lines.append(f"- {k.task}, {k.kind}: {r['success_rate']:.3f} from scale {r['scale']:g} (side "
                          f"{side_fraction(r['scale']):.2f} of the image, {r['area']:.1%} of its area)")
     return "Smallest scale with at least half the images sent to the target:\n\n" + "\n".join(lines) if lines else ""
+
+
+# --------------------------------------------------------------------------- the record
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame) -> Record:
+    """Chapter 6's record for chapter 8: the comparison with Finlayson et al.'s patches
+    (:func:`.tables.finlayson_table`, numeric)."""
+    return make_record("patches", profile, frames={"finlayson": numeric}, sources=[tm.config.key() for tm in zoo.values()])
 
 
 __all__ = ["finlayson_reading", "scale_note", "scale_reading"]

@@ -5,10 +5,14 @@ chapter displays it and the words change when the numbers do.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import pandas as pd
 
 from ...attacks.universal import STUDY_STEP
 from .. import references
+from ..kernel.records import Record, make_record
+from ..profiles import Profile
 from .tables import ARCH_SPREAD, AT_CEILING, CLAIM_THRESHOLD, COLLAPSED, ClaimCounts, CollapseCounts
 
 
@@ -60,3 +64,17 @@ def transfer_learning_sentence(table: pd.DataFrame) -> str:
             f"{int((diff > 0).sum())} of {len(diff)} settings (median difference {diff.median():+.3f}). "
             f"Natural-image UAPs beat their random control (disjoint intervals) in "
             f"{int(table['natural_above_random'].eq('yes').sum())} of {len(table)} rows.")
+
+
+# --------------------------------------------------------------------------- the records
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame) -> Record:
+    """Chapter 3's record for chapter 8: every UAP beside its control (:func:`.tables.uap_table`, numeric)."""
+    return make_record("universal", profile, frames={"uap": numeric}, sources=[tm.config.key() for tm in zoo.values()])
+
+
+def natural_record(profile: Profile, zoo: Mapping[tuple, Any], natural: pd.DataFrame, drift: pd.DataFrame,
+                   ablation: pd.DataFrame) -> Record:
+    """Chapter 4's record for chapter 8: natural vs medical UAPs (:func:`.tables.natural_vs_medical`),
+    the weight drift and the resolution ablation (:mod:`.fidelity`)."""
+    return make_record("natural", profile, frames={"natural": natural, "drift": drift, "ablation": ablation},
+                       sources=[tm.config.key() for tm in zoo.values()])

@@ -7,32 +7,16 @@ Each function returns Markdown text (a ``str``) computed from the tables of
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from ...attacks import attack_label
 from .. import references
+from ..kernel.records import Record, make_record
 from ..profiles import Profile
-
-
-def at_a_glance(results: pd.DataFrame) -> str:
-    """One bullet per model: clean accuracy, and the lowest accuracy over the attacks at the
-    smallest and the largest budget of the sweep."""
-    if results.empty:
-        return ""
-    lines = []
-    for (task, arch, init), g in results.groupby(["task", "arch", "init"], sort=False):
-        clean = g.loc[g["attack"] == "clean", "accuracy"]
-        adv = g[g["attack"] != "clean"]
-        if clean.empty or adv.empty:
-            continue
-        lo, hi = adv["eps_255"].min(), adv["eps_255"].max()
-        lines.append(f"- {task} / {arch} ({init}): accuracy {float(clean.iloc[0]):.3f} clean, "
-                     f"{adv.loc[adv['eps_255'] == lo, 'accuracy'].min():.3f} at {lo:g}/255 (worst attack), "
-                     f"{adv.loc[adv['eps_255'] == hi, 'accuracy'].min():.3f} at {hi:g}/255")
-    return "At a glance (lowest accuracy over the four attacks):\n\n" + "\n".join(lines)
+from .tables import SHORT_CHECK_NAMES
 
 
 def adversarialmed_reading(table: pd.DataFrame, profile: Profile) -> str:
@@ -137,8 +121,6 @@ def robust_reading(curves: pd.DataFrame, results: pd.DataFrame, diag: pd.DataFra
 def diagnostics_reading(diag: pd.DataFrame) -> str:
     """How many models pass every masking check, and for the others which checks flag them
     (the numbers behind each check are in the appendix)."""
-    from .tables import SHORT_CHECK_NAMES
-
     if diag.empty:
         return ""
     per_model = diag.groupby(["task", "arch", "init"], sort=False)["passed"].all()
@@ -187,3 +169,13 @@ def summary_sentence(results: pd.DataFrame, eps_255: float) -> str:
             f"(clean) to {h.fgsm_accuracy:.2f} under FGSM and {h.pgd_accuracy:.2f} under PGD; PGD leaves "
             f"{h.models_below_half} of {h.models} models below 0.5, the lowest being {worst['task']} / "
             f"{worst['arch']} ({worst['init_used']}) at {worst['accuracy']:.2f}.")
+
+
+# --------------------------------------------------------------------------- the record
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], adversarialmed: pd.DataFrame,
+                    finlayson: pd.DataFrame) -> Record:
+    """Chapter 2's record for chapter 8 (:mod:`advmed.experiments.kernel.records`): the studies'
+    own settings (:func:`~advmed.experiments.kernel.adversarialmed_results`,
+    :func:`~advmed.experiments.kernel.finlayson_results`)."""
+    return make_record("whitebox", profile, frames={"adversarialmed": adversarialmed, "finlayson": finlayson},
+                       sources=[tm.config.key() for tm in zoo.values()])
