@@ -211,9 +211,9 @@ def test_l2_bump_matches_torchattacks(s):
 # ---------------------------------------------------------------------------- exact counting
 
 ATTACKS = {
-    "square-linf": lambda m, x, y, **kw: square(m, x, y, eps=8 / 255, queries=60, **kw),
+    "square-linf": lambda m, x, y, **kw: square(m, x, y, eps=16 / 255, queries=60, **kw),
     "square-l2": lambda m, x, y, **kw: square(m, x, y, eps=1.0, norm="l2", queries=60, **kw),
-    "square-ce-targeted": lambda m, x, y, **kw: square(m, x, y, eps=8 / 255, queries=60, loss="ce",
+    "square-ce-targeted": lambda m, x, y, **kw: square(m, x, y, eps=16 / 255, queries=60, loss="ce",
                                                        targeted=True, target="other", **kw),
     "simba-dct": lambda m, x, y, **kw: simba(m, x, y, eps=0.2, max_queries=60, **kw),
     "simba-margin": lambda m, x, y, **kw: simba(m, x, y, eps=0.2, max_queries=60, loss="margin", **kw),

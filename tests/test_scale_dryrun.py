@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from advmed import book
 from advmed.experiments import cells as C
-from advmed.experiments.universal.fidelity.run import ablation_config
+from advmed.experiments.kernel import ATTACKS
 from advmed.experiments.profiles import PROFILES
+from advmed.experiments.universal.fidelity.run import ablation_config
 from advmed.experiments.zoo import configs_for_profile
 
 pytestmark = [pytest.mark.slow, pytest.mark.dryrun]
@@ -101,12 +101,12 @@ def test_attacks_ran_on_one_and_three_channels_and_every_task(dry_book):
     dry = PROFILES["paper-dry"]
     n_models = {t: len(dry.models_for(t)) for t in dry.tasks}
     sweeps = _results(cache, "whitebox")
-    assert len(sweeps) == sum(n_models.values())
+    assert len(sweeps) == sum(n_models.values()) * len(ATTACKS)  # one memo entry per model and attack
     channels = {c for s in sweeps for c in s["__dataframe__"]["channels"]}
     assert channels == {1, 3}  # gray chest X-rays in one channel, colour images in three
     binary = ("pneumonia_cxr", "melanoma_derm", "referable_dr", "pneumoniamnist")
     assert len(_results(cache, "whitebox_finlayson")) == sum(n_models[t] for t in binary)  # binary tasks only
-    assert len(_results(cache, "whitebox_adversarialmed")) == n_models["pneumonia_cxr"]
+    assert len(_results(cache, "whitebox_adversarialmed")) == n_models["pneumonia_cxr"] * len(ATTACKS)
 
 
 def test_every_uap_cell_of_paper_dry_was_computed_by_the_chapters(dry_book, monkeypatch):

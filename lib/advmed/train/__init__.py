@@ -18,8 +18,13 @@ classifiers, e.g. the MedMNIST v2 baselines, Yang et al. 2023, Sci Data 10:41):
   steps (the smoke and cpu profiles) the running averages lag the weights so much that
   an eval-mode model predicted one class for every image (PneumoniaMNIST, smoke profile:
   validation accuracy 0.742 = the majority share before, 0.867 after; AUC 0.938 -> 0.972).
+  Not for adversarial training, whose running statistics stay those of the batches it
+  trains on (:mod:`advmed.train.loop`).
 - Early stopping on validation ROC AUC (binary: class 1; multiclass: macro one-vs-rest);
-  the best epoch's weights are kept.
+  the best epoch's weights are kept. Adversarial training selects on robust balanced
+  accuracy under PGD-10 over a fixed validation subset instead (history columns
+  ``val_robust_accuracy``, ``val_robust_bal_acc``), and fast FGSM stops on catastrophic
+  overfitting (:mod:`advmed.train.loop`).
 - Robust training: ``TrainConfig(adversarial=AdversarialConfig(...))`` swaps the batch
   objective for adversarial training (AdversarialMed's 0.7 / 0.3 I-FGSM recipe, Madry et
   al.'s PGD, Wong et al.'s fast FGSM) or Gaussian noise augmentation; see

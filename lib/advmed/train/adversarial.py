@@ -31,7 +31,10 @@ Crafting uses the attack's plain cross-entropy and runs **every** step for every
 al.'s and AdversarialMed's recipes do, instead of stopping just past the decision boundary
 (which would be "friendly" adversarial training, and would give fast FGSM no step at all on
 an image its random start already fooled). The weight update uses the loop's
-(class-weighted by default) ``loss_fn``.
+(class-weighted by default) ``loss_fn``. The loop (:mod:`advmed.train.loop`) does not
+recalibrate an adversarially trained model's batch norm on clean images, and keeps the epoch
+with the best robust validation accuracy (PGD-10 at the training eps) rather than the best
+clean AUC.
 
 Costs are counted in :class:`TrainingCost` (``objective.cost``; ``train_model`` stores it in
 the checkpoint's side-car as ``meta["training_cost"]``): wall time of crafting and of the

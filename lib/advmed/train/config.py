@@ -14,7 +14,9 @@ from ..attacks.checks import check_eps
 # changes with it, so stale checkpoints are never reused.
 #: Bump when a change to adversarial training changes its models (keys of adversarial configs
 #: only; clean models keep theirs). 2: crafted examples run every step (no early stop).
-ADVERSARIAL_CODE_VERSION = 2
+#: 3: no batch-norm recalibration on clean images; the kept epoch is chosen on robust
+#: validation accuracy (fast FGSM also stops on catastrophic overfitting).
+ADVERSARIAL_CODE_VERSION = 3
 CODE_VERSION = 4  # 3: channels-last layout where it is faster (advmed.models.build); 4: BN on 512 images
 
 BALANCE_MODES = ("weighted_loss", "sampler", "none")
@@ -47,6 +49,19 @@ ADVERSARIALMED_STEP = 0.005 * IMAGENET_MEAN_STD
 #: Default budget of "pgd" and "fast_fgsm" in [0, 1] pixel units (pass eps to choose another).
 DEFAULT_EPS = 2 / 255
 DEFAULT_SIGMA = 0.25
+#: Model selection of adversarial training: PGD with this many steps (step ``2.5 eps / steps``,
+#: a random start, every step run) at the training eps on a fixed stratified subset of
+#: ``robust_val_images`` validation images (default below).
+ROBUST_VAL_STEPS = 10
+ROBUST_VAL_IMAGES = 128
+#: Fast FGSM's catastrophic-overfitting guard (Wong, Rice & Kolter 2020): training stops once
+#: robust validation accuracy falls more than this below its best (the best epoch is kept).
+CATASTROPHIC_OVERFITTING_DROP = 0.2
+
+
+#: AdversarialConfig fields added after adversarial checkpoints were first cached: left out of
+#: the key when None (their value for "gaussian"), so noise-trained configs keep their keys.
+ADVERSARIAL_KEY_DEFAULTS = frozenset({"robust_val_images"})
 
 
 def _method_defaults(method: str, eps: float | None) -> dict[str, Any]:
@@ -60,6 +75,12 @@ def _method_defaults(method: str, eps: float | None) -> dict[str, Any]:
     if method == "fast_fgsm":
         return dict(eps=e, steps=1, step_size=1.25 * e, clean_weight=0.0, random_start=True, sigma=None)
     return dict(eps=None, steps=None, step_size=None, clean_weight=0.0, random_start=None, sigma=DEFAULT_SIGMA)
+
+
+def _selection_defaults(method: str) -> dict[str, Any]:
+    """Model-selection settings: adversarial methods pick their epoch on robust accuracy over
+    :data:`ROBUST_VAL_IMAGES` validation images; noise training on clean validation AUC."""
+    return dict(robust_val_images=None if method == "gaussian" else ROBUST_VAL_IMAGES)
 
 
 @dataclass(frozen=True)
@@ -79,6 +100,11 @@ class AdversarialConfig:
         random_start: start the attack at a uniform random point of the eps-ball (PGD) or
             at ``x`` (I-FGSM, AdversarialMed).
         sigma: "gaussian" only: noise std in [0, 1] pixel units (default 0.25).
+        robust_val_images: adversarial methods only (None for "gaussian"): the kept epoch is
+            the one with the best robust balanced accuracy under PGD-:data:`ROBUST_VAL_STEPS`
+            at ``eps`` on a fixed stratified subset of this many validation images (default
+            :data:`ROBUST_VAL_IMAGES`; all of them if the split is smaller). Left out of the
+            key when None, so noise-trained configs keep their keys.
     """
 
     method: str
@@ -88,12 +114,16 @@ class AdversarialConfig:
     clean_weight: float | None = None
     random_start: bool | None = None
     sigma: float | None = None
+    robust_val_images: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ADVERSARIAL_METHODS:
             raise ValueError(f"unknown adversarial training method {self.method!r}; valid: "
                              f"{', '.join(ADVERSARIAL_METHODS)}")
-        d = _method_defaults(self.method, self.eps)
+        if self.method == "gaussian" and self.robust_val_images is not None:
+            raise ValueError("robust_val_images selects the epoch of adversarial training; method 'gaussian' "
+                             "is selected on clean validation AUC")
+        d = {**_method_defaults(self.method, self.eps), **_selection_defaults(self.method)}
         if self.method == "pgd" and self.steps is not None and self.step_size is None:
             steps = self.steps
             if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -122,11 +152,25 @@ class AdversarialConfig:
                 raise ValueError(f"sigma belongs to method 'gaussian', not {self.method!r}")
             if not isinstance(self.random_start, bool):
                 raise TypeError(f"random_start must be True or False, got {self.random_start!r}")
+            r = self.robust_val_images
+            if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+                raise ValueError(f"robust_val_images must be an integer >= 1, got {r!r}")
         if not (isinstance(self.clean_weight, (int, float)) and 0 <= self.clean_weight < 1):
             raise ValueError(f"clean_weight must be in [0, 1) (1 would be clean training), got {self.clean_weight!r}")
 
+    @property
+    def crafts_examples(self) -> bool:
+        """True for the adversarial methods (examples crafted by an attack; batch norm not
+        recalibrated on clean images; epoch chosen on robust accuracy), False for noise."""
+        return self.method != "gaussian"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def key_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the fields added later that are at their old value (None):
+        what :meth:`TrainConfig.key` hashes, so a noise config hashes as it did before."""
+        return {k: v for k, v in self.to_dict().items() if not (k in ADVERSARIAL_KEY_DEFAULTS and v is None)}
 
     def label(self) -> str:
         """E.g. ``adversarialmed (eps 1.15/255)`` or ``gaussian (sigma 0.25)``."""
@@ -231,12 +275,15 @@ class TrainConfig:
 
         Fields at their :data:`KEY_DEFAULTS` (``adversarial`` None among them) are left out:
         a config hashes exactly as it did before those fields existed, so existing
-        checkpoints keep their keys. Adversarially trained configs also hash
-        :data:`ADVERSARIAL_CODE_VERSION`.
+        checkpoints keep their keys; so are the adversarial config's later fields at None
+        (:meth:`AdversarialConfig.key_dict`). Adversarially trained configs (not noise) also
+        hash :data:`ADVERSARIAL_CODE_VERSION`.
         """
         fields = {k: v for k, v in self.to_dict().items() if not (k in KEY_DEFAULTS and v == KEY_DEFAULTS[k])}
-        if self.adversarial is not None and self.adversarial.method != "gaussian":
-            fields["adversarial_code_version"] = ADVERSARIAL_CODE_VERSION
+        if self.adversarial is not None:
+            fields["adversarial"] = self.adversarial.key_dict()
+            if self.adversarial.crafts_examples:
+                fields["adversarial_code_version"] = ADVERSARIAL_CODE_VERSION
         blob = json.dumps({"code_version": CODE_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

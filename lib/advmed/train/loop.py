@@ -1,5 +1,26 @@
 """The training loop: one :class:`~advmed.train.config.TrainConfig` and two image sets in,
-the best epoch's weights out (see :mod:`advmed.train` for the choices it makes and why)."""
+the best epoch's weights out (see :mod:`advmed.train` for the choices it makes and why).
+
+Adversarial training (``cfg.adversarial`` with an attack method: "adversarialmed", "pgd",
+"fast_fgsm"; not "gaussian") differs from clean training in two places:
+
+- Batch norm: the clean recalibration after each epoch is **skipped**. The running statistics
+  are the ones the train-mode forwards of the objective accumulate (momentum 0.1): those of
+  the adversarial batches, and of the clean ones too where the loss has a clean term
+  (AdversarialMed), as in Madry et al.'s and Wong et al.'s training code. Recalibrated on clean
+  images, a model trained on adversarial batches would be evaluated with statistics of inputs
+  it was not trained on. Noise training ("gaussian") keeps the recalibration, on noisy images
+  (the model is wrapped in ``NoisyInput``).
+- Model selection: every epoch also measures robust accuracy on a fixed stratified subset of
+  ``robust_val_images`` validation images under PGD-10 at the training eps (step
+  ``2.5 eps / 10``, a random start seeded by ``cfg.seed``, every step run): history columns
+  ``val_robust_accuracy`` and ``val_robust_bal_acc``. The kept epoch and early stopping
+  (``patience``) go by robust balanced accuracy (the mean per-class recall, so that a model
+  predicting the majority class for every image, robust by default, does not win on an
+  imbalanced split), ties broken by the clean score. Fast FGSM also stops when robust
+  balanced accuracy falls more than :data:`~advmed.train.config.CATASTROPHIC_OVERFITTING_DROP`
+  below its best (catastrophic overfitting, Wong, Rice & Kolter 2020), keeping the best epoch.
+"""
 from __future__ import annotations
 
 import math
@@ -14,11 +35,19 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..attacks import pgd
+from ..data.splits import stratified_subset
 from ..device import autocast, default_device, resident
 from ..metrics import roc_auc
 from ..models.inference import predict_proba
 from .adversarial import BatchObjective, NoisyInput, TrainingCost, clean_objective, make_objective
-from .config import BN_RECALIBRATION_IMAGES, WARMUP_FRACTION, TrainConfig
+from .config import (
+    BN_RECALIBRATION_IMAGES,
+    CATASTROPHIC_OVERFITTING_DROP,
+    ROBUST_VAL_STEPS,
+    WARMUP_FRACTION,
+    TrainConfig,
+)
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -136,9 +165,47 @@ def _val_scores(model: nn.Module, val: Any, device: torch.device, batch_size: in
     eps = 1e-12
     loss = float(-np.log(p[np.arange(len(y)), y] + eps).mean())
     pred = p.argmax(1)
-    recalls = [np.mean(pred[y == c] == c) for c in np.unique(y)]
     return {"val_loss": loss, "val_acc": float(np.mean(pred == y)),
-            "val_bal_acc": float(np.mean(recalls)), "val_auc": roc_auc(y, p)}
+            "val_bal_acc": _balanced_accuracy(pred, y), "val_auc": roc_auc(y, p)}
+
+
+def _balanced_accuracy(pred: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
+
+
+@dataclass
+class _RobustVal:
+    """The fixed validation subset robust accuracy is measured on, and the attack's budget."""
+
+    images: torch.Tensor  # float in [0, 1], on the device
+    labels: torch.Tensor
+    eps: float
+    seed: int
+    batch_size: int
+
+
+def _robust_val_setup(val: Any, cfg: TrainConfig, dev: torch.device) -> _RobustVal | None:
+    """None unless ``cfg`` trains adversarially (an attack method, not noise)."""
+    adv = cfg.adversarial
+    if adv is None or not adv.crafts_examples:
+        return None
+    y = torch.as_tensor(val.labels).long()
+    idx = torch.as_tensor(stratified_subset(y.numpy(), int(adv.robust_val_images), seed=cfg.seed))
+    x = torch.as_tensor(val.images)[idx].to(dev).float().div_(255)
+    return _RobustVal(x, y[idx].to(dev), float(adv.eps), cfg.seed, cfg.batch_size)
+
+
+def _robust_val_scores(model: nn.Module, rv: _RobustVal) -> dict[str, float]:
+    """Accuracy and balanced accuracy of the eval-mode ``model`` under PGD-10 (step
+    ``2.5 eps / 10``, seeded random start, every step run: ``early_stop=False``) on ``rv``."""
+    x_adv = pgd(model, rv.images, rv.labels, eps=rv.eps, steps=ROBUST_VAL_STEPS,
+                step_size=2.5 * rv.eps / ROBUST_VAL_STEPS, random_start=True, seed=rv.seed,
+                batch_size=rv.batch_size, progress=False, early_stop=False)
+    with torch.no_grad():
+        pred = torch.cat([model(x_adv[s:s + rv.batch_size]).argmax(1)
+                          for s in range(0, len(x_adv), rv.batch_size)]).cpu().numpy()
+    y = rv.labels.cpu().numpy()
+    return {"val_robust_accuracy": float(np.mean(pred == y)), "val_robust_bal_acc": _balanced_accuracy(pred, y)}
 
 
 @dataclass
@@ -232,22 +299,33 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig, *,
     ``history`` has one row per epoch: ``train_loss`` (the objective, class-weighted by
     default, on augmented images) and ``train_acc`` (running, during the epoch),
     ``lr`` (at the epoch's end), ``val_loss`` (plain cross-entropy), ``val_acc``,
-    ``val_bal_acc``, ``val_auc``, ``seconds`` (wall time of the epoch) and ``best``.
+    ``val_bal_acc``, ``val_auc``, ``seconds`` (wall time of the epoch) and ``best``; for
+    adversarial training also ``val_robust_accuracy`` and ``val_robust_bal_acc`` (see the
+    module docstring: they choose the kept epoch, and batch norm is not recalibrated).
     """
     dev = torch.device(device) if device is not None else default_device()
     run = _setup(model, train, cfg, dev)
+    robust = _robust_val_setup(val, cfg, dev)
+    guard = robust is not None and cfg.adversarial.method == "fast_fgsm"
     rows: list[dict[str, Any]] = []
-    best_score, best_epoch, best_auc, best_state, stale = -math.inf, 0, float("nan"), None, 0
+    best_score: tuple[float, ...] = (-math.inf,) * (1 if robust is None else 2)
+    best_epoch, best_auc, best_state, stale = 0, float("nan"), None, 0
     bar = tqdm(range(1, cfg.epochs + 1), desc=cfg.label(), unit="epoch", disable=not progress)
     for epoch in bar:
         t0 = time.perf_counter()
         row = _train_epoch(model, run, cfg, epoch, objective, progress)
-        recalibrate_bn(model, run.bn_images, dev, batch_size=max(run.batch_size, 256))
+        if robust is None:
+            recalibrate_bn(model, run.bn_images, dev, batch_size=max(run.batch_size, 256))
+        else:  # the running statistics of the batches it trained on (module docstring)
+            model.eval()
         row.update(_val_scores(model, val, dev, cfg.batch_size))
+        if robust is not None:
+            row.update(_robust_val_scores(model, robust))
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         # AUC decides; where it is undefined (a class missing from val) balanced accuracy does
-        score = row["val_auc"] if np.isfinite(row["val_auc"]) else row["val_bal_acc"]
+        clean_score = row["val_auc"] if np.isfinite(row["val_auc"]) else row["val_bal_acc"]
+        score = (clean_score,) if robust is None else (row["val_robust_bal_acc"], clean_score)
         if score > best_score:
             best_score, best_epoch, best_auc, stale = score, epoch, row["val_auc"], 0
             # after the last epoch the model itself holds the best weights: no copy (VGG-16's
@@ -256,9 +334,12 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig, *,
                           {name: t.detach().to("cpu", copy=True) for name, t in model.state_dict().items()})
         else:
             stale += 1
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auc=f"{row['val_auc']:.3f}", best=best_epoch)
+        shown = {} if robust is None else {"robust_bal_acc": f"{row['val_robust_bal_acc']:.3f}"}
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auc=f"{row['val_auc']:.3f}", **shown, best=best_epoch)
         if stale >= cfg.patience:
             break
+        if guard and best_score[0] - row["val_robust_bal_acc"] > CATASTROPHIC_OVERFITTING_DROP:
+            break  # catastrophic overfitting: robust accuracy collapsed; the best epoch is kept
     if best_state is not None and best_epoch != rows[-1]["epoch"]:
         model.load_state_dict(best_state)
     model.eval()

@@ -8,7 +8,6 @@ they come from :mod:`advmed.experiments.references`.
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable
 
@@ -17,7 +16,7 @@ import pandas as pd
 
 from .. import references
 from ..blackbox.tables import BLACKBOX_SUCCESS
-from ..defenses.report import DefenseClaims, claims_from_record
+from ..defenses.report import claims_from_record
 from ..defenses.tables import PARTIAL_GAIN, RETRAINING_HELPED
 from ..kernel.records import MissingRecord, read_record
 from ..profiles import Profile
@@ -42,53 +41,25 @@ class Context:
         self.profile = profile
         self.progress = progress
 
-    def _frame(self, family: str, name: str) -> pd.DataFrame:
-        return read_record(family, self.profile).frames[name]
+    #: The tables the claims read: attribute -> (family, frame of its record).
+    TABLES = {"models": ("zoo", "models"), "clean": ("zoo", "clean"),
+              "adversarialmed": ("whitebox", "adversarialmed"), "finlayson": ("whitebox", "finlayson"),
+              "uap": ("universal", "uap"), "natural": ("natural", "natural"), "ablation": ("natural", "ablation"),
+              "drift": ("natural", "drift"), "finlayson_blackbox": ("blackbox", "finlayson_blackbox"),
+              "patches": ("patches", "finlayson")}
 
-    @functools.cached_property
-    def models(self) -> pd.DataFrame:
-        """One row per zoo model: task, arch, init, init_used, size, val_auc (chapter 1)."""
-        return self._frame("zoo", "models")
-
-    @functools.cached_property
-    def clean(self) -> pd.DataFrame:
-        return self._frame("zoo", "clean")
-
-    @functools.cached_property
-    def adversarialmed(self) -> pd.DataFrame:
-        return self._frame("whitebox", "adversarialmed")
-
-    @functools.cached_property
-    def finlayson(self) -> pd.DataFrame:
-        return self._frame("whitebox", "finlayson")
-
-    @functools.cached_property
-    def uap(self) -> pd.DataFrame:
-        return self._frame("universal", "uap")
-
-    @functools.cached_property
-    def natural(self) -> pd.DataFrame:
-        return self._frame("natural", "natural")
-
-    @functools.cached_property
-    def ablation(self) -> pd.DataFrame:
-        return self._frame("natural", "ablation")
-
-    @functools.cached_property
-    def drift(self) -> pd.DataFrame:
-        return self._frame("natural", "drift")
-
-    @functools.cached_property
-    def finlayson_blackbox(self) -> pd.DataFrame:
-        return self._frame("blackbox", "finlayson_blackbox")
-
-    @functools.cached_property
-    def patches(self) -> pd.DataFrame:
-        return self._frame("patches", "finlayson")
-
-    @functools.cached_property
-    def defenses(self) -> DefenseClaims:
-        return claims_from_record(read_record("defenses", self.profile))
+    def __getattr__(self, name: str):
+        """Each table on first use, from its record (``models``: one row per zoo model with
+        init_used, size, val_auc; ``defenses``: chapter 7's :class:`DefenseClaims`)."""
+        if name == "defenses":
+            value = claims_from_record(read_record("defenses", self.profile))
+        elif name in self.TABLES:
+            family, frame = self.TABLES[name]
+            value = read_record(family, self.profile).frames[frame]
+        else:
+            raise AttributeError(f"{type(self).__name__} has no {name!r}")
+        self.__dict__[name] = value
+        return value
 
     def model_row(self, key: tuple) -> pd.Series:
         m = self.models

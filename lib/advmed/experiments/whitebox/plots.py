@@ -107,6 +107,30 @@ def pick_examples(y: np.ndarray, pred: np.ndarray, n: int, seed: int = 0) -> lis
 
 
 @styled
+def _example_row(row: Any, x: torch.Tensor, x_adv: torch.Tensor, p0: np.ndarray, p1: np.ndarray,
+                 classes: Sequence[str], *, label: str, gain: float, ylabel: str, size: str, flip: str,
+                 colors: tuple[str, str], names: tuple[str, str], ticks: Sequence[str]) -> Any:
+    """One example's row: clean image, amplified perturbation, adversarial image (titled with
+    each prediction; ``flip`` colours a changed one) and the two probability bars. Returns the
+    bar panel."""
+    a0, a1, a2, a3 = row
+    show_image(a0, x)
+    show_perturbation(a1, x_adv - x, gain)
+    show_image(a2, x_adv)
+    k0, k1 = int(p0.argmax()), int(p1.argmax())
+    a0.set_title(f"clean: {classes[k0]} ({p0[k0]:.2f})", fontsize=size)
+    a1.set_title(f"perturbation × {gain:.0f}", fontsize=size)
+    a2.set_title(f"{label}: {classes[k1]} ({p1[k1]:.2f})", fontsize=size, color=flip if k1 != k0 else "black")
+    a0.set_ylabel(ylabel, fontsize=size)
+    pos = np.arange(len(classes))
+    a3.barh(pos - 0.2, p0, height=0.38, color=colors[0], label=names[0])
+    a3.barh(pos + 0.2, p1, height=0.38, color=colors[1], label=names[1])
+    a3.set_yticks(pos, list(ticks), fontsize=size)
+    a3.invert_yaxis()
+    a3.set_xlim(0, 1)
+    return a3
+
+
 def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, attack: str = "pgd",
             eps_255: float = 2.0, steps: int = 10, n_images: int = 3, seed: int = 0,
             attack_kwargs: Mapping[str, Any] | None = None, title: str | None = None,
@@ -136,23 +160,9 @@ def gallery(trained_or_model: Any, x: Any, y: Any, classes: Sequence[str], *, at
     fig, axes = new_figure(len(idx), 4, figsize=(cell * 4 + 1.6, cell * len(idx) + 0.5))
     label = attack_label(attack)
     for r, i in enumerate(idx):
-        a0, a1, a2, a3 = axes[r]
-        show_image(a0, xs[r])
-        show_perturbation(a1, x_adv[r] - xs[r], gain)
-        show_image(a2, x_adv[r])
-        k0, k1 = int(p0[r].argmax()), int(p1[r].argmax())
-        a0.set_title(f"clean: {classes[k0]} ({p0[r, k0]:.2f})", fontsize="small")
-        a1.set_title(f"perturbation × {gain:.0f}", fontsize="small")
-        a2.set_title(f"{label}: {classes[k1]} ({p1[r, k1]:.2f})", fontsize="small",
-                     color="#c44e52" if k1 != k0 else "black")
-        a0.set_ylabel(f"true: {classes[int(ys[r])]}", fontsize="small")
-        pos = np.arange(len(classes))
-        a3.barh(pos - 0.2, p0[r], height=0.38, color="#4c72b0", label="clean")
-        a3.barh(pos + 0.2, p1[r], height=0.38, color="#c44e52", label="adversarial")
-        a3.set_yticks(pos)
-        a3.set_yticklabels(list(classes), fontsize="small")
-        a3.invert_yaxis()
-        a3.set_xlim(0, 1)
+        a3 = _example_row(axes[r], xs[r], x_adv[r], p0[r], p1[r], classes, label=label, gain=gain,
+                          ylabel=f"true: {classes[int(ys[r])]}", size="small", flip="#c44e52",
+                          colors=("#4c72b0", "#c44e52"), names=("clean", "adversarial"), ticks=list(classes))
         if r == 0:  # the legend is the panel's title: class probability, clean vs adversarial
             a3.legend(title="class probability", title_fontsize="small", fontsize="x-small",
                       loc="lower center", bbox_to_anchor=(0.5, 1.02), ncol=2, frameon=False,
@@ -190,22 +200,10 @@ def example_grid(profile: Profile, zoo: Mapping[tuple, Any], *, attack: str = "p
         x_adv = get_attack(attack).call(model, xs, ys, eps=eps, steps=int(s.steps), seed=seed,
                                         early_stop=False).detach()
         p0, p1 = p0_all[i], predict_proba(model, x_adv)[0]
-        k0, k1 = int(p0.argmax()), int(p1.argmax())
-        a0, a1, a2, a3 = axes[r]
-        show_image(a0, xs[0])
-        show_perturbation(a1, x_adv[0] - xs[0], 0.5 / eps)
-        show_image(a2, x_adv[0])
-        a0.set_title(f"clean: {classes[k0]} ({p0[k0]:.2f})", fontsize="x-small")
-        a1.set_title(f"perturbation × {0.5 / eps:.0f}", fontsize="x-small")
-        a2.set_title(f"{label}: {classes[k1]} ({p1[k1]:.2f})", fontsize="x-small",
-                     color="#D55E00" if k1 != k0 else "black")
-        a0.set_ylabel(f"{task_label(task)}\n{key[1]}\ntrue: {classes[int(ys[0])]}", fontsize="x-small")
-        pos = np.arange(len(classes))
-        a3.barh(pos - 0.2, p0, height=0.38, color="#000000", label="clean")
-        a3.barh(pos + 0.2, p1, height=0.38, color=attack_color(attack), label=label)
-        a3.set_yticks(pos, [c[:12] for c in classes], fontsize="x-small")
-        a3.invert_yaxis()
-        a3.set_xlim(0, 1)
+        a3 = _example_row(axes[r], xs[0], x_adv[0], p0, p1, classes, label=label, gain=0.5 / eps,
+                          ylabel=f"{task_label(task)}\n{key[1]}\ntrue: {classes[int(ys[0])]}", size="x-small",
+                          flip="#D55E00", colors=("#000000", attack_color(attack)), names=("clean", label),
+                          ticks=[c[:12] for c in classes])
         a3.tick_params(axis="x", labelsize="x-small")
         if r == len(tasks) - 1:
             a3.set_xlabel("class probability", fontsize="x-small")
