@@ -120,6 +120,8 @@ def test_method_defaults_are_the_published_settings():
     (dict(method="pgd", sigma=0.1), "sigma belongs"),
     (dict(method="gaussian", sigma=-1.0), "sigma"),
     (dict(method="gaussian", eps=0.1), "sigma only"),
+    (dict(method="pgd", robust_val_images=0), "robust_val_images"),
+    (dict(method="gaussian", robust_val_images=64), "robust_val_images"),
 ])
 def test_bad_adversarial_config_refused(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -335,3 +337,117 @@ def test_adversarial_code_version_changes_adversarial_keys_only(monkeypatch):
     before = clean.key(), at.key(), noise.key()
     monkeypatch.setattr(C, "ADVERSARIAL_CODE_VERSION", C.ADVERSARIAL_CODE_VERSION + 1)
     assert clean.key() == before[0] and noise.key() == before[2] and at.key() != before[1]
+
+
+# ------------------------------------------------------------------------------------ batch norm and selection
+
+@pytest.mark.skipif(T.CODE_VERSION != 4, reason="keys pinned for CODE_VERSION 4")
+def test_clean_and_noise_keys_do_not_move_with_the_selection_field():
+    """Pinned before adversarial training got robust selection (commit acf8bbb): clean and noise
+    configs keep their checkpoints; adversarial configs hash robust_val_images (their keys move)."""
+    assert T.TrainConfig("pneumoniamnist", "small_cnn", size=28).key() == "c08b4845c8c160d8"
+    assert T.TrainConfig("pneumonia_cxr", "resnet18", init="imagenet", size=64, epochs=5,
+                         max_train=1200).key() == "e28f427330b08a47"
+    assert T.TrainConfig("pneumoniamnist", "small_cnn", size=28, adversarial="gaussian").key() == "0a8961e6e3d26430"
+    assert T.TrainConfig("pneumoniamnist", "small_cnn", size=28, adversarial="pgd").key() != "f4ddfa8a2448b41c"
+
+
+def test_robust_val_images_is_an_adversarial_field_in_the_key():
+    pgd_cfg = AdversarialConfig("pgd")
+    assert pgd_cfg.robust_val_images == 128 and AdversarialConfig("gaussian").robust_val_images is None
+    assert "robust_val_images" not in AdversarialConfig("gaussian").key_dict()
+    base = T.TrainConfig("pneumoniamnist", "small_cnn", size=28, adversarial=pgd_cfg)
+    other = dataclasses.replace(base, adversarial=AdversarialConfig("pgd", robust_val_images=64))
+    assert other.key() != base.key()
+    assert T.TrainConfig(**other.to_dict()) == other and T.TrainConfig(**other.to_dict()).key() == other.key()
+
+
+def _fit(cfg, monkeypatch=None, scores=None):
+    """fit_robust on the synthetic task (64 train, 32 val images) with the BN stand-in network;
+    ``scores``: scripted robust balanced accuracies, one per epoch, instead of the PGD pass."""
+    from advmed.train import loop
+
+    if scores is not None:
+        it = iter(scores)
+
+        def scripted(model, rv):
+            v = next(it)
+            return {"val_robust_accuracy": v, "val_robust_bal_acc": v}
+
+        monkeypatch.setattr(loop, "_robust_val_scores", scripted)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveMaxPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 2))
+    return T.fit_robust(net, _images(64, seed=0), _images(32, seed=1), cfg, device="cpu", progress=False)
+
+
+AT = dataclasses.replace(CFG, adversarial=AdversarialConfig("pgd", eps=4 / 255, steps=2))
+
+
+def test_adversarial_training_records_robust_accuracy_and_keeps_its_best_epoch():
+    fitted = _fit(dataclasses.replace(AT, epochs=3))
+    h = fitted.history
+    assert {"val_robust_accuracy", "val_robust_bal_acc"} <= set(h.columns) and len(h) == 3
+    assert h[["val_robust_accuracy", "val_robust_bal_acc"]].apply(lambda c: c.between(0, 1)).all().all()
+    order = sorted(h.itertuples(), key=lambda r: (r.val_robust_bal_acc, r.val_auc), reverse=True)
+    assert fitted.best_epoch == order[0].epoch and h.loc[h["best"], "epoch"].item() == fitted.best_epoch
+    for cfg in (CFG, dataclasses.replace(CFG, adversarial=AdversarialConfig("gaussian", sigma=0.1))):
+        assert not {"val_robust_accuracy", "val_robust_bal_acc"} & set(_fit(cfg).history.columns)
+
+
+def test_robust_validation_is_pgd10_with_every_step_on_a_fixed_stratified_subset(monkeypatch):
+    from advmed.train import loop
+
+    calls = []
+
+    def spy(model, x, y, **kw):
+        calls.append((x.clone(), y.clone(), kw))
+        return pgd(model, x, y, **kw)
+
+    monkeypatch.setattr(loop, "pgd", spy)
+    cfg = dataclasses.replace(AT, epochs=2, adversarial=AdversarialConfig("pgd", eps=4 / 255, steps=2,
+                                                                          robust_val_images=10))
+    _fit(cfg)
+    assert len(calls) == 2  # once per epoch, on the same images with the same random start
+    (x0, y0, kw), (x1, y1, kw1) = calls
+    assert torch.equal(x0, x1) and torch.equal(y0, y1) and kw == kw1
+    assert len(y0) == 10 and torch.bincount(y0).tolist() == [5, 5]  # stratified (the val split is 50/50)
+    assert kw["steps"] == 10 and kw["step_size"] == pytest.approx(2.5 * (4 / 255) / 10)
+    assert kw["eps"] == pytest.approx(4 / 255) and kw["random_start"] and kw["early_stop"] is False
+    assert kw["seed"] == cfg.seed
+
+
+def test_adversarial_training_keeps_the_batch_norm_statistics_of_its_batches(monkeypatch):
+    """No recalibration on clean images for an adversarial method; clean and noise training keep it."""
+    from advmed.train import loop
+
+    counted = []
+    real = loop.recalibrate_bn
+    monkeypatch.setattr(loop, "recalibrate_bn", lambda *a, **k: (counted.append(1), real(*a, **k)))
+    for cfg, expected in ((dataclasses.replace(AT, epochs=2), 0), (CFG, 2),
+                          (dataclasses.replace(CFG, adversarial=AdversarialConfig("gaussian", sigma=0.1)), 2)):
+        counted.clear()
+        fitted = _fit(cfg)
+        assert len(counted) == expected, cfg.label()
+        assert not fitted.model.training
+    bn = _fit(dataclasses.replace(AT, epochs=1)).model[1]
+    assert bn.momentum == 0.1 and int(bn.num_batches_tracked) == 4  # 64 images / 16: the training batches
+
+
+@pytest.mark.parametrize("method, scores, rows, best", [
+    ("fast_fgsm", [0.5, 0.8, 0.55, 0.9, 0.9, 0.9], 3, 2),  # drop of 0.25 > 0.2: catastrophic overfitting
+    ("fast_fgsm", [0.5, 0.8, 0.65, 0.9, 0.9, 0.9], 6, 4),  # drop of 0.15: training goes on
+    ("pgd", [0.5, 0.8, 0.55, 0.9, 0.6, 0.6], 6, 4),  # no guard for PGD
+])
+def test_fast_fgsm_stops_on_catastrophic_overfitting(monkeypatch, method, scores, rows, best):
+    cfg = dataclasses.replace(CFG, epochs=6, patience=5, adversarial=AdversarialConfig(method, eps=4 / 255,
+                                                                                        steps=1 if method == "pgd" else None))
+    fitted = _fit(cfg, monkeypatch, scores)
+    assert len(fitted.history) == rows and fitted.best_epoch == best
+    assert fitted.history["val_robust_bal_acc"].tolist() == scores[:rows]
+
+
+def test_patience_counts_epochs_without_better_robust_accuracy(monkeypatch):
+    cfg = dataclasses.replace(AT, epochs=6, patience=2)
+    fitted = _fit(cfg, monkeypatch, [0.8, 0.7, 0.7, 0.9, 0.9, 0.9])
+    assert len(fitted.history) == 3 and fitted.best_epoch == 1

@@ -80,7 +80,7 @@ def _method_defaults(method: str, eps: float | None) -> dict[str, Any]:
 def _selection_defaults(method: str) -> dict[str, Any]:
     """Model-selection settings: adversarial methods pick their epoch on robust accuracy over
     :data:`ROBUST_VAL_IMAGES` validation images; noise training on clean validation AUC."""
-    return dict(robust_val_images=None if method == "gaussian" else ROBUST_VAL_IMAGES)
+    return {"robust_val_images": None if method == "gaussian" else ROBUST_VAL_IMAGES}
 
 
 @dataclass(frozen=True)
