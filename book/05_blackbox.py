@@ -143,7 +143,7 @@ Markdown(report.disjoint_reading(transfer.rows))
 
 # %% tags=["hide-input"]
 fin = run.finlayson_blackbox(prof, zoo, sur, progress=False)
-records.write_record(report.headline_record(prof, zoo, fin))
+records.write_record(report.headline_record(prof, zoo, fin, sur))
 pages.table(tables.finlayson_summary(fin), "tab-bb-finlayson",
             "Finlayson et al.'s targeted PGD crafted on a surrogate: the target's accuracy in white box and in "
             "black box [95 % interval], the share sent to the other class and whether that reaches our reading "

@@ -106,7 +106,7 @@ results = run.defense_results(prof, zoo, progress=False)
 
 # %% tags=["hide-input"]
 claims = report.claim_numbers(results)
-records.write_record(report.headline_record(prof, zoo, claims))
+records.write_record(report.headline_record(prof, zoo, claims, results))
 eps = tables.nearest_eps(results, tables.adversarialmed_eps_255())
 pages.table(tables.study_summary(results), "tab-def-study",
             "The studies' defense claims beside ours, against the oblivious and the adaptive attacker. The study's "

@@ -16,8 +16,10 @@
 # This book exists to answer one question: which of the three studies' findings hold, and how
 # strongly? This chapter sets each of their twelve claims beside the number our chapters
 # computed for it ({numref}`tab-claims`, {numref}`fig-claims`) and gives each a verdict by the
-# rule below. Nothing here is measured anew: every number is read from the results cache
-# through the functions the chapters call, so the verdicts change when the results do.
+# rule below. Nothing here is measured anew: every number is read from the headline record
+# each chapter wrote when it ran with this profile's settings (the appendix lists them, with
+# the commit and time each was written), so the verdicts change when the results do; a chapter
+# that has not run stops this one with its name.
 #
 # **The rule.** A claim *agrees* when our estimate lies within the study's stated bound, or our
 # 95 % interval covers its figure (or lies within a stated tolerance of it); *same direction*
@@ -88,6 +90,11 @@ Markdown(f"> {abstract}\n\nThe claims that do not agree, and what this book meas
 pages.appendix_table(tables.claims_table(claims), "tab-claims-full",
                      "Every claim: the study's figure and setting, ours and our setting, ours − study where both are "
                      "numbers, the verdict, and the measured reason for a verdict other than agrees.")
+
+# %% tags=["hide-input"]
+pages.appendix_table(tables.records_table(run.read_records(prof)), "tab-claims-records",
+                     "The headline records this chapter read: the chapter that wrote each, its images, the "
+                     "checkpoints behind it, the commit and time it was written and the profile's settings.")
 
 # %% tags=["remove-input"]
 page.footer(prof.name)

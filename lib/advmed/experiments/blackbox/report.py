@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .. import references
-from ..kernel.records import Record, make_record
+from ..kernel.records import BlackboxRecord, make_record
 from ..kernel.surrogates import SurrogateSet
 from ..profiles import PROFILES, Profile
 from .run import WhiteboxCheck
@@ -143,10 +143,14 @@ def cost_reading(costs: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- the record
-def headline_record(profile: Profile, zoo: Mapping[tuple, Any], finlayson: pd.DataFrame) -> Record:
-    """Chapter 5's record for chapter 8: Finlayson et al.'s black box (:func:`.run.finlayson_blackbox`)."""
-    return make_record("blackbox", profile, frames={"finlayson_blackbox": finlayson}, sources=[tm.config.key() for tm in zoo.values()])
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], finlayson: pd.DataFrame,
+                    surrogates: Mapping[str, SurrogateSet] | None = None) -> BlackboxRecord:
+    """Chapter 5's record for chapter 8: Finlayson et al.'s black box (:func:`.run.finlayson_blackbox`),
+    its sources the targets' and the surrogates' checkpoints."""
+    sources = [tm.config.key() for tm in zoo.values()]
+    sources += [s.model.config.key() for ss in (surrogates or {}).values() for s in ss.trained()]
+    return make_record(BlackboxRecord, profile, finlayson=finlayson, sources=sources)
 
 
 __all__ = ["budget_note", "check_reading", "cost_reading", "disjoint_reading", "finlayson_reading",
-           "koga_reading", "surrogates_reading"]
+           "headline_record", "koga_reading", "surrogates_reading"]

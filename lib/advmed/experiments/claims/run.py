@@ -3,27 +3,72 @@ the chapters wrote, :mod:`advmed.experiments.kernel.records`) with a verdict fro
 :mod:`.verdicts`.
 
 Every claim is a function ``claim_N(ctx) -> Claim`` registered in :data:`CLAIMS`; ``ctx`` is
-a :class:`Context` that reads each family's record once. Nothing here types a study number:
-they come from :mod:`advmed.experiments.references`.
+a :class:`Context` that reads each family's record once and computes nothing (it never calls
+a family's run functions and loads no model). Nothing here types a study number: figures and
+settings come from :mod:`advmed.experiments.references`; the module constants below are this
+book's readings of the studies' words (a tolerance, "a few"), each saying why.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
+from ...attacks.patch import BASE as PATCH_SCALE
+from ...train import AdversarialConfig
 from .. import references
 from ..blackbox.tables import BLACKBOX_SUCCESS
 from ..defenses.report import claims_from_record
 from ..defenses.tables import PARTIAL_GAIN, RETRAINING_HELPED
-from ..kernel.records import MissingRecord, read_record
+from ..kernel.records import (RECORDS, BlackboxRecord, DefensesRecord, MissingRecord, NaturalRecord, PatchesRecord,
+                              Record, UniversalRecord, WhiteboxRecord, ZooRecord, read_record)
 from ..profiles import Profile
 from ..universal.tables import COLLAPSED, count_collapse
 from .verdicts import ABOUT, Claim, Estimate3, about_zero, above_bound, matches_figure, not_comparable
 
 _ORDER = {"agrees": 0, "same direction": 1, "disagrees": 2, "not comparable": 3}
+
+#: A study figure without an interval (a clean accuracy or AUC, AdversarialMed's "about" clean AUC)
+#: agrees with ours when ours lies within this of it, even where our interval excludes it: the
+#: studies report one run, rounded to two or three digits, without an interval.
+FIGURE_TOLERANCE = 0.02
+#: Minagi et al. log one case (one fooling rate of one model): ours agrees within this of it,
+#: the width the book reads as "about" (:data:`~.verdicts.ABOUT`).
+FOOLING_TOLERANCE = ABOUT
+#: Chance AUC (and accuracy) of a binary task: a clean figure above it has the claim's sign.
+CHANCE = 0.5
+#: Finlayson et al.'s black-box patch leaves accuracy below this on every task (their table,
+#: :data:`~advmed.experiments.references.FINLAYSON_PATCH`; a test checks it), as the claim states it.
+PATCH_BLACKBOX_BOUND = 0.1
+#: "A natural patch keeps accuracy": it lowers clean accuracy by at most this (our reading:
+#: Finlayson et al. give the natural patch's accuracy without a clean figure beside it).
+NATURAL_PATCH_DROP = 0.1
+#: Hirano et al.'s retraining helped "in only very few cases": more than none, at most this share.
+FEW_CASES = 0.5
+
+
+def _pct(x: float) -> str:
+    """A share as the claims' texts write it: 0.04 -> "4 %"."""
+    return f"{x * 100:g} %"
+
+
+_SIDES = (references.ADVERSARIALMED_ATTACKS["setting"]["size"], references.FINLAYSON_PGD["setting"]["size"],
+          references.HIRANO_UAP["resolution"], references.MINAGI_NATURAL_UAP["resolution"])
+#: The smallest and largest side the studies worked at (pixels), for the resolution reasons.
+STUDY_SIDES = (min(_SIDES), max(_SIDES))
+
+# The studies' settings as the claims' texts write them.
+_AM = references.ADVERSARIALMED_ATTACKS
+_AM_EPS_255 = references.eps_to_pixels(_AM["eps_normalised"], "imagenet_normalised") * 255
+_AM_SETTING = f"{_AM['setting']['model']}, {_AM['setting']['size']} px"
+_FIN = references.FINLAYSON_PGD
+_FIN_EPS_255 = references.eps_to_pixels(_FIN["eps_minus1_1"], "minus1_1") * 255
+_HIRANO = references.HIRANO_UAP
+_HIRANO_ZETA = max(_HIRANO["zetas"])
+_HIRANO_SETTING = (f"{references.STUDY_SETTINGS['hirano']['architecture']} (ImageNet transfer), "
+                   f"{_HIRANO['resolution']} px")
 
 
 def worst(*verdicts: tuple[str, str]) -> tuple[str, str]:
@@ -34,28 +79,36 @@ def worst(*verdicts: tuple[str, str]) -> tuple[str, str]:
 
 class Context:
     """The profile's results as its chapters recorded them (:mod:`advmed.experiments.kernel.records`),
-    each read on first use. Nothing is computed here: a chapter that has not run with this
-    profile's settings is a :class:`~advmed.experiments.kernel.MissingRecord` naming it."""
+    each record read once, on first use. Nothing is computed here: a chapter that has not run
+    with this profile's settings is a :class:`~advmed.experiments.kernel.MissingRecord` naming it.
 
-    def __init__(self, profile: Profile, *, progress: bool = False):
+    ``records``: the records to use instead of the cache's (any family not given is read)."""
+
+    def __init__(self, profile: Profile, *, records: Iterable[Record] = ()):
         self.profile = profile
-        self.progress = progress
+        self.records: dict[type, Record] = {type(r): r for r in records}
 
-    #: The tables the claims read: attribute -> (family, frame of its record).
-    TABLES = {"models": ("zoo", "models"), "clean": ("zoo", "clean"),
-              "adversarialmed": ("whitebox", "adversarialmed"), "finlayson": ("whitebox", "finlayson"),
-              "uap": ("universal", "uap"), "natural": ("natural", "natural"), "ablation": ("natural", "ablation"),
-              "drift": ("natural", "drift"), "finlayson_blackbox": ("blackbox", "finlayson_blackbox"),
-              "patches": ("patches", "finlayson")}
+    #: The tables the claims read: attribute -> (record type, its field).
+    TABLES = {"models": (ZooRecord, "models"), "clean": (ZooRecord, "clean"),
+              "adversarialmed": (WhiteboxRecord, "adversarialmed"), "finlayson": (WhiteboxRecord, "finlayson"),
+              "uap": (UniversalRecord, "uap"), "natural": (NaturalRecord, "natural"),
+              "ablation": (NaturalRecord, "ablation"), "drift": (NaturalRecord, "drift"),
+              "finlayson_blackbox": (BlackboxRecord, "finlayson"), "patches": (PatchesRecord, "finlayson")}
+
+    def record(self, cls: type[Record]) -> Record:
+        """The profile's record of type ``cls`` (read once)."""
+        if cls not in self.records:
+            self.records[cls] = read_record(cls, self.profile)
+        return self.records[cls]
 
     def __getattr__(self, name: str):
         """Each table on first use, from its record (``models``: one row per zoo model with
         init_used, size, val_auc; ``defenses``: chapter 7's :class:`DefenseClaims`)."""
         if name == "defenses":
-            value = claims_from_record(read_record("defenses", self.profile))
+            value = claims_from_record(self.record(DefensesRecord))
         elif name in self.TABLES:
-            family, frame = self.TABLES[name]
-            value = read_record(family, self.profile).frames[frame]
+            cls, field = self.TABLES[name]
+            value = getattr(self.record(cls), field)
         else:
             raise AttributeError(f"{type(self).__name__} has no {name!r}")
         self.__dict__[name] = value
@@ -98,7 +151,7 @@ def _ablation_reason(ctx: Context, column: str, what: str) -> str:
     if column == "robust_accuracy":
         what = f"{what} at {ctx.profile.ablation.eps_255:g}/255"
     numbers = (f"{what} {lo[column]:.3f} at {int(lo['size'])} px, {hi[column]:.3f} at {int(hi['size'])} px; "
-               "the study worked at 224-299 px")
+               f"the study worked at {STUDY_SIDES[0]}-{STUDY_SIDES[1]} px")
     # a change below the ablation's noise is no explanation: say so rather than list it as one
     if abs(float(hi[column]) - float(lo[column])) < RESOLUTION_EFFECT:
         return f"not resolution (measured, chapter 4: {numbers})"
@@ -123,8 +176,9 @@ def claim_1(ctx: Context) -> Claim:
         return _untested(base, f"no fine-tuned MobileNet on {ref['task']} in this profile")
     row = ctx.clean[(ctx.clean["task"] == key[0]) & (ctx.clean["arch"] == key[1]) & (ctx.clean["init"] == key[2])].iloc[0]
     acc, auc = _est(row, "accuracy"), _est(row, "auc")
-    v = worst(matches_figure(acc, ref["accuracy"], tolerance=0.02, lower_is_effect=False, reference=0.5),
-              matches_figure(auc, ref["auc"], tolerance=0.02, lower_is_effect=False, reference=0.5))
+    v = worst(matches_figure(acc, ref["accuracy"], tolerance=FIGURE_TOLERANCE, lower_is_effect=False,
+                             reference=CHANCE),
+              matches_figure(auc, ref["auc"], tolerance=FIGURE_TOLERANCE, lower_is_effect=False, reference=CHANCE))
     reason = "" if v[0] == "agrees" else (
         f"the Kermany train/test shift (validation AUC {float(ctx.model_row(key)['val_auc']):.3f} vs test {auc.value:.3f}, "
         f"chapter 1); " + _ablation_reason(ctx, "auc", "clean AUC"))
@@ -147,9 +201,11 @@ def claim_2(ctx: Context) -> Claim:
     ref, clean_ref = study["fgsm"], study["clean"]
     key, row = _adversarialmed_row(ctx, "fgsm")
     _, clean_row = _adversarialmed_row(ctx, "clean")
-    base = dict(number=2, study="adversarialmed", statement="FGSM at eps 0.02 (normalised) drops accuracy and AUC",
+    base = dict(number=2, study="adversarialmed",
+                statement=f"FGSM at eps {_AM['eps_normalised']:g} (normalised) drops accuracy and AUC",
                 study_figure=f"accuracy {clean_ref['accuracy']} -> {ref['accuracy']}, AUC {clean_ref['auc']} -> {ref['auc']}",
-                study_setting="DenseNet-121, 224 px, eps 0.02 normalised = 1.15/255", section="02_whitebox")
+                study_setting=f"{_AM_SETTING}, eps {_AM['eps_normalised']:g} normalised = {_AM_EPS_255:.2f}/255",
+                section="02_whitebox")
     if row is None:
         return _untested(base, "no pneumonia_cxr fine-tuned model in this profile")
     acc, auc = _est(row, "accuracy"), _est(row, "auc")
@@ -167,7 +223,7 @@ def claim_3(ctx: Context) -> Claim:
     key, _ = _adversarialmed_row(ctx, "clean")
     base = dict(number=3, study="adversarialmed", statement="The iterative attacks (I-FGSM, PGD, MI-FGSM) drive "
                 "accuracy and AUC to 0", study_figure="accuracy 0, AUC 0 for all three",
-                study_setting="DenseNet-121, 224 px, eps 1.15/255", section="02_whitebox")
+                study_setting=f"{_AM_SETTING}, eps {_AM_EPS_255:.2f}/255", section="02_whitebox")
     rows = [r for r in (_adversarialmed_row(ctx, a)[1] for a in ("ifgsm", "pgd", "mifgsm")) if r is not None]
     if key is None or not rows:
         return _untested(base, "no pneumonia_cxr fine-tuned model in this profile")
@@ -176,16 +232,19 @@ def claim_3(ctx: Context) -> Claim:
     acc, auc = _est(weakest, "accuracy"), _est(max(rows, key=lambda r: float(r["auc"])), "auc")
     v = worst(about_zero(acc, clean=float(clean["accuracy"])), about_zero(auc, clean=float(clean["auc"])))
     return Claim(**base, ours=acc, ours_text=f"highest accuracy {acc.fmt()} ({weakest['attack']}), highest AUC {auc.fmt()}",
-                 our_setting=_setting(ctx, key) + ", 10 steps", difference=acc.value, verdict=v[0], rule=v[1],
+                 our_setting=_setting(ctx, key) + f", {int(weakest['steps'])} steps", difference=acc.value,
+                 verdict=v[0], rule=v[1],
                  reason="" if v[0] == "agrees" else _ablation_reason(ctx, "robust_accuracy", "robust accuracy"),
                  details={r["attack"]: float(r["accuracy"]) for r in rows})
 
 
 def claim_6(ctx: Context) -> Claim:
     r = ctx.finlayson
-    base = dict(number=6, study="finlayson", statement="Targeted PGD at eps 0.02 in [-1, 1] drives accuracy and AUC "
-                "to about 0 on all three tasks", study_figure="accuracy and AUC about 0 (derm, CXR, DR)",
-                study_setting="ResNet-50 / Inception-v3, 224 px, 20 steps, eps 2.55/255", section="02_whitebox")
+    base = dict(number=6, study="finlayson",
+                statement=f"Targeted PGD at eps {_FIN['eps_minus1_1']:g} in [-1, 1] drives accuracy and AUC to about 0 "
+                          "on all three tasks", study_figure="accuracy and AUC about 0 (derm, CXR, DR)",
+                study_setting=f"{_FIN['setting']['model']}, {_FIN['setting']['size']} px, {_FIN['steps']} steps, "
+                              f"eps {_FIN_EPS_255:.2f}/255", section="02_whitebox")
     tasks = [row["task"] for row in references.FINLAYSON_PGD["rows"]]
     adv = r[(r["attack"] != "clean") & r["task"].isin(tasks)] if not r.empty else r
     if adv.empty:
@@ -228,11 +287,12 @@ def _collapse_reason(rows: pd.DataFrame) -> str:
 def claim_9(ctx: Context) -> Claim:
     bound = float(references.HIRANO_UAP["claim_success_rate"])
     rows = _uap_rows(ctx, targeted=False)
-    base = dict(number=9, study="hirano", statement="Non-targeted UAPs at zeta 4 % reach > 80 % fooling rate, almost "
-                "independent of architecture", study_figure=f"> {bound:.0%}, for every architecture",
-                study_setting="7 ImageNet architectures, 299 px, iterative UAP, <= 15 passes", section="03_uap")
+    base = dict(number=9, study="hirano", statement=f"Non-targeted UAPs at zeta {_pct(_HIRANO_ZETA)} reach > "
+                f"{_pct(bound)} fooling rate, almost independent of architecture",
+                study_figure=f"> {bound:.0%}, for every architecture",
+                study_setting=f"{_HIRANO_SETTING}, iterative UAP, <= {_HIRANO['max_passes']} passes", section="03_uap")
     if rows.empty:
-        return _untested(base, "no non-targeted UAP at zeta 4 % in this profile")
+        return _untested(base, f"no non-targeted UAP at zeta {_pct(_HIRANO_ZETA)} in this profile")
     med = Estimate3(float(rows["rate"].median()), float(rows["rate"].min()), float(rows["rate"].max()))
     v = above_bound(med, bound, control=float(rows["random"].median()))
     spread = rows.groupby(["task", "norm"])["rate"].agg(lambda s: s.max() - s.min())
@@ -251,9 +311,9 @@ def claim_9(ctx: Context) -> Claim:
 def claim_10(ctx: Context) -> Claim:
     bound = float(references.HIRANO_UAP["claim_success_rate"])
     rows = _uap_rows(ctx, targeted=True)
-    base = dict(number=10, study="hirano", statement="Targeted UAPs reach > 80 % success; random controls stay low",
-                study_figure=f"> {bound:.0%} (share of all images classified as the target)",
-                study_setting="7 ImageNet architectures, 299 px", section="03_uap")
+    base = dict(number=10, study="hirano", statement=f"Targeted UAPs reach > {_pct(bound)} success; random controls "
+                "stay low", study_figure=f"> {bound:.0%} (share of all images classified as the target)",
+                study_setting=_HIRANO_SETTING, section="03_uap")
     if rows.empty:
         return _untested(base, "no targeted UAP in this profile")
     med = Estimate3(float(rows["rate_all"].median()), float(rows["rate_all"].min()), float(rows["rate_all"].max()))
@@ -281,7 +341,7 @@ def claim_11(ctx: Context) -> Claim:
         return _untested(base, f"no fine-tuned model on {ref['task']} with {ref['norm']} zeta {ref['zeta']}")
     f = ft.iloc[0]
     ours = Estimate3(float(f["_natural"]))
-    parts = [matches_figure(ours, ref["fooling_rate"], tolerance=0.05, lower_is_effect=False,
+    parts = [matches_figure(ours, ref["fooling_rate"], tolerance=FOOLING_TOLERANCE, lower_is_effect=False,
                             reference=float(f["_random"]) + ABOUT)]
     parts.append(("agrees", "below the medical UAP") if f["_natural"] <= f["_medical"] else
                  ("disagrees", f"photo UAP {f['_natural']:.3f} above the medical one {f['_medical']:.3f}"))
@@ -308,7 +368,8 @@ def claim_7(ctx: Context) -> Claim:
     ref = references.FINLAYSON_BLACKBOX_PGD
     base = dict(number=7, study="finlayson", statement="Black-box attacks crafted on a separately trained model "
                 "still succeed", study_figure=f"{ref['finding']} (no figure published)",
-                study_setting="targeted PGD, eps 0.02 in [-1, 1], crafted on a separately trained model",
+                study_setting=f"targeted PGD, eps {_FIN['eps_minus1_1']:g} in [-1, 1], crafted on a separately "
+                              "trained model",
                 section="05_blackbox")
     r = ctx.finlayson_blackbox
     sep = r[r["surrogate_kind"] == "seed"] if not r.empty else r
@@ -331,10 +392,13 @@ def claim_7(ctx: Context) -> Claim:
 
 
 def claim_8(ctx: Context) -> Claim:
+    natural = [r["natural_acc"] for r in references.FINLAYSON_PATCH]
     base = dict(number=8, study="finlayson", statement="The adversarial patch drives accuracy to about 0 white-box "
-                "and < 0.1 black-box; a natural patch keeps accuracy",
-                study_figure="white-box about 0, black-box < 0.1, natural 0.68-0.92",
-                study_setting="ResNet-50, 224 px, patch at scale 0.4", section="06_patches")
+                f"and < {PATCH_BLACKBOX_BOUND:g} black-box; a natural patch keeps accuracy",
+                study_figure=f"white-box about 0, black-box < {PATCH_BLACKBOX_BOUND:g}, natural "
+                             f"{min(natural):g}-{max(natural):g}",
+                study_setting=f"ResNet-50, {_FIN['setting']['size']} px, patch at scale {PATCH_SCALE:g}",
+                section="06_patches")
     t = ctx.patches
     if t.empty:
         return _untested(base, "no patch task in this profile")
@@ -349,10 +413,10 @@ def claim_8(ctx: Context) -> Claim:
     w = Estimate3(float(white["accuracy ours"]), float(white["accuracy_lo"]), float(white["accuracy_hi"]))
     b = Estimate3(float(black["accuracy ours"]), float(black["accuracy_lo"]), float(black["accuracy_hi"]))
     parts = [about_zero(w, clean=float(white["clean accuracy"])),
-             (lambda: ("agrees", f"black box {b.value:.3f} < 0.1") if b.value < 0.1 else
-              about_zero(b, clean=float(black["clean accuracy"])))(),
+             ("agrees", f"black box {b.value:.3f} < {PATCH_BLACKBOX_BOUND:g}") if b.value < PATCH_BLACKBOX_BOUND else
+             about_zero(b, clean=float(black["clean accuracy"])),
              ("agrees", f"natural patch keeps {low_nat['accuracy ours']:.3f} of clean {low_nat['clean accuracy']:.3f}")
-             if low_nat["accuracy ours"] >= low_nat["clean accuracy"] - 0.1 else
+             if low_nat["accuracy ours"] >= low_nat["clean accuracy"] - NATURAL_PATCH_DROP else
              ("disagrees", f"the natural patch lowers accuracy to {low_nat['accuracy ours']:.3f} from "
                            f"{low_nat['clean accuracy']:.3f}")]
     v = worst(*parts)
@@ -369,17 +433,21 @@ def claim_8(ctx: Context) -> Claim:
 
 def claim_4(ctx: Context) -> Claim:
     ref = references.ADVERSARIALMED_DEFENSES
-    base = dict(number=4, study="adversarialmed", statement="Adversarial training keeps AUC > 0.95 under attack and "
-                "about 0.97 clean", study_figure=f"AUC > {ref['at_robust_auc_min']} attacked, about "
-                f"{ref['at_clean_auc']} clean", study_setting="DenseNet-121, 224 px, 0.7 clean + 0.3 adversarial loss, "
-                "eps 0.02 normalised", section="07_defenses")
+    w = AdversarialConfig(method="adversarialmed").clean_weight
+    base = dict(number=4, study="adversarialmed",
+                statement=f"Adversarial training keeps AUC > {ref['at_robust_auc_min']} under attack and about "
+                          f"{ref['at_clean_auc']} clean", study_figure=f"AUC > {ref['at_robust_auc_min']} "
+                f"attacked, about {ref['at_clean_auc']} clean",
+                study_setting=f"{_AM_SETTING}, {w:g} clean + {1 - w:g} adversarial loss, eps "
+                              f"{ref['attack_eps_normalised']:g} normalised", section="07_defenses")
     cases = ctx.defenses.adversarial_training
     if not cases:
         return _untested(base, "no adversarially trained model in this profile's defense section")
     c = min(cases, key=lambda n: n.robust_auc_adaptive)
     robust, clean = Estimate3(c.robust_auc_adaptive), Estimate3(c.clean_auc)
     parts = [above_bound(robust, ref["at_robust_auc_min"], control=c.undefended_robust_auc_adaptive),
-             matches_figure(clean, ref["at_clean_auc"], tolerance=0.02, lower_is_effect=False, reference=0.5)]
+             matches_figure(clean, ref["at_clean_auc"], tolerance=FIGURE_TOLERANCE, lower_is_effect=False,
+                            reference=CHANCE)]
     if c.flagged and parts[0][0] == "agrees":
         # a robust number the masking diagnostics do not believe is no evidence for the claim
         parts[0] = not_comparable("the masking diagnostics flag the adversarially trained model")
@@ -396,8 +464,9 @@ def claim_4(ctx: Context) -> Claim:
 
 def claim_5(ctx: Context) -> Claim:
     base = dict(number=5, study="adversarialmed", statement="JPEG compression and VAE denoising protect partly",
-                study_figure="partial protection (no figure published)", study_setting="JPEG quality 20; VAE "
-                "denoiser; attacks that ignore the defense", section="07_defenses")
+                study_figure="partial protection (no figure published)",
+                study_setting=f"JPEG quality {references.ADVERSARIALMED_DEFENSES['jpeg_quality']}; VAE denoiser; "
+                              "attacks that ignore the defense", section="07_defenses")
     cases = ctx.defenses.preprocessing
     if not cases:
         return _untested(base, "no JPEG or VAE defense in this profile's defense section")
@@ -428,15 +497,16 @@ def claim_5(ctx: Context) -> Claim:
 
 def claim_12(ctx: Context) -> Claim:
     base = dict(number=12, study="hirano", statement="Adversarial retraining raises robustness against UAPs in only "
-                "a few cases", study_figure="helps in a few cases", study_setting="5 rounds of retraining on "
-                "UAP-perturbed images", section="07_defenses")
+                "a few cases", study_figure="helps in a few cases",
+                study_setting=f"{references.HIRANO_RETRAINING['rounds']} rounds of retraining on UAP-perturbed images",
+                section="07_defenses")
     d = ctx.defenses
     if not d.retraining:
         return _untested(base, "no UAP retraining in this profile's defense section")
     share = d.helped_share
     ours = Estimate3(share)
-    if 0 < share <= 0.5:
-        v = ("agrees", f"retraining helped in {share:.2f} of the cases (a few: > 0 and <= 0.5)")
+    if 0 < share <= FEW_CASES:
+        v = ("agrees", f"retraining helped in {share:.2f} of the cases (a few: > 0 and <= {FEW_CASES:g})")
     elif share == 0:
         v = ("same direction", "retraining helped in none of the cases (the study: a few)")
     else:
@@ -455,10 +525,17 @@ CLAIMS: dict[int, Callable[[Context], Claim]] = {
 }
 
 
-def all_claims(profile: Profile, *, progress: bool = False) -> list[Claim]:
-    """Every claim, 1 to 12, computed from the profile's (cached) results."""
-    ctx = Context(profile, progress=progress)
+def read_records(profile: Profile) -> list[Record]:
+    """Every family's record of ``profile``, in chapter order (what :func:`all_claims` reads)."""
+    return [read_record(cls, profile) for cls in RECORDS.values()]
+
+
+def all_claims(profile: Profile, *, records: Iterable[Record] = ()) -> list[Claim]:
+    """Every claim, 1 to 12, from the headline records chapters 1-7 wrote for ``profile``
+    (``records``: any to use instead of the cache's)."""
+    ctx = Context(profile, records=records)
     return [CLAIMS[n](ctx) for n in sorted(CLAIMS)]
 
 
-__all__ = ["CLAIMS", "Context", "all_claims", "worst"]
+__all__ = ["CHANCE", "CLAIMS", "FEW_CASES", "FIGURE_TOLERANCE", "FOOLING_TOLERANCE", "NATURAL_PATCH_DROP",
+           "PATCH_BLACKBOX_BOUND", "RESOLUTION_EFFECT", "STUDY_SIDES", "Context", "all_claims", "read_records", "worst"]

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from .. import references
+from ..kernel.records import Record
 from .verdicts import VERDICTS, Claim
 
 
@@ -30,6 +31,14 @@ def claims_summary(claims: list[Claim]) -> pd.DataFrame:
                           "statement": c.statement, "verdict": c.verdict,
                           "chapter": int(c.section.split("_")[0]) if c.section[:2].isdigit() else c.section}
                          for c in claims])
+
+
+def records_table(records: list[Record]) -> pd.DataFrame:
+    """Where chapter 8's numbers come from: one row per headline record read (the chapter that
+    wrote it, its images, checkpoints, the commit and time of writing, the settings fingerprint)."""
+    return pd.DataFrame([{"chapter": r.chapter, "record": type(r).__name__, "images": r.n,
+                          "checkpoints": len(r.sources), "commit": r.commit[:10], "written": r.created,
+                          "profile": r.profile, "settings": r.fingerprint} for r in records])
 
 
 class VerdictTally(NamedTuple):

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from .. import references
-from ..kernel.records import Record, make_record
+from ..kernel.records import DefensesRecord, make_record
 from ..profiles import PROFILES, Profile
 from .registry import DEFENSES, REFERENCE, claimed, is_reference
 from .run import DefenseResults
@@ -229,23 +229,28 @@ def certified_reading(results: DefenseResults) -> str:
 _CLAIM_PARTS = {"adversarial_training": ATNumbers, "preprocessing": PreprocessingNumbers, "retraining": RetrainingNumbers}
 
 
-def headline_record(profile: Profile, zoo: Mapping[tuple, Any], claims: DefenseClaims) -> Record:
-    """Chapter 7's record for chapter 8: the typed numbers of claims 4, 5 and 12, one table per part."""
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], claims: DefenseClaims,
+                    results: DefenseResults | None = None) -> DefensesRecord:
+    """Chapter 7's record for chapter 8: the typed numbers of claims 4, 5 and 12 (:func:`claim_numbers`),
+    one table per part; with the chapter's ``results``, the images and the defended models' checkpoints."""
     frames = {part: pd.DataFrame([dataclasses.asdict(c) for c in getattr(claims, part)],
                                  columns=[f.name for f in dataclasses.fields(cls)])
               for part, cls in _CLAIM_PARTS.items()}
-    return make_record("defenses", profile, frames=frames, sources=[tm.config.key() for tm in zoo.values()])
+    runs = results.runs if results is not None else []
+    sources = [tm.config.key() for tm in zoo.values()] + [r.config_key for r in runs if r.config_key]
+    n = max([int(r.clean["n"].max()) for r in runs if "n" in r.clean.columns and len(r.clean)], default=0)
+    return make_record(DefensesRecord, profile, **frames, sources=sources, n=n)
 
 
-def claims_from_record(record: Record) -> DefenseClaims:
+def claims_from_record(record: DefensesRecord) -> DefenseClaims:
     """The :class:`DefenseClaims` a :func:`headline_record` holds."""
     def rows(part: str, cls: type) -> list:
-        frame = record.frames.get(part, pd.DataFrame())
         return [cls(**{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()})
-                for r in frame.to_dict(orient="records")]
+                for r in getattr(record, part).to_dict(orient="records")]
 
     return DefenseClaims(**{part: rows(part, cls) for part, cls in _CLAIM_PARTS.items()})
 
 
 __all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RetrainingNumbers", "at_reading", "budget_note",
-           "certified_reading", "claim_numbers", "diagnostics_reading", "preprocessing_reading", "retraining_reading"]
+           "certified_reading", "claim_numbers", "claims_from_record", "diagnostics_reading", "headline_record",
+           "preprocessing_reading", "retraining_reading"]

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ...attacks.patch import BASE, patch_area, side_fraction
-from ..kernel.records import Record, make_record
+from ..kernel.records import PatchesRecord, make_record
 from ..profiles import Profile
 from .run import PatchExperiment
 
@@ -76,10 +76,10 @@ def scale_reading(exp: PatchExperiment) -> str:
 
 
 # --------------------------------------------------------------------------- the record
-def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame) -> Record:
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame) -> PatchesRecord:
     """Chapter 6's record for chapter 8: the comparison with Finlayson et al.'s patches
     (:func:`.tables.finlayson_table`, numeric)."""
-    return make_record("patches", profile, frames={"finlayson": numeric}, sources=[tm.config.key() for tm in zoo.values()])
+    return make_record(PatchesRecord, profile, finlayson=numeric, sources=[tm.config.key() for tm in zoo.values()])
 
 
-__all__ = ["finlayson_reading", "scale_note", "scale_reading"]
+__all__ = ["finlayson_reading", "headline_record", "scale_note", "scale_reading"]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ...attacks.universal import STUDY_STEP
 from .. import references
-from ..kernel.records import Record, make_record
+from ..kernel.records import NaturalRecord, UniversalRecord, make_record
 from ..profiles import Profile
 from .tables import ARCH_SPREAD, AT_CEILING, CLAIM_THRESHOLD, COLLAPSED, ClaimCounts, CollapseCounts
 
@@ -67,14 +67,16 @@ def transfer_learning_sentence(table: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- the records
-def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame) -> Record:
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame) -> UniversalRecord:
     """Chapter 3's record for chapter 8: every UAP beside its control (:func:`.tables.uap_table`, numeric)."""
-    return make_record("universal", profile, frames={"uap": numeric}, sources=[tm.config.key() for tm in zoo.values()])
+    return make_record(UniversalRecord, profile, uap=numeric, sources=[tm.config.key() for tm in zoo.values()])
 
 
 def natural_record(profile: Profile, zoo: Mapping[tuple, Any], natural: pd.DataFrame, drift: pd.DataFrame,
-                   ablation: pd.DataFrame) -> Record:
+                   ablation: pd.DataFrame) -> NaturalRecord:
     """Chapter 4's record for chapter 8: natural vs medical UAPs (:func:`.tables.natural_vs_medical`),
     the weight drift and the resolution ablation (:mod:`.fidelity`)."""
-    return make_record("natural", profile, frames={"natural": natural, "drift": drift, "ablation": ablation},
-                       sources=[tm.config.key() for tm in zoo.values()])
+    sources = [tm.config.key() for tm in zoo.values()]
+    if "checkpoint" in ablation.columns:  # the ablation's own models
+        sources += [str(k) for k in ablation["checkpoint"].dropna()]
+    return make_record(NaturalRecord, profile, natural=natural, drift=drift, ablation=ablation, sources=sources)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ...attacks import attack_label
 from .. import references
-from ..kernel.records import Record, make_record
+from ..kernel.records import WhiteboxRecord, make_record
 from ..profiles import Profile
 from .tables import SHORT_CHECK_NAMES
 
@@ -173,9 +173,9 @@ def summary_sentence(results: pd.DataFrame, eps_255: float) -> str:
 
 # --------------------------------------------------------------------------- the record
 def headline_record(profile: Profile, zoo: Mapping[tuple, Any], adversarialmed: pd.DataFrame,
-                    finlayson: pd.DataFrame) -> Record:
+                    finlayson: pd.DataFrame) -> WhiteboxRecord:
     """Chapter 2's record for chapter 8 (:mod:`advmed.experiments.kernel.records`): the studies'
     own settings (:func:`~advmed.experiments.kernel.adversarialmed_results`,
-    :func:`~advmed.experiments.kernel.finlayson_results`)."""
-    return make_record("whitebox", profile, frames={"adversarialmed": adversarialmed, "finlayson": finlayson},
+    :func:`~advmed.experiments.kernel.finlayson_results`), as the chapter computed them."""
+    return make_record(WhiteboxRecord, profile, adversarialmed=adversarialmed, finlayson=finlayson,
                        sources=[tm.config.key() for tm in zoo.values()])
