@@ -405,10 +405,7 @@ def usimba_sets(task: str, profile: Profile) -> tuple[Any, Any]:
     s = profile.blackbox
     build = load_task(task, "train", size=profile.task_size(task), channels=3, limit=s.usimba_images,
                       seed=profile.seed, progress=False)
-    test = test_set(task, profile, progress=False)
-    if s.usimba_eval is not None and s.usimba_eval < len(test):
-        test = test.subset(stratified_subset(test.labels.numpy(), int(s.usimba_eval), profile.seed))
-    return build, test
+    return build, subset(test_set(task, profile, progress=False), s.usimba_eval, profile.seed).images
 
 
 def usimba_run(tm: Any, build: Any, evalset: Any, *, norm: str, zeta: float, target: int | None, iterations: int,

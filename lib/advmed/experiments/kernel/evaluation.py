@@ -23,14 +23,13 @@ from tqdm.auto import tqdm
 
 from ...attacks import default_ensemble, get_attack, masking_diagnostics, robust_accuracy
 from ...cache import memo
-from ...data.splits import stratified_subset
 from ...device import module_device
 from ...metrics import perturbation_stats
 from ...models import as_module, as_pixels, as_rgb, gray_view, predict_proba
 from ..profiles import Profile
 from .keys import images_key, model_columns
 from .rows import metric_row
-from .selection import batching, test_images
+from .selection import batching, subset, test_images
 
 #: The four white-box attacks of the studies (AdversarialMed's table), in their order.
 ATTACKS: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
@@ -197,12 +196,12 @@ def memoised_sweep(namespace: str, tm: Any, images: Any, *, settings: Mapping[st
     attacks = list(kwargs.pop("attacks", ATTACKS))
     per_attack = dict(kwargs.pop("attack_kwargs", None) or {})
     frames = []
+    fixed = {"model": tm.config.key(), "images": images_key(images.images, images.labels), "settings": dict(settings)}
     for name in attacks:
         kw = dict(kwargs, attacks=[name])
         if per_attack.get(name):
             kw["attack_kwargs"] = {name: dict(per_attack[name])}
-        key = {"model": tm.config.key(), "images": images_key(images.images, images.labels),
-               "settings": dict(settings), "kwargs": kw, "version": SWEEP_VERSION}
+        key = {**fixed, "kwargs": kw, "version": SWEEP_VERSION}
         sweep = memo(namespace, key, lambda kw=kw: attack_sweep(tm, images.images, images.labels,
                                                                 progress=progress, **kw), refresh=refresh)
         frames.append(sweep if not frames else sweep[sweep["attack"] != "clean"])
@@ -329,8 +328,7 @@ def diagnostics_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: 
     frames = []
     for key, tm in tqdm(list(zoo.items()), desc="masking diagnostics", unit="model", disable=not progress):
         images = test_images(key[0], profile)
-        if s.diag_images is not None and s.diag_images < len(images.labels):
-            images = images.subset(stratified_subset(images.labels.numpy(), int(s.diag_images), profile.seed))
+        images = subset(images, s.diag_images, profile.seed).images
         peers = by_task[key[0]]
         sur_key = peers[(peers.index(key) + 1) % len(peers)] if len(peers) > 1 else None
         surrogate = zoo[sur_key] if sur_key is not None else None

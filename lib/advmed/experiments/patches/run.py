@@ -32,9 +32,8 @@ from tqdm.auto import tqdm
 from ...attacks.patch import evaluate_patch, natural_patch, train_patch
 from ...cache import memo, tensor_digest
 from ...data import load_task
-from ...data.splits import stratified_subset
 from ...device import module_device
-from ..kernel import selection_key
+from ..kernel import selection_key, subset
 from ..kernel.surrogates import SurrogateSet, primary_key, trained_surrogates
 from ..profiles import PatchSettings, Profile
 from ..zoo import ModelKey, test_set
@@ -115,11 +114,7 @@ def train_set(task: str, profile: Profile):
 
 def eval_set(task: str, profile: Profile):
     """Held-out test images patches are evaluated on (``patch.n_eval``, stratified, seeded)."""
-    test = test_set(task, profile, progress=False)
-    n = profile.patch.n_eval
-    if n is not None and n < len(test):
-        test = test.subset(stratified_subset(test.labels.numpy(), int(n), profile.seed))
-    return test
+    return subset(test_set(task, profile, progress=False), profile.patch.n_eval, profile.seed).images
 
 
 # --------------------------------------------------------------------------- one patch

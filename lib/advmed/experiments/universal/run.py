@@ -47,12 +47,11 @@ from tqdm.auto import tqdm
 from ...attacks.universal import eps_from_zeta, predict, random_control, uap
 from ...cache import memo, tensor_digest
 from ...data import ImageSet, get_spec, get_task, load_dataset, load_task
-from ...data.splits import stratified_subset
 from ...device import module_device
 from ...metrics import Estimate, attack_success, mean_interval
 from ...models import GrayInput, as_rgb, is_gray
 from ..profiles import Profile, UAPSettings
-from ..kernel import NON_TARGETED, RunKey, attack_name, selection_key
+from ..kernel import NON_TARGETED, RunKey, attack_name, selection_key, subset
 from ..zoo import ModelKey, select, test_set, trained_models
 
 #: Bumped when the way a UAP run is computed changes (invalidates the memoised results).
@@ -173,11 +172,7 @@ def build_set(task: str, profile: Profile, *, progress: bool = True):
 def eval_set(task: str, profile: Profile, *, progress: bool = True):
     """Held-out images a UAP is evaluated on: :func:`~advmed.experiments.zoo.test_set`, limited
     to ``profile.uap.n_eval`` (stratified, seeded) when that is smaller."""
-    test = test_set(task, profile, progress=progress)
-    n_eval = profile.uap.n_eval
-    if n_eval is not None and n_eval < len(test):
-        test = test.subset(stratified_subset(test.labels.numpy(), int(n_eval), profile.seed))
-    return test
+    return subset(test_set(task, profile, progress=progress), profile.uap.n_eval, profile.seed).images
 
 
 def natural_set(task: str, profile: Profile, *, progress: bool = True):
