@@ -35,10 +35,12 @@ def claims_summary(claims: list[Claim]) -> pd.DataFrame:
 
 def records_table(records: list[Record]) -> pd.DataFrame:
     """Where chapter 8's numbers come from: one row per headline record read (the chapter that
-    wrote it, its images, checkpoints, the commit and time of writing, the settings fingerprint)."""
+    wrote it, its images, checkpoints, the commit and time of writing in UTC to the minute, the
+    settings fingerprint; the profile is the page's)."""
     return pd.DataFrame([{"chapter": r.chapter, "record": type(r).__name__, "images": r.n,
-                          "checkpoints": len(r.sources), "commit": r.commit[:10], "written": r.created,
-                          "profile": r.profile, "settings": r.fingerprint} for r in records])
+                          "checkpoints": len(r.sources), "commit": r.commit[:10],
+                          "written (UTC)": r.created[:16].replace("T", " "), "settings": r.fingerprint}
+                         for r in records])
 
 
 class VerdictTally(NamedTuple):
