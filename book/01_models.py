@@ -41,6 +41,10 @@ from advmed.experiments.kernel import records
 
 page = pages.setup()
 prof = profiles.get_profile(profile, tasks=tasks, models=models, eval={"n_boot": n_boot})
+pages.glue_numbers("profile", models_zoo.profile_descriptions())  # the front page's table of profiles
+
+# %% tags=["remove-input"]
+pages.banner(prof.name, prof.eval.max_test, what="test images per task (clean evaluation)")
 
 # %% tags=["remove-input"]
 Markdown(f"This page was executed with the profile **`{prof.name}`**: {prof.description}. "
@@ -57,7 +61,7 @@ pages.table(compare.settings_side_by_side(prof, ["adversarialmed", "finlayson", 
 # Each task is a dataset and a label view ({numref}`tab-models-tasks`). Pixels are in [0, 1];
 # grayscale images are replicated to three channels so that one perturbation fits every
 # architecture. Chest X-rays come from {cite:t}`kermany2018identifying`, dermoscopy from
-# HAM10000 {cite:p}`tschandl2018ham10000`, and the 28-px tasks from MedMNIST v2
+# HAM10000 {cite:p}`tschandl2018ham10000`, and PneumoniaMNIST and RetinaMNIST from MedMNIST v2
 # {cite:p}`yang2023medmnist`. The validation sets we carve share no patient or lesion with
 # training, while the official Kaggle chest X-ray test folder shares `personN` ids with its
 # train folder (we keep the published split so that our numbers compare with the studies');
@@ -126,8 +130,8 @@ pages.figure(plots.roc_grid(models_zoo.panels(predictions)), "fig-models-roc",
 #
 # The reference figures were measured in other settings, and each row of
 # {numref}`tab-models-studies` says which: MedMNIST v2 {cite:p}`yang2023medmnist` trained ResNets
-# on the official splits at 28 or 224 px; AdversarialMed {cite:p}`li2019adversarialmed`
-# fine-tuned a DenseNet-121 from CheXNet {cite:p}`rajpurkar2017chexnet` at 224 px. A negative
+# on the official splits, AdversarialMed {cite:p}`li2019adversarialmed` fine-tuned a DenseNet-121
+# from CheXNet {cite:p}`rajpurkar2017chexnet`, each at the resolution its row gives. A negative
 # difference means our model is worse than the study's. The appendix sets every published
 # figure beside every model of ours on the same task, accuracy included.
 

@@ -23,8 +23,9 @@
 # *targeted* variant that pushes every image towards one chosen class.
 #
 # {cite:t}`hirano2021universal` applied both to medical image classifiers (skin lesions, OCT,
-# chest X-ray; seven ImageNet architectures at 299 px) and report that non-targeted and targeted
-# UAPs reach **more than 80 % success**, that this **depends very little on the architecture**,
+# chest X-ray; seven ImageNet architectures at {glue:text}`uap-study-resolution` px) and report
+# that non-targeted and targeted UAPs reach **more than {glue:text}`uap-study-claim-pct:g` %
+# success**, that this **depends very little on the architecture**,
 # and that a random perturbation of the same norm barely changes the predictions. This chapter
 # repeats that experiment on this book's tasks and models and checks both claims row by row
 # ({numref}`fig-uap-rates`, {numref}`tab-uap-rates`); every UAP, its control and the claims per
@@ -32,14 +33,15 @@
 #
 # **What zeta means.** The size of a UAP is bounded relative to the images: `zeta` is the ratio
 # of the perturbation's norm to the mean norm of an image of the build set, so
-# `eps = zeta x mean ||x||_p`, with p = 2 (L2, the whole perturbation's Euclidean length) or
-# p = inf (L-inf, the largest change of any pixel). The study used zeta = 2 % and 4 %. For L-inf
-# the mean max-pixel is close to 1, so zeta is nearly the per-pixel bound itself; for L2 the
+# `eps = zeta x mean ||x||_p`, with $p = 2$ (L2, the whole perturbation's Euclidean length) or
+# $p = \infty$ (L-inf, the largest change of any pixel). The study used zeta =
+# {glue:text}`uap-study-zetas`. For L-inf the mean largest pixel value is close to white (the top
+# of [0, 1]), so zeta is nearly the per-pixel bound itself; for L2 the
 # budget is spread over all pixels, so each pixel moves far less. Norms are taken over the
 # channels of [0, 1] pixels the UAP has: one for grayscale tasks (chest X-rays, where a UAP is
 # built gray and replicated to the model's three input channels, since an X-ray carries no
 # colour and the study's X-ray models took one channel), three for colour tasks. The study took
-# channel 0 of its [-1, 1] images; `advmed.attacks.uap.eps_from_zeta` documents the conversion.
+# the first channel of its [-1, 1] images; `advmed.attacks.uap.eps_from_zeta` documents the conversion.
 #
 # Re-run this page with other settings, e.g.
 # `python -m advmed.book run book/03_uap.py -p profile cpu -p n_build 500`.
@@ -71,6 +73,10 @@ page = pages.setup()
 prof = profiles.get_profile(profile, tasks=tasks, models=models,
                             uap={"zetas": zetas, "norms": norms, "n_build": n_build, "n_eval": n_eval,
                                  "max_passes": max_passes, "method": method})
+pages.glue_numbers("uap-study", report.study_numbers())
+
+# %% tags=["remove-input"]
+pages.banner(prof.name, prof.uap.n_eval, what="held-out test images per UAP")
 
 # %% tags=["hide-input"]
 pages.table(tables.settings_brief(prof), "tab-uap-settings",
@@ -83,16 +89,14 @@ pages.table(compare.settings_side_by_side(prof, ["hirano"], chapter="universal")
 
 # %% [markdown]
 # `method` says which algorithm built the UAPs. `iterative` is the study's (Hirano et al. used
-# ART's `UniversalPerturbation` with an FGSM inner step, 15 passes); it visits the images one
-# mini-batch at a time and only steps on images not yet fooled. `batched` is the mini-batch
-# stochastic gradient ascent of {cite:t}`shafahi2020universal`: each step follows the mean loss
-# gradient of a mini-batch, which needs far fewer gradient evaluations. The small profiles use
-# it to fit a CPU time budget; it is the same kind of attack (one perturbation, the same norm
-# ball) but a different optimiser, so it is named in every row of the appendix. The study's
-# FGSM step, converted:
+# ART's `UniversalPerturbation` with an FGSM inner step, {glue:text}`uap-study-passes` passes); it
+# visits the images one mini-batch at a time and only steps on images not yet fooled. `batched` is
+# the mini-batch stochastic gradient ascent of {cite:t}`shafahi2020universal`: each step follows
+# the mean loss gradient of a mini-batch, which needs far fewer gradient evaluations. What this
+# profile runs, and the study's FGSM step converted:
 
 # %% tags=["remove-input"]
-Markdown(report.study_step_note())
+Markdown(report.method_sentence(prof) + "\n\n" + report.study_step_note())
 
 # %% [markdown]
 # ## Building and evaluating the UAPs
@@ -121,13 +125,14 @@ pages.glue_numbers("uap", counts)
 #
 # The fooling rate is the share of held-out images whose prediction changes, with its bootstrap
 # 95 % interval. {numref}`fig-uap-rates` draws every non-targeted UAP beside its random control
-# and the study's 80 % line; {numref}`tab-uap-rates` reads the rates off at the largest zeta.
+# and the study's {glue:text}`uap-study-claim-pct:g` % line; {numref}`tab-uap-rates` reads the
+# rates off at the largest zeta.
 
 # %% tags=["hide-input"]
 pages.figure(uplots.rate_panels(numeric, threshold=tables.CLAIM_THRESHOLD), "fig-uap-rates",
              "Fooling rate of non-targeted UAPs on held-out images (bars with 95 % bootstrap intervals) beside a "
              "random perturbation of the same norm: one row per task, one column per bound (norm, zeta), one "
-             "group per model; dashed: the study's 80 % claim.")
+             f"group per model; dashed: the study's {100 * tables.CLAIM_THRESHOLD:g} % claim.")
 
 # %% tags=["hide-input"]
 pages.table(tables.fooling_summary(numeric), "tab-uap-rates",
@@ -147,7 +152,8 @@ Markdown(report.collapse_sentence(tables.collapse_counts(numeric)))
 # %% [markdown]
 # ## The study's claims, setting by setting
 #
-# For each task, norm, zeta and attack the appendix counts how many models pass 80 %, the lowest
+# For each task, norm, zeta and attack the appendix counts how many models pass the
+# {glue:text}`uap-study-claim-pct:g` % claim, the lowest
 # and highest rate across architectures, the strongest random control, and the spread (highest
 # minus lowest). Targeted rates there are shares of held-out images classified as the target
 # among those whose clean prediction was *not* already the target (ours); the study's definition
@@ -163,8 +169,8 @@ Markdown(report.claims_sentence(counts))
 # ## What the perturbations look like
 #
 # {numref}`fig-uap-perturbations` shows the non-targeted UAPs at the largest zeta, amplified as
-# 0.5 + gain x delta (the gain under each panel maps the largest pixel change to the full display
-# range); at gain 1 they are invisible. {numref}`fig-uap-before-after` adds the strongest
+# mid-grey + gain x delta (the gain under each panel maps the largest pixel change to the full
+# display range); unamplified they are invisible. {numref}`fig-uap-before-after` adds the strongest
 # non-targeted UAP of each task to held-out images.
 
 # %% tags=["hide-input"]
@@ -219,23 +225,15 @@ uplots.explorer(exp, profile=prof)
 # The rows of the appendix carry their setting: resolution, architecture and initialisation, how
 # many images built the UAP, the optimiser and its passes. Each of these moves the numbers, and
 # none was tuned to match the study:
-#
-# - **Resolution.** The study worked at 299 px. For the same per-pixel budget, the change a
-#   perturbation can make to a model's output grows with the number of input pixels (the
-#   linearity argument of {cite:t}`goodfellow2015explaining`; {cite:t}`simongabriel2019first`),
-#   and zeta fixes the per-pixel budget, not the total. At 28-64 px there are many times fewer
-#   pixels than at 299 px, so lower rates at low resolution are expected, not a contradiction.
-# - **Models.** The study fine-tuned large ImageNet networks (VGG, ResNet-50, Inception,
-#   DenseNet). Our CPU profile uses ResNet-18 from scratch and MobileNet v1 0.75 from ImageNet
-#   and from scratch: smaller models, some never pretrained.
-# - **Build set and optimiser.** A few hundred images and a few `batched` passes in the CPU
-#   profile against up to 15 passes of the iterative algorithm over the whole training set in
-#   the study: our UAPs are, if anything, weaker, so a rate below 80 % here is a lower bound on
-#   what a more patient attacker achieves.
+
+# %% tags=["remove-input"]
+Markdown(report.differences(prof))
+
+# %% [markdown]
 # - **Targeted rates.** The study's definition counts images already of the target class; ours
 #   does not. On imbalanced test sets the two differ by the share of the target class.
-# - **Binary tasks.** Our tasks have two classes; a non-targeted UAP and the targeted UAP towards
-#   the minority class are then nearly the same attack.
+# - **Binary tasks.** On a task with two classes, a non-targeted UAP and the targeted UAP towards
+#   the minority class are nearly the same attack.
 
 # %% [markdown]
 # (uap-appendix)=
@@ -243,7 +241,8 @@ uplots.explorer(exp, profile=prof)
 #
 # Interactive tables (search, sort, pages), each downloadable as CSV. `eps` is the absolute
 # bound in [0, 1] pixel units (L2 over all pixels, or L-inf per pixel; `eps (/255)` is the L-inf
-# bound in /255 units); `claim` checks the study's "> 80 %" on the study's own definition.
+# bound in /255 units); `claim` checks the study's "more than {glue:text}`uap-study-claim-pct:g` %"
+# on the study's own definition.
 
 # %% tags=["hide-input"]
 pages.appendix_table(tables.settings_table(prof), "tab-uap-settings-full", "Every UAP setting of the profile.")
@@ -255,8 +254,9 @@ pages.appendix_table(table[table["attack"] != "non-targeted"], "tab-uap-targeted
                      "images (the study's definition), random control, claim.",
                      data=numeric[numeric["attack"] != "non-targeted"])
 pages.appendix_table(claims, "tab-uap-claims",
-                     "The study's claims per task, norm, zeta and attack: models above 80 %, lowest and highest rate, "
-                     "strongest random control, spread across architectures.")
+                     f"The study's claims per task, norm, zeta and attack: models above "
+                     f"{100 * tables.CLAIM_THRESHOLD:g} %, lowest and highest rate, strongest random control, spread "
+                     "across architectures.")
 pages.appendix_table(tables.transfer_table(matrices), "tab-uap-transfer",
                      "Transfer between architectures as one table: task, the model the UAP was built on, the model it "
                      "was applied to, fooling rate.")

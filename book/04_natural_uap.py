@@ -22,15 +22,14 @@
 # ImageNet features survive into the medical model. Models trained from scratch were less
 # vulnerable, but not immune.
 #
-# Here every profile has the same architecture twice, MobileNet v1 0.75 fine-tuned from ImageNet
-# and trained from scratch, so the effect of transfer learning is isolated from the effect of the
-# architecture ({numref}`fig-natural-rates`, {numref}`tab-natural-rates`). Every row is in the
-# chapter's {ref}`appendix <natural-appendix>`.
+# The chapter attacks one architecture fine-tuned from ImageNet and, where the profile has it,
+# the same architecture trained from scratch (the line under the settings says which); every row
+# is in the chapter's {ref}`appendix <natural-appendix>`.
 #
 # **How the natural-image UAPs are made.**
 #
 # - *Images*: `imagenet_samples` photos (no medical image), resized to the task's resolution;
-#   for grayscale tasks (chest X-rays) their luminance replicated to 3 channels, as Minagi et al.
+#   for grayscale tasks (chest X-rays) their luminance replicated to the three channels, as Minagi et al.
 #   fed grayscale photos to grayscale models.
 # - *Labels*: none. A non-targeted UAP pushes each photo away from the medical model's own
 #   prediction on it ("pneumonia" or "normal" for a photo of a dog).
@@ -76,6 +75,10 @@ prof = profiles.get_profile(profile, tasks=tasks,
                                  "natural_images": natural_images, "max_passes": max_passes, "method": method,
                                  "natural_models": models})
 attacked = run.available_models(prof, prof.uap.natural_models)
+pages.glue_numbers("natural-study", report.study_numbers())
+
+# %% tags=["remove-input"]
+pages.banner(prof.name, prof.uap.n_eval, what="held-out test images per UAP")
 
 # %% tags=["hide-input"]
 pages.table(tables.settings_brief(prof, natural=True), "tab-natural-settings",
@@ -86,6 +89,9 @@ pages.table(tables.settings_brief(prof, natural=True), "tab-natural-settings",
 # %% tags=["hide-input"]
 pages.table(compare.settings_side_by_side(prof, ["minagi"], chapter="natural"), "tab-natural-beside",
             "Minagi et al.'s setting beside this profile's, aspect by aspect.")
+
+# %% tags=["remove-input"]
+Markdown(report.natural_models_sentence(attacked))
 
 # %% [markdown]
 # ## UAPs from photos, from medical images, and random
@@ -127,11 +133,13 @@ Markdown(report.transfer_learning_sentence(table))
 # %% [markdown]
 # ## Beside the study's logged case
 #
-# Minagi et al. log one case numerically: melanoma, InceptionV3 fine-tuned from ImageNet, L2,
-# zeta 4 %. Our rows for the same task, norm and zeta in {numref}`tab-natural-minagi` differ in
-# architecture (MobileNet v1 0.75 instead of InceptionV3), resolution, the number of photos and
-# of test images, and the optimiser (see the settings). If the profile has no melanoma task or no
-# L2 / 4 % setting, only the study's row is shown.
+# Minagi et al. log one case numerically: melanoma, InceptionV3 fine-tuned from ImageNet at
+# {glue:text}`natural-study-minagi-resolution` px, {glue:text}`natural-study-minagi-norm`, zeta
+# {glue:text}`natural-study-minagi-zeta`. Our rows for the same task, norm and zeta in
+# {numref}`tab-natural-minagi` differ in architecture (ours are the models above, not
+# InceptionV3), resolution, the number of photos and of test images, and the optimiser (see the
+# settings). If the profile has no melanoma task or not that norm and zeta, only the study's row
+# is shown.
 
 # %% tags=["hide-input"]
 minagi = tables.minagi_comparison(table)
@@ -185,7 +193,7 @@ drift_summary = ftables.drift_summary(drift)
 if not drift.empty:
     pages.figure(fplots.drift_plot(drift), "fig-natural-drift",
                  "Relative weight change from the ImageNet weights per block (input to output), one line per "
-                 "fine-tuned model: 0 is the ImageNet weights unchanged, 1 a change as large as the weights.")
+                 "fine-tuned model: zero is the ImageNet weights unchanged, one a change as large as the weights.")
 pages.table(drift_summary, "tab-natural-drift",
             "Weight drift per fine-tuned model: overall (parameter-weighted root mean square over blocks), in the "
             "first and the last block, and the block that moved most.", data=drift)
@@ -196,8 +204,9 @@ Markdown(freport.drift_sentence(drift, drift_summary))
 # %% [markdown]
 # ## Does the resolution change the answer?
 #
-# Our smaller inputs are the largest departure from the study's 224 px. The resolution
-# ablation trains the same model with the same recipe at several sides and repeats the three
+# Where our inputs are smaller than the study's {glue:text}`natural-study-minagi-resolution` px,
+# the resolution is the largest departure from its setting. The resolution ablation trains the
+# same model with the same recipe at several sides and repeats the three
 # measurements of this book at each: clean AUC, robust accuracy under the ensemble of
 # chapter 2, and the fooling rate of a photo-built UAP ({numref}`fig-natural-ablation`).
 
@@ -224,9 +233,9 @@ Markdown(freport.ablation_sentence(ablation))
 # but whether the ordering holds: photo-built UAPs above random controls, below medical-image
 # UAPs, and stronger against the ImageNet-initialised model than against the one trained from
 # scratch. The summary line above counts each of these from the table; where the ordering
-# fails, the appendix rows say at which resolution and norm. Small inputs (28-64 px) are the
-# least favourable case for this attack: the photos are shrunk to a few thousand pixels, where
-# little of what made them "natural" survives.
+# fails, the appendix rows say at which resolution and norm. Small inputs are the least
+# favourable case for this attack: shrunk to a small side, the photos keep little of what made
+# them "natural".
 
 # %% [markdown]
 # (natural-appendix)=

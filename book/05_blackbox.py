@@ -16,8 +16,8 @@
 # Chapters 2 to 4 gave the attacker the model's weights. A deployed diagnostic model rarely
 # hands them out, so this chapter takes them away. Three attackers remain:
 #
-# - the **transfer** attacker trains a model of its own (a *surrogate*) and attacks that,
-#   hoping the adversarial images fool the target too {cite:p}`szegedy2014intriguing,papernot2017practical`.
+# - the **transfer** attacker trains a model of its own (a *surrogate*) on images of the
+#   target's task and attacks that, hoping the adversarial images fool the target too {cite:p}`szegedy2014intriguing,papernot2017practical`.
 #   {cite:t}`finlayson2019adversarial` crafted their black-box attacks this way, on a separately
 #   trained model, and report that *black-box attacks still succeed*;
 # - the **score-based** attacker sends images to the target and reads its output
@@ -67,6 +67,11 @@ page = pages.setup()
 prof = profiles.get_profile(profile, tasks=tasks, models=models, eval={"n_boot": n_boot},
                             blackbox={"eps_255": eps_255, "n_images": n_images, "steps": steps,
                                       "query_images": query_images})
+pages.glue_numbers("bb-study", report.study_numbers())
+
+# %% tags=["remove-input"]
+pages.banner(prof.name, prof.blackbox.n_images,
+             what=f"test images per task for the transfer attacks ({prof.blackbox.query_images} for the query attacks)")
 
 # %% tags=["hide-input"]
 pages.table(compare.settings_side_by_side(prof, ["finlayson", "koga"], chapter="blackbox"), "tab-bb-studies",
@@ -119,7 +124,7 @@ transfer = run.transfer_results(prof, zoo, sur, progress=False)
 # %% tags=["hide-input"]
 pages.figure(bplots.transfer_grid(transfer), "fig-bb-transfer",
              "Accuracy of each target model (columns) on test images crafted on each source (rows: the attack and "
-             "the model it ran on), one panel per task; 0 means every image fooled. Source = target is the "
+             "the model it ran on), one panel per task; zero means every image fooled. Source = target is the "
              "white-box attack.")
 
 # %% tags=["hide-input"]
@@ -150,7 +155,7 @@ pages.table(tables.finlayson_summary(fin), "tab-bb-finlayson",
             "of \"still succeeds\".", data=fin)
 
 # %% tags=["remove-input"]
-Markdown(report.finlayson_reading(fin))
+Markdown(report.finlayson_reading(fin, prof))
 
 # %% [markdown]
 # ## Score-based query attacks
@@ -209,7 +214,7 @@ Markdown(report.koga_reading(koga))
 # %% tags=["hide-input"]
 pages.figure(bplots.usimba_gallery(usim, prof, zoo), "fig-bb-usimba",
              "Non-targeted U-SimBA perturbations, amplified (gain in each title; mid-grey means no change), each beside "
-             "a held-out image with the perturbation added at gain 1, as the model sees it.")
+             "a held-out image with the perturbation added unamplified, as the model sees it.")
 
 # %% [markdown]
 # ## Against the white-box worst case
@@ -218,7 +223,7 @@ pages.figure(bplots.usimba_gallery(usim, prof, zoo), "fig-bb-usimba",
 # 2's ensemble worst case (APGD-CE, APGD-margin, PGD with restarts; {cite:t}`croce2020reliable`)
 # on the same images, at the smallest budget of chapter 2's grid that is at least the black-box
 # one ({numref}`tab-bb-check`). *Images beaten* counts images a black-box attack fooled and the
-# white-box ensemble did not: it must be 0. Where it is not, chapter 2's masking diagnostics of
+# white-box ensemble did not: it must be zero. Where it is not, chapter 2's masking diagnostics of
 # the model are in the appendix.
 
 # %%
@@ -240,8 +245,14 @@ Markdown(report.check_reading(check))
 # successes for the query attacks; a transfer attack submits each image once; U-SimBA's queries
 # build one perturbation, which then attacks any image for free) and the wall time on this
 # machine; *one-off seconds* is training the surrogates or building the universal perturbation.
-# None of these attackers needs the target's training data; all but the transfer attacker need
-# its output scores, and none works from labels alone (decision-based attacks are not run here).
+# The score-based attackers need the target's output scores and no training data. The transfer
+# attacker needs nothing from the target but the submission of its images, and it needs training
+# data: images of the target's task, from the same distribution. The seed surrogate trained on
+# its own draw from the target's training split (the target's very images when both use the
+# whole split), the profile's other architectures on exactly the target's images, and the
+# disjoint surrogate on images of that split that the target never saw, nor any image of their
+# patients or lesions. None of the attackers works from labels alone (decision-based attacks are
+# not run here).
 
 # %% tags=["hide-input"]
 costs = tables.cost_table(transfer, queries, usim, check)
@@ -256,14 +267,15 @@ Markdown(report.cost_reading(costs))
 # ## Where we differ from the studies, and why
 #
 # - **Resolution and models.** Finlayson et al. attacked ResNet-50 / Inception models at
-#   224 px, Koga & Takemoto Inception-V3 at 299 px ({numref}`tab-bb-studies`). At fewer pixels
+#   {glue:text}`bb-study-finlayson-size` px, Koga & Takemoto Inception-V3 at
+#   {glue:text}`bb-study-koga-size` px ({numref}`tab-bb-studies`). At fewer pixels
 #   the same per-pixel budget moves a model's output less (the linearity argument of
 #   {cite:t}`goodfellow2015explaining`), and small models transfer differently from large ones.
 # - **Surrogates.** Their separately trained model was, as far as their text says, trained on
 #   the same data; our disjoint-data surrogate is the stricter attacker, and the seed surrogate
-#   is theirs. In the small profiles the surrogates are trained with fewer epochs and images
-#   than the target (the settings in the appendix); a better-trained surrogate transfers at
-#   least as well.
+#   is theirs. Where the profile trains the surrogates with fewer epochs or images than the
+#   target (the note at the top, the settings in the appendix), a better-trained surrogate
+#   transfers at least as well.
 # - **Budgets.** Where this profile runs fewer queries or iterations than the studies (the note
 #   at the top), our success rates are lower bounds on what a patient attacker achieves.
 

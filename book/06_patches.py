@@ -58,6 +58,10 @@ get_ipython().run_line_magic("matplotlib", "inline")
 page = pages.setup()
 prof = profiles.get_profile(profile, tasks=tasks, eval={"n_boot": n_boot},
                             patch={"n_train": n_train, "n_eval": n_eval, "steps": steps, "eval_scales": eval_scales})
+pages.glue_numbers("patch-study", report.study_numbers())
+
+# %% tags=["remove-input"]
+pages.banner(prof.name, prof.patch.n_eval, what="held-out test images per task")
 
 # %% tags=["hide-input"]
 pages.table(compare.settings_side_by_side(prof, ["finlayson"], chapter="patches"), "tab-patch-studies",
@@ -145,12 +149,13 @@ pplots.explorer(exp, profile=prof)
 # ## Where we differ from the study, and why
 #
 # - **Models and resolution.** Finlayson et al. patched ResNet-50 / Inception models at
-#   224 px ({numref}`tab-patch-studies`). The patch covers the same share of the image at every
+#   {glue:text}`patch-study-size` px ({numref}`tab-patch-studies`). The patch covers the same share of the image at every
 #   resolution (it is sized relative to the image), so resolution matters less here than for
 #   the small perturbations of chapter 2.
-# - **Training.** They trained with plain gradient descent for 7 epochs; we train with Adam for
-#   the profile's steps, which in the small profiles is far fewer images seen. A longer-trained
-#   patch is at least as strong.
+# - **Training.** They trained with plain gradient descent, epoch by epoch over their training
+#   images; we train with Adam for the profile's steps ({numref}`tab-patch-settings`). A
+#   longer-trained patch is at least as strong, so where ours saw fewer images than theirs, our
+#   success is a lower bound.
 # - **Scale range.** Their code sampled scales relative to the whole image side and let the
 #   patch leave the image; ours keeps the whole patch inside and samples the training scales of
 #   {numref}`tab-patch-settings`.

@@ -54,6 +54,10 @@ page = pages.setup()
 prof = profiles.get_profile(profile, eval={"n_boot": n_boot},
                             defense={"tasks": tasks, "eps_255": eps_255, "n_images": n_images,
                                      "retrain_rounds": retrain_rounds})
+pages.glue_numbers("def-study", report.study_numbers(prof))
+
+# %% tags=["remove-input"]
+pages.banner(prof.name, prof.defense.n_images)
 
 # %% tags=["hide-input"]
 pages.table(tables.settings_brief(prof), "tab-def-settings",
@@ -69,11 +73,14 @@ Markdown(report.budget_note(prof))
 # Each defense wraps the task's model into a model (pixels in [0, 1] in, logits out,
 # `advmed.defenses`), so every attack of the book runs on it unchanged:
 #
-# - **JPEG compression** at quality 20 (AdversarialMed's), the real codec (libjpeg through
-#   Pillow) in front of the classifier.
-# - **Adversarial training** with AdversarialMed's loss, 0.7 clean + 0.3 adversarial, I-FGSM
-#   examples at their $\epsilon$ (0.02 normalised, 1.15/255), step 0.005 normalised, 10 iterations,
-#   crafted with the true labels and the model in eval mode; PGD training
+# - **JPEG compression** at quality {glue:text}`def-study-jpeg-quality` (AdversarialMed's:
+#   {glue:text}`def-study-jpeg-quality-study`), the real codec (libjpeg through Pillow) in front of
+#   the classifier.
+# - **Adversarial training** with AdversarialMed's loss, {glue:text}`def-study-at-clean-weight:g`
+#   clean + {glue:text}`def-study-at-adv-weight:g` adversarial, I-FGSM examples at their
+#   $\epsilon$ ({glue:text}`def-study-at-eps:g` normalised,
+#   {glue:text}`def-study-at-eps-255:.2f`/255), step {glue:text}`def-study-at-step:g` normalised,
+#   {glue:text}`def-study-at-steps` iterations, crafted with the true labels and the model in eval mode; PGD training
 #   {cite:p}`madry2018towards` where the profile asks.
 # - **VAE denoising**: a convolutional VAE trained on the clean training images reconstructs the
 #   input (AdversarialMed's patch-wise variant where the profile sets a patch size).
@@ -99,10 +106,11 @@ results = run.defense_results(prof, zoo, progress=False)
 # ## The studies' claims beside ours
 #
 # {numref}`tab-def-study` reads the robust numbers at the budget of the profile's grid nearest
-# AdversarialMed's 1.15/255. The studies gave JPEG's and the VAE's protection in words only; we
-# read "protects partly" as adding at least 0.05 of robust accuracy over the undefended model,
-# and Hirano et al.'s "helped" as a fresh UAP of the retrained model fooling at least 0.10 fewer
-# images.
+# AdversarialMed's {glue:text}`def-study-eps-255:.2f`/255. The studies gave JPEG's and the VAE's
+# protection in words only; we read "protects partly" as adding at least
+# {glue:text}`def-study-partial-gain:.2f` of robust accuracy over the undefended model, and Hirano
+# et al.'s "helped" as a fresh UAP of the retrained model fooling at least
+# {glue:text}`def-study-retraining-helped:.2f` fewer images.
 
 # %% tags=["hide-input"]
 claims = report.claim_numbers(results)
@@ -138,14 +146,15 @@ pages.figure(dplots.clean_vs_robust(results, eps), "fig-def-clean-robust",
 
 # %% [markdown]
 # AdversarialMed measured its defenses with FGSM, I-FGSM, PGD and MI-FGSM at its own budget
-# (1.15/255) and the step of its adversarial training, a fixed number of iterations;
+# ({glue:text}`def-study-eps-255:.2f`/255) and the step of its adversarial training, a fixed
+# number of iterations;
 # {numref}`tab-def-adversarialmed` repeats that measure on every defense, for both attackers.
 
 # %% tags=["hide-input"]
 pages.table(tables.study_attacks_summary(results), "tab-def-adversarialmed",
-            "The lowest AUC on the defended model over the studies' four attacks at AdversarialMed's setting (1.15/255, "
-            "their step, last iterate), crafted on the undefended model (oblivious) or on the defense (adaptive); each "
-            "attack is in the appendix.", data=tables.study_attacks_table(results))
+            "The lowest AUC on the defended model over the studies' four attacks at AdversarialMed's setting "
+            f"({tables.adversarialmed_eps_255():.2f}/255, their step, last iterate), crafted on the undefended model "
+            "(oblivious) or on the defense (adaptive); each attack is in the appendix.", data=tables.study_attacks_table(results))
 
 # %% tags=["hide-input"]
 pages.figure(dplots.robust_curves(results), "fig-def-curves",
@@ -202,7 +211,8 @@ pages.appendix_table(tables.defense_table(results, eps), "tab-def-summary-full",
 pages.appendix_table(tables.study_attacks_table(results), "tab-def-adversarialmed-full",
                      "AUC under each of the studies' four attacks at AdversarialMed's setting, oblivious and adaptive.")
 pages.appendix_table(tables.curves_table(results), "tab-def-curves",
-                     "Every defense, attacker and budget: accuracy and AUC with 95 % bootstrap bounds (eps 0: clean).")
+                     "Every defense, attacker and budget: accuracy and AUC with 95 % bootstrap bounds (a budget of "
+                     "zero: clean).")
 pages.appendix_table(tables.sources_table(results).reset_index(), "tab-def-sources",
                      "The adaptive attacker's sources, each alone: the robust accuracy it leaves per budget (/255).")
 pages.appendix_table(tables.diagnostics_table(results), "tab-def-diagnostics",

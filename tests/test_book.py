@@ -20,7 +20,7 @@ except ImportError:  # pytest put tests/ itself on sys.path
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = ["book/01_models", "book/02_whitebox", "book/03_uap", "book/04_natural_uap", "book/05_blackbox",
-            "book/06_patches", "book/07_defenses", "book/08_claims"]
+            "book/06_patches", "book/07_defenses", "book/08_claims", "book/09_methods", "book/10_discussion"]
 
 HEADER = """# ---
 # jupyter:

@@ -213,8 +213,9 @@ def test_chapter_8_reads_records_and_computes_nothing(tmp_cache, monkeypatch):
     out = claims.all_claims(prof)
     assert [c.number for c in out] == sorted(claims.CLAIMS)
     first = next(c for c in out if c.number == 1)
-    assert first.ours.value == pytest.approx(0.95) and "64 px" in first.our_setting
-    assert np.isfinite(first.difference)
+    auc = dict((name, est) for name, est, _ in first.at("study").parts)["AUC"]
+    assert auc.value == pytest.approx(0.95) and "64 px" in first.our_setting
+    assert np.isfinite(auc.lo) and np.isfinite(auc.hi)
 
 
 def test_chapter_8_stops_at_the_first_missing_record(tmp_cache):

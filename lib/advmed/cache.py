@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +31,19 @@ def cache_root() -> Path:
     """
     value = os.environ.get("ADVMED_CACHE", "").strip()
     return Path(value).expanduser() if value else Path.home() / ".cache" / "advmed"
+
+
+def source_commit() -> str:
+    """The git commit of the code that computes (full hash of ``HEAD`` of the repository this
+    package lives in), or ``"unknown"`` outside a git checkout or without git: the provenance a
+    record (:mod:`advmed.experiments.kernel.records`) and a page's banner
+    (:func:`advmed.pages.banner`) state beside their numbers."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:

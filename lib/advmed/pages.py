@@ -28,6 +28,7 @@ experiments or the pipeline.
 from __future__ import annotations
 
 import base64
+import datetime
 import html as _html
 import io
 import math
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .cache import source_commit
 from .metrics import fmt_interval
 
 #: An in-text table longer than this belongs in the chapter's appendix (:func:`appendix_table`).
@@ -93,6 +95,28 @@ class Page:
         from IPython.display import Markdown
 
         return Markdown(f"*Executed in {time.time() - self.started:.0f} s with profile `{profile_name}`.*")
+
+
+def banner(profile: str, images: int | None, *, what: str = "test images per task",
+           commit: str | None = None, when: datetime.datetime | None = None):
+    """The line at the top of a chapter that says what produced its numbers: the profile,
+    how many test images per task (``images``, a chapter's own count; None: the whole test
+    split), the code's commit (short; ``"unknown"`` outside git) and the date and time of the
+    execution in UTC. Display it in a ``remove-input`` cell right after the set-up::
+
+        pages.banner(prof.name, prof.whitebox.n_images)
+
+    ``commit`` and ``when`` default to :func:`advmed.cache.source_commit` and now.
+    """
+    from IPython.display import Markdown
+
+    full = source_commit() if commit is None else str(commit)
+    short = full[:8] if re.fullmatch(r"[0-9a-f]{40}", full) else full
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    stamp = when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    count = "all" if images is None else f"{int(images):,}"
+    return Markdown(f"> **Numbers on this page:** profile `{profile}` · {count} {what} · commit `{short}` · "
+                    f"executed {stamp}")
 
 
 def setup(*, tables: bool = True) -> Page:
@@ -362,5 +386,5 @@ def glue_text(key: str, text: str) -> None:
 
 
 __all__ = ["APPENDIX_PAGE_LENGTH", "MAX_TABLE_ROWS", "WORDS", "AppendixTableOutput", "FigureOutput", "Page",
-           "TableOutput", "appendix_table", "csv_link", "figure", "glue_numbers", "glue_text", "glued_keys", "init_tables", "interval",
+           "TableOutput", "appendix_table", "banner", "csv_link", "figure", "glue_numbers", "glue_text", "glued_keys", "init_tables", "interval",
            "plain_caption", "reader_frame", "setup", "table", "words"]

@@ -11,7 +11,9 @@ mode under :func:`frozen_eval` (its mode and parameter gradients are restored).
   white-box attacks :func:`robust_accuracy` (:mod:`.robust`: the per-image worst case over
   an attack ensemble on nested budgets; :func:`worst_case` the same over the scores of several
   sources of adversarial images, e.g. a defense's attackers) and :func:`masking_diagnostics`
-  (:mod:`.diagnostics`: the red flags of gradient masking).
+  (:mod:`.diagnostics`: the red flags of gradient masking), and :func:`escalate`
+  (:mod:`.escalate`: the survivors of a worst case attacked by stronger and stronger stages,
+  :class:`Stage` / :func:`default_stages`, until it stops moving or the stages are spent).
 - :mod:`.universal`: :func:`~advmed.attacks.universal.uap`, universal perturbations
   (Moosavi-Dezfooli et al. 2017; Hirano & Takemoto 2020; Shafahi et al. 2020).
 - :mod:`.blackbox`: score-based query attacks, :func:`~.blackbox.square` (Andriushchenko
@@ -49,6 +51,7 @@ from .blackbox import images_only, simba, square, usimba  # noqa: E402
 from .robust import (EnsembleMember, RobustResult, default_ensemble, robust_accuracy,  # noqa: E402
                      worst_case, worst_case_choice)
 from .diagnostics import MaskingDiagnostics, masking_diagnostics  # noqa: E402
+from .escalate import Escalation, Stage, StageRun, default_stages, escalate  # noqa: E402
 
 register(AttackSpec("fgsm", "FGSM", fgsm, "whitebox", step_rule="eps", cite="goodfellow2015explaining"))
 register(AttackSpec("ifgsm", "I-FGSM", ifgsm, "whitebox", step_rule="madry", aliases=("bim", "i-fgsm"),
@@ -70,8 +73,9 @@ register(AttackSpec("usimba", "U-SimBA (black-box)", images_only(usimba), "unive
 register(AttackSpec("patch", "Adversarial patch", train_patch, "patch", step_rule=None,
                     aliases=("adversarial_patch",), cite="brown2017adversarial"))
 
-__all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "EnsembleMember", "MaskingDiagnostics", "RobustResult",
-           "apgd", "attack_label", "bim", "check_eps", "check_images", "check_labels", "default_ensemble",
-           "default_step_size", "fgsm", "frozen_eval", "get_attack", "get_loss", "ifgsm", "masking_diagnostics",
-           "mifgsm", "pgd", "register", "robust_accuracy", "simba", "square", "train_patch", "true_margin", "usimba",
-           "worst_case", "worst_case_choice"]
+__all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "EnsembleMember", "Escalation", "MaskingDiagnostics",
+           "RobustResult", "Stage", "StageRun", "apgd", "attack_label", "bim", "check_eps", "check_images",
+           "check_labels", "default_ensemble", "default_stages", "default_step_size", "escalate", "fgsm",
+           "frozen_eval", "get_attack", "get_loss", "ifgsm", "masking_diagnostics", "mifgsm", "pgd", "register",
+           "robust_accuracy", "simba", "square", "train_patch", "true_margin", "usimba", "worst_case",
+           "worst_case_choice"]

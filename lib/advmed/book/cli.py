@@ -14,8 +14,9 @@ Command line::
         are computed there first (advmed.book.dispatch), then the chapters read the cache.
 
 Bad arguments (an unknown profile, a chapter name that matches no chapter, a parameter
-the chapter does not define, a missing chapter file) are one-line errors before anything
-executes.
+the chapter does not define or a value of the wrong type for one, a missing chapter file)
+are errors before anything executes, saying what to pass instead (``-p n_boot many``:
+``n_boot`` takes an int; a list is passed with ``-y 'eps_255: [0, 1, 2]'``).
 """
 from __future__ import annotations
 

@@ -82,13 +82,14 @@ def run_chapter(chapter: str | os.PathLike, parameters: dict | None = None, *,
                 cwd: str | os.PathLike | None = None, log_output: bool = False) -> ChapterResult:
     """Convert, execute and write one chapter; raise :class:`ChapterError` if it raises.
 
+    The parameters are checked against the chapter's ``parameters`` cell first (names and
+    types, :func:`advmed.book.params.check_parameters`): a :class:`ParameterError` comes before
+    anything executes or is written.
+
     ``out`` is a folder (the notebook keeps the chapter's name) or a path ending in
     ``.ipynb``. The working directory of the kernel is the output notebook's folder
     unless ``cwd`` is given.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     chapter = Path(chapter)
     if not chapter.is_file():
         raise FileNotFoundError(f"no chapter file {chapter}")
@@ -100,7 +101,11 @@ def run_chapter(chapter: str | os.PathLike, parameters: dict | None = None, *,
         output = out if out.suffix == ".ipynb" else out / f"{name}.ipynb"
     if output.resolve() == chapter.resolve():
         raise ValueError(f"refusing to overwrite the source {chapter}")
+    # names and types first: a typo or a wrong value would otherwise cost a whole execution
     check_parameters(chapter, dict(parameters or {}))
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = to_notebook(chapter)
     if progress is None:

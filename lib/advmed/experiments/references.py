@@ -155,6 +155,10 @@ HIRANO_RETRAINING = {
     "uaps_per_round": 10,
     "fraction": 0.5,
     "finding": "retraining lowers the UAP fooling rate in only very few cases",
+    # the seed text (seeds/002) and BRIEF.md give the finding, not the schedule: rounds, UAPs per
+    # round and the share perturbed are the paper's Methods section, as an earlier reading of it
+    # recorded them; they are not checked against a text available to this repository
+    "source": "Hirano et al. 2021 (BMC Med Imaging 21), Methods (not in the seed text or BRIEF.md)",
 }
 
 # Minagi et al. 2022, the one logged case: melanoma, InceptionV3, L2, zeta 4 %.
@@ -170,6 +174,9 @@ KOGA_USIMBA = {
     "task": "melanoma_derm", "arch": "inception_v3", "init": "imagenet", "norm": "l2", "zeta": 0.04,
     "iterations": 5000, "n_images": 100, "success_rate": 0.73, "rate_on": "the 100 input images",
     "hours": 1.46, "resolution": 299,
+    # neither the seed texts nor BRIEF.md give these figures: they are the paper's logged case, as
+    # an earlier reading of it recorded them, not checked against a text available to this repository
+    "source": "Koga & Takemoto 2022 (Algorithms 15(5):144), their logged case (not in the seed texts or BRIEF.md)",
 }
 
 

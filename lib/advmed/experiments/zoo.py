@@ -25,7 +25,7 @@ from ..metrics import METRICS, Estimate, classification_metrics, fmt_interval
 from ..models import get_arch, predict_proba
 from ..plots import model_label, task_label
 from ..train import TrainConfig, TrainedModel, get_trained_model
-from .profiles import Profile
+from .profiles import PROFILES, Profile
 
 
 class ModelKey(NamedTuple):
@@ -288,6 +288,13 @@ def training_summary(trained: Mapping[ModelKey, TrainedModel]) -> pd.DataFrame:
             "checkpoint": tm.config.key(),
         })
     return pd.DataFrame(rows)
+
+
+def profile_descriptions() -> dict[str, str]:
+    """Each profile's description by name, as :data:`~advmed.experiments.profiles.PROFILES` writes
+    it: chapter 1 glues them (``profile-<name>``) for the front page's table of profiles, so that
+    the front page never types a profile's sizes."""
+    return {name: p.description for name, p in PROFILES.items()}
 
 
 def stopping(tm: TrainedModel) -> str:

@@ -5,7 +5,7 @@ chapter displays it and the words change when the numbers do.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import pandas as pd
 
@@ -16,17 +16,21 @@ from ..profiles import PROFILES, Profile
 from .run import WhiteboxCheck
 from .tables import BLACKBOX_SUCCESS, NEEDS
 
+#: The profile whose sizes are the full ones, that :func:`budget_note` compares a profile with.
+FULL_PROFILE = "paper"
 
-def _mapping_gaps(name: str, ours: Mapping[str, int], paper: Mapping[str, int], unit: str) -> list[str]:
+
+def _mapping_gaps(name: str, ours: Mapping[str, int], full_sizes: Mapping[str, int], unit: str) -> list[str]:
     out = []
-    missing: dict[int, list[str]] = {}  # tasks not run, one line per paper-profile size
-    for task, full in paper.items():
+    missing: dict[int, list[str]] = {}  # tasks not run, one line per full size
+    for task, full in full_sizes.items():
         mine = ours.get(task)
         if mine is None:
             missing.setdefault(full, []).append(task)
         elif mine < full:
-            out.append(f"{name} on {task}: {mine:,} {unit}, {full / mine:.0f}x below the paper profile's {full:,}")
-    out += [f"{name}: not run on {', '.join(tasks)} here (paper profile: {full:,} {unit})"
+            out.append(f"{name} on {task}: {mine:,} {unit}, {full / mine:.0f}x below the {FULL_PROFILE} profile's "
+                       f"{full:,}")
+    out += [f"{name}: not run on {', '.join(tasks)} here ({FULL_PROFILE} profile: {full:,} {unit})"
             for full, tasks in missing.items()]
     return out
 
@@ -35,16 +39,30 @@ def _count_gap(name: str, mine: Any, full: Any) -> list[str]:
     if mine is None or mine == full:
         return []
     if full is None:
-        return [f"{name}: {mine:,} (paper profile: all)"]
-    return [f"{name}: {mine:,} (paper profile: {full:,})"] if mine < full else []
+        return [f"{name}: {mine:,} ({FULL_PROFILE} profile: all)"]
+    return [f"{name}: {mine:,} ({FULL_PROFILE} profile: {full:,})"] if mine < full else []
+
+
+class BlackboxStudy(NamedTuple):
+    """The studies' settings that chapter 5's prose quotes, from :mod:`advmed.experiments.references`
+    (glued, never typed): the resolution of Finlayson et al.'s models and of Koga & Takemoto's."""
+
+    finlayson_size: int
+    koga_size: int
+
+
+def study_numbers() -> BlackboxStudy:
+    """:class:`BlackboxStudy` from the references."""
+    return BlackboxStudy(finlayson_size=int(references.FINLAYSON_PGD["setting"]["size"]),
+                         koga_size=int(references.KOGA_USIMBA["resolution"]))
 
 
 def budget_note(profile: Profile) -> str:
-    """Which of chapter 5's requirements this profile runs smaller than the paper profile, and
-    by how much (empty for the paper profile itself)."""
-    if profile.name == "paper":
+    """Which of chapter 5's requirements this profile runs smaller than the full profile
+    (:data:`FULL_PROFILE`), and by how much (empty for that profile itself)."""
+    if profile.name == FULL_PROFILE:
         return ""
-    s, p = profile.blackbox, PROFILES["paper"].blackbox
+    s, p = profile.blackbox, PROFILES[FULL_PROFILE].blackbox
     gaps = (_mapping_gaps("query budget", s.query_budgets, p.query_budgets, "queries per image")
             + _mapping_gaps("U-SimBA", s.usimba_iterations, p.usimba_iterations, "iterations")
             + _count_gap("transfer images per task", s.n_images, p.n_images)
@@ -52,11 +70,11 @@ def budget_note(profile: Profile) -> str:
             + _count_gap("iterations on the surrogate", s.steps, p.steps))
     if s.surrogate_train and not p.surrogate_train:
         gaps.append("surrogates: " + ", ".join(f"{k} {v}" for k, v in s.surrogate_train.items())
-                    + " (paper profile: the target's recipe)")
+                    + f" ({FULL_PROFILE} profile: the target's recipe)")
     if not gaps:
         return ""
-    return (f"**What the `{profile.name}` profile runs smaller** (to fit its time budget; the `paper` profile "
-            "runs the full sizes):\n\n" + "\n".join(f"- {g}" for g in gaps))
+    return (f"**What the `{profile.name}` profile runs smaller** (to fit its time budget; the `{FULL_PROFILE}` "
+            "profile runs the full sizes):\n\n" + "\n".join(f"- {g}" for g in gaps))
 
 
 def surrogates_reading(surrogates: Mapping[str, SurrogateSet]) -> str:
@@ -84,18 +102,26 @@ def disjoint_reading(rows: pd.DataFrame) -> str:
             "the attacker who never saw the target's images transfers less.")
 
 
-def finlayson_reading(fin: pd.DataFrame) -> str:
-    """Our black-box rows against the study's finding that black-box attacks still succeed."""
+def finlayson_reading(fin: pd.DataFrame, profile: Profile | None = None) -> str:
+    """Our black-box rows against the study's finding that black-box attacks still succeed;
+    with ``profile``, whether our images are smaller than the study's."""
     if fin.empty:
         return "*This profile has no binary task with a trained surrogate: no Finlayson black-box comparison.*"
     ok = fin["target_rate"] >= BLACKBOX_SUCCESS
+    study_size = int(references.FINLAYSON_PGD["setting"]["size"])
+    if profile is None:
+        tail = "; the same per-pixel budget buys less at fewer pixels."
+    else:
+        smaller = sorted({profile.task_size(t) for t in fin["task"] if profile.task_size(t) < study_size})
+        tail = (f"; the same per-pixel budget buys less at our {', '.join(f'{s} px' for s in smaller)}."
+                if smaller else "; ours are no smaller.")
     return (f"Finlayson et al. report that {references.FINLAYSON_BLACKBOX_PGD['finding']}; our sources give no "
             f"figure for it, so we read it as \"at least {BLACKBOX_SUCCESS:.0%} of the images are moved to the "
             f"other class\". It holds in {int(ok.sum())} of {len(fin)} rows here (to the other class "
             f"{fin['target_rate'].min():.3f}-{fin['target_rate'].max():.3f}; black-box accuracy "
             f"{fin['accuracy'].min():.3f}-{fin['accuracy'].max():.3f}, against "
             f"{fin['white_accuracy'].min():.3f}-{fin['white_accuracy'].max():.3f} in white box). Their eps is "
-            f"{fin['eps_255'].iloc[0]:.2f}/255 at 224 px; the same per-pixel budget buys less at our resolutions.")
+            f"{fin['eps_255'].iloc[0]:.2f}/255 at {study_size} px" + tail)
 
 
 def koga_reading(table: pd.DataFrame) -> str:
@@ -104,7 +130,7 @@ def koga_reading(table: pd.DataFrame) -> str:
     ours = table[table["source"] == "ours"]
     head = (f"Koga & Takemoto logged {ref['success_rate']:.0%} success on {ref['rate_on']} after "
             f"{ref['iterations']:,} iterations ({ref['task']}, {ref['arch']}, {ref['resolution']} px, L2 zeta "
-            f"{ref['zeta']:.0%}) in {ref['hours']:g} h.")
+            f"{ref['zeta']:.0%}) in {ref['hours']:g} h (source: {ref['source']}).")
     if ours.empty:
         return head + " This profile runs no U-SimBA at that norm and zeta."
     lines = [f"- {r['task']} / {r['model']} at {r['size']} px: {r['rate (input images)']:.3f} on its "
@@ -153,4 +179,4 @@ def headline_record(profile: Profile, zoo: Mapping[tuple, Any], finlayson: pd.Da
 
 
 __all__ = ["budget_note", "check_reading", "cost_reading", "disjoint_reading", "finlayson_reading",
-           "headline_record", "koga_reading", "surrogates_reading"]
+           "headline_record", "koga_reading", "study_numbers", "surrogates_reading"]

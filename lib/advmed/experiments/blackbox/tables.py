@@ -28,7 +28,8 @@ BLACKBOX_SUCCESS = 0.5
 #: What each attacker needs, for the cost table.
 NEEDS = {
     "white box": "the weights and their gradients",
-    "transfer": "nothing from the target (one submission per image); its own model trained on the task's images",
+    "transfer": "nothing from the target (one submission per image); training images of the task (the same "
+                "distribution, for some surrogates the same images) for its own model",
     "query": "the target's output scores (probabilities), queried per image; no training data",
     "universal query": "the target's output scores on a set of images; no training data; the result then needs "
                        "no access at all",
@@ -259,7 +260,8 @@ def _whole(value: Any) -> Any:
     return int(round(v)) if np.isfinite(v) else float("nan")
 
 
-NEEDS_SHORT = {"white box": "weights and gradients", "transfer": "a model of its own; one submission per image",
+NEEDS_SHORT = {"white box": "weights and gradients",
+               "transfer": "training images of the task for a model of its own; one submission per image",
                "query": "output scores, per image", "universal query": "output scores on a set of images"}
 
 

@@ -9,16 +9,53 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import pandas as pd
 
+from ...train import AdversarialConfig
 from .. import references
 from ..kernel.records import DefensesRecord, make_record
 from ..profiles import PROFILES, Profile
 from .registry import DEFENSES, REFERENCE, claimed, is_reference
 from .run import DefenseResults
-from .tables import RETRAINING_HELPED, adversarialmed_eps_255, nearest_eps
+from .tables import PARTIAL_GAIN, RETRAINING_HELPED, adversarialmed_eps_255, nearest_eps
+
+#: The profile whose sizes are the full ones, that :func:`budget_note` compares a profile with.
+FULL_PROFILE = "paper"
+
+
+class DefenseStudy(NamedTuple):
+    """The settings chapter 7's prose quotes (glued, never typed): AdversarialMed's JPEG quality
+    (:mod:`advmed.experiments.references`) and the profile's; AdversarialMed's adversarial training
+    as :class:`advmed.train.AdversarialConfig` runs it (loss weights; eps and step in
+    ImageNet-normalised units, eps also in /255; iterations); the study budget in /255; and our
+    readings of the studies' words (:data:`.tables.PARTIAL_GAIN`, :data:`.tables.RETRAINING_HELPED`)."""
+
+    jpeg_quality_study: int
+    jpeg_quality: int
+    at_clean_weight: float
+    at_adv_weight: float
+    at_eps: float
+    at_eps_255: float
+    at_step: float
+    at_steps: int
+    eps_255: float
+    partial_gain: float
+    retraining_helped: float
+
+
+def study_numbers(profile: Profile) -> DefenseStudy:
+    """:class:`DefenseStudy` for ``profile``."""
+    at = AdversarialConfig("adversarialmed")
+    std = references.IMAGENET_MEAN_STD
+    return DefenseStudy(
+        jpeg_quality_study=int(references.ADVERSARIALMED_DEFENSES["jpeg_quality"]),
+        jpeg_quality=int(profile.defense.jpeg_quality), at_clean_weight=round(float(at.clean_weight), 6),
+        at_adv_weight=round(1 - float(at.clean_weight), 6), at_eps=round(float(at.eps) / std, 6),
+        at_eps_255=round(float(at.eps) * 255, 2), at_step=round(float(at.step_size) / std, 6),
+        at_steps=int(at.steps), eps_255=round(adversarialmed_eps_255(), 2), partial_gain=PARTIAL_GAIN,
+        retraining_helped=RETRAINING_HELPED)
 
 
 # --------------------------------------------------------------------------- claims
@@ -137,10 +174,11 @@ def claim_numbers(results: DefenseResults) -> DefenseClaims:
 
 # --------------------------------------------------------------------------- readings
 def budget_note(profile: Profile) -> str:
-    """Which sizes this profile runs smaller than the paper profile (empty for paper)."""
-    if profile.name == "paper":
+    """Which sizes this profile runs smaller than the full profile (:data:`FULL_PROFILE`; empty
+    for that profile itself)."""
+    if profile.name == FULL_PROFILE:
         return ""
-    s, p = profile.defense, PROFILES["paper"].defense
+    s, p = profile.defense, PROFILES[FULL_PROFILE].defense
     gaps = []
     for name, mine, full in (("test images per task", s.n_images, p.n_images),
                              ("retraining rounds", s.retrain_rounds, p.retrain_rounds),
@@ -148,10 +186,10 @@ def budget_note(profile: Profile) -> str:
                              ("smoothing votes per image", s.smoothing_n, p.smoothing_n),
                              ("oblivious PGD iterations", s.steps, p.steps)):
         if mine is not None and (full is None or mine < full):
-            gaps.append(f"{name}: {mine:,} (paper profile: {'all' if full is None else f'{full:,}'})")
+            gaps.append(f"{name}: {mine:,} ({FULL_PROFILE} profile: {'all' if full is None else f'{full:,}'})")
     if s.at_train:
         gaps.append("adversarial training: " + ", ".join(f"{k} {v}" for k, v in s.at_train.items())
-                    + " (paper profile: the zoo's recipe)")
+                    + f" ({FULL_PROFILE} profile: the zoo's recipe)")
     missing = sorted(set(p.adversarial) - set(s.adversarial))
     if missing:
         gaps.append("adversarial training methods not run: " + ", ".join(missing))
@@ -220,7 +258,7 @@ def certified_reading(results: DefenseResults) -> str:
     rows = c.curve[c.curve.radius > 0]
     at = "; ".join(f"{a:.3f} at L2 radius {r:g}" for r, a in zip(rows.radius, rows.certified_accuracy))
     return (f"Randomized smoothing on {c.task} (sigma {c.sigma:g}, {c.n:,} votes per image, {c.n_images} images) "
-            f"certifies {r0:.3f} of the images correct at radius 0 and {at}; it abstains on {c.abstain:.3f}. An L-inf "
+            f"certifies {r0:.3f} of the images correct at radius zero and {at}; it abstains on {c.abstain:.3f}. An L-inf "
             f"budget eps contains L2 perturbations of norm up to eps x sqrt(pixels), so these radii are not the "
             "L-inf budgets of the other defenses.")
 

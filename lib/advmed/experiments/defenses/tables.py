@@ -159,7 +159,8 @@ def study_table(results: DefenseResults) -> pd.DataFrame:
             before, after = float(h.fooling_before.iloc[0]), float(h.fooling_after.iloc[-1])
             helped = before - after >= RETRAINING_HELPED
             rows.append(_row("Hirano et al.", "UAP retraining: fooling rate of a fresh UAP, before -> after",
-                             "helps in only very few cases", f"{hir['rounds']} rounds x {hir['uaps_per_round']} UAPs",
+                             "helps in only very few cases", f"{hir['rounds']} rounds x {hir['uaps_per_round']} UAPs "
+                             f"({hir['source']})",
                              f"{before:.3f} -> {after:.3f}", f"{before:.3f} -> {after:.3f}",
                              f"{task}, {rt.model}, {len(h)} round(s)", after - before,
                              ("helped" if helped else "did not help") + f" (our threshold: a drop >= {RETRAINING_HELPED:g})"))

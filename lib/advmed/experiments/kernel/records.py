@@ -26,14 +26,13 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from ...cache import atomic_write, cache_root
+from ...cache import atomic_write, cache_root, source_commit
 from ..profiles import Profile
 
 #: The record format; a record of another format is not read (its chapter must run again).
@@ -225,15 +224,6 @@ def profile_fingerprint(profile: Profile) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _images(frames: Iterable[pd.DataFrame]) -> int:
     n = 0
     for f in frames:
@@ -264,7 +254,7 @@ def make_record(cls_or_family: type[R] | str, profile: Profile, *, sources: Iter
     frames = [v for v in results.values() if isinstance(v, pd.DataFrame)]
     return cls(profile=profile.name, fingerprint=profile_fingerprint(profile),
                n=_images(frames) if n is None else int(n), sources=tuple(sorted({str(s) for s in sources})),
-               commit=_commit(), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               commit=source_commit(), created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                **results)
 
 

@@ -5,14 +5,31 @@ it and the words change when the numbers do.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import pandas as pd
 
 from ...attacks.patch import BASE, patch_area, side_fraction
+from .. import references
 from ..kernel.records import PatchesRecord, make_record
 from ..profiles import Profile
 from .run import PatchExperiment
+
+
+#: The targeted success at which :func:`scale_reading` says a patch sends "most" images to its class.
+MOST = 0.5
+
+
+class PatchStudy(NamedTuple):
+    """The study's setting that chapter 6's prose quotes (glued, never typed): the resolution of
+    Finlayson et al.'s models (:mod:`advmed.experiments.references`)."""
+
+    size: int
+
+
+def study_numbers() -> PatchStudy:
+    """:class:`PatchStudy` from the references."""
+    return PatchStudy(size=int(references.FINLAYSON_PGD["setting"]["size"]))
 
 
 def _span(values: pd.Series, digits: int = 3) -> str:
@@ -26,7 +43,7 @@ def _span(values: pd.Series, digits: int = 3) -> str:
 
 def scale_note() -> str:
     """What a patch's scale means, with the numbers computed from the library's convention."""
-    return (f"**Scale.** The patch is a disc whose diameter is `scale x {BASE:g}` of the image side, so scale 1 is "
+    return (f"**Scale.** The patch is a disc whose diameter is `scale x {BASE:g}` of the image side, so the unit scale is "
             f"Finlayson et al.'s evaluation size (a disc {side_fraction(1.0):g} of the image wide, covering "
             f"{patch_area((100, 100), scale=1.0):.1%} of a square image; \"{BASE:g}\" in their code); the whole patch "
             "always stays inside the image.")
@@ -64,15 +81,17 @@ def scale_reading(exp: PatchExperiment) -> str:
         if k.kind == "natural":
             continue
         e = run.evals.sort_values("scale")
-        hit = e[e["success_rate"] >= 0.5]
+        hit = e[e["success_rate"] >= MOST]
         if hit.empty:
-            lines.append(f"- {k.task}, {k.kind}: below 50 % targeted success at every scale up to "
+            lines.append(f"- {k.task}, {k.kind}: below {MOST:.0%} targeted success at every scale up to "
                          f"{e['scale'].max():g} (best {e['success_rate'].max():.3f})")
         else:
             r = hit.iloc[0]
             lines.append(f"- {k.task}, {k.kind}: {r['success_rate']:.3f} from scale {r['scale']:g} (side "
                          f"{side_fraction(r['scale']):.2f} of the image, {r['area']:.1%} of its area)")
-    return "Smallest scale with at least half the images sent to the target:\n\n" + "\n".join(lines) if lines else ""
+    if not lines:
+        return ""
+    return f"Smallest scale with at least {MOST:.0%} of the images sent to the target:\n\n" + "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- the record
@@ -82,4 +101,4 @@ def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.Data
     return make_record(PatchesRecord, profile, finlayson=numeric, sources=[tm.config.key() for tm in zoo.values()])
 
 
-__all__ = ["finlayson_reading", "headline_record", "scale_note", "scale_reading"]
+__all__ = ["MOST", "PatchStudy", "finlayson_reading", "headline_record", "scale_note", "scale_reading", "study_numbers"]

@@ -5,23 +5,114 @@ chapter displays it and the words change when the numbers do.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import pandas as pd
 
 from ...attacks.universal import STUDY_STEP
+from ...plots import model_label
 from .. import references
 from ..kernel.records import NaturalRecord, UniversalRecord, make_record
-from ..profiles import Profile
+from ..profiles import ModelSpec, Profile
 from .tables import ARCH_SPREAD, AT_CEILING, CLAIM_THRESHOLD, COLLAPSED, ClaimCounts, CollapseCounts
 
 
 def study_step_note() -> str:
     """The study's FGSM step, passes and resolution in our units (computed, not typed)."""
     h = references.HIRANO_UAP
-    return (f"FGSM step of the study: {h['step']} in the study's (X - 128)/128 units = {STUDY_STEP:.5f} in "
+    return (f"FGSM step of the study: {h['step']} in the study's $(X - 128)/128$ units = {STUDY_STEP:.5f} in "
             f"[0, 1] pixel units = {STUDY_STEP * 255:.3f}/255; passes: {h['max_passes']}; resolution "
             f"{h['resolution']} px.")
+
+
+class UAPStudy(NamedTuple):
+    """The studies' settings that the prose of chapters 3 and 4 quotes, from
+    :mod:`advmed.experiments.references` (glued, never typed): Hirano et al.'s resolution,
+    success claim (percent), zetas and passes; Minagi et al.'s logged case (resolution, norm,
+    zeta)."""
+
+    resolution: int
+    claim_pct: float
+    zetas: str
+    passes: int
+    minagi_resolution: int
+    minagi_norm: str
+    minagi_zeta: str
+
+
+def _pct(z: float) -> str:
+    return f"{100 * float(z):g} %"
+
+
+def study_numbers() -> UAPStudy:
+    """:class:`UAPStudy` from the references."""
+    h, m = references.HIRANO_UAP, references.MINAGI_NATURAL_UAP
+    zetas = [_pct(z) for z in h["zetas"]]
+    return UAPStudy(resolution=int(h["resolution"]), claim_pct=round(100 * CLAIM_THRESHOLD, 6),
+                    zetas=" and ".join([", ".join(zetas[:-1]), zetas[-1]]) if len(zetas) > 1 else zetas[0],
+                    passes=int(h["max_passes"]), minagi_resolution=int(m["resolution"]),
+                    minagi_norm=NORM_NAMES.get(m["norm"], m["norm"]), minagi_zeta=_pct(m["zeta"]))
+
+
+#: How the prose names a norm.
+NORM_NAMES = {"l2": "L2", "linf": "L-inf"}
+
+
+def method_sentence(profile: Profile) -> str:
+    """Which algorithm this profile builds its UAPs with, and how much effort (chapter 3)."""
+    u = profile.uap
+    effort = f"at most {u.max_passes} passes over {u.n_build:,} build images"
+    if u.method == "iterative":
+        return f"This profile (`{profile.name}`) builds its UAPs with `iterative`, the study's algorithm: {effort}."
+    return (f"This profile (`{profile.name}`) builds its UAPs with `{u.method}` ({effort}) to fit its time budget: "
+            "the same kind of attack (one perturbation, the same norm ball) with a different optimiser, so it is "
+            "named in every row of the appendix.")
+
+
+def differences(profile: Profile) -> str:
+    """Chapter 3's differences from Hirano et al. that depend on the profile, as bullets:
+    resolution, models, build set and optimiser."""
+    h = references.HIRANO_UAP
+    study = int(h["resolution"])
+    sides = sorted({int(s) for s in profile.tasks.values()})
+    resolution = (f"- **Resolution.** The study worked at {study} px, this profile at "
+                  f"{', '.join(str(s) for s in sides)} px. For the same per-pixel budget, the change a perturbation "
+                  "can make to a model's output grows with the number of input pixels (the linearity argument of "
+                  "{cite:t}`goodfellow2015explaining`; {cite:t}`simongabriel2019first`), and zeta fixes the "
+                  "per-pixel budget, not the total.")
+    if sides[0] < study:
+        ratio = (study / sides[0]) ** 2
+        resolution += (f" At {sides[0]} px there are {ratio:.{0 if ratio >= 10 else 1}f}× fewer pixels than at "
+                       f"{study} px, so lower rates at low resolution are expected, not a contradiction.")
+    scratch = [m for m in profile.models if m.init == "scratch"]
+    models = (f"- **Models.** The study fine-tuned large ImageNet networks (VGG, ResNet-50, Inception, DenseNet). "
+              f"This profile trains {', '.join(model_label(m.arch, m.init) for m in profile.models)}"
+              + ("; those trained from scratch never saw ImageNet." if scratch else "."))
+    u = profile.uap
+    build = (f"- **Build set and optimiser.** {u.n_build:,} build images and at most {u.max_passes} `{u.method}` "
+             f"passes here, against up to {h['max_passes']} passes of the iterative algorithm over the whole "
+             f"training set in the study: where ours is the smaller effort, our UAPs are, if anything, weaker, so a "
+             f"rate below {_pct(CLAIM_THRESHOLD)} here is a lower bound on what a more patient attacker achieves.")
+    return "\n".join([resolution, models, build])
+
+
+def natural_models_sentence(models: Iterable[str]) -> str:
+    """Chapter 4: whether the profile has one architecture both fine-tuned from ImageNet and
+    trained from scratch (``models``: the ``"arch:init"`` labels the chapter attacks), which
+    isolates the effect of transfer learning from that of the architecture."""
+    specs = [ModelSpec.parse(m) for m in models]
+    inits: dict[str, set[str]] = {}
+    for s in specs:
+        inits.setdefault(s.arch, set()).add(s.init)
+    twins = [a for a, i in inits.items() if {"imagenet", "scratch"} <= i]
+    if twins:
+        return (f"Here the profile has the same architecture twice, {twins[0]} fine-tuned from ImageNet and trained "
+                "from scratch, so the effect of transfer learning is isolated from the effect of the architecture "
+                "({numref}`fig-natural-rates`, {numref}`tab-natural-rates`).")
+    return (f"This profile attacks {', '.join(model_label(s.arch, s.init) for s in specs)} only: without one "
+            "architecture both fine-tuned from ImageNet and trained from scratch, the effect of transfer learning is "
+            "not isolated from that of the architecture here ({numref}`fig-natural-rates`, "
+            "{numref}`tab-natural-rates`).")
 
 
 def claims_sentence(counts: ClaimCounts) -> str:

@@ -223,7 +223,7 @@ def minagi_comparison(table: pd.DataFrame, reference: Mapping[str, Any] | None =
     """
     ref = dict(reference or references.MINAGI_NATURAL_UAP)
     rows = [{"source": "Minagi et al. 2022", "task": ref["task"], "arch": ref["arch"], "init": ref["init"],
-             "size": ref["resolution"], "norm": ref["norm"], "zeta": ref["zeta"], "n_natural": "see paper",
+             "size": ref["resolution"], "norm": ref["norm"], "zeta": ref["zeta"], "n_natural": "see the study",
              "n_eval": "their test set", "natural_uap": ref["fooling_rate"], "random": ref["random_fooling_rate"],
              "difference": round(ref["fooling_rate"] - ref["random_fooling_rate"], 3)}]
     ours = table[(table["task"] == ref["task"]) & (table["norm"] == ref["norm"])

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -83,6 +84,48 @@ def with_ensemble(results: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([results, extra[[c for c in extra.columns if c in results.columns]]], ignore_index=True)
 
 
+#: Accuracies closer than this are equal (they are shares of the same images: a difference of one
+#: image is far larger).
+ACCURACY_TOLERANCE = 1e-9
+
+
+def ensemble_check(results: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """Is the ensemble's worst case (:func:`robust_results`) at or below every single attack of
+    the sweep (:func:`whitebox_results`), for every model and budget?
+
+    The ensemble's members (APGD-CE, APGD-margin or APGD-T, PGD with restarts) are not the
+    sweep's attacks, so this is not true by construction: an image that FGSM, I-FGSM or MI-FGSM
+    breaks and no member does makes a single attack stronger than the "worst case". Both run on
+    the same test images (:func:`test_images`) at the same budgets.
+
+    Returns:
+        One row per model and nonzero budget: ``task, arch, init, init_used, eps_255``,
+        ``ensemble`` (its accuracy), ``lowest_single`` and ``lowest_attack`` (the single attack
+        that leaves the lowest accuracy), ``attacks`` (how many single attacks were compared)
+        and ``at_or_below`` (the ensemble's accuracy is at most every single attack's).
+        Empty when either input is.
+    """
+    columns = ["task", "arch", "init", "init_used", "eps_255", "ensemble", "lowest_single", "lowest_attack",
+               "attacks", "at_or_below"]
+    if results.empty or curves.empty:
+        return pd.DataFrame(columns=columns)
+    single = results[(results["attack"] != "clean") & (results["attack"] != ENSEMBLE) & (results["eps_255"] > 0)]
+    ens = curves[curves["eps_255"] > 0]
+    rows = []
+    for _, e in ens.iterrows():
+        same = single[(single["task"] == e["task"]) & (single["arch"] == e["arch"]) & (single["init"] == e["init"])
+                      & np.isclose(single["eps_255"].astype(float), float(e["eps_255"]))]
+        if same.empty:
+            continue
+        low = same.loc[same["accuracy"].astype(float).idxmin()]
+        rows.append({"task": e["task"], "arch": e["arch"], "init": e["init"], "init_used": e["init_used"],
+                     "eps_255": float(e["eps_255"]), "ensemble": float(e["accuracy"]),
+                     "lowest_single": float(low["accuracy"]), "lowest_attack": str(low["attack"]),
+                     "attacks": int(same["attack"].nunique()),
+                     "at_or_below": bool(float(e["accuracy"]) <= float(low["accuracy"]) + ACCURACY_TOLERANCE)})
+    return pd.DataFrame(rows, columns=columns)
+
+
 __all__ = ["ATTACKS", "ENSEMBLE", "RobustResults", "adversarialmed_eps", "adversarialmed_results", "attack_sweep",
-           "diagnostics_results", "finlayson_eps", "finlayson_results", "robust_results", "test_images",
+           "diagnostics_results", "ensemble_check", "finlayson_eps", "finlayson_results", "robust_results", "test_images",
            "whitebox_results", "with_ensemble"]
