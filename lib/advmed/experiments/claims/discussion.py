@@ -69,7 +69,7 @@ class Standing(NamedTuple):
 
 
 def standing(claims: list[Claim]) -> Standing:
-    return Standing(len(holds(claims)), len(does_not_hold(claims)), len({r for r in cannot_decide(claims)["no."]}),
+    return Standing(len(holds(claims)), len(does_not_hold(claims)), len(cannot_decide(claims)),
                     len(untested(claims)), len(shortened(claims)))
 
 

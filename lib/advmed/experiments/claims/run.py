@@ -97,12 +97,14 @@ class Context:
         return (task, arch, init) if found else None
 
 
-def _est(row: pd.Series, metric: str, n: int) -> Interval:
-    """A record's estimate with the chapter's bootstrap interval (or Wilson's from ``n``)."""
+def _est(row: pd.Series, metric: str, n: int, *, value: str | None = None) -> Interval:
+    """A record's estimate (column ``value``, default ``metric``) with the chapter's bootstrap
+    interval ``metric_lo`` / ``metric_hi`` (or Wilson's from ``n`` where it kept none)."""
     lo, hi = float(row.get(f"{metric}_lo", math.nan)), float(row.get(f"{metric}_hi", math.nan))
+    v = float(row[value or metric])
     if math.isfinite(lo) and math.isfinite(hi):
-        return Interval(float(row[metric]), lo, hi, n, "bootstrap over images (the chapter's)")
-    return wilson(float(row[metric]), n)
+        return Interval(v, lo, hi, n, "bootstrap over images (the chapter's)")
+    return wilson(v, n)
 
 
 def _setting(ctx: Context, key: tuple) -> str:
@@ -354,11 +356,7 @@ def claim_8(ctx: Context) -> Claim:
         return g.loc[g["accuracy ours"].astype(float).idxmax()]
 
     def est(row: pd.Series) -> Interval:
-        n = ctx.n_of("patches", row)
-        lo, hi = float(row.get("accuracy_lo", math.nan)), float(row.get("accuracy_hi", math.nan))
-        if math.isfinite(lo) and math.isfinite(hi):
-            return Interval(float(row["accuracy ours"]), lo, hi, n, "bootstrap over images (the chapter's)")
-        return wilson(float(row["accuracy ours"]), n)
+        return _est(row, "accuracy", ctx.n_of("patches", row), value="accuracy ours")
 
     white, black = highest("white-box"), highest("black-box")
     nat = t[t["patch"] == "natural"]

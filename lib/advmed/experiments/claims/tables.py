@@ -28,7 +28,8 @@ def testable(claims: list[Claim]) -> list[Claim]:
 
 def untested_sentence(claims: list[Claim]) -> str:
     """One sentence naming the claims this profile cannot test, and why (empty when none)."""
-    out = [c for c in claims if c not in testable(claims)]
+    kept = testable(claims)
+    out = [c for c in claims if c not in kept]
     if not out:
         return ""
     items = "; ".join(f"claim {c.number} ({c.statement}): {c.at('study').rule}" for c in out)
