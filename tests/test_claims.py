@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from pathlib import Path
 
@@ -21,7 +22,10 @@ from advmed.experiments.defenses.report import DefenseClaims
 from advmed.experiments.kernel import records
 from advmed.experiments.profiles import get_profile
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+#: The seed texts: ../shared/seeds beside the checkout, or beside the data root (a fresh clone elsewhere).
+SEEDS = next((p for p in (Path(__file__).resolve().parents[2] / "shared" / "seeds",
+                          Path(os.environ.get("ADVMED_DATA_ROOT", "/nonexistent")).parent / "seeds") if p.is_dir()),
+             Path("/nonexistent"))
 
 
 @pytest.fixture(autouse=True)
