@@ -182,7 +182,9 @@ pages.figure(wplots.robustness_grid(run.with_ensemble(results, robust.curves), m
 # %% tags=["hide-input"]
 pages.table(tables.robust_table(robust.curves), "tab-wb-robust",
             "Robust accuracy [95 % bootstrap interval] per model and budget: the worst case over the ensemble on "
-            "nested budgets. The ensemble's cost per member is in the appendix.", data=robust.curves)
+            "nested budgets; after a semicolon, the accuracy once each adversarial image is rounded to an 8-bit image, as "
+            "an image file would deliver it, where that differs. Budgets marked (float) are below one grey level: "
+            "no 8-bit file carries them. The ensemble's cost per member is in the appendix.", data=robust.curves)
 
 # %% tags=["remove-input"]
 Markdown(report.ensemble_reading(ensemble))

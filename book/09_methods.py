@@ -85,9 +85,11 @@ pages.table(methods.eps_conversions(), "tab-methods-eps",
 # {glue:text}`method-diag-steps`) and restarts (up to {glue:text}`method-diag-restarts`) must not
 # lower accuracy further, the cross-entropy and margin losses must agree, a transfer attack from
 # another model must not beat the white-box attacks, one step must not beat many, accuracy must
-# not rise with the budget, and a large enough budget must reach zero. When one of them fires,
-# the defended model is flagged and its verdicts are inconclusive until an escalated attack
-# converges. Decisions (is this image misclassified?)
+# not rise with the budget, and a large enough budget must reach zero; each allows at least one
+# image of difference. When one of them fires on a defended model, its survivors are attacked
+# again by stronger and stronger attacks (more iterations and restarts, the margin loss, transfer,
+# Square) until two in a row break nothing, or the profile's cap is reached: then its number is an
+# upper bound and its verdicts are inconclusive. Decisions (is this image misclassified?)
 # may stop an attack early; AUCs and training examples never do. Attacked images are clipped to
 # [0, 1] after every step.
 #

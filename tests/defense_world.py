@@ -79,7 +79,8 @@ def profile(**sections: Any) -> Profile:
                                 at_train={}, vae_epochs=150, vae_width=16, vae_latent=8, vae_levels=1, vae_images=None,
                                 eot_samples=2, retrain_rounds=1, retrain_uaps=1, retrain_uap_images=32,
                                 smoothing_task=TASK, smoothing_images=16, smoothing_n0=10, smoothing_n=50,
-                                smoothing_alpha=0.05, smoothing_radii=(0.0, 0.1, 0.5), diag_images=8),
+                                smoothing_alpha=0.05, smoothing_radii=(0.0, 0.1, 0.5), diag_images=8,
+                                escalation_factor=2, escalation_restarts=1, escalation_square_queries=40),
         **sections)
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from advmed.attacks.escalate import CONVERGED, NOT_CONVERGED
 from advmed.experiments import references
 from advmed.experiments.claims import registry, report, run, tables, verdicts
 from advmed.experiments.claims.statistics import (Interval, bootstrap_statistic, decide, hanley_mcneil,
@@ -216,6 +217,25 @@ def _defense_claims(*, jpeg=(0.8, 0.8, 0.3), helped=(0.5, 0.1), k=2):
     return D.DefenseClaims([], pre, rt)
 
 
+def test_one_step_fgsm_training_claim_needs_a_gain_above_the_effect_and_fails_without_one():
+    D = defense_report
+    prof = get_profile("smoke")
+
+    def verdict(trained: float, undefended: float, evaluation: str = "passed", flagged: bool = False) -> str:
+        case = D.ATNumbers("pneumoniamnist", "small_cnn", 1.0, 0.9, 0.8, 0.8, trained, 0.7, flagged,
+                           evaluation=evaluation, undefended_robust_accuracy_adaptive=undefended,
+                           defense="at_adversarialmed_fgsm")
+        claims = D.DefenseClaims(fgsm_training=[case])
+        return run.claim_13(context(prof, defenses=claims, ablation=pd.DataFrame(), n=2000)).verdict
+
+    assert verdict(0.8, 0.3) == "agrees"  # a gain well above the registry's effect
+    assert verdict(0.3, 0.3) == "disagrees"  # no gain at all, with 2000 images to show it
+    assert verdict(0.8, 0.3, evaluation=NOT_CONVERGED, flagged=True) == "inconclusive"  # an upper bound decides nothing
+    assert verdict(0.8, 0.3, evaluation=CONVERGED, flagged=True) == "agrees"  # escalated and converged: believed
+    empty = context(prof, defenses=DefenseClaims(), ablation=pd.DataFrame())
+    assert run.claim_13(empty).verdict == "not comparable"
+
+
 def test_the_defense_claims_follow_the_attacker_that_knows_the_defense():
     prof = get_profile("smoke")
     ctx = lambda **kw: context(prof, defenses=_defense_claims(**kw), ablation=pd.DataFrame(), n=2000)  # noqa: E731
@@ -259,16 +279,16 @@ def test_the_uap_claim_names_a_collapse_into_one_class():
 def test_tables_abstract_and_figure_show_both_settings():
     prof = get_profile("smoke")
     claims = [run.claim_9(context(prof, uap=_uap_table(0.4), ablation=pd.DataFrame(), drift=pd.DataFrame())),
-              run.claim_13(None)]
+              run.claim_14(None)]
     full = tables.claims_table(claims)
     assert list(full["setting"]) == ["study's setting", "strongest evaluation"] * 2
     summary = tables.claims_summary(claims)
-    assert list(summary["study's setting"]) == ["same direction"]  # claim 13 is untestable: named, not a row
-    assert "claim 13" in tables.untested_sentence(claims)
+    assert list(summary["study's setting"]) == ["same direction"]  # claim 14 is untestable: named, not a row
+    assert "claim 14" in tables.untested_sentence(claims)
     from advmed.experiments.claims import discussion
-    assert list(discussion.cannot_decide(claims)["no."]) == [] and list(discussion.untested(claims)["no."]) == [13]
+    assert list(discussion.cannot_decide(claims)["no."]) == [] and list(discussion.untested(claims)["no."]) == [14]
     text = report.abstract(claims, "smoke")
-    assert "claim 9" in text and "claim 13" in text
+    assert "claim 9" in text and "claim 14" in text
     assert "Claim 9" in report.conclusion(claims)
     assert tables.verdict_tally(claims).same_direction == 1
     from advmed.experiments.claims import plots as cplots

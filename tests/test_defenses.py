@@ -600,7 +600,31 @@ def test_uap_retraining_history_chains_rounds_and_leaves_the_model_alone(model, 
     assert np.all((rates >= 0) & (rates <= 1))
     assert h["fooling_after"].iloc[0] == h["fooling_before"].iloc[1]  # next round starts where this one ends
     assert res.final_uaps.shape == (2, 3, 28, 28) and res.final_uaps.abs().max() <= 0.04 * 1 + 1e-6
+    # grey X-rays get grey UAPs, as chapter 3 builds them (one channel, replicated)
+    u = res.final_uaps
+    assert torch.equal(u[:, 0], u[:, 1]) and torch.equal(u[:, 0], u[:, 2]) and u.abs().max() > 0
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert res.model is not model and not res.model.training
     with pytest.raises(ValueError, match="rounds"):
         uap_retraining(model, tr, va, heldout[0][:10], config=config(), rounds=0)
+
+
+# ------------------------------------------------------------------------------------ bit-depth reduction
+def test_bit_depth_reduction_rounds_to_its_levels_and_hides_its_gradient_unless_bpda():
+    from advmed.defenses.bitdepth import BitDepthReduction
+
+    x = torch.rand(4, 1, 6, 6, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    out = BitDepthReduction(3)(x)
+    assert torch.allclose(out * 7, (out * 7).round(), atol=1e-5) and (out - x).abs().max() <= 0.5 / 7 + 1e-6
+    with pytest.raises(RuntimeError, match="mode='bpda'"):
+        out.sum().backward()
+    BitDepthReduction(3, "bpda")(x).sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))  # BPDA: the identity backward
+    eight_bit = torch.round(x.detach() * 255) / 255
+    assert torch.equal(BitDepthReduction(8)(eight_bit), eight_bit)  # 8 bits: the identity on an 8-bit image
+    with pytest.raises(ValueError, match="1..8"):
+        BitDepthReduction(0)
+    with pytest.raises(TypeError, match="integer"):
+        BitDepthReduction(2.5)
+    with pytest.raises(ValueError, match="valid modes: real, bpda"):
+        BitDepthReduction(4, "differentiable")

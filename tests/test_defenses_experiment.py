@@ -28,7 +28,9 @@ from advmed.experiments.defenses import run as D
 from advmed.experiments.defenses import tables as T
 from advmed.experiments.profiles import DRY_RUN, PROFILES, SECTIONS, DefenseSettings, get_profile
 
-from defense_world import EPS_255, TASK, world
+from advmed.attacks.escalate import CONVERGED, NOT_CONVERGED
+from defense_world import EPS_255, TASK, fit, world
+from robust_models import Shattered
 
 torch.set_num_threads(1)
 
@@ -48,7 +50,8 @@ def results(tmp_path_factory):
 def test_results_are_typed_and_complete(results):
     res, prof, trained, _ = results
     assert isinstance(res, D.DefenseResults) and all(isinstance(r, D.DefenseRun) for r in res.runs)
-    assert [r.defense for r in res.runs] == ["none", "jpeg", "at_adversarialmed", "vae", "uap_retraining"]
+    assert [r.defense for r in res.runs] == ["none", "jpeg", "at_adversarialmed", "at_adversarialmed_fgsm", "bitdepth",
+                                             "vae", "uap_retraining"]
     for r in res.runs:
         assert set(r.curves.attacker) == set(D.ATTACKERS)
         assert sorted(set(r.curves.eps_255)) == list(EPS_255)
@@ -56,9 +59,11 @@ def test_results_are_typed_and_complete(results):
             assert r.curves[col].between(0, 1).all() and 0 <= r.clean[col].iloc[0] <= 1
         assert r.train_seconds >= 0 and r.infer_seconds > 0
         assert (len(r.diagnostics) > 0) == (r.defense != "none")
-        assert set(r.sources.source) >= {"ensemble", "oblivious images"}
+        assert set(r.sources.source) >= {"ensemble", "oblivious images", D.AUC_SOURCE}
         sa = r.study_attacks
-        assert len(sa) == 2 * len(D.STUDY_ATTACKS) and sa.accuracy.between(0, 1).all()
+        assert len(sa) == 2 * (len(D.STUDY_ATTACKS) + 1) and sa.accuracy.between(0, 1).all()
+        assert (sa.attack == D.AUC_ATTACK).sum() == 2  # the strongest AUC measure, for both attackers
+        assert {"accuracy_8bit", "auc_8bit"} <= set(sa.columns) and {"accuracy_8bit", "auc_8bit"} <= set(r.curves)
         assert np.allclose(sa.eps_255, references.ADVERSARIALMED_ATTACKS["eps_normalised"]
                            * references.IMAGENET_MEAN_STD * 255)
     assert set(res.get(TASK, "jpeg").sources.source) >= {"differentiable JPEG"}
@@ -66,7 +71,9 @@ def test_results_are_typed_and_complete(results):
     hist = res.get(TASK, "uap_retraining").history
     assert len(hist) == prof.defense.retrain_rounds and hist.fooling_before.between(0, 1).all()
     # the adversarially trained model came through the checkpoint cache with its objective in the config
-    assert [c.adversarial.method for c in trained] == ["adversarialmed", "gaussian"]
+    assert [c.adversarial.method for c in trained] == ["adversarialmed", "adversarialmed_fgsm", "gaussian"]
+    one_step = next(c.adversarial for c in trained if c.adversarial.method == "adversarialmed_fgsm")
+    assert (one_step.steps, one_step.step_size, one_step.clean_weight) == (1, one_step.eps, 0.7)
     cert = res.certified
     assert isinstance(cert, D.CertifiedRun) and cert.n_images == prof.defense.smoothing_images
     assert np.all(np.diff(cert.curve.certified_accuracy.to_numpy()) <= 1e-12)  # fewer images at larger radii
@@ -134,10 +141,15 @@ def test_the_registry_names_each_defense_once_and_refuses_unknown_ones():
     with pytest.raises(KeyError, match="valid defenses: none, jpeg, at_adversarialmed"):
         REG.get_defense("bogus")
     # the order of the tables is the registry's; adversarial training where the profile lists the method
-    assert D.defense_names(PROFILES["paper"]) == ["none", "jpeg", "at_adversarialmed", "at_pgd", "vae",
-                                                  "uap_retraining"]
-    assert D.defense_names(PROFILES["smoke"]) == ["none", "jpeg", "at_adversarialmed", "vae", "uap_retraining"]
+    assert D.defense_names(PROFILES["paper"]) == ["none", "jpeg", "at_adversarialmed", "at_adversarialmed_fgsm",
+                                                  "at_pgd", "bitdepth", "vae", "uap_retraining"]
+    assert D.defense_names(PROFILES["smoke"]) == ["none", "jpeg", "at_adversarialmed", "at_adversarialmed_fgsm",
+                                                  "bitdepth", "vae", "uap_retraining"]
+    no_bits = dataclasses.replace(PROFILES["smoke"], defense=dataclasses.replace(PROFILES["smoke"].defense,
+                                                                                bitdepth_bits=None))
+    assert "bitdepth" not in D.defense_names(no_bits)
     assert {c: REG.claimed(c) for c in REG.CLAIMS} == {"adversarial_training": ["at_adversarialmed"],
+                                                       "fgsm_training": ["at_adversarialmed_fgsm"],
                                                        "preprocessing": ["jpeg", "vae"],
                                                        "retraining": ["uap_retraining"]}
     with pytest.raises(ValueError, match="valid: adversarial_training"):
@@ -186,6 +198,57 @@ def test_a_new_defense_is_one_registry_entry(results, monkeypatch):
     task = smoke.defense.tasks[0]
     blur, none = evals[f"defenses/eval/{task}/blur"], evals[f"defenses/eval/{task}/none"]
     assert blur.cost_gmac > none.cost_gmac  # the diagnostics and its own cost on top of the reference's
+
+
+def _masked_build(task, tm, profile):
+    # another classifier of the task (so the undefended model's images transfer imperfectly) whose input
+    # gradient is zero: the gradient attacks find nothing, transfer and Square do
+    model = Shattered(fit(5).eval())
+    return D.Defended(model, model, {}, "the robust ensemble (no gradient reaches it)", tm.config.key(),
+                      extra={"masked": True})
+
+
+def test_a_flagged_defense_is_escalated_not_labelled(results, monkeypatch):
+    """A defense that hides its gradient: the diagnostics flag it, every budget is escalated (the
+    gradient stages, transfer from the undefended model, Square last), the escalated worst case is
+    never above the one it started from, and the table reports it with its status and path, never
+    "unevaluated". (That escalation lowers accuracy on a masked model: tests/test_escalate.py; on
+    this synthetic task the oblivious images already reach what any attack reaches.)"""
+    res, prof, _, zoo = results
+    spec = REG.DefenseSpec("masked", "gradient-masked", _masked_build, lambda task, tm, profile: (tm.config.key(),
+                           {"masked": True}), cost=lambda profile, task, cfg: 1000, noun="the masked model")
+    monkeypatch.setitem(REG.DEFENSES, "masked", spec)
+    key, tm = D.ModelKey(TASK, "tiny", "scratch"), zoo[(TASK, "tiny", "scratch")]
+    (r,) = D.task_defenses(TASK, key, tm, prof, only=["masked"])
+    none = res.get(TASK, "none")
+    assert r.flagged and len(r.escalation) and r.evaluation in (CONVERGED, NOT_CONVERGED)
+    for e in EPS_255:
+        path = r.escalation_at(e)
+        assert path.stage.iloc[0] == "adaptive worst case" and path.stage.iloc[-1].startswith("Square")
+        assert r.robust("adaptive", e) <= float(path.accuracy.iloc[0]) + 1e-12
+    top = max(EPS_255)
+    assert set(r.escalation_at(top).source) >= {"the defense's attackable view", "the undefended model",
+                                                 "scored model"}
+    table = T.defense_table(D.DefenseResults([none, r], None), top)
+    assert table.diagnostics.iloc[1].startswith("flagged") and r.evaluation in table.diagnostics.iloc[1]
+    assert "->" in table.escalation.iloc[1] and table.escalation.iloc[0] == ""
+    assert not any("unevaluated" in str(v) for v in table.to_numpy().ravel())
+    assert set(T.escalation_table(D.DefenseResults([none, r], None)).defense) == {"gradient-masked"}
+
+
+def test_smoothing_radii_end_at_the_largest_certifiable_radius_in_the_books_units(results):
+    from scipy import stats
+
+    from advmed.experiments.defenses.smoothing import certifiable_radii, max_certifiable_radius
+
+    cert = results[0].certified
+    three = cert.sigma * stats.norm.ppf(cert.alpha ** (1 / cert.n))  # every vote for one class
+    assert max_certifiable_radius(cert.sigma, cert.n, cert.alpha) == pytest.approx(three)
+    scale = 1 / np.sqrt(3) if cert.units.startswith("L2 of the one-channel") else 1.0
+    assert cert.max_radius == pytest.approx(three * scale)
+    assert cert.curve.radius.iloc[-1] == pytest.approx(cert.max_radius)
+    assert (cert.curve.radius <= cert.max_radius + 1e-12).all()
+    assert certifiable_radii([0.0, 0.25, 0.5, 1.0], 0.4) == [0.0, 0.25, 0.4]
 
 
 def test_worst_case_takes_the_lowest_margin_and_nests_the_budgets():

@@ -282,6 +282,15 @@ def test_diagnostics_flag_shattered_gradients():
     assert {"whitebox_vs_transfer", "reaches_zero"} <= set(report.flagged)
 
 
+def test_diagnostics_tolerance_is_at_least_one_image():
+    model, x, y = _data(2, n=16)
+    settings = {**DIAG, "tol": 0.01}
+    few = masking_diagnostics(model, x, y, **settings)
+    assert few.tol == pytest.approx(1 / 16)  # 0.01 would flag a model for one image of sixteen
+    many = masking_diagnostics(model, *synthetic(200, 2, seed=7), **settings)
+    assert many.tol == pytest.approx(0.01)
+
+
 # --- bad input -----------------------------------------------------------------------------
 def test_dlr_refused_below_its_number_of_classes():
     x, y = torch.rand(2, 3, 4, 4), torch.tensor([0, 1])

@@ -48,7 +48,7 @@ def test_paper_dry_reaches_every_surrogate_and_defense():
     n_tasks = len(prof.tasks)
     assert sum(c.name.startswith("blackbox/surrogate/") for c in cs) == 2 * n_tasks  # seed and disjoint
     evals = [c for c in cs if c.name.startswith("defenses/eval/")]
-    assert len(evals) == n_tasks * (4 + len(prof.defense.adversarial))  # none, jpeg, at_*, vae, retraining
+    assert len(evals) == n_tasks * (5 + len(prof.defense.adversarial))  # none, jpeg, at_*, bit depth, vae, retraining
     usimba = [c for c in cs if c.name.startswith("blackbox/usimba/")]
     assert {c.kwargs["target_class"] for c in usimba} == {None, 0, 1}  # non-targeted and to each class
     assert {c.kwargs["norm"] for c in usimba} == set(prof.blackbox.usimba_norms)

@@ -111,7 +111,7 @@ def test_method_defaults_are_the_published_settings():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(method="trades"), "adversarialmed, pgd, fast_fgsm, gaussian"),
+    (dict(method="trades"), "adversarialmed, adversarialmed_fgsm, pgd, fast_fgsm, gaussian"),
     (dict(method="pgd", eps=8), "did you mean 8/255"),
     (dict(method="pgd", eps=0.0), "eps must be > 0"),
     (dict(method="pgd", eps=float("nan")), "finite"),

@@ -101,10 +101,10 @@ def test_table_columns_and_rows(zoo, profile, synthetic):
     table = tables.uap_table(exp)
     assert len(table) == 12
     for col in ("task", "arch", "init", "init_used", "size", "norm", "zeta", "eps", "eps_255", "method",
-                "passes", "n_build", "n_eval", "attack", "rate", "rate_all", "random", "claim"):
+                "passes", "n_build", "n_eval", "attack", "rate", "rate_all", "random", tables.CLAIM_COLUMN):
         assert col in table.columns, col
     assert set(table["method"]) == {"batched"}
-    assert table["claim"].str.match(r"^(yes|no) \(\d\.\d{3}\)$").all()
+    assert table[tables.CLAIM_COLUMN].str.match(r"^(yes|no) \(\d\.\d{3}\)$").all()
     assert set(table["attack"]) == {"non-targeted", "targeted -> normal", "targeted -> pneumonia"}
     numeric = tables.uap_table(exp, numeric=True)
     assert numeric["rate"].between(0, 1).all() and (numeric["rate_lo"] <= numeric["rate_hi"]).all()

@@ -262,6 +262,7 @@ def test_robust_results_monotone_and_never_above_a_single_attack(trained, tmp_ca
     assert (robust.costs.groupby("member")["broken"].sum() >= 0).all()
     table = T.robust_table(robust.curves)
     assert list(table.columns) == ["model", "clean", "2/255", "4/255", "8/255"] and len(table) == 1
+    assert {"accuracy_8bit", "deliverable"} <= set(robust.curves.columns)
     assert len(T.robust_cost_table(robust.costs)) == len(robust.costs)
     assert "Worst case over the ensemble" in report.robust_reading(robust.curves, single, pd.DataFrame())
 

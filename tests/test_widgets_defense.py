@@ -24,7 +24,7 @@ from defense_world import EPS_255, TASK, profile, world  # noqa: E402
 
 torch.set_num_threads(1)
 
-DEFENSES = ["none", "jpeg", "at_adversarialmed", "vae", "uap_retraining"]
+DEFENSES = ["none", "jpeg", "at_adversarialmed", "at_adversarialmed_fgsm", "bitdepth", "vae", "uap_retraining"]
 QUALITIES = [10, 20, 50]
 
 

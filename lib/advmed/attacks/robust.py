@@ -21,6 +21,11 @@ AUC an attacker aiming at the AUC (pushing every image as far as the budget allo
 would leave. Accuracy is exact in that respect; read the AUC with that caveat
 (:data:`AUC_NOTE`, also carried by every :class:`RobustResult`).
 
+Every budget is also judged in 8 bits (:mod:`.quantize`): the adversarial image each image
+holds at that budget, rounded to the 256 grey levels an image file stores, evaluated again
+(``accuracy_8bit``, ``auc_8bit``; images misclassified clean stay as given), nested over the
+budgets by the lowest margin like the float worst case. It costs one forward pass per budget.
+
 Several attackers (sources of adversarial images) combine the same way after the fact:
 :func:`worst_case` / :func:`worst_case_choice` keep, per budget and image, the scores of the
 source with the lowest true-class margin (:func:`~advmed.attacks.losses.true_margin`), nested
@@ -51,6 +56,7 @@ from torch import nn
 from ..metrics import Estimate, classification_metrics, mean_interval
 from .checks import check_eps, check_images, check_labels, check_norm, frozen_eval
 from .losses import resolve_labels, true_margin
+from .quantize import deliverable, to_8bit
 from .registry import get_attack
 from .whitebox.apgd import check_apgd_loss, check_loss_classes
 
@@ -150,6 +156,10 @@ class RobustResult:
         broken_by: ``(N,)`` the member that fooled each image first (``"clean"``:
             misclassified without attack; ``""``: never fooled).
         proba: ``(len(eps_grid), N, K)`` softmax scores of the adversarial images found.
+        accuracy_8bit, auc_8bit, success_8bit, proba_8bit: the same after rounding each
+            budget's adversarial image to 8 bits (:func:`~advmed.attacks.quantize.to_8bit`),
+            nested over the budgets (an image rounded at a smaller budget also lies in every
+            larger ball, widened by the half grey level of the rounding).
         x_adv: ``(N, C, H, W)`` each fooled image's adversarial image (found at
             ``first_eps``), each survivor's lowest-margin image at the largest budget.
         runs: what each member spent at each budget.
@@ -169,15 +179,27 @@ class RobustResult:
     proba: np.ndarray = field(repr=False)
     x_adv: torch.Tensor = field(repr=False)
     runs: tuple[MemberRun, ...] = field(repr=False)
+    accuracy_8bit: tuple[Estimate, ...] = ()
+    auc_8bit: tuple[Estimate, ...] = ()
+    success_8bit: np.ndarray = field(repr=False, default=None)
+    proba_8bit: np.ndarray = field(repr=False, default=None)
     auc_note: str = AUC_NOTE
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per budget: eps (and in 8-bit levels for L-inf), accuracy, AUC, intervals."""
+        """One row per budget: eps (and in 8-bit levels for L-inf), accuracy, AUC, intervals, the
+        same after rounding to 8 bits, and whether an 8-bit file can carry the budget
+        (``deliverable``: at least one grey level)."""
         rows = []
-        for eps, acc, auc in zip(self.eps_grid, self.accuracy, self.auc):
-            rows.append({"eps": eps, "eps_255": eps * 255 if self.norm == "linf" else math.nan,
-                         "accuracy": acc.value, "accuracy_lo": acc.lo, "accuracy_hi": acc.hi,
-                         "auc": auc.value, "auc_lo": auc.lo, "auc_hi": auc.hi})
+        for i, (eps, acc, auc) in enumerate(zip(self.eps_grid, self.accuracy, self.auc)):
+            row = {"eps": eps, "eps_255": eps * 255 if self.norm == "linf" else math.nan,
+                   "accuracy": acc.value, "accuracy_lo": acc.lo, "accuracy_hi": acc.hi,
+                   "auc": auc.value, "auc_lo": auc.lo, "auc_hi": auc.hi}
+            if self.accuracy_8bit:
+                a8, u8 = self.accuracy_8bit[i], self.auc_8bit[i]
+                row.update({"accuracy_8bit": a8.value, "accuracy_8bit_lo": a8.lo, "accuracy_8bit_hi": a8.hi,
+                            "auc_8bit": u8.value, "auc_8bit_lo": u8.lo, "auc_8bit_hi": u8.hi,
+                            "deliverable": deliverable(eps, self.norm)})
+            rows.append(row)
         return pd.DataFrame(rows)
 
     def cost_frame(self) -> pd.DataFrame:
@@ -243,7 +265,8 @@ class _Tally:
         self.broken_by = np.where(self.fallen.numpy(), "clean", "").astype(object)
         self.x_adv, self.logits = x.clone(), logits0.clone()
         self.margin = true_margin(logits0, y)
-        self.success, self.proba = [], []
+        self.success, self.proba, self.proba_8bit = [], [], []
+        self.clean_wrong = self.fallen.clone()  # stay as given in 8 bits: no attack ran on them
         self.n = n
 
     def alive(self) -> torch.Tensor:
@@ -262,14 +285,18 @@ class _Tally:
         self.broken_by[newly.numpy()] = member
         return int(fooled.sum())
 
-    def close_budget(self) -> None:
+    def close_budget(self, model: nn.Module, batch_size: Optional[int]) -> None:
         self.success.append(self.fallen.numpy().copy())
         self.proba.append(torch.softmax(self.logits, dim=1).cpu().numpy())
+        x8 = to_8bit(self.x_adv)
+        keep = self.clean_wrong.to(x8.device)
+        x8[keep] = self.x_adv[keep]
+        self.proba_8bit.append(torch.softmax(_logits(model, x8, batch_size), dim=1).cpu().numpy())
 
 
-def _estimates(tally: _Tally, y_np: np.ndarray, n_boot: int, seed: int):
+def _estimates(successes, probas, y_np: np.ndarray, n_boot: int, seed: int):
     acc, auc = [], []
-    for success, proba in zip(tally.success, tally.proba):
+    for success, proba in zip(successes, probas):
         acc.append(mean_interval(~success, n_boot=n_boot, seed=seed))
         auc.append(classification_metrics(y_np, proba, n_boot=n_boot, seed=seed)["auc"])
     return tuple(acc), tuple(auc)
@@ -329,17 +356,22 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                 runs.append(_run_member(m, counted, model, tally, eps, norm, seed, batch_size))
                 if bar is not None:
                     bar.update(1)
-            tally.close_budget()
+            tally.close_budget(model, batch_size)
         if bar is not None:
             bar.close()
-    acc, auc = _estimates(tally, y.cpu().numpy(), int(n_boot), seed)
+    y_np = y.cpu().numpy()
+    acc, auc = _estimates(tally.success, tally.proba, y_np, int(n_boot), seed)
+    proba8 = worst_case([np.stack(tally.proba_8bit)], y_np)
+    success8 = proba8.argmax(-1) != y_np[None, :]
+    acc8, auc8 = _estimates(success8, proba8, y_np, int(n_boot), seed)
     clean = classification_metrics(y.cpu().numpy(), torch.softmax(logits0, 1).cpu().numpy(),
                                    n_boot=int(n_boot), seed=seed)
     return RobustResult(eps_grid=grid, norm=norm, members=tuple(m.name for m in members),
                         clean_accuracy=clean["accuracy"], clean_auc=clean["auc"], accuracy=acc,
                         auc=auc, success=np.stack(tally.success), first_eps=tally.first_eps,
                         broken_by=tally.broken_by, proba=np.stack(tally.proba), x_adv=tally.x_adv,
-                        runs=tuple(runs))
+                        runs=tuple(runs), accuracy_8bit=acc8, auc_8bit=auc8, success_8bit=success8,
+                        proba_8bit=proba8)
 
 
 def _run_member(member, counted, model, tally, eps, norm, seed, batch_size) -> MemberRun:

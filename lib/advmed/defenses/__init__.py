@@ -4,6 +4,8 @@ adaptive attacker can be given the defense itself (Athalye, Carlini & Wagner 201
 Tramer et al. 2020). Training-time defenses (adversarial training) live in
 :mod:`advmed.train` (:mod:`advmed.train.adversarial`).
 
+- :mod:`.bitdepth`: bit-depth reduction (Xu et al. 2018's feature squeezing), ``"real"`` and
+  ``"bpda"``.
 - :mod:`.jpeg`: JPEG compression (AdversarialMed, quality 20): ``"real"`` codec to evaluate,
   ``"bpda"`` and ``"differentiable"`` (kornia) for the adaptive attacker.
 - :mod:`.vae`: VAE denoising (AdversarialMed; whole-image or 32-px patches), ``sample=True``
@@ -23,6 +25,7 @@ Example:
     >>> adaptive = defended.with_defense(JPEGCompression(20, "bpda"))     # attack this
     >>> robust = (defended(pgd(adaptive, x, y, eps=2 / 255)).argmax(1) == y).float().mean()
 """
+from .bitdepth import BitDepthReduction
 from .expectation import EOTModel, eot
 from .jpeg import (
     JPEG_MODES,
@@ -51,6 +54,7 @@ from .wrap import DefendedModel
 
 __all__ = [
     "ABSTAIN",
+    "BitDepthReduction",
     "JPEG_MODES",
     "Certification",
     "CertifiedAccuracy",

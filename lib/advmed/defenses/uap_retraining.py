@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from ..attacks.checks import check_images, check_labels
 from ..attacks.universal import fooling_rate, uap
 from ..device import default_device
+from ..models import GrayInput, as_rgb, is_gray
 from ..train.loop import clean_objective, fit
 
 __all__ = ["RetrainingRound", "UAPAugmentObjective", "UAPRetrainingResult", "uap_retraining"]
@@ -123,13 +124,19 @@ class UAPRetrainingResult:
 
 
 def _build_uaps(model, train_x, *, count, uap_images, zeta, norm, uap_kwargs, seed, progress):
-    """``count`` UAPs of ``model``, each from its own seeded random subset of training images."""
+    """``count`` UAPs of ``model``, each from its own seeded random subset of training images.
+    On grey images (three equal channels) each UAP is built on one channel and replicated, as
+    chapter 3 builds the UAPs it reports: a colour perturbation of a grey X-ray is not one the
+    study's grey pipeline can carry."""
+    gray = is_gray(train_x)
+    net = GrayInput(model, train_x.shape[1]) if gray else model
+    xs = train_x[:, :1].contiguous() if gray else train_x
     deltas = []
     for j in range(count):
         g = torch.Generator().manual_seed(seed * 7919 + j)
         idx = torch.randperm(train_x.shape[0], generator=g)[:uap_images]
-        r = uap(model, train_x[idx], zeta=zeta, norm=norm, seed=seed * 7919 + j, progress=False, **uap_kwargs)
-        deltas.append(r.delta[0])
+        r = uap(net, xs[idx], zeta=zeta, norm=norm, seed=seed * 7919 + j, progress=False, **uap_kwargs)
+        deltas.append(as_rgb(r.delta, train_x.shape[1])[0])
     return torch.stack(deltas)
 
 

@@ -362,8 +362,11 @@ class DefenseSettings:
         eps_255: the L-inf budgets (/255) of the robust-accuracy curves (oblivious and adaptive).
         steps: iterations of the oblivious PGD and of the adaptive transfer sources (full, no early stop).
         jpeg_quality: libjpeg quality of the JPEG defense (AdversarialMed: 20).
+        bitdepth_bits: bits per channel of the bit-depth reduction baseline (Xu et al. 2018's
+            feature squeezing; None: not measured).
         adversarial: adversarial-training methods (``advmed.train.adversarial``): ``"adversarialmed"``
-            and optionally ``"pgd"`` / ``"fast_fgsm"``.
+            (their 10-step I-FGSM recipe), ``"adversarialmed_fgsm"`` (their text's one-step FGSM
+            variant) and optionally ``"pgd"`` / ``"fast_fgsm"``.
         pgd_eps_255: the training budget (/255) of ``"pgd"`` / ``"fast_fgsm"``.
         at_train: TrainConfig fields of the adversarially trained models that differ from the zoo's.
         vae_epochs, vae_patch, vae_images: the VAE denoiser (epochs, patch side or None for
@@ -379,6 +382,10 @@ class DefenseSettings:
         smoothing_images, smoothing_n0, smoothing_n, smoothing_alpha: certification (Cohen et al.).
         smoothing_radii: L2 radii ([0, 1] pixel units) of the certified-accuracy curve.
         diag_images: test images of the masking diagnostics of each defended model.
+        escalation_factor, escalation_restarts, escalation_square_queries: the cap of the
+            escalation of a flagged defense (``advmed.attacks.default_stages``): the multiple of
+            chapter 2's ensemble iterations, the restarts, and Square's queries (None: 10 per
+            escalated iteration).
     """
 
     eps_255: tuple[float, ...]
@@ -394,7 +401,8 @@ class DefenseSettings:
     model: str = "mobilenet_v1_075:imagenet"
     tasks: tuple[str, ...] | None = None
     jpeg_quality: int = 20
-    adversarial: tuple[str, ...] = ("adversarialmed",)
+    bitdepth_bits: int | None = 5
+    adversarial: tuple[str, ...] = ("adversarialmed", "adversarialmed_fgsm")
     pgd_eps_255: float = 2.0
     vae_patch: int | None = None
     vae_images: int | None = None
@@ -412,17 +420,26 @@ class DefenseSettings:
     smoothing_alpha: float = 0.001
     smoothing_radii: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     diag_images: int | None = 32
+    escalation_factor: int = 4
+    escalation_restarts: int = 2
+    escalation_square_queries: int | None = None
 
     def __post_init__(self) -> None:
-        bad = sorted(set(self.adversarial) - {"adversarialmed", "pgd", "fast_fgsm"})
+        valid = ("adversarialmed", "adversarialmed_fgsm", "pgd", "fast_fgsm")
+        bad = sorted(set(self.adversarial) - set(valid))
         if bad:
-            raise ValueError(f"unknown adversarial-training methods {bad}; valid: adversarialmed, pgd, fast_fgsm")
+            raise ValueError(f"unknown adversarial-training methods {bad}; valid: {', '.join(valid)}")
         if not self.eps_255 or any(float(e) <= 0 for e in self.eps_255):
             raise ValueError(f"defense eps_255 must be budgets > 0 (the clean row is always there), got {self.eps_255}")
         if self.retrain_norm not in ("linf", "l2"):
             raise ValueError(f"unknown retrain_norm {self.retrain_norm!r}; valid: linf, l2")
         if not 1 <= int(self.jpeg_quality) <= 100:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        if self.bitdepth_bits is not None and not 1 <= int(self.bitdepth_bits) <= 8:
+            raise ValueError(f"bitdepth_bits must be in 1..8 or None (not measured), got {self.bitdepth_bits}")
+        for name in ("escalation_factor", "escalation_restarts"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"defense {name} must be >= 1, got {getattr(self, name)}")
         for name in ("steps", "vae_epochs", "retrain_rounds", "retrain_uaps", "retrain_uap_images",
                      "smoothing_images", "smoothing_n", "eot_samples"):
             if int(getattr(self, name)) < 1:
@@ -634,7 +651,8 @@ PROFILES: dict[str, Profile] = {
                                 vae_latent=4, vae_levels=1, eot_samples=4,
                                 retrain_rounds=1, retrain_uaps=2, retrain_uap_images=64, smoothing_task="pneumoniamnist",
                                 smoothing_images=16, smoothing_n0=20, smoothing_n=100, smoothing_alpha=0.01,
-                                diag_images=16),
+                                diag_images=16, escalation_factor=2, escalation_restarts=1,
+                                escalation_square_queries=50),
         # 1 task x 3 patches x 2 scales x 2 rotations x 2 locations = 24 frames at 32 px
         patch_explorer=PatchExplorerSettings(scales=(0.5, 1.0), n_images=2, live_scales=(0.75, 1.25),
                                              live_rotations=(10.0, 45.0), budget_mb=2.0),
@@ -694,7 +712,7 @@ PROFILES: dict[str, Profile] = {
                                 vae_patch=16, vae_width=16, vae_latent=4, vae_levels=1,
                                 retrain_rounds=2, retrain_uaps=3, retrain_uap_images=200,
                                 smoothing_task="pneumoniamnist", smoothing_images=100, smoothing_n=1000,
-                                diag_images=24),
+                                diag_images=24, escalation_factor=2, escalation_restarts=1),
         # frames of two images at 128 px: ~31 KB dermoscopy, ~26 KB chest X-ray (noisy patches); the
         # first two tasks x 3 patches x 2 scales x 2 rotations x 2 locations = 48 frames (~1.4 MB)
         patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_scales=(0.25, 2.0),
@@ -741,7 +759,8 @@ PROFILES: dict[str, Profile] = {
                             steps=2000, lr=0.01, batch_size=16, eval_scales=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
                             n_placements=3, gallery_images=4),
         defense=DefenseSettings(tasks=None, n_images=None, eps_255=(0.5, 1, 2, 4), steps=20, at_train={},
-                                adversarial=("adversarialmed", "pgd"), vae_epochs=30, vae_patch=32,
+                                adversarial=("adversarialmed", "adversarialmed_fgsm", "pgd"), vae_epochs=30,
+                                vae_patch=32,
                                 retrain_rounds=5, retrain_uaps=10, retrain_uap_images=500, retrain_epochs=2,
                                 eot_samples=16, smoothing_task="pneumonia_cxr", smoothing_images=500,
                                 smoothing_n=10000, diag_images=200),
@@ -799,7 +818,8 @@ DRY_RUN: dict[str, dict[str, Any]] = {
     "defense": {"n_images": 8, "eps_255": lambda s: (max(s.eps_255),), "steps": 2,
                 "at_train": {"epochs": 1, "max_train": 16}, "vae_epochs": 1, "vae_images": 16, "eot_samples": 2,
                 "retrain_rounds": 1, "retrain_uaps": 1, "retrain_uap_images": 4, "retrain_epochs": 1,
-                "smoothing_images": 4, "smoothing_n0": 4, "smoothing_n": 8, "diag_images": 4},
+                "smoothing_images": 4, "smoothing_n0": 4, "smoothing_n": 8, "diag_images": 4,
+                "escalation_factor": 1, "escalation_restarts": 1, "escalation_square_queries": 4},
     "patch_explorer": {"tasks": 1, "n_images": 1, "scales": None, "rotations": (0.0,), "locations": ("random",),
                        "live_scales": (), "live_rotations": ()},
     "defense_explorer": {"tasks": 1, "qualities": lambda s: tuple(sorted(s.qualities))[:2], "live_qualities": ()},

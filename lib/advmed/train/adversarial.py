@@ -9,6 +9,9 @@ model is cached like any other). Methods:
   I-FGSM (Kurakin et al. 2017) examples, eps 0.02 and step 0.005 in their
   ImageNet-normalised units, 10 iterations. In [0, 1] pixel units with the mean ImageNet
   std 0.226: eps = 0.02 x 0.226 = 0.00452 (1.15/255), step = 0.005 x 0.226 = 0.00113.
+- ``"adversarialmed_fgsm"``: the one-step variant AdversarialMed's text names ("even with a
+  one-step adversarial method (FGSM)"): the same ``0.7 / 0.3`` loss and eps, one FGSM step of
+  size eps from ``x``.
 - ``"pgd"``: PGD adversarial training (Madry, Makelov, Schmidt, Tsipras & Vladu, ICLR 2018):
   ``L(x_adv)`` only, PGD from a random start, step ``2.5 eps / steps``.
 - ``"fast_fgsm"``: "fast is better than free" (Wong, Rice & Kolter, ICLR 2020): one FGSM step

@@ -41,7 +41,7 @@ WARMUP_FRACTION = 0.05
 BN_RECALIBRATION_IMAGES = 512
 
 
-ADVERSARIAL_METHODS = ("adversarialmed", "pgd", "fast_fgsm", "gaussian")
+ADVERSARIAL_METHODS = ("adversarialmed", "adversarialmed_fgsm", "pgd", "fast_fgsm", "gaussian")
 #: AdversarialMed's eps 0.02 and step 0.005 (ImageNet-normalised) times the mean ImageNet std 0.226.
 IMAGENET_MEAN_STD = 0.226
 ADVERSARIALMED_EPS = 0.02 * IMAGENET_MEAN_STD
@@ -68,6 +68,9 @@ def _method_defaults(method: str, eps: float | None) -> dict[str, Any]:
     """The published settings of each method; ``eps`` (if given) decides the derived step."""
     if method == "adversarialmed":
         return dict(eps=ADVERSARIALMED_EPS, steps=10, step_size=ADVERSARIALMED_STEP, clean_weight=0.7,
+                    random_start=False, sigma=None)
+    if method == "adversarialmed_fgsm":  # their text's one-step variant: FGSM (one step of eps), same loss
+        return dict(eps=ADVERSARIALMED_EPS, steps=1, step_size=ADVERSARIALMED_EPS, clean_weight=0.7,
                     random_start=False, sigma=None)
     e = DEFAULT_EPS if eps is None else float(eps)
     if method == "pgd":

@@ -18,7 +18,7 @@ from ..kernel import subset, test_images
 from ..profiles import Profile
 
 #: Bump when a change here changes what a memoised result holds.
-DEFENSE_VERSION = 3  # 2: the studies' attacks at AdversarialMed's setting; 3: monotone_eps on iterative attacks
+DEFENSE_VERSION = 5  # 2: the studies' attacks at AdversarialMed's setting; 3: monotone_eps on iterative attacks; 4: 8-bit rounding, escalation; 5: smoothing radii in one-channel units
 #: The two attackers of every defense, in the order of the tables.
 ATTACKERS = ("oblivious", "adaptive")
 

@@ -16,7 +16,7 @@ from ...models import predict_proba
 from ..kernel import ensemble_settings, images_key
 from ..profiles import Profile
 from .common import DEFENSE_VERSION, defense_images, pixels
-from .evaluate import ENSEMBLE_SOURCE, OBLIVIOUS_SOURCE, ensemble_images, transfer_images
+from .evaluate import AUC_ATTACK, AUC_SOURCE, ENSEMBLE_SOURCE, OBLIVIOUS_SOURCE, ensemble_images, transfer_images
 from .registry import defended
 
 #: Bump when what :func:`attacked_images` stores changes.
@@ -68,6 +68,8 @@ def attacked_images(task: str, tm: Any, defense: str, profile: Profile, index: S
         grid = [e / 255 for e in eps_255]
         kw = {"eps_grid": grid, "steps": int(s.steps), "seed": profile.seed}
         cands = {ENSEMBLE_SOURCE: ensemble_images(d.attackable, x, y, eps_grid=grid, profile=profile),
+                 AUC_SOURCE: transfer_images(d.attackable, x, y, eps_grid=grid, seed=profile.seed, attack=AUC_ATTACK,
+                                             steps=int(ensemble_settings(profile)["steps"])),
                  **{name: transfer_images(src, x, y, **kw) for name, src in d.extra_sources.items()},
                  OBLIVIOUS_SOURCE: transfer_images(base, x, y, **kw)}
         probas = {name: np.stack([predict_proba(d.evaluated, xa) for xa in imgs]) for name, imgs in cands.items()}

@@ -15,6 +15,7 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from ... import widgets
+from ...attacks.escalate import NOT_CONVERGED
 from ...cache import tensor_digest
 from ...data import get_task
 from ...metrics import Estimate
@@ -25,7 +26,7 @@ from ..kernel.surrogates import primary_key
 from ..profiles import Profile
 from ..zoo import trained_models
 from . import run
-from .evaluate import ENSEMBLE_SOURCE, OBLIVIOUS_SOURCE
+from .evaluate import AUC_SOURCE, ENSEMBLE_SOURCE, OBLIVIOUS_SOURCE
 from .registry import adaptive_sources, defense_label
 from .run import CertifiedRun, DefenseResults
 
@@ -51,7 +52,8 @@ def clean_vs_robust(results: DefenseResults, eps_255: float, *, metric: str = "a
             ax.plot([x, x], [ys["oblivious"], ys["adaptive"]], color=colours[r.label], lw=1, alpha=0.6)
             ax.scatter([x], [ys["oblivious"]], marker="o", facecolors="none", edgecolors=[colours[r.label]], s=46)
             ax.scatter([x], [ys["adaptive"]], marker="X", color=colours[r.label], s=46,
-                       label=r.label + (" (flagged)" if r.flagged else ""))
+                       label=r.label + (" (upper bound)" if r.evaluation == NOT_CONVERGED else
+                                        " (escalated)" if r.flagged else ""))
         # zoom on the points (defenses differ by hundredths), the diagonal kept in view
         lo = max(0.0, min(v for v in seen if v == v) - 0.05) if seen else 0.0
         ax.plot([lo, 1], [lo, 1], ls=":", color="0.5", lw=1)
@@ -68,7 +70,8 @@ def clean_vs_robust(results: DefenseResults, eps_255: float, *, metric: str = "a
 
 @styled
 def robust_curves(results: DefenseResults, *, cell: tuple[float, float] = (3.6, 3.0)) -> Figure:
-    """Robust accuracy against eps, one panel per (task, attacker), one line per defense."""
+    """Robust accuracy against eps, one panel per (task, attacker), one line per defense (solid: the
+    adversarial images as found; dotted: rounded to 8 bits); shaded: budgets below one grey level."""
     curves = results.curves()
     tasks = results.tasks
     fig, axes = new_figure(max(1, len(tasks)), 2, figsize=(2 * cell[0] + 1.8, cell[1] * max(1, len(tasks))))
@@ -81,6 +84,11 @@ def robust_curves(results: DefenseResults, *, cell: tuple[float, float] = (3.6, 
             for label, g in sub.groupby("label", sort=False):
                 g = g.sort_values("eps_255")
                 ax.plot(g.eps_255, g.accuracy, marker=MARKERS[attacker], color=colours[label], label=label, ms=4)
+                if "accuracy_8bit" in g and g.accuracy_8bit.notna().any():
+                    rounded = g[g.eps_255 > 0]  # the clean point has no adversarial image to round
+                    ax.plot(rounded.eps_255, rounded.accuracy_8bit, ls=":", color=colours[label], lw=1)
+            if len(sub) and sub.eps_255[sub.eps_255 > 0].min() < 1:
+                ax.axvspan(0, 1, color="0.9", zorder=0, lw=0)  # below one grey level: the float threat model only
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("eps (L-inf, /255)")
             ax.set_ylabel("accuracy")
@@ -109,7 +117,8 @@ def certified_curve(cert: CertifiedRun, *, figsize: tuple[float, float] = (4.6, 
 
 # --------------------------------------------------------------------------- the explorer
 #: How a frame names the source of an adversarial image (short: it sits under a panel).
-SOURCE_LABELS = {ENSEMBLE_SOURCE: "the ensemble on the defense", **adaptive_sources(),
+SOURCE_LABELS = {ENSEMBLE_SOURCE: "the ensemble on the defense", AUC_SOURCE: "APGD-margin on the defense",
+                 **adaptive_sources(),
                  OBLIVIOUS_SOURCE: "PGD on the undefended model"}  # at most 28 characters: one line
 ATTACKER_WORDS = {"oblivious": "oblivious attacker (PGD crafted on the undefended model)",
                   "adaptive": "adaptive attacker (attacks the defense itself)"}
@@ -205,7 +214,8 @@ def _viewer(results: DefenseResults, profile: Profile, zoo: Callable[[], Mapping
             source=SOURCE_LABELS.get(imgs.source[st.attacker][e][0], imgs.source[st.attacker][e][0]),
             robust=_estimate(row.iloc[0], "accuracy"), robust_name=f"robust accuracy at {st.eps_255:g}/255",
             clean=_estimate(measured.clean.iloc[0], "accuracy"), n=int(measured.clean["n"].iloc[0]),
-            warning="flagged by the masking\nchecks: unevaluated,\nnot robust" if measured.flagged else "")
+            warning=("flagged by the masking checks;\nescalated to its cap: an upper\nbound, not converged"
+                     if measured.evaluation == NOT_CONVERGED else ""))
         return views[st]
 
     return view
@@ -216,7 +226,7 @@ def _frames_key(results: DefenseResults, profile: Profile, tasks: Sequence[str])
     test images (their digest), the defense and attack settings and the versions of the
     family's computations."""
     runs = {f"{r.task}|{r.defense}": {"model": r.config_key, "clean": r.clean.to_json(), "curves": r.curves.to_json(),
-                                      "flagged": r.flagged} for r in results.runs if r.task in tasks}
+                                      "evaluation": r.evaluation} for r in results.runs if r.task in tasks}
     images = {t: tensor_digest(ds.images, ds.labels) for t, ds in ((t, run.defense_images(t, profile)) for t in tasks)}
     return {"runs": runs, "images": images, "defense": repr(profile.defense),
             "explorer": repr(profile.defense_explorer), "ensemble": ensemble_settings(profile),

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple
 
 from ..profiles import Profile
-from .builders import adversarial, jpeg, none, retraining, vae
+from .builders import adversarial, bitdepth, jpeg, none, retraining, vae
 from .common import Defended
 
 #: What a defense's claim is read against (the claims chapter's claims 4, 5 and 12).
-CLAIMS = ("adversarial_training", "preprocessing", "retraining")
+CLAIMS = ("adversarial_training", "fgsm_training", "preprocessing", "retraining")
 
 
 def _always(profile: Profile) -> bool:
@@ -122,8 +122,12 @@ DEFENSES: dict[str, DefenseSpec] = {spec.name: spec for spec in (
                 claim="preprocessing", cite="li2019adversarialmed"),
     _adversarial("adversarialmed", "adversarial training (AdversarialMed)", claim="adversarial_training",
                  cite="li2019adversarialmed"),
+    _adversarial("adversarialmed_fgsm", "FGSM training (AdversarialMed)", claim="fgsm_training",
+                 cite="li2019adversarialmed"),
     _adversarial("pgd", "adversarial training (PGD, Madry et al.)", cite="madry2018towards"),
     _adversarial("fast_fgsm", "adversarial training (fast FGSM)", cite="wong2020fast"),
+    DefenseSpec("bitdepth", "bit-depth reduction", bitdepth.build, bitdepth.identity, applies=bitdepth.applies,
+                noun="bit-depth reduction", cite="xu2018feature"),
     DefenseSpec("vae", "VAE denoising", vae.build, vae.identity, vae.cost,
                 train=Training("vae/{task}", vae.train, vae.train_gmac), sources=vae.SOURCES, noun="the VAE",
                 claim="preprocessing", cite="li2019adversarialmed"),

@@ -22,8 +22,10 @@ JPEG, end to end through the VAE), the defense's extra sources (PGD through korn
 differentiable JPEG; EOT-PGD through the sampled VAE) and the oblivious images, nested over the
 budgets: at least as strong as the oblivious one by construction. The masking diagnostics of
 chapter 2 run on every defended model's attackable view, the undefended model as the transfer
-surrogate; a defense flagged there is reported as unevaluated, not robust. Costs: training
-seconds and inference seconds per image.
+surrogate; a defense flagged there is attacked harder (:mod:`.escalation`: more iterations and
+restarts, the margin loss, transfer and Square, until the worst case stops moving or the
+profile's cap is reached) and reported with the escalated worst case and its status (converged,
+or an upper bound, not converged). Costs: training seconds and inference seconds per image.
 
 Every result is memoised (:func:`advmed.cache.memo`) under the checkpoint keys, a digest of the
 images and the settings. Every eps is in [0, 1] pixel units (``eps_255`` = eps x 255).
@@ -42,6 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ...attacks import worst_case, worst_case_choice
+from ...attacks.escalate import CONVERGED, NOT_CONVERGED
 from ...cache import memo
 from ...device import module_device
 from ..kernel import ensemble_settings, images_key
@@ -52,8 +55,10 @@ from .builders.adversarial import adversarial_config, adversarial_model, adversa
 from .builders.retraining import retraining_uap_kwargs
 from .builders.vae import defense_vae
 from .common import ATTACKERS, DEFENSE_VERSION, Defended, defense_images, defense_tasks, pixels
-from .evaluate import (NO_DIAGNOSTICS, OBLIVIOUS_SOURCE, STUDY_ATTACKS, diagnostics, ensemble_images,
-                       ensemble_probas, evaluate_defense, study_attack_rows, transfer_images, transfer_probas)
+from .escalation import escalate_defense
+from .evaluate import (AUC_ATTACK, AUC_SOURCE, NO_DIAGNOSTICS, OBLIVIOUS_SOURCE, STUDY_ATTACKS, Scores, curve_rows, diagnostics,
+                       ensemble_images, ensemble_scores, evaluate_defense, study_attack_rows, transfer_images,
+                       transfer_scores)
 from .explorer import EXPLORER_VERSION, AttackedImages, attacked_images
 from .registry import DEFENSES, LABELS, DefenseSpec, defended, defense_identity, defense_names, get_defense
 from .smoothing import CertifiedRun, smoothing_config, smoothing_results
@@ -70,8 +75,9 @@ class DefenseRun:
             the classifier behind the defense.
         clean: one row: ``accuracy, auc`` with ``_lo`` / ``_hi`` (bootstrap 95 %), ``n``.
         curves: one row per (attacker, eps): ``attacker`` (oblivious / adaptive), ``eps``, ``eps_255``,
-            ``accuracy, auc`` with intervals; the adaptive AUC is an upper bound (the attacks stop at
-            the first success; :data:`advmed.attacks.robust.AUC_NOTE`).
+            ``accuracy, auc`` with intervals, and the same after rounding to 8 bits (``_8bit``); the
+            adaptive worst case includes APGD-margin run every iteration (:data:`.evaluate.AUC_SOURCE`),
+            so its AUC is not inflated by images stopped at the boundary.
         sources: per adaptive source and eps, the accuracy it alone leaves (which source did the work).
         diagnostics: the masking checks (``check, passed, summary, numbers``).
         train_seconds: what the defense cost to build (0 for JPEG and none).
@@ -80,6 +86,10 @@ class DefenseRun:
         history: UAP retraining only, Hirano et al.'s fooling rates per round (else empty).
         study_attacks: FGSM, I-FGSM, PGD, MI-FGSM at AdversarialMed's setting, per attacker
             (``attacker, attack, eps_255, steps, accuracy, auc`` with intervals; last iterate).
+        escalation: a flagged defense's escalation path (:mod:`.escalation`): per budget the
+            adaptive worst case it started from, then one row per stage (``stage, attack, source,
+            attacked, newly_broken, accuracy, seconds, converged, status``); empty when the
+            diagnostics passed. The ``adaptive`` curve is then the escalated worst case.
     """
 
     task: str
@@ -96,11 +106,29 @@ class DefenseRun:
     adaptive: str
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     study_attacks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    escalation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def flagged(self) -> bool:
-        """A masking check failed: the defense is unevaluated, not robust."""
+        """A masking check failed: the adaptive worst case was escalated (:attr:`evaluation`)."""
         return bool(len(self.diagnostics)) and not bool(self.diagnostics["passed"].all())
+
+    @property
+    def evaluation(self) -> str:
+        """How far the robust numbers can be believed: ``"passed"`` (the diagnostics pass),
+        :data:`~advmed.attacks.escalate.CONVERGED` (flagged, and the escalation stopped moving at
+        every budget) or :data:`~advmed.attacks.escalate.NOT_CONVERGED` (flagged, and the cap was
+        reached at some budget: the numbers are the tightest upper bounds found)."""
+        if not self.flagged:
+            return "passed"
+        if not len(self.escalation):
+            return NOT_CONVERGED
+        return CONVERGED if bool(self.escalation["converged"].all()) else NOT_CONVERGED
+
+    def escalation_at(self, eps_255: float) -> pd.DataFrame:
+        """The escalation path at ``eps_255`` (empty when none ran)."""
+        e = self.escalation
+        return e[np.isclose(e.eps_255, float(eps_255))] if len(e) else e
 
     def robust(self, attacker: str, eps_255: float, metric: str = "accuracy") -> float:
         """The ``metric`` the ``attacker`` leaves at ``eps_255``."""
@@ -145,6 +173,8 @@ def _memo_key(profile: Profile, task: str, defense: str, model_key: str, images:
             "seed": profile.seed, "diag": {"images": s.diag_images, "eps": float(profile.whitebox.diag_eps_255),
                                            "steps": list(profile.whitebox.diag_steps),
                                            "grid": [float(e) for e in profile.whitebox.diag_eps_grid_255]},
+            "escalation": {"factor": int(s.escalation_factor), "restarts": int(s.escalation_restarts),
+                           "square_queries": s.escalation_square_queries},
             "extra": extra}
 
 
@@ -155,8 +185,16 @@ def _run(task: str, spec: DefenseSpec, model: str, d: Defended, undefended: nn.M
     grid = [float(e) / 255 for e in sorted(profile.defense.eps_255)]
     out = evaluate_defense(d.evaluated, d.attackable, undefended, x, y, eps_grid=grid, profile=profile,
                            extra_sources=d.extra_sources)
+    adaptive = out.pop("adaptive_scores")
     out["diagnostics"] = (pd.DataFrame(columns=list(NO_DIAGNOSTICS)) if spec.reference
                           else diagnostics(d.attackable, undefended, images, profile))
+    if len(out["diagnostics"]) and not bool(out["diagnostics"]["passed"].all()):
+        esc = escalate_defense(d, undefended, x, y, adaptive, eps_grid=grid, profile=profile)
+        c = out["curves"]
+        y_np = y.cpu().numpy()
+        escalated = curve_rows("adaptive", y_np, esc.scores, grid, n_boot=int(profile.eval.n_boot), seed=profile.seed)
+        out["curves"] = pd.concat([c[c.attacker != "adaptive"], pd.DataFrame(escalated)], ignore_index=True)
+        out["escalation"] = esc.path
     out.update(task=task, defense=spec.name, label=spec.label, model=model, config_key=d.model_key,
                train_seconds=float(d.train_seconds), adaptive=d.adaptive)
     if len(d.history):
@@ -169,7 +207,8 @@ def _as_run(d: Mapping[str, Any]) -> DefenseRun:
                       config_key=d["config_key"], clean=d["clean"], curves=d["curves"], sources=d["sources"],
                       diagnostics=d["diagnostics"], train_seconds=float(d["train_seconds"]),
                       infer_seconds=float(d["infer_seconds"]), adaptive=d["adaptive"],
-                      history=d.get("history", pd.DataFrame()), study_attacks=d["study_attacks"])
+                      history=d.get("history", pd.DataFrame()), study_attacks=d["study_attacks"],
+                      escalation=d.get("escalation", pd.DataFrame()))
 
 
 def defense_run(task: str, key: ModelKey, tm: Any, defense: str, profile: Profile, *, quality: int | None = None,
@@ -215,11 +254,11 @@ def defense_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool
     return DefenseResults(runs, smoothing_results(profile, zoo, refresh=refresh, device=device))
 
 
-__all__ = ["ATTACKERS", "DEFENSES", "DEFENSE_VERSION", "EXPLORER_VERSION", "LABELS", "OBLIVIOUS_SOURCE",
-           "STUDY_ATTACKS", "AttackedImages", "CertifiedRun", "Defended", "DefenseResults", "DefenseRun",
+__all__ = ["ATTACKERS", "AUC_ATTACK", "AUC_SOURCE", "DEFENSES", "DEFENSE_VERSION", "EXPLORER_VERSION", "LABELS", "OBLIVIOUS_SOURCE",
+           "STUDY_ATTACKS", "AttackedImages", "Scores", "CertifiedRun", "Defended", "DefenseResults", "DefenseRun",
            "DefenseSpec", "ModelKey", "adversarial_config", "adversarial_model", "adversarial_train_config",
            "attacked_images", "defended", "defense_identity", "defense_images", "defense_names", "defense_results",
-           "defense_run", "defense_tasks", "defense_vae", "diagnostics", "ensemble_images", "ensemble_probas",
+           "defense_run", "defense_tasks", "defense_vae", "diagnostics", "ensemble_images", "ensemble_scores",
            "ensemble_settings", "evaluate_defense", "get_defense", "retraining_uap_kwargs",
            "smoothing_config", "smoothing_results", "study_attack_rows", "task_defenses", "transfer_images",
-           "transfer_probas", "worst_case", "worst_case_choice"]
+           "transfer_scores", "worst_case", "worst_case_choice"]

@@ -6,11 +6,14 @@ intervals where the table says so; every eps is an L-inf budget in /255 pixel le
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 
 from .. import references
 from ..profiles import Profile
+from .evaluate import AUC_ATTACK, STUDY_ATTACKS
 from .registry import REFERENCE, claimed, is_reference
 from .run import CertifiedRun, DefenseResults, DefenseRun
 
@@ -71,12 +74,25 @@ def _verdict(run: DefenseRun) -> str:
     if not len(run.diagnostics):
         return "not checked"
     failed = run.diagnostics.loc[~run.diagnostics["passed"].astype(bool), "check"].tolist()
-    return "passed" if not failed else "flagged (unevaluated): " + ", ".join(failed)
+    return "passed" if not failed else f"flagged ({', '.join(failed)}), escalated: {run.evaluation}"
+
+
+def _escalation_note(run: DefenseRun, eps_255: float) -> str:
+    """What the escalation did at ``eps_255``: accuracy before -> after, the stages that broke
+    images (how many each) and the budget's status; empty when none ran."""
+    path = run.escalation_at(eps_255)
+    if not len(path):
+        return ""
+    before, after = float(path.accuracy.iloc[0]), float(path.accuracy.iloc[-1])
+    broke = path[path.newly_broken > 0]
+    found = ", ".join(f"{st} ({int(k)})" for st, k in zip(broke.stage, broke.newly_broken)) or "no stage broke an image"
+    return f"{before:.3f} -> {after:.3f}; {found}; {path.status.iloc[-1]}"
 
 
 def defense_table(results: DefenseResults, eps_255: float) -> pd.DataFrame:
     """One row per (task, defense) at ``eps_255``: clean accuracy / AUC, oblivious and adaptive
-    robust accuracy / AUC side by side, the masking diagnostics' verdict and the costs (numbers)."""
+    robust accuracy / AUC side by side (each also after rounding the adversarial images to 8
+    bits), the masking diagnostics' verdict and the costs (numbers)."""
     rows = []
     for r in results.runs:
         c = r.clean.iloc[0]
@@ -84,8 +100,10 @@ def defense_table(results: DefenseResults, eps_255: float) -> pd.DataFrame:
         for a in ("oblivious", "adaptive"):
             row[f"{a}_accuracy"] = r.robust(a, eps_255)
             row[f"{a}_auc"] = r.robust(a, eps_255, "auc")
+            row[f"{a}_accuracy_8bit"] = r.robust(a, eps_255, "accuracy_8bit")
         row["adaptive_minus_oblivious"] = row["adaptive_accuracy"] - row["oblivious_accuracy"]
         row["diagnostics"] = _verdict(r)
+        row["escalation"] = _escalation_note(r, eps_255)
         row["train_s"] = r.train_seconds
         row["infer_ms_per_image"] = 1000 * r.infer_seconds
         rows.append(row)
@@ -109,7 +127,7 @@ def _partial_reading(run: DefenseRun, none: DefenseRun | None, eps: float) -> st
     obl, ada = run.robust("oblivious", eps) - base, run.robust("adaptive", eps) - base
     what = ("protects partly" if ada >= PARTIAL_GAIN else "does not protect against the adaptive attacker")
     return (f"over the undefended model's {base:.3f}: +{obl:.3f} oblivious, +{ada:.3f} adaptive; {what}"
-            + ("; diagnostics flag it: unevaluated" if run.flagged else ""))
+            + (f"; diagnostics flag it, escalated: {run.evaluation}" if run.flagged else ""))
 
 
 def study_table(results: DefenseResults) -> pd.DataFrame:
@@ -120,6 +138,7 @@ def study_table(results: DefenseResults) -> pd.DataFrame:
     set_am = f"DenseNet-121 (CheXNet), 224 px, {ref['task']}, eps 0.02 normalised (1.15/255)"
     rows = []
     for task in results.tasks:
+        first = len(rows)
         none = results.get(task, REFERENCE)
         model = next(r.model for r in results.runs if r.task == task)  # every defense of a task: one architecture
         ours = f"{task}, {model}, eps {eps:g}/255"
@@ -135,16 +154,29 @@ def study_table(results: DefenseResults) -> pd.DataFrame:
                              f"> {ref['at_robust_auc_min']:.2f}", set_am, _fmt(obl), _fmt(ada), ours,
                              ada - ref["at_robust_auc_min"],
                              ("holds" if ada > ref["at_robust_auc_min"] else "does not hold") + " under the adaptive "
-                             "attacker (AUC an upper bound)" + ("; diagnostics flag it" if at.flagged else "")))
+                             "attacker (with APGD-margin run every iteration among its sources)"
+                             + (f"; diagnostics flag it, escalated: {at.evaluation}" if at.flagged else "")))
             sa = at.study_attacks
             if len(sa):
-                lo = {a: float(sa[sa.attacker == a].auc.min()) for a in ("oblivious", "adaptive")}
+                four = sa[sa.attack.isin(STUDY_ATTACKS)]
+                lo = {a: float(four[four.attacker == a].auc.min()) for a in ("oblivious", "adaptive")}
                 rows.append(_row("AdversarialMed", "adversarial training: lowest AUC under FGSM / I-FGSM / PGD / "
                                  "MI-FGSM at the study's setting", f"> {ref['at_robust_auc_min']:.2f}", set_am,
                                  _fmt(lo["oblivious"]), _fmt(lo["adaptive"]),
                                  f"{task}, {at.model}, eps {float(sa.eps_255.iloc[0]):.2f}/255, "
-                                 f"{int(sa.steps.iloc[0])} steps", lo["adaptive"] - ref["at_robust_auc_min"],
+                                 f"{int(four.steps.iloc[0])} steps", lo["adaptive"] - ref["at_robust_auc_min"],
                                  "the study's own measure (last iterate)"))
+                strong = sa[sa.attack == AUC_ATTACK]
+                if len(strong):
+                    low = {a: float(sa[sa.attacker == a].auc.min()) for a in ("oblivious", "adaptive")}
+                    rows.append(_row("AdversarialMed", "adversarial training: lowest AUC under any attack at the "
+                                     "study's eps (the four and APGD-margin, every iteration)",
+                                     f"> {ref['at_robust_auc_min']:.2f}", set_am, _fmt(low["oblivious"]),
+                                     _fmt(low["adaptive"]), f"{task}, {at.model}, eps {float(sa.eps_255.iloc[0]):.2f}"
+                                     f"/255, APGD-margin {int(strong.steps.iloc[0])} steps",
+                                     low["adaptive"] - ref["at_robust_auc_min"],
+                                     ("holds" if low["adaptive"] > ref["at_robust_auc_min"] else "does not hold")
+                                     + ": the strongest AUC measure (no early stop)"))
         for name in claimed("preprocessing"):
             run = results.get(task, name)
             if run is None:
@@ -164,13 +196,17 @@ def study_table(results: DefenseResults) -> pd.DataFrame:
                              f"{before:.3f} -> {after:.3f}", f"{before:.3f} -> {after:.3f}",
                              f"{task}, {rt.model}, {len(h)} round(s)", after - before,
                              ("helped" if helped else "did not help") + f" (our threshold: a drop >= {RETRAINING_HELPED:g})"))
-    return pd.DataFrame(rows)
+        for row in rows[first:]:
+            row["task"] = task
+    out = pd.DataFrame(rows)
+    return out[["task"] + [c for c in out.columns if c != "task"]] if len(out) else out
 
 
 def study_attacks_table(results: DefenseResults, metric: str = "auc") -> pd.DataFrame:
     """AdversarialMed's four attacks at their setting: one row per (task, defense), one column per
     attack and attacker (``metric`` of the last iterate on the defended model)."""
-    frames = [r.study_attacks.assign(task=r.task, defense=r.label) for r in results.runs if len(r.study_attacks)]
+    frames = [r.study_attacks.assign(task=r.task, defense=r.label) for r in results.runs
+              if len(r.study_attacks) and metric in r.study_attacks]
     if not frames:
         return pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
@@ -190,6 +226,19 @@ def sources_table(results: DefenseResults) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return out.pivot_table(index=["task", "defense", "source"], columns="eps_255", values="accuracy",
                            sort=False) if len(out) else out
+
+
+def escalation_table(results: DefenseResults) -> pd.DataFrame:
+    """Every escalation path (flagged defenses only): per task, defense and budget the adaptive
+    worst case it started from, then each stage: images attacked, newly broken, the accuracy
+    after it, seconds, and the budget's status."""
+    frames = [r.escalation.assign(task=r.task, defense=r.label) for r in results.runs if len(r.escalation)]
+    if not frames:
+        return pd.DataFrame({"note": ["the masking diagnostics flagged no defense: nothing was escalated"]})
+    out = pd.concat(frames, ignore_index=True)
+    lead = ["task", "defense", "eps_255", "stage", "source", "attacked", "newly_broken", "accuracy", "seconds",
+            "status"]
+    return out[lead]
 
 
 def diagnostics_table(results: DefenseResults) -> pd.DataFrame:
@@ -229,7 +278,7 @@ def cost_table(results: DefenseResults) -> pd.DataFrame:
 
 
 __all__ = ["PARTIAL_GAIN", "RETRAINING_HELPED", "adversarialmed_eps_255", "certified_table", "cost_table",
-           "curves_table", "defense_table", "study_attacks_table", "diagnostics_table", "nearest_eps", "retraining_table",
+           "curves_table", "defense_table", "escalation_table", "study_attacks_table", "diagnostics_table", "nearest_eps", "retraining_table",
            "settings_table", "sources_table", "study_table"]
 
 
@@ -247,34 +296,47 @@ def settings_brief(profile: Profile) -> pd.DataFrame:
 
 
 def study_summary(results: DefenseResults) -> pd.DataFrame:
-    """:func:`study_table` in four columns: the claim, the study's figure, ours against the
-    oblivious and against the adaptive attacker."""
+    """:func:`study_table` in five columns: the task, the claim, the study's figure, ours against
+    the oblivious and against the adaptive attacker."""
     t = study_table(results)
     if t.empty:
         return t
-    return pd.DataFrame({"claim": t["study"] + ": " + t["statement"], "study": t["study figure"],
+    return pd.DataFrame({"task": t["task"], "the study's claim": t["study"] + ": " + t["statement"],
+                         "study": t["study figure"],
                          "ours, oblivious": t["ours (oblivious)"], "ours, adaptive": t["ours (adaptive)"]})
 
 
 def defense_summary(results: DefenseResults, eps_255: float) -> pd.DataFrame:
     """:func:`defense_table` for the page: accuracy clean, against the oblivious and against
-    the adaptive attacker, and whether the diagnostics believe the number."""
+    the adaptive attacker (as found, and rounded to 8 bits), and whether the diagnostics believe
+    the number."""
     t = defense_table(results, eps_255)
     if t.empty:
         return t
-    verdict = t["diagnostics"].astype(str).map(lambda d: "flagged" if d.startswith("flagged") else d)
+    verdict = t["diagnostics"].astype(str).map(lambda d: "escalated, " + d.split("escalated: ")[-1]
+                                               if d.startswith("flagged") else d)
     return pd.DataFrame({"task": t["task"], "defense": t["defense"], "clean": t["clean_accuracy"],
                          "oblivious": t["oblivious_accuracy"], "adaptive": t["adaptive_accuracy"],
-                         "diagnostics": verdict})
+                         "adaptive, 8-bit": t["adaptive_accuracy_8bit"], "diagnostics": verdict})
 
 
 def study_attacks_summary(results: DefenseResults) -> pd.DataFrame:
     """:func:`study_attacks_table` in short: per defense the lowest AUC over the studies' four
-    attacks, oblivious and adaptive."""
+    attacks, oblivious and adaptive; APGD-margin's (adaptive, every iteration); and the lowest
+    adaptive AUC of all five once the images are rounded to 8 bits."""
     t = study_attacks_table(results)
     if t.empty:
         return t
-    obl = [c for c in t.columns if c.endswith("(oblivious)")]
-    ada = [c for c in t.columns if c.endswith("(adaptive)")]
-    return pd.DataFrame({"task": t["task"], "defense": t["defense"], "lowest AUC, oblivious": t[obl].min(axis=1),
-                         "lowest AUC, adaptive": t[ada].min(axis=1)})
+    def cols(frame: pd.DataFrame, attacker: str, attacks: Sequence[str]) -> list[str]:
+        return [f"{a} ({attacker})" for a in attacks if f"{a} ({attacker})" in frame.columns]
+
+    t8 = study_attacks_table(results, "auc_8bit")
+    out = pd.DataFrame({"task": t["task"], "defense": t["defense"],
+                        "the four, oblivious": t[cols(t, "oblivious", STUDY_ATTACKS)].min(axis=1),
+                        "the four, adaptive": t[cols(t, "adaptive", STUDY_ATTACKS)].min(axis=1)})
+    strong = cols(t, "adaptive", (AUC_ATTACK,))
+    if strong:
+        out["APGD-margin, adaptive"] = t[strong[0]]
+    every = cols(t8, "adaptive", (*STUDY_ATTACKS, AUC_ATTACK))
+    out["all five, adaptive, 8-bit"] = t8[every].min(axis=1) if every and len(t8) == len(t) else np.nan
+    return out

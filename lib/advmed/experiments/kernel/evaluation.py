@@ -211,7 +211,7 @@ def memoised_sweep(namespace: str, tm: Any, images: Any, *, settings: Mapping[st
 # --------------------------------------------------------------------------- robust accuracy
 #: The label of the ensemble's worst case in the results (beside the single attacks).
 ENSEMBLE = "ensemble"
-ROBUST_VERSION = 1
+ROBUST_VERSION = 2  # 2: each budget also judged after rounding to 8 bits
 
 
 def ensemble_settings(profile: Profile) -> dict[str, Any]:
@@ -290,7 +290,7 @@ def robust_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool 
 
 
 # --------------------------------------------------------------------------- masking diagnostics
-DIAGNOSTICS_VERSION = 2  # 2: monotone_eps judges the iterative attacks only
+DIAGNOSTICS_VERSION = 3  # 2: monotone_eps judges the iterative attacks only; 3: tolerance at least one image
 
 
 def diagnostics_sweep(tm: Any, images: Any, *, surrogate: Any, eps_255: float, steps: Sequence[int],

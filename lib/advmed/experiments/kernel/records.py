@@ -197,12 +197,13 @@ class PatchesRecord(Record):
 @_register
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class DefensesRecord(Record):
-    """Chapter 7: the typed numbers of claims 4, 5 and 12 (``defenses.report.DefenseClaims``),
+    """Chapter 7: the typed numbers of claims 4, 5, 12 and 13 (``defenses.report.DefenseClaims``),
     one table per part, one row per case (``defenses.report.claims_from_record`` reads them back)."""
 
     family = "defenses"
     chapter = "07_defenses"
     adversarial_training: pd.DataFrame
+    fgsm_training: pd.DataFrame
     preprocessing: pd.DataFrame
     retraining: pd.DataFrame
 

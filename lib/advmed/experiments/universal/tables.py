@@ -19,6 +19,10 @@ from .run import NON_TARGETED, UAPExperiment, attack_name
 
 #: The study's "> 80 %" success claim (Hirano, Minagi & Takemoto 2021).
 CLAIM_THRESHOLD = float(references.HIRANO_UAP["claim_success_rate"])
+#: The columns that judge the study's threshold, named by it (a generic "claim" header would
+#: read as this claim on every other chapter's table).
+CLAIM_COLUMN = f"> {CLAIM_THRESHOLD * 100:g} % claim"
+ABOVE_COLUMN = f"above {CLAIM_THRESHOLD * 100:g} %"
 #: The largest spread (max - min rate across architectures) still read as "depends very little on
 #: the architecture": the study gives no number; this is our reading, shown beside the spread.
 ARCH_SPREAD = 0.10
@@ -83,7 +87,7 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
             row["rate"] = r.rate.fmt(digits)
             row["rate_all"] = f"{r.rate_all:.{digits}f}" if key.target is not None else ""
             row["random"] = r.random.fmt(digits)
-            row["claim"] = f"{'yes' if holds else 'no'} ({judged:.{digits}f})"
+            row[CLAIM_COLUMN] = f"{'yes' if holds else 'no'} ({judged:.{digits}f})"
             c = _collapse(run)
             row["one_class"] = f"{c['dominant_share']:.{digits}f}"
             row["ceiling"] = f"{c['ceiling']:.{digits}f}"
@@ -109,7 +113,7 @@ def claim_summary(table: pd.DataFrame) -> pd.DataFrame:
     for (task, norm, zeta, attack), g in t.groupby(["task", "norm", "zeta", "attack"], sort=False):
         spread = float(g["judged"].max() - g["judged"].min())
         rows.append({"task": task, "norm": norm, "zeta": zeta, "attack": attack, "models": len(g),
-                     "above_threshold": f"{int((g['judged'] > CLAIM_THRESHOLD).sum())} of {len(g)}",
+                     ABOVE_COLUMN: f"{int((g['judged'] > CLAIM_THRESHOLD).sum())} of {len(g)}",
                      "lowest": round(float(g["judged"].min()), 3), "highest": round(float(g["judged"].max()), 3),
                      "random_highest": round(float(g["random_all"].where(g["target"] >= 0, g["random"]).max()), 3),
                      "spread": round(spread, 3),
@@ -341,7 +345,7 @@ def transfer_table(matrices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["ARCH_SPREAD", "AT_CEILING", "CLAIM_THRESHOLD", "COLLAPSED", "ClaimCounts", "CollapseCounts",
+__all__ = ["ABOVE_COLUMN", "ARCH_SPREAD", "AT_CEILING", "CLAIM_COLUMN", "CLAIM_THRESHOLD", "COLLAPSED", "ClaimCounts", "CollapseCounts",
            "NaturalHeadline", "claim_counts", "claim_summary", "collapse_counts", "count_collapse",
            "fooling_summary", "minagi_comparison", "minagi_summary", "natural_display", "natural_headline", "natural_summary",
            "natural_vs_medical", "settings_brief", "settings_table", "transfer_learning_table", "transfer_table",

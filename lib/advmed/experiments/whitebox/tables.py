@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ...attacks import attack_label
+from ...attacks.quantize import deliverable
 from ...data import get_task
 from ...metrics import fmt_interval
 from ...plots import model_label, task_label
@@ -210,12 +211,21 @@ def eps_conventions() -> pd.DataFrame:
 
 def robust_table(curves: pd.DataFrame, *, digits: int = 3) -> pd.DataFrame:
     """The ensemble's worst case per model (rows) and budget (columns, /255): accuracy with its
-    95 % interval; ``curves`` is :func:`~.run.robust_results` ``.curves``."""
+    95 % interval, followed by the accuracy after rounding the adversarial images to 8 bits
+    where it differs (:mod:`advmed.attacks.quantize`); budgets below one grey level are headed
+    "(float)": no 8-bit file carries them. ``curves`` is :func:`~.run.robust_results` ``.curves``."""
+    def cell(r) -> str:
+        text = fmt_interval(r["accuracy"], r["accuracy_lo"], r["accuracy_hi"], digits)
+        a8 = r.get("accuracy_8bit", np.nan)
+        if r["eps_255"] > 0 and pd.notna(a8) and round(a8, digits) != round(r["accuracy"], digits):
+            text += f"; 8-bit {a8:.{digits}f}"
+        return text
+
     t = curves.assign(model=curves["task"] + " / " + curves["arch"] + " (" + curves["init_used"] + ")",
-                      value=[fmt_interval(v, lo, hi, digits) for v, lo, hi in
-                             zip(curves["accuracy"], curves["accuracy_lo"], curves["accuracy_hi"])])
+                      value=[cell(r) for _, r in curves.iterrows()])
     wide = t.pivot_table(index="model", columns="eps_255", values="value", aggfunc="first", sort=False)
-    wide.columns = ["clean" if c == 0 else f"{c:g}/255" for c in wide.columns]
+    wide.columns = ["clean" if c == 0 else f"{c:g}/255" + ("" if deliverable(c / 255) else " (float)")
+                    for c in wide.columns]
     return wide.reset_index()
 
 

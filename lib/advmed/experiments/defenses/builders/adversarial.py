@@ -15,10 +15,11 @@ from ..common import Defended
 
 
 def adversarial_config(method: str, s: DefenseSettings) -> AdversarialConfig:
-    """The AdversarialConfig of ``method``: AdversarialMed's published settings; PGD and fast
-    FGSM at ``defense.pgd_eps_255``."""
-    if method == "adversarialmed":
-        return AdversarialConfig("adversarialmed")
+    """The AdversarialConfig of ``method``: AdversarialMed's published settings (its 10-step
+    I-FGSM recipe and its text's one-step FGSM variant); PGD and fast FGSM at
+    ``defense.pgd_eps_255``."""
+    if method in ("adversarialmed", "adversarialmed_fgsm"):
+        return AdversarialConfig(method)
     return AdversarialConfig(method, eps=float(s.pgd_eps_255) / 255)
 
 
