@@ -80,7 +80,8 @@ def profile(**sections: Any) -> Profile:
                                 eot_samples=2, retrain_rounds=1, retrain_uaps=1, retrain_uap_images=32,
                                 smoothing_task=TASK, smoothing_images=16, smoothing_n0=10, smoothing_n=50,
                                 smoothing_alpha=0.05, smoothing_radii=(0.0, 0.1, 0.5), diag_images=8,
-                                escalation_factor=2, escalation_restarts=1, escalation_square_queries=40),
+                                escalation_factor=2, escalation_restarts=1, escalation_square_queries=40,
+                                regularisation_fractions=(0.5, 1.0), regularisation_seeds=2),
         **sections)
 
 

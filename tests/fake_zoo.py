@@ -22,6 +22,7 @@ class FakeTrained:
     init_used: str = "scratch"
     val_auc: float = 0.9
     train_seconds: float = 1.0
+    best_epoch: int = 0
     history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"epoch": [0]}))
     meta: dict = field(default_factory=lambda: {"n_train": 64})
 

@@ -279,7 +279,7 @@ def test_the_uap_claim_names_a_collapse_into_one_class():
 def test_tables_abstract_and_figure_show_both_settings():
     prof = get_profile("smoke")
     claims = [run.claim_9(context(prof, uap=_uap_table(0.4), ablation=pd.DataFrame(), drift=pd.DataFrame())),
-              run.claim_14(None)]
+              run.claim_14(context(prof, defenses=DefenseClaims(), ablation=pd.DataFrame()))]
     full = tables.claims_table(claims)
     assert list(full["setting"]) == ["study's setting", "strongest evaluation"] * 2
     summary = tables.claims_summary(claims)

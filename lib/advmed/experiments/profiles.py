@@ -382,6 +382,10 @@ class DefenseSettings:
         smoothing_images, smoothing_n0, smoothing_n, smoothing_alpha: certification (Cohen et al.).
         smoothing_radii: L2 radii ([0, 1] pixel units) of the certified-accuracy curve.
         diag_images: test images of the masking diagnostics of each defended model.
+        regularisation_fractions, regularisation_seeds, regularisation_task: AdversarialMed's
+            regularisation experiment (claim 14): the defended model's recipe trained with and
+            without the adversarial loss on these fractions of its training images, each with this
+            many seeds, on this task (None: the first defended task); no fractions: not run.
         escalation_factor, escalation_restarts, escalation_square_queries: the cap of the
             escalation of a flagged defense (``advmed.attacks.default_stages``): the multiple of
             chapter 2's ensemble iterations, the restarts, and Square's queries (None: 10 per
@@ -420,6 +424,9 @@ class DefenseSettings:
     smoothing_alpha: float = 0.001
     smoothing_radii: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     diag_images: int | None = 32
+    regularisation_fractions: tuple[float, ...] = (0.1, 0.3, 1.0)
+    regularisation_seeds: int = 3
+    regularisation_task: str | None = None
     escalation_factor: int = 4
     escalation_restarts: int = 2
     escalation_square_queries: int | None = None
@@ -437,7 +444,10 @@ class DefenseSettings:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         if self.bitdepth_bits is not None and not 1 <= int(self.bitdepth_bits) <= 8:
             raise ValueError(f"bitdepth_bits must be in 1..8 or None (not measured), got {self.bitdepth_bits}")
-        for name in ("escalation_factor", "escalation_restarts"):
+        if any(not 0 < float(f) <= 1 for f in self.regularisation_fractions):
+            raise ValueError(f"regularisation_fractions are shares of the training images in (0, 1], got "
+                             f"{self.regularisation_fractions}")
+        for name in ("escalation_factor", "escalation_restarts", "regularisation_seeds"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"defense {name} must be >= 1, got {getattr(self, name)}")
         for name in ("steps", "vae_epochs", "retrain_rounds", "retrain_uaps", "retrain_uap_images",
@@ -652,7 +662,8 @@ PROFILES: dict[str, Profile] = {
                                 retrain_rounds=1, retrain_uaps=2, retrain_uap_images=64, smoothing_task="pneumoniamnist",
                                 smoothing_images=16, smoothing_n0=20, smoothing_n=100, smoothing_alpha=0.01,
                                 diag_images=16, escalation_factor=2, escalation_restarts=1,
-                                escalation_square_queries=50),
+                                escalation_square_queries=50, regularisation_fractions=(0.25, 1.0),
+                                regularisation_seeds=2),
         # 1 task x 3 patches x 2 scales x 2 rotations x 2 locations = 24 frames at 32 px
         patch_explorer=PatchExplorerSettings(scales=(0.5, 1.0), n_images=2, live_scales=(0.75, 1.25),
                                              live_rotations=(10.0, 45.0), budget_mb=2.0),
@@ -819,7 +830,10 @@ DRY_RUN: dict[str, dict[str, Any]] = {
                 "at_train": {"epochs": 1, "max_train": 16}, "vae_epochs": 1, "vae_images": 16, "eot_samples": 2,
                 "retrain_rounds": 1, "retrain_uaps": 1, "retrain_uap_images": 4, "retrain_epochs": 1,
                 "smoothing_images": 4, "smoothing_n0": 4, "smoothing_n": 8, "diag_images": 4,
-                "escalation_factor": 1, "escalation_restarts": 1, "escalation_square_queries": 4},
+                "escalation_factor": 1, "escalation_restarts": 1, "escalation_square_queries": 4,
+                "regularisation_fractions": lambda s: (tuple(sorted({min(s.regularisation_fractions), 1.0}))
+                                                       if s.regularisation_fractions else ()),
+                "regularisation_seeds": lambda s: min(s.regularisation_seeds, 2)},
     "patch_explorer": {"tasks": 1, "n_images": 1, "scales": None, "rotations": (0.0,), "locations": ("random",),
                        "live_scales": (), "live_rotations": ()},
     "defense_explorer": {"tasks": 1, "qualities": lambda s: tuple(sorted(s.qualities))[:2], "live_qualities": ()},

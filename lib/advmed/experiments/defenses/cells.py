@@ -11,7 +11,9 @@ come from the registry (:mod:`.registry`).
   ``defenses/smoothing_model/<task>`` (the noise-trained base classifier of randomized smoothing);
 - stage 1: ``defenses/eval/<task>/<defense>``, one defense under oblivious and adaptive attack
   with its diagnostics (:func:`.run.task_defenses` with ``only=[defense]``: the memo key of
-  the full call); ``defenses/smoothing/<task>``, the certification.
+  the full call); ``defenses/smoothing/<task>``, the certification;
+- stage 0 too, ``defenses/regularisation/<task>``: AdversarialMed's regularisation experiment
+  (its trainings need the zoo model's recipe only).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ..profiles import Profile
 from ..zoo import trained_models
 from . import run
 from .registry import defense_names, get_defense
+from .regularisation import regularisation_configs, regularisation_results, regularisation_task
 
 
 def _defended(profile: Profile, task: str):
@@ -63,6 +66,13 @@ def smoothing_cell(profile: Profile, task: str) -> str:
     return f"{task}: certified on {res.n_images} images" if res is not None else f"{task}: no smoothing"
 
 
+def regularisation_cell(profile: Profile, task: str) -> str:
+    """AdversarialMed's regularisation experiment (:func:`.regularisation.regularisation_results`),
+    from the zoo model's recipe alone."""
+    res = regularisation_results(profile, _config(profile, task))
+    return f"{task}: regularisation experiment, {len(res)} trainings"
+
+
 def _defense_forwards(profile: Profile, task: str, defense: str) -> float:
     """Forward-equivalents of one defense's evaluation: oblivious PGD and the robust ensemble per
     budget, the studies' four attacks twice, the diagnostics (none for the reference), and
@@ -96,6 +106,12 @@ def cells(profile: Profile) -> list[Cell]:
         for defense in names:
             out.append(Cell("defenses", f"defenses/eval/{task}/{defense}", defense_cell, {**args, "defense": defense},
                             cost_gmac=_defense_forwards(profile, task, defense) * gmac))
+    task = regularisation_task(profile)
+    if task is not None:
+        cfg = _config(profile, task)
+        out.append(Cell("defenses", f"defenses/regularisation/{task}", regularisation_cell,
+                        {"profile": profile, "task": task}, stage=0,
+                        cost_gmac=sum(train_cost(c) for _, _, c in regularisation_configs(profile, cfg))))
     task = s.smoothing_task
     if task is not None and task in profile.tasks:
         cfg = _config(profile, task)
@@ -108,4 +124,4 @@ def cells(profile: Profile) -> list[Cell]:
     return out
 
 
-__all__ = ["cells", "defense_cell", "smoothing_cell", "smoothing_model_cell", "train_cell"]
+__all__ = ["cells", "defense_cell", "regularisation_cell", "smoothing_cell", "smoothing_model_cell", "train_cell"]

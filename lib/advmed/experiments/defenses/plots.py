@@ -27,6 +27,7 @@ from ..profiles import Profile
 from ..zoo import trained_models
 from . import run
 from .evaluate import AUC_SOURCE, ENSEMBLE_SOURCE, OBLIVIOUS_SOURCE
+from .regularisation import ADVERSARIAL, STANDARD
 from .registry import adaptive_sources, defense_label
 from .run import CertifiedRun, DefenseResults
 
@@ -110,6 +111,31 @@ def certified_curve(cert: CertifiedRun, *, figsize: tuple[float, float] = (4.6, 
     ax.set_xlabel("L2 radius ([0, 1] pixels)")
     ax.set_ylabel("certified accuracy")
     ax.set_title(f"{cert.task}, sigma {cert.sigma:g}, n {cert.n:,}", fontsize="medium")
+    return fig
+
+
+@styled
+def regularisation_curve(results: DefenseResults, *, figsize: tuple[float, float] = (5.2, 3.4)) -> Figure:
+    """Clean test AUC against the share of training images, standard and adversarial training:
+    each seed a small dot, the mean over seeds with its 95 % t-interval."""
+    fig, axes = new_figure(1, 1, figsize=figsize)
+    ax = axes[0, 0]
+    r = results.regularisation
+    summary = run.regularisation_summary(r)
+    colours = sns.color_palette(PALETTE, 2)
+    for (recipe, name), colour in zip(((STANDARD, "standard"), (ADVERSARIAL, "adversarial")), colours):
+        seeds = r[r.recipe == recipe]
+        ax.plot(seeds.fraction, seeds.clean_auc, ".", color=colour, alpha=0.4, ms=5)
+        lo = (summary[f"{name}_auc"] - summary[f"{name}_lo"]).fillna(0)
+        hi = (summary[f"{name}_hi"] - summary[f"{name}_auc"]).fillna(0)
+        ax.errorbar(summary.fraction, summary[f"{name}_auc"], yerr=[lo, hi], marker="o", ms=4, capsize=3,
+                    color=colour, label=f"{recipe} training")
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(summary.fraction), [f"{f:.0%}" for f in sorted(summary.fraction)])
+    ax.minorticks_off()
+    ax.set_xlabel("share of the training images")
+    ax.set_ylabel("clean test AUC")
+    ax.legend(loc="lower right", fontsize="small")
     return fig
 
 
@@ -269,4 +295,5 @@ def explorer(results: DefenseResults, *, profile: Profile, zoo: Mapping[tuple, A
                                     budget_mb=s.budget_mb, progress=progress)
 
 
-__all__ = ["ATTACKER_WORDS", "SOURCE_LABELS", "certified_curve", "clean_vs_robust", "explorer", "robust_curves"]
+__all__ = ["ATTACKER_WORDS", "SOURCE_LABELS", "certified_curve", "clean_vs_robust", "explorer", "regularisation_curve",
+           "robust_curves"]

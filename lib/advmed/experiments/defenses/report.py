@@ -20,6 +20,7 @@ from ..kernel.records import DefensesRecord, make_record
 from ..profiles import PROFILES, Profile
 from .registry import DEFENSES, REFERENCE, claimed, is_reference
 from .evaluate import STUDY_ATTACKS
+from .regularisation import regularisation_summary
 from .run import DefenseResults
 from .tables import PARTIAL_GAIN, RETRAINING_HELPED, adversarialmed_eps_255, nearest_eps
 
@@ -134,6 +135,23 @@ class RetrainingNumbers:
 
 
 @dataclass(frozen=True)
+class RegularisationNumbers:
+    """Claim 14 (AdversarialMed: the adversarial loss regularises when data are scarce), one
+    training fraction: clean test AUC of each recipe (mean over seeds) and the paired difference,
+    adversarial minus standard, with its 95 % t-interval over seeds (NaN with one seed)."""
+
+    task: str
+    fraction: float
+    n_train: int
+    seeds: int
+    standard_auc: float
+    adversarial_auc: float
+    difference: float
+    difference_lo: float
+    difference_hi: float
+
+
+@dataclass(frozen=True)
 class DefenseClaims:
     """What claims 4, 5, 12 and 13 need, per task (empty lists where a family did not run)."""
 
@@ -141,6 +159,7 @@ class DefenseClaims:
     preprocessing: list[PreprocessingNumbers] = field(default_factory=list)
     retraining: list[RetrainingNumbers] = field(default_factory=list)
     fgsm_training: list[ATNumbers] = field(default_factory=list)
+    regularisation: list[RegularisationNumbers] = field(default_factory=list)
 
     @property
     def helped_share(self) -> float:
@@ -200,7 +219,11 @@ def claim_numbers(results: DefenseResults) -> DefenseClaims:
             rt.append(RetrainingNumbers(task, run.model, len(h), float(h.fooling_before.iloc[0]),
                                         float(h.fooling_same_after.iloc[-1]), float(h.fooling_after.iloc[-1]),
                                         float(h.accuracy_before.iloc[0]), float(h.accuracy_after.iloc[-1])))
-    return DefenseClaims(at, pre, rt, fgsm)
+    summary = regularisation_summary(results.regularisation)
+    reg = [RegularisationNumbers(r.task, float(r.fraction), int(r.n_train), int(r.seeds), float(r.standard_auc),
+                                 float(r.adversarial_auc), float(r.difference), float(r.difference_lo),
+                                 float(r.difference_hi)) for r in summary.itertuples()]
+    return DefenseClaims(at, pre, rt, fgsm, reg)
 
 
 # --------------------------------------------------------------------------- readings
@@ -277,6 +300,24 @@ def _escalated(evaluation: str) -> str:
             else "reached its cap still breaking images: the numbers are upper bounds, not converged")
 
 
+def regularisation_reading(claims: DefenseClaims) -> str:
+    """Claim 14: the paired difference in clean test AUC at each training fraction, in words."""
+    rows = claims.regularisation
+    if not rows:
+        return "The regularisation experiment did not run in this profile."
+    parts = [f"with {r.fraction:.0%} of the training images ({r.n_train}) adversarial training gives {r.difference:+.3f}"
+             + (f" [{r.difference_lo:+.3f}, {r.difference_hi:+.3f}]" if math.isfinite(r.difference_lo) else "")
+             for r in rows]
+    small = min(rows, key=lambda r: r.fraction)
+    above = math.isfinite(small.difference_lo) and small.difference_lo > 0
+    below = math.isfinite(small.difference_hi) and small.difference_hi < 0
+    verdict = ("the adversarial loss helps where data are scarcest" if above else
+               "the adversarial loss costs clean AUC even where data are scarcest" if below else
+               "the seeds cannot tell the two recipes apart where data are scarcest")
+    return (f"Clean test AUC, adversarial minus standard training, paired by seed over {small.seeds} seeds: "
+            + "; ".join(parts) + f". On these runs {verdict}.")
+
+
 def diagnostics_reading(results: DefenseResults) -> str:
     """Which defended models the masking diagnostics flag, and what their escalation found."""
     flagged = [r for r in results.runs if r.flagged]
@@ -313,7 +354,7 @@ def certified_reading(results: DefenseResults) -> str:
 
 # --------------------------------------------------------------------------- the record
 _CLAIM_PARTS = {"adversarial_training": ATNumbers, "fgsm_training": ATNumbers, "preprocessing": PreprocessingNumbers,
-                "retraining": RetrainingNumbers}
+                "retraining": RetrainingNumbers, "regularisation": RegularisationNumbers}
 
 
 def headline_record(profile: Profile, zoo: Mapping[tuple, Any], claims: DefenseClaims,
@@ -338,6 +379,6 @@ def claims_from_record(record: DefensesRecord) -> DefenseClaims:
     return DefenseClaims(**{part: rows(part, cls) for part, cls in _CLAIM_PARTS.items()})
 
 
-__all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RetrainingNumbers", "at_reading", "budget_note",
+__all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RegularisationNumbers", "RetrainingNumbers", "at_reading", "budget_note",
            "certified_reading", "claim_numbers", "claims_from_record", "diagnostics_reading", "headline_record",
-           "preprocessing_reading", "retraining_reading"]
+           "preprocessing_reading", "regularisation_reading", "retraining_reading"]

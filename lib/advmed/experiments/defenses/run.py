@@ -61,6 +61,7 @@ from .evaluate import (AUC_ATTACK, AUC_SOURCE, NO_DIAGNOSTICS, OBLIVIOUS_SOURCE,
                        transfer_scores)
 from .explorer import EXPLORER_VERSION, AttackedImages, attacked_images
 from .registry import DEFENSES, LABELS, DefenseSpec, defended, defense_identity, defense_names, get_defense
+from .regularisation import regularisation_results, regularisation_summary, regularisation_task
 from .smoothing import CertifiedRun, smoothing_config, smoothing_results
 
 
@@ -139,10 +140,12 @@ class DefenseRun:
 
 @dataclass
 class DefenseResults:
-    """Every defense run of a profile and the certified baseline."""
+    """Every defense run of a profile, the certified baseline and AdversarialMed's regularisation
+    experiment (:func:`~.regularisation.regularisation_results`; empty where not run)."""
 
     runs: list[DefenseRun]
     certified: CertifiedRun | None
+    regularisation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def get(self, task: str, defense: str) -> DefenseRun | None:
         return next((r for r in self.runs if r.task == task and r.defense == defense), None)
@@ -251,14 +254,19 @@ def defense_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool
     for task in tqdm(tasks, desc="defenses", unit="task", disable=not progress):
         key = primary_key(profile, zoo, task, profile.defense.model)
         runs.extend(task_defenses(task, key, zoo[key], profile, refresh=refresh, device=device))
-    return DefenseResults(runs, smoothing_results(profile, zoo, refresh=refresh, device=device))
+    reg_task = regularisation_task(profile)
+    base = (zoo[primary_key(profile, zoo, reg_task, profile.defense.model)].config
+            if reg_task is not None and any(k[0] == reg_task for k in zoo) else None)
+    return DefenseResults(runs, smoothing_results(profile, zoo, refresh=refresh, device=device),
+                          regularisation_results(profile, base, device=device))
 
 
 __all__ = ["ATTACKERS", "AUC_ATTACK", "AUC_SOURCE", "DEFENSES", "DEFENSE_VERSION", "EXPLORER_VERSION", "LABELS", "OBLIVIOUS_SOURCE",
            "STUDY_ATTACKS", "AttackedImages", "Scores", "CertifiedRun", "Defended", "DefenseResults", "DefenseRun",
            "DefenseSpec", "ModelKey", "adversarial_config", "adversarial_model", "adversarial_train_config",
            "attacked_images", "defended", "defense_identity", "defense_images", "defense_names", "defense_results",
-           "defense_run", "defense_tasks", "defense_vae", "diagnostics", "ensemble_images", "ensemble_scores",
+           "defense_run", "defense_tasks", "defense_vae", "diagnostics", "regularisation_results",
+           "regularisation_summary", "ensemble_images", "ensemble_scores",
            "ensemble_settings", "evaluate_defense", "get_defense", "retraining_uap_kwargs",
            "smoothing_config", "smoothing_results", "study_attack_rows", "task_defenses", "transfer_images",
            "transfer_scores", "worst_case", "worst_case_choice"]

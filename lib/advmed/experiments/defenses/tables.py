@@ -15,6 +15,7 @@ from .. import references
 from ..profiles import Profile
 from .evaluate import AUC_ATTACK, STUDY_ATTACKS
 from .registry import REFERENCE, claimed, is_reference
+from .regularisation import regularisation_summary
 from .run import CertifiedRun, DefenseResults, DefenseRun
 
 #: Our reading of Hirano et al.'s "helped": a fresh UAP of the retrained model fools at least
@@ -259,6 +260,24 @@ def retraining_table(results: DefenseResults) -> pd.DataFrame:
     return out[["task"] + [c for c in out.columns if c != "task"]]
 
 
+def regularisation_table(results: DefenseResults) -> pd.DataFrame:
+    """AdversarialMed's regularisation experiment per training fraction: each recipe's clean test
+    AUC (mean over seeds [95 % t-interval]) and the paired difference, adversarial minus standard."""
+    s = regularisation_summary(results.regularisation)
+    if s.empty:
+        return pd.DataFrame({"note": ["the profile runs no regularisation experiment"]})
+
+    def cell(v: float, lo: float, hi: float) -> str:
+        return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else "")
+
+    return pd.DataFrame({"task": s.task, "training images": [f"{f:.0%} ({n})" for f, n in zip(s.fraction, s.n_train)],
+                         "seeds": s.seeds,
+                         "standard": [cell(*v) for v in zip(s.standard_auc, s.standard_lo, s.standard_hi)],
+                         "adversarial": [cell(*v) for v in zip(s.adversarial_auc, s.adversarial_lo, s.adversarial_hi)],
+                         "adversarial - standard": [cell(*v) for v in zip(s.difference, s.difference_lo,
+                                                                           s.difference_hi)]})
+
+
 def certified_table(cert: CertifiedRun | None) -> pd.DataFrame:
     """Certified accuracy against the L2 radius ([0, 1] pixels; also in /255 L2 units)."""
     if cert is None:
@@ -278,7 +297,7 @@ def cost_table(results: DefenseResults) -> pd.DataFrame:
 
 
 __all__ = ["PARTIAL_GAIN", "RETRAINING_HELPED", "adversarialmed_eps_255", "certified_table", "cost_table",
-           "curves_table", "defense_table", "escalation_table", "study_attacks_table", "diagnostics_table", "nearest_eps", "retraining_table",
+           "curves_table", "defense_table", "escalation_table", "regularisation_table", "study_attacks_table", "diagnostics_table", "nearest_eps", "retraining_table",
            "settings_table", "sources_table", "study_table"]
 
 

@@ -197,7 +197,7 @@ class PatchesRecord(Record):
 @_register
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class DefensesRecord(Record):
-    """Chapter 7: the typed numbers of claims 4, 5, 12 and 13 (``defenses.report.DefenseClaims``),
+    """Chapter 7: the typed numbers of claims 4, 5, 12, 13 and 14 (``defenses.report.DefenseClaims``),
     one table per part, one row per case (``defenses.report.claims_from_record`` reads them back)."""
 
     family = "defenses"
@@ -206,6 +206,7 @@ class DefensesRecord(Record):
     fgsm_training: pd.DataFrame
     preprocessing: pd.DataFrame
     retraining: pd.DataFrame
+    regularisation: pd.DataFrame
 
 
 #: The chapter that writes each family's record.
