@@ -250,6 +250,7 @@ def test_smoothing_radii_end_at_the_largest_certifiable_radius_in_the_books_unit
     assert cert.curve.radius.iloc[-1] == pytest.approx(cert.max_radius)
     assert (cert.curve.radius <= cert.max_radius + 1e-12).all()
     assert certifiable_radii([0.0, 0.25, 0.5, 1.0], 0.4) == [0.0, 0.25, 0.4]
+    assert max_certifiable_radius(0.25, 8, 0.001) == 0 and certifiable_radii([0.0, 0.5], 0.0) == [0.0]  # 8 votes: none
 
 
 def test_regularisation_experiment_pairs_the_recipes_by_seed_and_claim_14_reads_it(results):

@@ -718,7 +718,9 @@ PROFILES: dict[str, Profile] = {
         # the 28 px tasks. Measured on PneumoniaMNIST (a shared 2-core machine, zoo model cached): 5.5 min
         # with 128 test / 32 diagnostic images, 4.4 min with these 96 / 24 (about 9 min for both tasks).
         # Adversarial training at 2 epochs on 600 images left clean AUC at 0.81 (4 epochs: 0.86)
-        defense=DefenseSettings(tasks=("pneumoniamnist", "referable_dr"), n_images=96, eps_255=(0.5, 1, 2),
+        # AdversarialMed's own task (the Kermany chest X-rays, here at 128 px) beside the two 28 px tasks
+        defense=DefenseSettings(tasks=("pneumoniamnist", "referable_dr", "pneumonia_cxr"), n_images=96,
+                                eps_255=(0.5, 1, 2),
                                 steps=10, at_train={"epochs": 4, "max_train": 600}, vae_epochs=8, vae_images=None,
                                 vae_patch=16, vae_width=16, vae_latent=4, vae_levels=1,
                                 retrain_rounds=2, retrain_uaps=3, retrain_uap_images=200,

@@ -61,15 +61,16 @@ class CertifiedRun:
 
 def max_certifiable_radius(sigma: float, n: int, alpha: float) -> float:
     """``sigma * Phi^-1(alpha^(1/n))``: the radius of an image whose ``n`` votes all go to one class
-    (Cohen et al.'s Clopper-Pearson lower bound is then ``alpha^(1/n)``); no image certifies more."""
-    return float(sigma) * float(stats.norm.ppf(float(alpha) ** (1.0 / int(n))))
+    (Cohen et al.'s Clopper-Pearson lower bound is then ``alpha^(1/n)``); no image certifies more.
+    0 when that bound is below 1/2: so few votes certify nothing at all."""
+    return max(0.0, float(sigma) * float(stats.norm.ppf(float(alpha) ** (1.0 / int(n)))))
 
 
 def certifiable_radii(radii: Sequence[float], max_radius: float) -> list[float]:
     """The radii of ``radii`` that ``max_radius`` allows, and ``max_radius`` itself, ascending: a
     radius beyond it is uncertifiable by construction, whatever the classifier."""
     kept = sorted({float(r) for r in radii if float(r) < max_radius - 1e-9})
-    return kept + [float(max_radius)]
+    return kept + [float(max_radius)] if max_radius > 0 else [0.0]
 
 
 def smoothing_config(base: TrainConfig, profile: Profile) -> TrainConfig:
