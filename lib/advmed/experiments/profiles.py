@@ -667,7 +667,7 @@ PROFILES: dict[str, Profile] = {
         # 1 task x 3 patches x 2 scales x 2 rotations x 2 locations = 24 frames at 32 px
         patch_explorer=PatchExplorerSettings(scales=(0.5, 1.0), n_images=2, live_scales=(0.75, 1.25),
                                              live_rotations=(10.0, 45.0), budget_mb=2.0),
-        # 1 task x (4 defenses + JPEG x 3 qualities) x 2 attackers x 2 budgets = 28 frames at 28 px;
+        # 1 task x (6 defenses + JPEG x 3 qualities) x 2 attackers x 2 budgets = 36 frames at 28 px;
         # the two other qualities are two more JPEG runs of 32 images (seconds each)
         defense_explorer=DefenseExplorerSettings(tasks=1, qualities=(10, 20, 50), live_qualities=(5, 75),
                                                  budget_mb=2.0),
@@ -730,7 +730,7 @@ PROFILES: dict[str, Profile] = {
         # first two tasks x 3 patches x 2 scales x 2 rotations x 2 locations = 48 frames (~1.4 MB)
         patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_scales=(0.25, 2.0),
                                              live_rotations=(10.0, 45.0), budget_mb=2.0),
-        # both 28 px tasks x (4 defenses + JPEG x 3 qualities) x 2 attackers x 3 budgets = 84 frames;
+        # both 28 px tasks x (6 defenses + JPEG x 3 qualities) x 2 attackers x 3 budgets = 108 frames;
         # the other qualities: 4 more JPEG runs of 96 images
         defense_explorer=DefenseExplorerSettings(tasks=2, qualities=(10, 20, 50), budget_mb=2.0),
     ),
@@ -780,7 +780,7 @@ PROFILES: dict[str, Profile] = {
         # 224 px frames of two images (~29 KB dermoscopy, ~25 KB chest X-ray): 48 frames (~1.3 MB)
         patch_explorer=PatchExplorerSettings(tasks=2, scales=(0.5, 1.0), n_images=2, live_rotations=(10.0, 45.0),
                                              budget_mb=2.0),
-        # the first task x (5 defenses + JPEG x 3 qualities) x 2 attackers x 2 budgets = 32 frames: 224 px
+        # the first task x (7 defenses + JPEG x 3 qualities) x 2 attackers x 2 budgets = 40 frames: 224 px
         # images drawn at 125 px are several times a 28 px frame's ~10 KB, so two of the four budgets (1/255,
         # nearest AdversarialMed's, and 4/255); the other qualities: 2 more JPEG runs of the full test set
         defense_explorer=DefenseExplorerSettings(tasks=1, qualities=(10, 20, 50), eps_255=(1.0, 4.0), budget_mb=2.0),
