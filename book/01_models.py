@@ -24,7 +24,7 @@
 # example, `python -m advmed.book run book/01_models.py -p profile smoke`.
 
 # %% tags=["parameters"]
-profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
+profile = "auto"  # smoke | cpu | paper | paper-dry | auto (paper with a GPU, else cpu)
 tasks = None  # None: the profile's tasks; or a list such as ["pneumonia_cxr"]
 models = None  # None: the profile's models; or a list such as ["resnet18:scratch"]
 n_boot = None  # bootstrap resamples for the intervals (None: the profile's)

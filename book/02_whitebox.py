@@ -26,7 +26,7 @@
 # example, `python -m advmed.book run book/02_whitebox.py -p profile cpu -p eps_255 "[0, 1, 2]"`.
 
 # %% tags=["parameters"]
-profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
+profile = "auto"  # smoke | cpu | paper | paper-dry | auto (paper with a GPU, else cpu)
 tasks = None  # None: the profile's tasks; or a list such as ["pneumonia_cxr"]
 models = None  # None: the profile's models; or a list such as ["resnet18:scratch"]
 eps_255 = None  # None: the profile's eps grid, in /255 pixel levels, e.g. [0, 1, 2, 4, 8]

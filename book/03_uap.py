@@ -47,7 +47,7 @@
 # `python -m advmed.book run book/03_uap.py -p profile cpu -p n_build 500`.
 
 # %% tags=["parameters"]
-profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
+profile = "auto"  # smoke | cpu | paper | paper-dry | auto (paper with a GPU, else cpu)
 tasks = None  # None: the profile's tasks; or a list such as ["pneumonia_cxr"]
 models = None  # None: the profile's models; or a list such as ["resnet18:scratch"]
 zetas = None  # None: the profile's (e.g. [0.02, 0.04]); fractions of the mean image norm

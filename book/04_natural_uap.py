@@ -41,7 +41,7 @@
 # - *Evaluation*: the same held-out medical test images as chapter 3.
 
 # %% tags=["parameters"]
-profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
+profile = "auto"  # smoke | cpu | paper | paper-dry | auto (paper with a GPU, else cpu)
 tasks = None  # None: the profile's tasks; or a list such as ["melanoma_derm"]
 models = None  # None: the profile's natural_models (MobileNet v1 0.75, ImageNet and scratch)
 zetas = None  # None: the profile's; fractions of the mean *medical* image norm

@@ -38,7 +38,7 @@
 # `python -m advmed.book run book/05_blackbox.py -p profile cpu -p eps_255 2`.
 
 # %% tags=["parameters"]
-profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
+profile = "auto"  # smoke | cpu | paper | paper-dry | auto (paper with a GPU, else cpu)
 tasks = None  # None: the profile's tasks; or a list such as ["referable_dr"]
 models = None  # None: the profile's models; or a list such as ["mobilenet_v1_075:imagenet"]
 eps_255 = None  # L-inf budget of the transfer and Square attacks in /255 (None: the profile's)

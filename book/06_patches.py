@@ -32,7 +32,7 @@
 # `python -m advmed.book run book/06_patches.py -p profile cpu -p steps 500`.
 
 # %% tags=["parameters"]
-profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
+profile = "auto"  # smoke | cpu | paper | paper-dry | auto (paper with a GPU, else cpu)
 tasks = None  # None: the profile's tasks (those of its patch section); or a list such as ["melanoma_derm"]
 n_train = None  # training images each patch is trained on (None: the profile's)
 n_eval = None  # held-out test images each patch is evaluated on (None: the profile's)

@@ -32,7 +32,7 @@
 # example, `python -m advmed.book run book/07_defenses.py -p profile cpu -p eps_255 "[0.5, 1]"`.
 
 # %% tags=["parameters"]
-profile = "auto"  # smoke | cpu | paper | auto (paper with a GPU, else cpu)
+profile = "auto"  # smoke | cpu | paper | paper-dry | auto (paper with a GPU, else cpu)
 tasks = None  # None: the profile's defended tasks; or a list such as ["pneumoniamnist"]
 eps_255 = None  # None: the profile's budgets (L-inf, /255 pixel levels), e.g. [0.5, 1, 2]
 n_images = None  # test images per task (None: the profile's)

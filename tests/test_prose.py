@@ -290,8 +290,24 @@ def test_the_commit_helper_is_one_definition():
     from advmed import cache
     from advmed.experiments.kernel import records
 
-    assert re.fullmatch(r"[0-9a-f]{40}|unknown", cache.source_commit())
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", cache.source_commit())
     assert records.source_commit is cache.source_commit
+
+
+def test_numbers_from_uncommitted_code_say_so(monkeypatch):
+    import subprocess
+    from types import SimpleNamespace
+
+    from advmed import cache, pages
+
+    sha = "a" * 40
+    for status, expected in ((" M lib/advmed/attacks/robust.py\n", sha + cache.DIRTY), ("", sha)):
+        def run(cmd, **kw):
+            return SimpleNamespace(returncode=0, stdout=sha + "\n" if "rev-parse" in cmd else status)
+
+        monkeypatch.setattr(subprocess, "run", run)
+        assert cache.source_commit() == expected
+    assert "commit `aaaaaaaa-dirty`" in pages.banner("smoke", 8, commit=sha + cache.DIRTY).data
 
 
 @pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c.stem not in PENDING],

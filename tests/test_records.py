@@ -59,7 +59,7 @@ def test_a_record_round_trips(tmp_cache):
     assert back.adversarialmed["accuracy"].iloc[0] == 0.1 + 0.2  # not rounded to 15 digits
     assert back.sources == ("k1", "k2") and back.n == 40
     assert (back.family, back.chapter, back.profile) == ("whitebox", "02_whitebox", "smoke")
-    assert re.fullmatch(r"[0-9a-f]{40}|unknown", back.commit) and back.created.startswith("20")
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", back.commit) and back.created.startswith("20")
     body = json.loads(path.read_text())
     assert {"family", "chapter", "profile", "fingerprint", "commit", "created", "n", "sources"} <= set(body)
 

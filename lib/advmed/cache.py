@@ -33,15 +33,25 @@ def cache_root() -> Path:
     return Path(value).expanduser() if value else Path.home() / ".cache" / "advmed"
 
 
+#: What :func:`source_commit` appends when the library's tracked files differ from the commit.
+DIRTY = "-dirty"
+
+
 def source_commit() -> str:
     """The git commit of the code that computes (full hash of ``HEAD`` of the repository this
-    package lives in), or ``"unknown"`` outside a git checkout or without git: the provenance a
-    record (:mod:`advmed.experiments.kernel.records`) and a page's banner
-    (:func:`advmed.pages.banner`) state beside their numbers."""
+    package lives in), followed by :data:`DIRTY` when a tracked file of the package differs from
+    that commit (the numbers then come from code no commit holds), or ``"unknown"`` outside a git
+    checkout or without git: the provenance a record (:mod:`advmed.experiments.kernel.records`)
+    and a page's banner (:func:`advmed.pages.banner`) state beside their numbers."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        sha = out.stdout.strip()
+        if out.returncode != 0 or not sha:
+            return "unknown"
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", str(here)], cwd=here,
+                                 capture_output=True, text=True, timeout=10)
+        return sha + (DIRTY if changed.returncode == 0 and changed.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

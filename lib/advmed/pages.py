@@ -111,7 +111,7 @@ def banner(profile: str, images: int | None, *, what: str = "test images per tas
     from IPython.display import Markdown
 
     full = source_commit() if commit is None else str(commit)
-    short = full[:8] if re.fullmatch(r"[0-9a-f]{40}", full) else full
+    short = full[:8] + full[40:] if re.fullmatch(r"[0-9a-f]{40}(-dirty)?", full) else full
     when = when or datetime.datetime.now(datetime.timezone.utc)
     stamp = when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     count = "all" if images is None else f"{int(images):,}"

@@ -79,7 +79,7 @@ def records_table(records: list[Record]) -> pd.DataFrame:
     wrote it, its images, checkpoints, the commit and time of writing in UTC to the minute, the
     settings fingerprint; the profile is the page's)."""
     return pd.DataFrame([{"chapter": r.chapter, "record": type(r).__name__, "images": r.n,
-                          "checkpoints": len(r.sources), "commit": r.commit[:10],
+                          "checkpoints": len(r.sources), "commit": r.commit[:10] + r.commit[40:],
                           "written (UTC)": r.created[:16].replace("T", " "), "settings": r.fingerprint}
                          for r in records])
 
