@@ -141,6 +141,19 @@ pages.table(tables.attack_summary(results, att.report_eps_255), "tab-wb-pgd",
 Markdown(report.summary_sentence(results, att.report_eps_255))
 
 # %% [markdown]
+# An error is not the same harm both ways: a diseased patient classified as healthy misses a
+# required treatment, a healthy one classified as diseased is sent for an unnecessary one
+# {cite:p}`finlayson2019adversarial`. {numref}`tab-wb-harm` splits PGD's damage at the reporting
+# budget by direction, each share over the images of that kind the model classified correctly
+# without the attack.
+
+# %% tags=["hide-input"]
+pages.table(tables.harm_summary(results, att.report_eps_255), "tab-wb-harm",
+            "PGD at the reporting budget, by the direction of the error: the share of diseased images sent to no "
+            "disease (missed diagnoses) and of the others sent to a disease (false alarms) [95 % bootstrap "
+            "interval], each over the images of that kind classified correctly without the attack.")
+
+# %% [markdown]
 # (wb-robust)=
 # ## The worst case over an attack ensemble
 #

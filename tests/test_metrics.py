@@ -176,3 +176,32 @@ def test_perturbation_stats_against_skimage():
             structural_similarity(x[i], x_adv[i], channel_axis=0, data_range=1))
     same = perturbation_stats(x[:1], x[:1])
     assert same["l2"][0] == 0 and np.isinf(same["psnr_db"][0]) and same["ssim"][0] == pytest.approx(1)
+
+
+# --- harm split ------------------------------------------------------------------------------
+def test_harm_split_counts_missed_diagnoses_and_false_alarms_among_clean_correct_images():
+    from advmed.metrics import harm_split
+
+    y = np.array([1, 1, 1, 0, 0, 0, 1])
+    clean = np.array([1, 1, 1, 0, 0, 1, 0])  # the last two wrong clean: not counted
+    adv = np.array([0, 1, 0, 1, 0, 0, 1])
+    h = harm_split(y, clean, adv, disease=[1], n_boot=0)
+    assert (h.n_disease, h.n_normal) == (3, 2)
+    assert h.missed.value == pytest.approx(2 / 3) and h.false_alarm.value == pytest.approx(1 / 2)
+    # multi-class: a move between two disease classes is neither harm
+    y7, clean7, adv7 = np.array([4, 1, 5]), np.array([4, 1, 5]), np.array([1, 5, 4])
+    h7 = harm_split(y7, clean7, adv7, disease=[0, 1, 4], n_boot=0)
+    assert (h7.missed.value, h7.false_alarm.value) == (0.5, 1.0)
+    assert harm_split([0, 0], [0, 0], [0, 0], disease=[1], n_boot=0).n_disease == 0  # no diseased image: NaN rate
+    with pytest.raises(ValueError, match="at least one class"):
+        harm_split(y, clean, adv, disease=[])
+
+
+def test_every_task_names_its_disease_classes():
+    from advmed.data import DATASETS, TASKS
+
+    for t in TASKS.values():
+        d = DATASETS[t.dataset]
+        classes = d.views[t.view].classes if t.view else d.classes
+        ids = t.disease_ids(classes)
+        assert 0 < len(ids) < len(classes), t.name  # some classes are disease, some are not

@@ -227,6 +227,24 @@ def test_tables_and_figures(trained):
     assert len(fig.axes) == 8 and "perturbation × 32" in fig.axes[1].get_title()
 
 
+def test_sweeps_split_the_harm_by_clinical_direction_when_the_task_names_its_disease(trained):
+    model, x, y = trained
+    tm = SimpleNamespace(model=model, config=SimpleNamespace(task="pneumoniamnist"), classes=("normal", "pneumonia"))
+    df = R.attack_sweep(tm, x, y, eps_255=[0, 8], steps=3, n_boot=20, progress=False)
+    clean_pred = model(x.float() / 255).argmax(1).numpy()
+    right = clean_pred == y.numpy()
+    assert (df["n_disease"] == int((right & (y.numpy() == 1)).sum())).all()  # pneumonia is class 1
+    assert (df["n_normal"] == int((right & (y.numpy() == 0)).sum())).all()
+    pgd = df[(df["attack"] == "pgd")].iloc[0]
+    # binary task: every flip of a clean-correct image is one of the two harms
+    assert pgd["flip_rate"] == pytest.approx((pgd["missed_rate"] * pgd["n_disease"] + pgd["false_alarm_rate"]
+                                              * pgd["n_normal"]) / (pgd["n_disease"] + pgd["n_normal"]))
+    assert df.loc[df["attack"] == "clean", ["missed_rate", "false_alarm_rate"]].eq(0).all(axis=None)
+    table = T.harm_summary(df.assign(task="pneumoniamnist", arch="tiny", init="scratch", init_used="scratch"), 8)
+    assert list(table.columns) == ["task", "model", "missed diagnoses", "false alarms"] and len(table) == 1
+    assert "missed_rate" not in R.attack_sweep(model, x, y, eps_255=[0, 8], steps=1, n_boot=0, progress=False)
+
+
 def test_gray_images_are_attacked_in_one_channel(trained):
     from advmed.attacks import pgd
     from advmed.models import as_rgb, gray_view

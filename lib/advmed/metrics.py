@@ -325,6 +325,53 @@ def attack_success(clean_pred: Any, adv_pred: Any, *, target: Any = None,
     return hit if among == "all" else hit[clean != tgt]
 
 
+class HarmSplit(NamedTuple):
+    """Which way an attack's errors go (:func:`harm_split`): ``missed`` diagnoses among the
+    diseased images the model got right clean, ``false_alarm`` among the others it got right,
+    each a rate with its bootstrap interval, and the images each rate is over."""
+
+    missed: Estimate
+    false_alarm: Estimate
+    n_disease: int
+    n_normal: int
+
+
+def harm_split(y: Any, clean_pred: Any, adv_pred: Any, disease: Iterable[int], *, n_boot: int = 1000,
+               seed: int = 0) -> HarmSplit:
+    """An attack's damage split by clinical direction (Finlayson et al. 2019: "Either sent for
+    unnecessary treatment, or miss required treatment").
+
+    Over the images classified correctly clean (the attack is what changed them):
+    ``missed`` is the share of diseased images (true class in ``disease``) the attack moves
+    to a class outside ``disease`` (a missed diagnosis); ``false_alarm`` the share of the other
+    images it moves into ``disease`` (an unnecessary treatment). A move between two disease
+    classes (melanoma to carcinoma) is neither. Labels and predictions are class ids;
+    ``disease``: the disease class ids (``advmed.data.Task.disease_ids``).
+
+    Example:
+        >>> y = [1, 1, 0, 0]; clean = [1, 1, 0, 1]; adv = [0, 1, 1, 1]
+        >>> h = harm_split(y, clean, adv, disease=[1], n_boot=0)
+        >>> h.missed.value, h.false_alarm.value, h.n_disease, h.n_normal
+        (0.5, 1.0, 2, 1)
+    """
+    y = np.asarray(_as_numpy(y)).reshape(-1)
+    clean = np.asarray(_as_numpy(clean_pred)).reshape(-1)
+    adv = np.asarray(_as_numpy(adv_pred)).reshape(-1)
+    if not (y.shape == clean.shape == adv.shape):
+        raise ValueError(f"labels and predictions differ in length: {y.shape}, {clean.shape}, {adv.shape}")
+    ids = np.asarray(list(disease), dtype=int)
+    if ids.size == 0 or ids.min() < 0:
+        raise ValueError("disease must name at least one class id >= 0 (advmed.data.Task.disease_ids)")
+    top = int(max(y.max(initial=0), clean.max(initial=0), adv.max(initial=0), ids.max()))
+    sick = np.isin(np.arange(top + 1), ids)
+    right = clean == y
+    diseased, normal = right & sick[y], right & ~sick[y]
+    missed = ~sick[adv[diseased]]
+    alarm = sick[adv[normal]]
+    return HarmSplit(mean_interval(missed, n_boot=n_boot, seed=seed), mean_interval(alarm, n_boot=n_boot, seed=seed),
+                     int(diseased.sum()), int(normal.sum()))
+
+
 def metrics_frame(results: Mapping[Any, Mapping[str, Estimate]] | Iterable[Mapping[str, Any]], *,
                   metrics: Iterable[str] = METRICS, numeric: bool = False, digits: int = 3,
                   index_names: Iterable[str] | None = None) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ...attacks import default_ensemble, get_attack, masking_diagnostics, robust_accuracy
 from ...cache import memo
+from ...data import DATASETS, TASKS
 from ...device import module_device
 from ...metrics import perturbation_stats
 from ...models import as_module, as_pixels, as_rgb, gray_view, predict_proba
@@ -36,7 +37,7 @@ ATTACKS: tuple[str, ...] = ("fgsm", "ifgsm", "pgd", "mifgsm")
 #: Perturbation statistics (``advmed.metrics.perturbation_stats``) summarised per row.
 PERTURBATION_STATS = ("l2", "linf", "psnr_db", "ssim")
 #: Bump when a change here changes the numbers a memoised sweep holds.
-SWEEP_VERSION = 3  # 2: gray images attacked in one channel; 3: nested budgets when early-stopped
+SWEEP_VERSION = 4  # 2: gray images attacked in one channel; 3: nested budgets when early-stopped; 4: harm split
 
 
 def _step_taken(name: str, eps: float, steps: int, step_size: float | None) -> tuple[int, float]:
@@ -62,6 +63,19 @@ def _stat_summary(x: torch.Tensor, x_adv: torch.Tensor | None) -> dict[str, floa
 
 
 # --------------------------------------------------------------------------- one model
+def disease_ids(trained: Any) -> tuple[int, ...] | None:
+    """The disease class ids of a ``TrainedModel``'s task (``advmed.data.Task.disease``); None
+    for a bare module, a task that names none, or a model whose classes are not its task's."""
+    config, classes = getattr(trained, "config", None), getattr(trained, "classes", None)
+    task = TASKS.get(getattr(config, "task", None))
+    if task is None or not classes or not task.disease:
+        return None
+    spec = DATASETS[task.dataset]
+    if tuple(classes) != tuple(spec.views[task.view].classes if task.view else spec.classes):
+        return None
+    return task.disease_ids(tuple(classes))
+
+
 def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str] = ATTACKS,
                  eps_255: Sequence[float] = (0, 1, 2, 4, 8), steps: int = 10,
                  step_size: float | None = None, seed: int = 0, restarts: int = 1,
@@ -107,10 +121,13 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
         ``attack, eps_255, eps`` (pixels), ``steps, step_size`` (pixels), ``n``,
         ``accuracy, auc, balanced_accuracy`` each with ``_lo`` / ``_hi`` (bootstrap 95 %),
         ``flip_rate`` (share of clean-correct images the attack makes wrong),
-        ``target_rate``, and ``{l2, linf, psnr_db, ssim}_{median, min, max}`` ([0, 1]
-        pixel units; NaN on the clean row).
+        ``target_rate``, ``missed_rate`` / ``false_alarm_rate`` with intervals (a
+        ``TrainedModel`` of a task with disease classes; see
+        :data:`~.rows.DENOMINATORS`), and ``{l2, linf, psnr_db, ssim}_{median, min, max}``
+        ([0, 1] pixel units; NaN on the clean row).
     """
     model = as_module(trained_or_model)
+    disease = disease_ids(trained_or_model)
     home = module_device(model)
     dev = torch.device(device) if device is not None else home
     xf = as_pixels(x)
@@ -143,7 +160,8 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
         m_att, x_att, gray = gray_view(model, x_dev)
         channels = 1 if gray else int(xf.shape[1])
         rows = [{"attack": "clean", "eps_255": 0.0, "eps": 0.0, "steps": 0, "step_size": 0.0,
-                 "n": len(y_np), **metric_row(y_np, p_clean, clean_pred, n_boot=n_boot, seed=seed, target=tgt),
+                 "n": len(y_np), **metric_row(y_np, p_clean, clean_pred, n_boot=n_boot, seed=seed, target=tgt,
+                                              disease=disease),
                  **_stat_summary(xf, None), "channels": channels}]
         jobs = [(a, e) for a in attacks for e in eps_list if e > 0]
         y_t = torch.as_tensor(y_np)
@@ -177,7 +195,8 @@ def attack_sweep(trained_or_model: Any, x: Any, y: Any, *, attacks: Sequence[str
             n_steps, alpha = _step_taken(name, eps, steps, alpha_given)
             seen = x_adv[:, :channels].cpu() if perturbation else None
             rows.append({"attack": name, "eps_255": e, "eps": eps, "steps": n_steps, "step_size": alpha,
-                         "n": len(y_np), **metric_row(y_np, proba, clean_pred, n_boot=n_boot, seed=seed, target=tgt),
+                         "n": len(y_np), **metric_row(y_np, proba, clean_pred, n_boot=n_boot, seed=seed, target=tgt,
+                                                      disease=disease),
                          **_stat_summary(xf[:, :channels], seen), "channels": channels})
     finally:
         if dev != home:
@@ -347,5 +366,5 @@ def diagnostics_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: 
 
 
 __all__ = ["ATTACKS", "DIAGNOSTICS_VERSION", "ENSEMBLE", "PERTURBATION_STATS", "ROBUST_VERSION", "RobustResults",
-           "SWEEP_VERSION", "attack_sweep", "diagnostics_results", "diagnostics_sweep", "ensemble_settings",
+           "SWEEP_VERSION", "attack_sweep", "diagnostics_results", "disease_ids", "diagnostics_sweep", "ensemble_settings",
            "memoised_sweep", "robust_results", "robust_sweep"]
