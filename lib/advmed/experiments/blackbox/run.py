@@ -55,6 +55,7 @@ from .. import references
 from ..kernel import (
     RunKey,
     diagnostics_results,
+    disease_ids,
     finlayson_eps,
     finlayson_results,
     images_key,
@@ -131,12 +132,14 @@ def craft(members: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, att
     return as_rgb(x_adv, x.shape[1]), time.perf_counter() - t0
 
 
-def _cell(y: np.ndarray, proba: np.ndarray, clean: np.ndarray, *, n_boot: int, seed: int,
+def _cell(y: np.ndarray, proba: np.ndarray, clean: np.ndarray, *, n_boot: int, seed: int, tm: Any,
           target: np.ndarray | None = None) -> dict[str, float]:
     """The kernel's metric row (:func:`~advmed.experiments.kernel.metric_row`) with accuracy
-    and AUC: the flip rate among the target's clean-correct images and, for a targeted
-    attack, ``target_rate``, the share of all images classified as the target."""
-    return metric_row(y, proba, clean, n_boot=n_boot, seed=seed, target=target, metrics=METRICS)
+    and AUC: the flip rate among the target's clean-correct images, the missed-diagnosis and
+    false-alarm rates of the target model ``tm``'s task and, for a targeted attack,
+    ``target_rate``, the share of all images classified as the target."""
+    return metric_row(y, proba, clean, n_boot=n_boot, seed=seed, target=target, metrics=METRICS,
+                      disease=disease_ids(tm))
 
 
 # --------------------------------------------------------------------------- transfer
@@ -235,7 +238,8 @@ def transfer_results(profile: Profile, zoo: Mapping[tuple, Any], surrogates: Map
                        "white_box": src.label == t, "n": len(y), "eps": eps, "eps_255": float(s.eps_255),
                        "steps": int(s.steps), "seconds": float(out["seconds"]),
                        "clean_accuracy": cm["accuracy"].value, "clean_auc": cm["auc"].value,
-                       **_cell(y, proba, c.argmax(1), n_boot=profile.eval.n_boot, seed=profile.seed)}
+                       **_cell(y, proba, c.argmax(1), n_boot=profile.eval.n_boot, seed=profile.seed,
+                               tm=targets[t])}
                 success[len(rows)] = (proba.argmax(1) != y).astype(np.float64)
                 rows.append(row)
     return TransferResults(pd.DataFrame(rows), success, sets, dict(surrogates))
@@ -271,7 +275,7 @@ def finlayson_blackbox(profile: Profile, zoo: Mapping[tuple, Any], surrogates: M
                          "white_accuracy": float(white["accuracy"]), "white_auc": float(white["auc"]),
                          "white_target_rate": float(white["target_rate"]), "white_n": int(white["n"]),
                          **_cell(y, out["proba"]["target"], clean.argmax(1), n_boot=profile.eval.n_boot,
-                                 seed=profile.seed, target=1 - y)})
+                                 seed=profile.seed, tm=tm, target=1 - y)})
     return pd.DataFrame(rows)
 
 

@@ -308,9 +308,14 @@ def transfer_brief(transfer: TransferResults) -> pd.DataFrame:
 
 def finlayson_summary(fin: pd.DataFrame) -> pd.DataFrame:
     """Finlayson et al.'s black box, one row per task and surrogate: white-box and black-box
-    accuracy, the share pushed to the other class and our reading of "still succeeds"."""
+    accuracy, the share pushed to the other class, our reading of "still succeeds", and which way
+    the errors go (missed diagnoses and false alarms among the clean-correct images)."""
     if fin.empty:
         return pd.DataFrame()
+    harm = {}
+    if "missed_rate" in fin.columns:
+        harm = {"missed diagnoses": [f"{r['missed_rate']:.2f} of {int(r['n_disease'])}" for _, r in fin.iterrows()],
+                "false alarms": [f"{r['false_alarm_rate']:.2f} of {int(r['n_normal'])}" for _, r in fin.iterrows()]}
     return pd.DataFrame({
         "task": fin["task"].map(task_label).to_numpy(),
         "crafted on": fin["surrogate"].to_numpy(),
@@ -318,6 +323,7 @@ def finlayson_summary(fin: pd.DataFrame) -> pd.DataFrame:
         "black-box accuracy": [fmt_interval(r["accuracy"], r["accuracy_lo"], r["accuracy_hi"], 2) for _, r in fin.iterrows()],
         "to the other class": fin["target_rate"].astype(float).to_numpy(),
         f"succeeds (≥ {BLACKBOX_SUCCESS:g})": (fin["target_rate"] >= BLACKBOX_SUCCESS).to_numpy(),
+        **harm,
     })
 
 

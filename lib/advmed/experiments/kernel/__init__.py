@@ -16,18 +16,18 @@ experiment modules (``profiles``, ``zoo``, ``references``), never each other
 from __future__ import annotations
 
 from .evaluation import (ATTACKS, ENSEMBLE, RobustResults, attack_sweep, diagnostics_results, diagnostics_sweep,
-                         ensemble_settings, memoised_sweep, robust_results, robust_sweep)
+                         disease_ids, ensemble_settings, memoised_sweep, robust_results, robust_sweep)
 from .keys import NON_TARGETED, ModelKey, RunKey, attack_name, images_key, model_columns, selection_key
 from .records import (RECORDS, BlackboxRecord, DefensesRecord, MissingRecord, NaturalRecord, PatchesRecord, Record,
                       UniversalRecord, WhiteboxRecord, ZooRecord, make_record, read_record, write_record)
-from .rows import DENOMINATORS, flip_rate, metric_row, target_rate
+from .rows import DENOMINATORS, HARM, flip_rate, metric_row, target_rate
 from .selection import Subset, batching, study_steps, subset, test_images
 from .studies import adversarialmed_eps, adversarialmed_results, finlayson_eps, finlayson_results
 
 __all__ = ["RECORDS", "BlackboxRecord", "DefensesRecord", "MissingRecord", "NaturalRecord", "PatchesRecord",
            "Record", "UniversalRecord", "WhiteboxRecord", "ZooRecord", "make_record", "read_record", "write_record",
-           "ATTACKS", "DENOMINATORS", "ENSEMBLE", "ModelKey", "NON_TARGETED", "attack_name", "RobustResults",
+           "ATTACKS", "DENOMINATORS", "ENSEMBLE", "HARM", "ModelKey", "NON_TARGETED", "attack_name", "RobustResults",
            "RunKey", "Subset", "adversarialmed_eps", "adversarialmed_results", "attack_sweep", "batching",
-           "diagnostics_results", "diagnostics_sweep", "ensemble_settings", "finlayson_eps", "finlayson_results",
+           "diagnostics_results", "diagnostics_sweep", "disease_ids", "ensemble_settings", "finlayson_eps", "finlayson_results",
            "flip_rate", "images_key", "memoised_sweep", "metric_row", "model_columns", "robust_results",
            "robust_sweep", "selection_key", "study_steps", "subset", "target_rate", "test_images"]
