@@ -130,8 +130,8 @@ pages.appendix_table(tables.claims_table(claims), "tab-claims-full",
 # %% tags=["hide-input"]
 pages.appendix_table(tables.quotes_table(), "tab-claims-quotes",
                      "The claims registry: each claim in the study's own words (from the seed text named), where the "
-                     "study's figure comes from, how cases are aggregated and why, and where the study's text and "
-                     "code differ.")
+                     "study's figure comes from, which way the errors behind its number go (missed diagnoses, false "
+                     "alarms or both), how cases are aggregated and why, and where the study's text and code differ.")
 
 # %% tags=["hide-input"]
 pages.appendix_table(tables.records_table(run.read_records(prof)), "tab-claims-records",

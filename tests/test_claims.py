@@ -312,3 +312,9 @@ def test_the_claims_type_no_study_number():
                     r"\d\.\d|\d ?(px|steps|rounds)\b|\d %|\d/255|quality \d|eps \d", node.value)):
                 bad.append(f"{fn.name}, line {node.lineno}: {node.value!r}")
     assert not bad, "\n".join(bad)
+
+
+def test_every_claim_says_which_way_its_errors_go():
+    assert set(registry.DIRECTIONS) == {c.number for c in registry.CLAIMS}
+    assert all(registry.DIRECTIONS[c.number] for c in registry.CLAIMS)
+    assert "direction of the errors" in tables.quotes_table().columns

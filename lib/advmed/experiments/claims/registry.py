@@ -312,6 +312,27 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "the smallest training fraction the profile runs", "the claim is about scarce data", "not an attack"),
 )
 
+#: Which way the errors behind each claim's number go (issue 24: missed diagnoses, a diseased image
+#: sent to no disease, against false alarms, the reverse). Not sealed: it describes the measure, it
+#: does not decide a verdict. Chapters 2 and 5 split the white-box and black-box numbers by direction.
+DIRECTIONS: dict[int, str] = {
+    1: "no attack: clean accuracy and AUC count every error, either way",
+    2: "both: a non-targeted attack; accuracy counts missed diagnoses and false alarms alike",
+    3: "both: non-targeted attacks",
+    4: "both: AUC under non-targeted attacks",
+    5: "both: robust accuracy under non-targeted attacks",
+    6: "both: each image is pushed to the other class, so diseased images become missed diagnoses and "
+       "normal ones false alarms (chapter 2 splits them)",
+    7: "both: targeted to the other class, as claim 6 (chapter 5 splits them)",
+    8: "both: each image gets the patch of the other class",
+    9: "both: non-targeted UAPs",
+    10: "one per UAP: toward the normal class, missed diagnoses; toward the disease, false alarms",
+    11: "both: non-targeted UAPs from photos",
+    12: "both: non-targeted UAPs before and after retraining",
+    13: "both: robust accuracy under non-targeted attacks",
+    14: "no attack: clean AUC",
+}
+
 #: Every claim by number.
 BY_NUMBER: dict[int, ClaimSpec] = {c.number: c for c in CLAIMS}
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from .. import references
 from ..kernel.records import Record
-from .registry import CLAIMS, rules_table
+from .registry import CLAIMS, DIRECTIONS, rules_table
 from .verdicts import SETTING_WORDS, SETTINGS, VERDICTS, Claim
 
 
@@ -63,10 +63,12 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
 
 def quotes_table() -> pd.DataFrame:
     """The registry: each claim's sentence as the study wrote it, its seed file, where the
-    figure comes from, and where the study's text and code differ."""
+    figure comes from, which way the errors behind its number go (missed diagnoses, false
+    alarms or both), and where the study's text and code differ."""
     return pd.DataFrame([{"no.": c.number, "study": references.STUDIES[c.study]["short"], "the study's words": c.quote,
-                          "seed file": c.seed, "figure from": c.figure_source, "aggregation": c.aggregation,
-                          "why": c.why, "text vs code": c.text_vs_code} for c in CLAIMS])
+                          "seed file": c.seed, "figure from": c.figure_source, "direction of the errors":
+                          DIRECTIONS[c.number], "aggregation": c.aggregation, "why": c.why,
+                          "text vs code": c.text_vs_code} for c in CLAIMS])
 
 
 def rules(digits: int = 4) -> pd.DataFrame:
