@@ -184,6 +184,19 @@ pages.figure(uplots.before_after_grid(exp, run.strongest_keys(exp)), "fig-uap-be
              "task, with the model's prediction (orange: changed); left, the UAP amplified and the true classes.")
 
 # %% [markdown]
+# The study calls its UAPs "almost imperceptible". {numref}`tab-uap-perceptibility` measures them
+# as chapter 2 measures its attacks: the largest change of a pixel and the norm in grey levels,
+# and how much of the image's structure survives (PSNR and SSIM of each perturbed held-out image
+# against the clean one, median over images), for the most visible UAP of each setting.
+
+# %% tags=["hide-input"]
+perceptibility = run.perceptibility(exp)
+pages.table(tables.perceptibility_summary(perceptibility), "tab-uap-perceptibility",
+            "How visible the UAPs are: per task, norm and zeta, the largest L-inf and L2 norm in grey levels over "
+            "the models and attacks, and the lowest median PSNR (dB) and SSIM of a perturbed held-out image "
+            "against the clean one. Every UAP is in the appendix.", data=perceptibility)
+
+# %% [markdown]
 # ### Confusion matrices under the UAP
 #
 # In {numref}`fig-uap-confusion` rows are the true class of held-out images, columns the

@@ -168,6 +168,13 @@ pages.figure(uplots.before_after_grid(natural, run.strongest_keys(natural)), "fi
 pages.figure(uplots.confusion_uap_grid(natural, run.confusion_keys(natural, twins=0)), "fig-natural-confusion",
              "Confusion matrices of held-out medical images with the strongest photo-built UAP of each task added.")
 
+# %% tags=["hide-input"]
+natural_perceptibility = run.perceptibility(natural)
+pages.table(tables.perceptibility_summary(natural_perceptibility), "tab-natural-perceptibility",
+            "How visible the photo-built UAPs are on the medical images, measured as chapter 3 measures its UAPs: "
+            "per task, norm and zeta, the largest L-inf and L2 norm in grey levels and the lowest median PSNR "
+            "(dB) and SSIM of a perturbed held-out image against the clean one.", data=natural_perceptibility)
+
 # %% [markdown]
 # ## Explorer
 #

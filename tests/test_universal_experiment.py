@@ -113,6 +113,24 @@ def test_table_columns_and_rows(zoo, profile, synthetic):
     assert claims["little_arch_dependence"].str.match(r"^(yes|no) \(").all()
 
 
+def test_perceptibility_is_chapter_2s_measure_of_each_uap_on_its_held_out_images(zoo, profile, synthetic, tmp_cache):
+    from advmed.metrics import perturbation_stats
+
+    exp = universal.uap_experiment(profile, trained=zoo, progress=False)
+    perc = universal.perceptibility(exp, n_images=8)
+    assert len(perc) == len(exp.runs) and (perc["n_images"] == 8).all()
+    key, run = next(iter(exp.runs.items()))
+    row = perc.iloc[0]
+    assert row["linf_255"] == pytest.approx(float(run.delta.abs().max()) * 255)
+    x = exp.sets[key.task].subset(list(range(8))).float()
+    stats = perturbation_stats(x, (x + as_rgb(run.delta.float(), x.shape[1])).clamp(0, 1))
+    assert row["ssim"] == pytest.approx(float(stats["ssim"].median()))
+    assert row["psnr_db"] == pytest.approx(float(stats["psnr_db"].median()))
+    summary = tables.perceptibility_summary(perc)
+    assert len(summary) == perc.groupby(["task", "norm", "zeta"]).ngroups
+    assert (summary["SSIM, lowest"] <= 1).all() and (summary["UAPs"] == 6).all()
+
+
 def test_collapse_share_and_ceiling_follow_their_definitions_and_bound_the_rate(zoo, profile, synthetic):
     """one_class is the share of adversarial predictions in the most common class, ceiling the
     share of clean predictions elsewhere; a non-targeted fooling rate never exceeds the ceiling

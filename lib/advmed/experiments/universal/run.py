@@ -48,7 +48,7 @@ from ...attacks.universal import eps_from_zeta, predict, random_control, uap
 from ...cache import memo, tensor_digest
 from ...data import ImageSet, get_spec, get_task, load_dataset, load_task
 from ...device import module_device
-from ...metrics import Estimate, attack_success, mean_interval
+from ...metrics import Estimate, attack_success, mean_interval, perturbation_stats
 from ...models import GrayInput, as_rgb, is_gray
 from ..profiles import Profile, UAPSettings
 from ..kernel import NON_TARGETED, RunKey, attack_name, selection_key, subset
@@ -439,6 +439,38 @@ __all__ = ["NON_TARGETED", "Rates", "RunKey", "UAPExperiment", "UAPRun", "attack
 
 
 # --------------------------------------------------------------------------- what the page draws
+#: Held-out images each UAP's perceptibility is measured on (SSIM costs a few ms an image).
+PERCEPTIBILITY_IMAGES = 64
+
+
+def perceptibility(exp: UAPExperiment, *, n_images: int = PERCEPTIBILITY_IMAGES) -> pd.DataFrame:
+    """How visible each UAP is, with chapter 2's one measure (:func:`advmed.metrics.perturbation_stats`)
+    on the first ``n_images`` held-out images of its task: one row per UAP (``task, arch, init,
+    norm, zeta, attack``), its L-inf and L2 norms in grey levels (x 255; over one channel for a
+    grey UAP), and the median PSNR (dB) and SSIM of the perturbed against the clean image
+    (after clipping to [0, 1], as the model sees it). Memoised per UAP and images."""
+    rows = []
+    for key, run in exp.runs.items():
+        images = exp.sets[key.task]
+        shown = images.subset(list(range(min(int(n_images), len(images.labels)))))
+        mkey = {"v": UNIVERSAL_VERSION, "delta": tensor_digest(run.delta.float()),
+                "images": selection_key(shown), "n": len(shown.labels)}
+
+        def compute(run=run, shown=shown) -> dict[str, float]:
+            x = shown.float()
+            x_adv = (x + as_rgb(run.delta.float().cpu(), x.shape[1])).clamp(0, 1)
+            stats = perturbation_stats(x, x_adv)
+            return {"psnr_db": float(stats["psnr_db"].median()), "ssim": float(stats["ssim"].median())}
+
+        out = memo("uap_perceptibility", mkey, compute)
+        d = run.delta.float()
+        rows.append({"task": key.task, "arch": key.arch, "init": key.init, "norm": key.norm, "zeta": key.zeta,
+                     "attack": attack_name(key.target, exp.trained[ModelKey(key.task, key.arch, key.init)].classes),
+                     "linf_255": float(d.abs().max()) * 255, "l2_255": float(d.norm()) * 255,
+                     "n_images": len(shown.labels), **out})
+    return pd.DataFrame(rows)
+
+
 def strongest_keys(exp: UAPExperiment) -> list[RunKey]:
     """The strongest non-targeted UAP of every task (:meth:`UAPExperiment.strongest`), in task order."""
     return [exp.strongest(task) for task in exp.sets]

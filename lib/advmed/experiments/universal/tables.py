@@ -242,6 +242,20 @@ def minagi_comparison(table: pd.DataFrame, reference: Mapping[str, Any] | None =
     return out
 
 
+def perceptibility_summary(perc: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~.run.perceptibility` per task, norm and zeta, the most visible UAP of the models and
+    attacks: the largest L-inf and L2 norms (grey levels) and the lowest median PSNR and SSIM."""
+    if perc.empty:
+        return perc
+    g = perc.groupby(["task", "norm", "zeta"], sort=False)
+    out = g.agg(linf=("linf_255", "max"), l2=("l2_255", "max"), psnr=("psnr_db", "min"), ssim=("ssim", "min"),
+                uaps=("arch", "size")).reset_index()
+    return pd.DataFrame({"task": out["task"].map(task_label), "norm": out["norm"], "zeta": out["zeta"],
+                         "UAPs": out["uaps"], "L-inf (/255), largest": out["linf"].round(1),
+                         "L2 (/255), largest": out["l2"].round(0), "PSNR (dB), lowest": out["psnr"].round(1),
+                         "SSIM, lowest": out["ssim"].round(3)})
+
+
 def settings_table(profile: Profile) -> pd.DataFrame:
     """The profile's UAP settings as a two-column table for the book, with the claim thresholds,
     the seed and the bootstrap resamples."""
@@ -346,7 +360,7 @@ def transfer_table(matrices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 __all__ = ["ABOVE_COLUMN", "ARCH_SPREAD", "AT_CEILING", "CLAIM_COLUMN", "CLAIM_THRESHOLD", "COLLAPSED", "ClaimCounts", "CollapseCounts",
-           "NaturalHeadline", "claim_counts", "claim_summary", "collapse_counts", "count_collapse",
+           "NaturalHeadline", "claim_counts", "perceptibility_summary", "claim_summary", "collapse_counts", "count_collapse",
            "fooling_summary", "minagi_comparison", "minagi_summary", "natural_display", "natural_headline", "natural_summary",
            "natural_vs_medical", "settings_brief", "settings_table", "transfer_learning_table", "transfer_table",
            "uap_table"]
