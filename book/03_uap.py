@@ -117,7 +117,8 @@ table = tables.uap_table(exp)
 numeric = tables.uap_table(exp, numeric=True)
 claims = tables.claim_summary(numeric)
 counts = tables.claim_counts(numeric, claims)
-records.write_record(report.headline_record(prof, zoo, numeric))
+perceptibility = run.perceptibility(exp)
+records.write_record(report.headline_record(prof, zoo, numeric, perceptibility))
 pages.glue_numbers("uap", counts)
 
 # %% [markdown]
@@ -190,7 +191,6 @@ pages.figure(uplots.before_after_grid(exp, run.strongest_keys(exp)), "fig-uap-be
 # against the clean one, median over images), for the most visible UAP of each setting.
 
 # %% tags=["hide-input"]
-perceptibility = run.perceptibility(exp)
 pages.table(tables.perceptibility_summary(perceptibility), "tab-uap-perceptibility",
             "How visible the UAPs are: per task, norm and zeta, the largest L-inf and L2 norm in grey levels over "
             "the models and attacks, and the lowest median PSNR (dB) and SSIM of a perturbed held-out image "

@@ -76,9 +76,9 @@ def test_every_family_record_round_trips(tmp_cache, family):
 def test_a_record_holds_exactly_its_fields():
     prof = get_profile("smoke")
     with pytest.raises(TypeError, match="holds"):
-        R.make_record(R.UniversalRecord, prof, uap=_frame(), extra=_frame())
+        R.make_record(R.UniversalRecord, prof, uap=_frame(), perceptibility=_frame(), extra=_frame())
     with pytest.raises(TypeError, match="must be DataFrames"):
-        R.make_record(R.UniversalRecord, prof, uap=[1, 2])
+        R.make_record(R.UniversalRecord, prof, uap=[1, 2], perceptibility=_frame())
 
 
 def test_a_missing_record_names_the_chapter_to_run(tmp_cache):
@@ -119,8 +119,8 @@ def test_an_interrupted_write_leaves_no_record(tmp_cache, monkeypatch):
     """Killed after the data went to the temporary file, before the rename: no record (or the
     previous one, intact), and no temporary file."""
     prof = get_profile("smoke")
-    first = R.make_record("universal", prof, uap=_frame())
-    second = R.make_record("universal", prof, uap=_frame().iloc[:1])
+    first = R.make_record("universal", prof, uap=_frame(), perceptibility=_frame())
+    second = R.make_record("universal", prof, uap=_frame().iloc[:1], perceptibility=_frame())
 
     def boom(fd):
         raise KeyboardInterrupt
@@ -145,7 +145,7 @@ def test_the_families_build_their_records_from_the_chapters_results():
     zoo = _fake_zoo("t1", "t2")
     f = _frame()
     built = [R.zoo_record(prof, zoo, f), whitebox.report.headline_record(prof, zoo, f, f),
-             universal.report.headline_record(prof, zoo, f),
+             universal.report.headline_record(prof, zoo, f, f),
              universal.report.natural_record(prof, zoo, f, f, f.assign(checkpoint="ckpt-ablation")),
              blackbox.report.headline_record(prof, zoo, f), patches.report.headline_record(prof, zoo, f),
              defenses.report.headline_record(prof, zoo, DefenseClaims())]
@@ -184,7 +184,8 @@ def _write_minimal_records(prof) -> None:
     R.write_record(R.make_record("zoo", prof, clean=clean, models=models))
     R.write_record(R.make_record("whitebox", prof, adversarialmed=empty, finlayson=empty))
     R.write_record(R.make_record("universal", prof, uap=pd.DataFrame(columns=[
-        "task", "arch", "init", "norm", "zeta", "target", "rate", "random", "rate_all", "random_all"])))
+        "task", "arch", "init", "norm", "zeta", "target", "rate", "random", "rate_all", "random_all"]),
+        perceptibility=pd.DataFrame(columns=["task", "arch", "init", "norm", "zeta", "ssim", "psnr_db", "linf_255"])))
     R.write_record(R.make_record("natural", prof, natural=pd.DataFrame(columns=["task", "norm", "zeta", "init"]),
                                  drift=empty, ablation=empty))
     R.write_record(R.make_record("blackbox", prof, finlayson=empty))

@@ -24,7 +24,7 @@ from ..kernel.records import (RECORDS, BlackboxRecord, DefensesRecord, MissingRe
                               Record, UniversalRecord, WhiteboxRecord, ZooRecord, read_record)
 from ..profiles import Profile
 from ..universal.tables import COLLAPSED, count_collapse
-from .registry import BY_NUMBER, ClaimSpec
+from .registry import BY_NUMBER, IMPERCEPTIBLE_SSIM, ClaimSpec
 from .statistics import Interval, bootstrap_statistic, hanley_mcneil, newcombe_difference, wilson
 from .verdicts import SETTINGS, Claim, Evidence, Part, judge, untested
 
@@ -55,7 +55,8 @@ class Context:
     #: The tables the claims read: attribute -> (record type, its field).
     TABLES = {"models": (ZooRecord, "models"), "clean": (ZooRecord, "clean"),
               "adversarialmed": (WhiteboxRecord, "adversarialmed"), "finlayson": (WhiteboxRecord, "finlayson"),
-              "uap": (UniversalRecord, "uap"), "natural": (NaturalRecord, "natural"),
+              "uap": (UniversalRecord, "uap"), "perceptibility": (UniversalRecord, "perceptibility"),
+              "natural": (NaturalRecord, "natural"),
               "ablation": (NaturalRecord, "ablation"), "drift": (NaturalRecord, "drift"),
               "finlayson_blackbox": (BlackboxRecord, "finlayson"), "patches": (PatchesRecord, "finlayson")}
 
@@ -560,9 +561,28 @@ def claim_14(ctx: Context) -> Claim:
                   details={f"{r.fraction:g}": r.difference for r in rows})
 
 
+def claim_15(ctx: Context) -> Claim:
+    spec = BY_NUMBER[15]
+    t = ctx.perceptibility
+    z = max(ctx.profile.uap.zetas)
+    rows = t[np.isclose(t["zeta"].astype(float), z)] if len(t) else t
+    if rows.empty:
+        return untested(spec, "no UAP at the study's zeta in this profile", "03_uap")
+    ssim = bootstrap_statistic(rows["ssim"].astype(float).tolist(), seed=ctx.profile.seed)
+    study = Evidence(f"the median of {len(rows)} UAPs at zeta {z:g}", (Part("SSIM", ssim),))
+    return _claim(spec, study, None,
+                  ours_text=f"median SSIM {ssim.fmt()} over {len(rows)} UAPs (lowest {rows['ssim'].min():.3f}); "
+                            f"largest L-inf {rows['linf_255'].max():.1f}/255, lowest median PSNR "
+                            f"{rows['psnr_db'].min():.1f} dB",
+                  our_setting=f"zeta {z:g}, {len(set(rows['norm']))} norms; SSIM on held-out images",
+                  reason=_reasons(f"{int((rows['ssim'] < IMPERCEPTIBLE_SSIM).sum())} of {len(rows)} UAPs below SSIM "
+                                  f"{IMPERCEPTIBLE_SSIM:g}" if (rows["ssim"] < IMPERCEPTIBLE_SSIM).any() else ""),
+                  section="03_uap", n_have=len(rows), details={"n_uaps": len(rows)})
+
+
 CLAIMS: dict[int, Callable[[Context], Claim]] = {
     1: claim_1, 2: claim_2, 3: claim_3, 4: claim_4, 5: claim_5, 6: claim_6, 7: claim_7, 8: claim_8, 9: claim_9,
-    10: claim_10, 11: claim_11, 12: claim_12, 13: claim_13, 14: claim_14,
+    10: claim_10, 11: claim_11, 12: claim_12, 13: claim_13, 14: claim_14, 15: claim_15,
 }
 
 

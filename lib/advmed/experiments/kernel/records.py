@@ -150,11 +150,13 @@ class WhiteboxRecord(Record):
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class UniversalRecord(Record):
     """Chapter 3: every UAP beside its random control (numeric ``universal.tables.uap_table``:
-    ``rate``, ``random``, ``rate_all``, ``random_all``, ``dominant_share``, ...)."""
+    ``rate``, ``random``, ``rate_all``, ``random_all``, ``dominant_share``, ...) and how visible
+    each is (``universal.run.perceptibility``: norms in grey levels, median PSNR and SSIM)."""
 
     family = "universal"
     chapter = "03_uap"
     uap: pd.DataFrame
+    perceptibility: pd.DataFrame
 
 
 @_register

@@ -158,9 +158,12 @@ def transfer_learning_sentence(table: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- the records
-def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame) -> UniversalRecord:
-    """Chapter 3's record for chapter 8: every UAP beside its control (:func:`.tables.uap_table`, numeric)."""
-    return make_record(UniversalRecord, profile, uap=numeric, sources=[tm.config.key() for tm in zoo.values()])
+def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame,
+                    perceptibility: pd.DataFrame) -> UniversalRecord:
+    """Chapter 3's record for chapter 8: every UAP beside its control (:func:`.tables.uap_table`,
+    numeric) and how visible it is (:func:`.run.perceptibility`)."""
+    return make_record(UniversalRecord, profile, uap=numeric, perceptibility=perceptibility,
+                       sources=[tm.config.key() for tm in zoo.values()])
 
 
 def natural_record(profile: Profile, zoo: Mapping[tuple, Any], natural: pd.DataFrame, drift: pd.DataFrame,
