@@ -152,9 +152,9 @@ records.write_record(report.headline_record(prof, zoo, fin, sur))
 pages.table(tables.finlayson_summary(fin), "tab-bb-finlayson",
             "Finlayson et al.'s targeted PGD crafted on a surrogate: the target's accuracy in white box and in "
             "black box [95 % interval], the share sent to the other class, whether that reaches our reading "
-            "of \"still succeeds\", and which way the errors go: diseased images sent to normal (missed "
-            "diagnoses) and normal ones sent to the disease (false alarms), each over the images of that kind "
-            "the target classified correctly.", data=fin)
+            "of \"still succeeds\", and which way the errors go: the share of diseased images sent to normal "
+            "(missed diagnoses) and of normal ones sent to the disease (false alarms), each over the images of "
+            "that kind the target classified correctly.", data=fin)
 
 # %% tags=["remove-input"]
 Markdown(report.finlayson_reading(fin, prof))

@@ -147,8 +147,9 @@ pages.table(tables.defense_summary(results, eps), "tab-def-summary",
             "Every defense at the reporting budget: accuracy clean, against the oblivious and against the adaptive "
             "attacker (escalated where the masking diagnostics flag the defense), the adaptive attacker's images once "
             "rounded to an 8-bit image as a file delivers them, and the evaluation: passed (the diagnostics pass), "
-            "escalated and converged, or escalated to its cap (an upper bound, not converged). AUCs, costs and what "
-            "each escalation found are in the appendix.",
+            "converged (flagged, then escalated until two stronger attacks in a row broke nothing) or upper bound "
+            "(flagged, escalated to its cap and still breaking images). AUCs, costs and what each escalation found "
+            "are in the appendix.",
             data=tables.defense_table(results, eps))
 
 # %% tags=["hide-input"]

@@ -15,7 +15,8 @@
 #
 # This book exists to answer one question: which of the three studies' findings hold, and how
 # strongly? This chapter sets each claim of the claims registry beside the numbers our chapters
-# computed for it ({numref}`tab-claims`, {numref}`fig-claims`, {numref}`fig-claims-strongest`)
+# computed for it ({numref}`tab-claims`, {numref}`tab-claims-attacks`, {numref}`fig-claims`,
+# {numref}`fig-claims-strongest`)
 # and decides it by a rule the
 # registry fixed before the numbers were seen. The registry quotes each study's own sentence with
 # its source file, states where the study's figure comes from, and seals its rules with a
@@ -39,7 +40,8 @@
 # random control) is at least the registry's effect size with its whole interval. It is
 # *inconclusive* when an interval straddles the margin, so that our number of images cannot
 # decide, and also when the evaluation does not believe its own number (a defense the masking
-# diagnostics flag): such a number yields neither agreement nor disagreement. It is *not
+# diagnostics flag whose escalated attack did not converge: an upper bound): such a number yields
+# neither agreement nor disagreement. It is *not
 # comparable* when this profile lacks the task, model or experiment. A claim with several parts
 # takes the least favourable verdict of its parts. The reason given for a claim that does not
 # agree is the measurement of this book that bears on that claim, or "unexplained".
@@ -75,11 +77,15 @@ pages.banner(prof.name, prof.whitebox.n_images)
 claims = run.all_claims(prof)
 
 # %% tags=["hide-input"]
-pages.table(tables.claims_summary(claims), "tab-claims",
-            "The studies' claims this profile can test and the verdicts of our measurements at the study's setting "
-            "and under the book's strongest evaluation, with the chapter that computed ours. The study's words, figures and settings, "
-            "ours with intervals, the rule's test per part and the reasons are in the appendix.",
-            data=tables.claims_table(claims))
+pages.table(tables.claims_summary(claims, ["adversarialmed"]), "tab-claims",
+            "AdversarialMed's claims this profile can test and the verdicts of our measurements at the study's "
+            "setting and under the book's strongest evaluation, with the chapter that computed ours. The study's "
+            "words, figures and settings, ours with intervals, the rule's test per part and the reasons, for every "
+            "claim, are in the appendix.", data=tables.claims_table(claims))
+
+# %% tags=["hide-input"]
+pages.table(tables.claims_summary(claims, exclude=["adversarialmed"]), "tab-claims-attacks",
+            "The other studies' claims (Finlayson et al.; Hirano et al.; Minagi et al.), as the table above.")
 
 # %% tags=["remove-input"]
 Markdown(tables.untested_sentence(claims))

@@ -235,6 +235,11 @@ def test_a_flagged_defense_is_escalated_not_labelled(results, monkeypatch):
     assert "->" in table.escalation.iloc[1] and table.escalation.iloc[0] == ""
     assert not any("unevaluated" in str(v) for v in table.to_numpy().ravel())
     assert set(T.escalation_table(D.DefenseResults([none, r], None)).defense) == {"gradient-masked"}
+    summary = T.defense_summary(D.DefenseResults([none, r], None), top)
+    assert list(summary.evaluation) == ["reference", "upper bound" if r.evaluation == NOT_CONVERGED else "converged"]
+    bound = dataclasses.replace(r, escalation=r.escalation.assign(converged=False))
+    assert bound.evaluation == NOT_CONVERGED
+    assert T.defense_summary(D.DefenseResults([none, bound], None), top).evaluation.iloc[1] == "upper bound"
 
 
 def test_smoothing_radii_end_at_the_largest_certifiable_radius_in_the_books_units(results):

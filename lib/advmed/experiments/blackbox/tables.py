@@ -314,8 +314,9 @@ def finlayson_summary(fin: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     harm = {}
     if "missed_rate" in fin.columns:
-        harm = {"missed diagnoses": [f"{r['missed_rate']:.2f} of {int(r['n_disease'])}" for _, r in fin.iterrows()],
-                "false alarms": [f"{r['false_alarm_rate']:.2f} of {int(r['n_normal'])}" for _, r in fin.iterrows()]}
+        harm = {"missed · false alarms": [f"{r['missed_rate']:.2f} of {int(r['n_disease'])} · "
+                                          f"{r['false_alarm_rate']:.2f} of {int(r['n_normal'])}"
+                                          for _, r in fin.iterrows()]}
     return pd.DataFrame({
         "task": fin["task"].map(task_label).to_numpy(),
         "crafted on": fin["surrogate"].to_numpy(),

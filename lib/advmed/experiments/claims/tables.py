@@ -2,7 +2,7 @@
 registry's quotes and rules, and the records read."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import pandas as pd
 
@@ -36,12 +36,16 @@ def untested_sentence(claims: list[Claim]) -> str:
     return f"Not testable with this profile, and left out of the table: {items}."
 
 
-def claims_summary(claims: list[Claim]) -> pd.DataFrame:
-    """One row per testable claim (:func:`testable`): whose it is, the claim, its verdict at the
-    study's setting and under the book's strongest evaluation, and the chapter that measured it."""
+def claims_summary(claims: list[Claim], studies: Iterable[str] | None = None, *,
+                   exclude: Iterable[str] = ()) -> pd.DataFrame:
+    """One row per testable claim (:func:`testable`) of ``studies`` (study keys; None: all) but
+    not of ``exclude``: whose it is, the claim, its verdict at the study's setting and under the
+    book's strongest evaluation, and the chapter that measured it."""
+    keep, drop = None if studies is None else set(studies), set(exclude)
     return pd.DataFrame([{"no.": c.number, "study": _study(c), "statement": c.statement,
                           SETTING_WORDS["study"]: c.verdict, SETTING_WORDS["strongest"]: c.strongest,
-                          "chapter": _chapter(c)} for c in testable(claims)])
+                          "chapter": _chapter(c)} for c in testable(claims)
+                         if (keep is None or c.study in keep) and c.study not in drop])
 
 
 def claims_table(claims: list[Claim]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .. import references
 from ..profiles import Profile
+from ...attacks.escalate import NOT_CONVERGED
 from .evaluate import AUC_ATTACK, STUDY_ATTACKS
 from .registry import REFERENCE, claimed, is_reference
 from .regularisation import regularisation_summary
@@ -332,11 +333,14 @@ def defense_summary(results: DefenseResults, eps_255: float) -> pd.DataFrame:
     t = defense_table(results, eps_255)
     if t.empty:
         return t
-    verdict = t["diagnostics"].astype(str).map(lambda d: "escalated, " + d.split("escalated: ")[-1]
-                                               if d.startswith("flagged") else d)
+    def short(d: str) -> str:
+        if not d.startswith("flagged"):
+            return d
+        return "upper bound" if d.endswith(NOT_CONVERGED) else "converged"
+
     return pd.DataFrame({"task": t["task"], "defense": t["defense"], "clean": t["clean_accuracy"],
                          "oblivious": t["oblivious_accuracy"], "adaptive": t["adaptive_accuracy"],
-                         "adaptive, 8-bit": t["adaptive_accuracy_8bit"], "diagnostics": verdict})
+                         "8-bit": t["adaptive_accuracy_8bit"], "evaluation": t["diagnostics"].astype(str).map(short)})
 
 
 def study_attacks_summary(results: DefenseResults) -> pd.DataFrame:
