@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 
 from ...attacks import default_ensemble, get_attack, masking_diagnostics, robust_accuracy
 from ...cache import memo
-from ...data import DATASETS, TASKS
+from ...data import TASKS
 from ...device import module_device
 from ...metrics import perturbation_stats
 from ...models import as_module, as_pixels, as_rgb, gray_view, predict_proba
+from ..cells import task_classes
 from ..profiles import Profile
 from .keys import images_key, model_columns
 from .rows import metric_row
@@ -70,8 +71,7 @@ def disease_ids(trained: Any) -> tuple[int, ...] | None:
     task = TASKS.get(getattr(config, "task", None))
     if task is None or not classes or not task.disease:
         return None
-    spec = DATASETS[task.dataset]
-    if tuple(classes) != tuple(spec.views[task.view].classes if task.view else spec.classes):
+    if tuple(classes) != task_classes(task.name):
         return None
     return task.disease_ids(tuple(classes))
 
