@@ -274,6 +274,7 @@ class _Tally:
 
     def update(self, idx, x_adv, logits, eps, member) -> int:
         """Record one member's images ``x_adv`` of the survivors ``idx``; returns how many fell."""
+        idx = idx.to(logits.device)  # the survivors are listed on the CPU, the images may be on CUDA
         m = true_margin(logits, self.y[idx])
         fooled = logits.argmax(1) != self.y[idx]  # the attacks' own definition of success
         worse = fooled | (m < self.margin[idx])  # a fooled image, or a lower margin

@@ -16,8 +16,10 @@ Throughputs (GMAC per second, forward-equivalent):
   gradient, batch 4, 2 threads: 184 ms per image, i.e. 3 x 5.71 / 0.184 = 93 GMAC/s).
 - CUDA: **assumed, not measured** (no GPU was available when this was written): 15,000
   GMAC/s, about what published ResNet-50 training throughputs on A100/H100-class GPUs
-  (1,000-1,500 images/s in TF32, 3 x 4.1 GMAC each) give. ``benchmarks/gpu_check.sh``
-  measures the real figure; set ``ADVMED_GMACS`` to it.
+  (1,000-1,500 images/s in TF32, 3 x 4.1 GMAC each) give. The first ``benchmarks/gpu_check.sh``
+  run (one H200, 2026-12-04) found no single figure: 48,000 for PGD on ResNet-18, but
+  1,100-3,100 for the MobileNet cells of ``paper`` (README, "Paper scale"), so the assumption
+  stays and ``ADVMED_GMACS`` overrides it.
 
 Example:
     >>> from advmed.experiments.profiles import get_profile
