@@ -160,6 +160,25 @@ pages.table(tables.finlayson_summary(fin), "tab-bb-finlayson",
 Markdown(report.finlayson_reading(fin, prof))
 
 # %% [markdown]
+# ## AdversarialMed's attacks in black box
+#
+# AdversarialMed studied FGSM, I-FGSM, PGD and MI-FGSM "both white- and black-box". Here the
+# four run at their budget, step and iterations (chapter 2's study setting) on the chest X-ray
+# target's two trained surrogates, untargeted, and the target scores the result;
+# {numref}`tab-bb-adversarialmed` puts the same attacks in white box beside them.
+
+# %% tags=["hide-input"]
+am = run.adversarialmed_blackbox(prof, zoo, sur, progress=False)
+pages.table(tables.adversarialmed_summary(am), "tab-bb-adversarialmed",
+            "AdversarialMed's four attacks at their setting, crafted on a surrogate: the target's accuracy and "
+            "AUC in white box and in black box [95 % interval], and the share of the clean-correct diseased "
+            "images sent to normal (missed diagnoses) and of normal ones sent to the disease (false alarms).",
+            data=am)
+
+# %% tags=["remove-input"]
+Markdown(report.adversarialmed_reading(am))
+
+# %% [markdown]
 # ## Score-based query attacks
 #
 # The attacker sends images to the target and reads its probabilities (through

@@ -84,7 +84,10 @@ Markdown(report.budget_note(prof))
 #   $\epsilon$ ({glue:text}`def-study-at-eps:g` normalised,
 #   {glue:text}`def-study-at-eps-255:.2f`/255), step {glue:text}`def-study-at-step:g` normalised,
 #   {glue:text}`def-study-at-steps` iterations, crafted with the true labels and the model in eval mode; PGD training
-#   {cite:p}`madry2018towards` where the profile asks.
+#   {cite:p}`madry2018towards` where the profile asks. It fine-tunes chapter 1's clean model of the
+#   task, as AdversarialMed fine-tuned a trained chest X-ray network, and keeps the epoch with the
+#   best robust balanced accuracy on validation images: started from ImageNet weights instead, that
+#   rule kept a first epoch which predicted one class for almost every image.
 # - **VAE denoising**: a convolutional VAE trained on the clean training images reconstructs the
 #   input (AdversarialMed's patch-wise variant where the profile sets a patch size).
 # - **UAP retraining** {cite:p}`hirano2021universal,moosavidezfooli2017universal`: rounds of

@@ -354,3 +354,26 @@ def test_every_profile_sizes_chapter_5_within_its_tasks():
         assert b.query_images <= (b.n_images or 10**9)
     with pytest.raises(ValueError, match="valid: square, simba"):
         get_profile("smoke", blackbox={"query_attacks": ["boundary"]})
+
+
+def test_adversarialmed_black_box_runs_their_four_attacks_at_their_setting_on_both_surrogates(
+        zoo, profile, synthetic, monkeypatch):
+    from advmed import pages
+
+    sur = S.trained_surrogates(profile, zoo, progress=False)
+    am = B.adversarialmed_blackbox(profile, zoo, sur, progress=False)
+    st = wb.adversarialmed_eps()
+    assert len(am) == 8 and set(am["surrogate_kind"]) == {"seed", "disjoint"}
+    assert list(am["attack"].unique()) == ["fgsm", "ifgsm", "pgd", "mifgsm"]
+    assert (am["eps"] == st["eps"]).all()
+    assert (am.loc[am["attack"] == "fgsm", "steps"] == 1).all()
+    assert (am.loc[am["attack"] != "fgsm", "step"] == st["step"]).all()
+    white = wb.adversarialmed_results(profile, {sur[TASK].target: zoo[sur[TASK].target]}, progress=False)
+    for _, r in am.iterrows():  # the white-box column is chapter 2's number for the same attack
+        assert r["white_accuracy"] == pytest.approx(float(white.set_index("attack").loc[r["attack"], "accuracy"]))
+        assert r["accuracy_lo"] <= r["accuracy"] <= r["accuracy_hi"]
+    summary = T.adversarialmed_summary(am)
+    assert len(summary) <= pages.MAX_TABLE_ROWS and len(summary.columns) <= 7
+    assert "white box" in R.adversarialmed_reading(am)
+    empty = B.adversarialmed_blackbox(profile, zoo, {}, progress=False)
+    assert empty.empty and T.adversarialmed_summary(empty).empty and R.adversarialmed_reading(empty)

@@ -360,3 +360,17 @@ def test_chapter_parameters_reach_the_defense_section():
     assert prof.defense.tasks == PROFILES["smoke"].defense.tasks  # None: the profile's
     with pytest.raises(KeyError, match="valid"):
         get_profile("smoke", defense={"bogus": 1})
+
+
+def test_adversarial_training_fine_tunes_the_zoo_model_and_the_regularisation_runs_do_not(results):
+    from advmed.experiments.defenses import regularisation as RG
+    from advmed.experiments.defenses.builders.adversarial import adversarial_train_config
+
+    res, prof, trained, zoo = results
+    base = next(iter(zoo.values())).config
+    at = [c for c in trained if c.adversarial is not None and c.adversarial.crafts_examples and c.warm_start]
+    assert {c.adversarial.method for c in at} == set(prof.defense.adversarial)
+    assert all(c.warm_start == base for c in at)
+    assert all(c.warm_start is None for _, _, c in RG.regularisation_configs(prof, base))
+    cold = dataclasses.replace(prof, defense=dataclasses.replace(prof.defense, at_warm_start=False))
+    assert adversarial_train_config(base, "adversarialmed", cold).warm_start is None

@@ -451,3 +451,36 @@ def test_patience_counts_epochs_without_better_robust_accuracy(monkeypatch):
     cfg = dataclasses.replace(AT, epochs=6, patience=2)
     fitted = _fit(cfg, monkeypatch, [0.8, 0.7, 0.7, 0.9, 0.9, 0.9])
     assert len(fitted.history) == 3 and fitted.best_epoch == 1
+
+
+# ------------------------------------------------------------------------------------ warm start
+
+def test_warm_start_enters_the_key_by_the_source_key_and_round_trips():
+    adv = dataclasses.replace(CFG, adversarial=AdversarialConfig("adversarialmed"))
+    warm = dataclasses.replace(adv, warm_start=CFG)
+    assert warm.key() != adv.key() and "fine-tuned" in warm.label()
+    assert T.TrainConfig(**warm.to_dict()) == warm  # the side-car's nested dict is converted
+    assert T.TrainConfig(**warm.to_dict()).key() == warm.key()
+    other_source = dataclasses.replace(warm, warm_start=dataclasses.replace(CFG, seed=1))
+    assert other_source.key() != warm.key()  # the key follows the source's weights
+
+
+@pytest.mark.parametrize("field, value", [("size", 16), ("arch", "small_cnn"), ("task", "pneumoniamnist")])
+def test_warm_start_must_be_the_same_network_on_the_same_task(field, value):
+    with pytest.raises(ValueError, match=f"differs in {field}"):
+        dataclasses.replace(CFG, warm_start=dataclasses.replace(CFG, **{field: value}))
+    with pytest.raises(TypeError, match="warm_start"):
+        dataclasses.replace(CFG, warm_start="abc")
+
+
+def test_warm_start_fine_tunes_the_source_weights_trained_through_the_cache(synthetic, tmp_cache):
+    adv = dataclasses.replace(CFG, adversarial=AdversarialConfig("pgd", eps=4 / 255, steps=1), warm_start=CFG,
+                              epochs=1, lr=1e-12)
+    tm = T.get_trained_model(adv, device="cpu", progress=False)
+    assert TC.checkpoint_paths(CFG)[0].is_file()  # the source was trained and cached first
+    source = T.get_trained_model(CFG, device="cpu", progress=False)
+    assert source.meta["cached"] and tm.meta["model_meta"]["warm_start"] == CFG.key()
+    for (name, p), q in zip(tm.model.named_parameters(), source.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-8), name  # lr ~ 0: the weights are the source's
+    fresh = T.train_model(dataclasses.replace(adv, warm_start=None), device="cpu", progress=False)
+    assert not all(torch.allclose(p, q, atol=1e-4) for p, q in zip(fresh.model.parameters(), source.model.parameters()))

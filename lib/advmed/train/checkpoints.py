@@ -3,6 +3,7 @@ JSON side-car ``<key>.json``, both written atomically, the side-car last (a chec
 without one is treated as absent), loaded with ``weights_only=True``."""
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import time
@@ -86,10 +87,21 @@ def train_model(cfg: TrainConfig, *, device: torch.device | str | None = None,
     val = load_split(cfg, "val", cfg.max_val, progress=progress)
     if list(train.classes) != list(val.classes):
         raise ValueError(f"train and val classes differ: {train.classes} vs {val.classes}")
-    seed_everything(cfg.seed)  # model initialisation
-    model = build_from_config(cfg, len(train.classes))
-    meta = dict(getattr(model, "meta", {}) or {})
-    init_used = str(meta.get("init", cfg.init))
+    if cfg.warm_start is not None:
+        source = get_trained_model(cfg.warm_start, device=dev, progress=progress)
+        if list(source.classes) != list(train.classes):
+            raise ValueError(f"warm_start {cfg.warm_start.label()} has classes {list(source.classes)}, "
+                             f"this model {list(train.classes)}")
+        model = copy.deepcopy(source.model)
+        meta = dict(getattr(model, "meta", {}) or {})
+        meta["warm_start"] = cfg.warm_start.key()
+        init_used = source.init_used
+        seed_everything(cfg.seed)  # as after a fresh build: batch order, augmentation, random starts
+    else:
+        seed_everything(cfg.seed)  # model initialisation
+        model = build_from_config(cfg, len(train.classes))
+        meta = dict(getattr(model, "meta", {}) or {})
+        init_used = str(meta.get("init", cfg.init))
     t0 = time.perf_counter()
     fitted = fit_robust(model, train, val, cfg, device=dev, progress=progress)
     model, history, best_epoch, val_auc, cost = fitted.model, fitted.history, fitted.best_epoch, fitted.val_auc, fitted.cost

@@ -26,7 +26,8 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 # a field at that value is left out of the key, so adding a field never invalidates the
 # checkpoints of configs that do not use it.
 KEY_DEFAULTS: dict[str, Any] = {"optimizer": "adamw", "momentum": 0.9, "schedule": "cosine",
-                                "exclude_train": None, "net_size": None, "adversarial": None}
+                                "exclude_train": None, "net_size": None, "adversarial": None,
+                                "warm_start": None}
 
 # Datasets whose images may be mirrored left-right without changing the diagnosis.
 # Chest X-rays are not (cardiac laterality); breast ultrasound is left out as untested.
@@ -218,6 +219,14 @@ class TrainConfig:
             :class:`AdversarialConfig` (a method name such as
             ``"adversarialmed"`` or its ``to_dict()`` is converted): adversarial or noise
             training. Left out of :meth:`key` when None, so clean configs keep their keys.
+        warm_start: None (start from ``init``) or the :class:`TrainConfig` of a model of the
+            same network and task whose trained weights this one starts from (fine-tuning;
+            trained first through the checkpoint cache when absent). Adversarial training
+            starts from the clean model of the same recipe, as AdversarialMed started theirs
+            from a trained chest X-ray network (CheXNet) rather than from ImageNet: from
+            ImageNet, robust model selection keeps a first epoch that predicts one class
+            (see ``advmed.train.adversarial``). Hashed by the source's key; a dict (a
+            side-car's ``to_dict()``) is converted.
     """
 
     task: str
@@ -243,6 +252,7 @@ class TrainConfig:
     exclude_train: tuple[int, int] | None = None
     net_size: int | None = None
     adversarial: AdversarialConfig | None = None
+    warm_start: TrainConfig | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -269,6 +279,7 @@ class TrainConfig:
         if self.hflip is None:  # resolve now, so that the key records what is done
             object.__setattr__(self, "hflip", _flip_safe(self.task))
         object.__setattr__(self, "adversarial", _as_adversarial(self.adversarial))
+        object.__setattr__(self, "warm_start", _as_warm_start(self.warm_start, self))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -283,6 +294,8 @@ class TrainConfig:
         hash :data:`ADVERSARIAL_CODE_VERSION`.
         """
         fields = {k: v for k, v in self.to_dict().items() if not (k in KEY_DEFAULTS and v == KEY_DEFAULTS[k])}
+        if self.warm_start is not None:
+            fields["warm_start"] = self.warm_start.key()
         if self.adversarial is not None:
             fields["adversarial"] = self.adversarial.key_dict()
             if self.adversarial.crafts_examples:
@@ -294,7 +307,8 @@ class TrainConfig:
         """Short human-readable name, e.g. ``pneumonia_cxr/resnet18 (scratch, 64 px)``."""
         net = f" -> {self.net_size} px" if self.net_size not in (None, self.size) else ""
         adv = "" if self.adversarial is None else f", {self.adversarial.label()}"
-        return f"{self.task}/{self.arch} ({self.init}, {self.size} px{net}{adv})"
+        warm = "" if self.warm_start is None else ", fine-tuned"
+        return f"{self.task}/{self.arch} ({self.init}, {self.size} px{net}{adv}{warm})"
 
 
 def _as_adversarial(value: Any) -> AdversarialConfig | None:
@@ -307,6 +321,26 @@ def _as_adversarial(value: Any) -> AdversarialConfig | None:
         return AdversarialConfig(**value)
     raise TypeError(f"adversarial must be None, an AdversarialConfig, a method name or a dict, got "
                     f"{type(value).__name__}")
+
+
+#: What a warm start must share with the model it fine-tunes: the same network on the same images.
+WARM_START_SAME = ("task", "arch", "size", "channels", "net_size")
+
+
+def _as_warm_start(value: Any, cfg: TrainConfig) -> TrainConfig | None:
+    """None, a TrainConfig or its ``to_dict()``, checked to be the same network and task as ``cfg``."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = TrainConfig(**value)
+    if not isinstance(value, TrainConfig):
+        raise TypeError(f"warm_start must be None or the TrainConfig of the model to start from, got "
+                        f"{type(value).__name__}")
+    differ = [f for f in WARM_START_SAME if getattr(value, f) != getattr(cfg, f)]
+    if differ:
+        raise ValueError(f"warm_start must be the same network on the same task; it differs in "
+                         f"{', '.join(differ)} ({', '.join(f'{f}={getattr(value, f)!r}' for f in differ)})")
+    return value
 
 
 def _flip_safe(task: str) -> bool:

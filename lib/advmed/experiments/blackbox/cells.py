@@ -26,7 +26,7 @@ from .. import references
 from ..cells import Cell, task_classes
 from ..estimate import forward_gmac, n_images, train_cost
 from ..profiles import Profile
-from ..kernel import finlayson_eps
+from ..kernel import adversarialmed_eps, finlayson_eps, study_steps
 from ..kernel.cells import robust_cells, surrogate_cell, surrogate_cells, target, target_zoo, task_configs
 from ..zoo import ModelKey, configs_for_profile, trained_models
 from . import run
@@ -52,6 +52,14 @@ def finlayson_cell(profile: Profile, task: str) -> str:
     sur = trained_surrogates(profile, zoo, tasks=[task])
     res = run.finlayson_blackbox(profile, zoo, sur, progress=False)
     return f"{task}: {len(res)} Finlayson black-box rows"
+
+
+def adversarialmed_cell(profile: Profile, task: str) -> str:
+    """AdversarialMed's four attacks transferred from the surrogates (:func:`.run.adversarialmed_blackbox`)."""
+    zoo = target_zoo(profile, task, profile.blackbox.model)
+    sur = trained_surrogates(profile, zoo, tasks=[task])
+    res = run.adversarialmed_blackbox(profile, zoo, sur, progress=False)
+    return f"{task}: {len(res)} AdversarialMed black-box rows"
 
 
 def query_cell(profile: Profile, task: str) -> str:
@@ -124,6 +132,11 @@ def cells(profile: Profile) -> list[Cell]:
         if task in theirs and len(task_classes(task)) == 2:
             out.append(Cell("blackbox", f"blackbox/finlayson/{task}", finlayson_cell, args,
                             cost_gmac=2 * _craft_forwards(fe_steps, n) * g_target))
+        if task == references.ADVERSARIALMED_ATTACKS["task"]:
+            am_steps = study_steps(int(adversarialmed_eps()["steps"]), profile)
+            crafts = 2 * (_craft_forwards(1, n) + 3 * _craft_forwards(am_steps, n))  # two surrogates
+            out.append(Cell("blackbox", f"blackbox/adversarialmed/{task}", adversarialmed_cell, args,
+                            cost_gmac=crafts * g_target))
         if task in query_tasks(profile):
             q = len(s.query_attacks) * int(s.query_budgets[task]) * int(s.query_images)
             out.append(Cell("blackbox", f"blackbox/query/{task}", query_cell, args, cost_gmac=q * g_target))
@@ -142,5 +155,5 @@ def cells(profile: Profile) -> list[Cell]:
     return out
 
 
-__all__ = ["cells", "check_cell", "finlayson_cell", "query_cell", "query_tasks", "surrogate_cell", "surrogate_cells",
+__all__ = ["adversarialmed_cell", "cells", "check_cell", "finlayson_cell", "query_cell", "query_tasks", "surrogate_cell", "surrogate_cells",
            "target", "target_zoo", "task_configs", "transfer_cell", "transfer_tasks", "usimba_cell", "usimba_jobs"]

@@ -124,6 +124,23 @@ def finlayson_reading(fin: pd.DataFrame, profile: Profile | None = None) -> str:
             f"{fin['eps_255'].iloc[0]:.2f}/255 at {study_size} px" + tail)
 
 
+def adversarialmed_reading(am: pd.DataFrame) -> str:
+    """AdversarialMed's attacks transferred, against the same attacks in white box."""
+    if am.empty:
+        return "*This profile has no chest X-ray task with trained surrogates: no AdversarialMed black-box rows.*"
+    it = am[am["attack"] != "fgsm"]
+    one = am[am["attack"] == "fgsm"]
+    gap = (am["accuracy"] - am["white_accuracy"]).astype(float)
+    return (f"AdversarialMed's text says they studied black-box attacks as well but reports white-box figures "
+            f"only, so these rows have no study number beside them. Crafted on a surrogate at their budget "
+            f"({am['eps_255'].iloc[0]:.2f}/255), FGSM left the target's accuracy at "
+            f"{one['accuracy'].min():.3f}-{one['accuracy'].max():.3f} and the iterative attacks at "
+            f"{it['accuracy'].min():.3f}-{it['accuracy'].max():.3f}, against "
+            f"{am['white_accuracy'].min():.3f}-{am['white_accuracy'].max():.3f} in white box (black-box minus "
+            f"white-box accuracy {gap.min():+.3f} to {gap.max():+.3f}; the white box on chapter 2's {int(am['white_n'].iloc[0])} test images, the black box on "
+            f"{int(am['n'].iloc[0])} of them).")
+
+
 def koga_reading(table: pd.DataFrame) -> str:
     """Koga & Takemoto's logged case beside our runs with the same norm and zeta."""
     ref = references.KOGA_USIMBA
@@ -178,5 +195,5 @@ def headline_record(profile: Profile, zoo: Mapping[tuple, Any], finlayson: pd.Da
     return make_record(BlackboxRecord, profile, finlayson=finlayson, sources=sources)
 
 
-__all__ = ["budget_note", "check_reading", "cost_reading", "disjoint_reading", "finlayson_reading",
+__all__ = ["adversarialmed_reading", "budget_note", "check_reading", "cost_reading", "disjoint_reading", "finlayson_reading",
            "headline_record", "koga_reading", "study_numbers", "surrogates_reading"]

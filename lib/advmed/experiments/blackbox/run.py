@@ -9,7 +9,9 @@ Three attackers who never see the target's weights, each on every task the profi
   2017) and fed to the target. The attacks run their full iterations (no early stopping:
   an image stopped just past the surrogate's boundary transfers badly).
   :func:`finlayson_blackbox` repeats Finlayson et al.'s black-box setting (targeted PGD to
-  the other class at their eps and steps, on the separately trained same-architecture model).
+  the other class at their eps and steps, on the separately trained same-architecture model);
+  :func:`adversarialmed_blackbox` transfers AdversarialMed's four attacks at their eps, step
+  and iterations from the two trained surrogates, beside the same attacks in white box.
 - **Score-based queries** (:func:`query_results`): the Square Attack (Andriushchenko et al.,
   ECCV 2020; L-inf at the transfer budget) and SimBA-DCT (Guo et al., ICML 2019), through
   :class:`advmed.attacks.blackbox.ScoreOracle` (probabilities only, every forward pass
@@ -53,7 +55,10 @@ from ...metrics import attack_success, classification_metrics
 from ...models import as_rgb, gray_view, predict_proba
 from .. import references
 from ..kernel import (
+    ATTACKS,
     RunKey,
+    adversarialmed_eps,
+    adversarialmed_results,
     diagnostics_results,
     disease_ids,
     finlayson_eps,
@@ -62,6 +67,7 @@ from ..kernel import (
     metric_row,
     robust_results,
     selection_key,
+    study_steps,
     subset,
     test_images,
 )
@@ -194,6 +200,8 @@ def _transfer_memo(source: Source, targets: Mapping[str, Any], images: Any, *, a
            "steps": int(steps), "seed": int(seed)}
     if targeted:
         key.update(targeted="other", step=float(step))
+    elif step is not None:  # a study's step (None: the attack's default, as the earlier entries)
+        key.update(step=float(step))
 
     def compute() -> dict[str, Any]:
         x, y = _pixels(images, source.models[0].model)
@@ -276,6 +284,45 @@ def finlayson_blackbox(profile: Profile, zoo: Mapping[tuple, Any], surrogates: M
                          "white_target_rate": float(white["target_rate"]), "white_n": int(white["n"]),
                          **_cell(y, out["proba"]["target"], clean.argmax(1), n_boot=profile.eval.n_boot,
                                  seed=profile.seed, tm=tm, target=1 - y)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- AdversarialMed's black box
+def adversarialmed_blackbox(profile: Profile, zoo: Mapping[tuple, Any], surrogates: Mapping[str, SurrogateSet], *,
+                            progress: bool = True) -> pd.DataFrame:
+    """AdversarialMed's four attacks (FGSM, I-FGSM, PGD, MI-FGSM; untargeted) at their eps,
+    step and iterations (:func:`~advmed.experiments.kernel.adversarialmed_eps`) crafted on each
+    trained surrogate of their task's target (the same architecture with another seed, and on
+    training images the target never saw) and scored on the target, beside the same attack on
+    the target itself (chapter 2's :func:`~advmed.experiments.kernel.adversarialmed_results`,
+    its test images). Their text studies "both white- and black-box" attacks but reports
+    white-box figures only. One row per (surrogate, attack); empty when the profile lacks the
+    task."""
+    task = references.ADVERSARIALMED_ATTACKS["task"]
+    sur = surrogates.get(task)
+    if sur is None:
+        return pd.DataFrame()
+    st = adversarialmed_eps()
+    tm = zoo[sur.target]
+    ai = attack_images(task, profile)
+    y = ai.images.labels.numpy()
+    clean = predict_proba(tm.model, ai.images.images)
+    white = adversarialmed_results(profile, {sur.target: tm}, progress=False).set_index("attack")
+    rows = []
+    jobs = [(src, a) for src in sur.trained() for a in ATTACKS]
+    for src, attack in tqdm(jobs, desc="AdversarialMed black box", disable=not progress):
+        steps = 1 if attack == "fgsm" else study_steps(st["steps"], profile)
+        step = st["eps"] if attack == "fgsm" else st["step"]
+        out = _transfer_memo(Source(src.label, src.kind, (src.model,)), {"target": tm}, ai.images, attack=attack,
+                             eps=st["eps"], steps=steps, seed=profile.seed, step=step)
+        w = white.loc[attack]
+        rows.append({"task": task, "target": sur.target.label, "surrogate": src.label, "surrogate_kind": src.kind,
+                     "attack": attack, "eps": st["eps"], "eps_255": st["eps_255"], "steps": steps, "step": step,
+                     "n": len(y), "seconds": float(out["seconds"]),
+                     "clean_accuracy": float((clean.argmax(1) == y).mean()),
+                     "white_accuracy": float(w["accuracy"]), "white_auc": float(w["auc"]), "white_n": int(w["n"]),
+                     **_cell(y, out["proba"]["target"], clean.argmax(1), n_boot=profile.eval.n_boot,
+                             seed=profile.seed, tm=tm)})
     return pd.DataFrame(rows)
 
 
@@ -536,6 +583,6 @@ def whitebox_check(profile: Profile, zoo: Mapping[tuple, Any], transfer: Transfe
 
 
 __all__ = ["AttackImages", "BLACKBOX_VERSION", "ENSEMBLE", "LogitEnsemble", "QueryRun", "Source", "TransferResults",
-           "USimBAKey", "USimBARun", "WhiteboxCheck", "attack_images", "craft", "finlayson_blackbox", "query_images",
-           "query_results", "query_run", "task_sources", "transfer_results", "usimba_results", "usimba_run",
+           "USimBAKey", "USimBARun", "WhiteboxCheck", "adversarialmed_blackbox", "attack_images", "craft",
+           "finlayson_blackbox", "query_images", "query_results", "query_run", "task_sources", "transfer_results", "usimba_results", "usimba_run",
            "usimba_sets", "whitebox_check"]

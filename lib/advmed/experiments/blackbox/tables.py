@@ -328,6 +328,28 @@ def finlayson_summary(fin: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def adversarialmed_summary(am: pd.DataFrame) -> pd.DataFrame:
+    """AdversarialMed's four attacks at their setting, one row per attack and surrogate: the
+    target's accuracy in white box (chapter 2's test images) and in black box [95 % interval],
+    black-box AUC, and which way the errors go (among the clean-correct images)."""
+    if am.empty:
+        return pd.DataFrame()
+    harm = {}
+    if "missed_rate" in am.columns:
+        harm = {"missed · false alarms": [f"{r['missed_rate']:.2f} · {r['false_alarm_rate']:.2f}"
+                                          for _, r in am.iterrows()]}
+    return pd.DataFrame({
+        "attack": am["attack"].map(attack_label).to_numpy(),
+        "crafted on": am["surrogate"].to_numpy(),
+        "white-box accuracy": am["white_accuracy"].astype(float).to_numpy(),
+        "black-box accuracy": [fmt_interval(r["accuracy"], r["accuracy_lo"], r["accuracy_hi"], 2)
+                               for _, r in am.iterrows()],
+        "white-box AUC": am["white_auc"].astype(float).to_numpy(),
+        "black-box AUC": [fmt_interval(r["auc"], r["auc_lo"], r["auc_hi"], 2) for _, r in am.iterrows()],
+        **harm,
+    })
+
+
 def query_summary(queries: Sequence[QueryRun]) -> pd.DataFrame:
     """One row per task and query attack: success within the full budget (of the attacked
     images), the budget, median queries to success and seconds per image."""
@@ -423,7 +445,7 @@ def transfer_long(transfer: TransferResults) -> pd.DataFrame:
 
 
 __all__ = ["BLACKBOX_SUCCESS", "NEEDS", "NEEDS_SHORT", "check_summary", "check_table", "cost_summary", "cost_table",
-           "curve_points", "diagnostics_table", "finlayson_summary", "finlayson_table", "koga_comparison", "koga_summary", "query_summary",
+           "adversarialmed_summary", "curve_points", "diagnostics_table", "finlayson_summary", "finlayson_table", "koga_comparison", "koga_summary", "query_summary",
            "query_table", "settings_brief", "settings_table", "surrogate_summary", "surrogate_table",
            "transfer_brief", "transfer_long", "transfer_matrix", "transfer_summary", "usimba_summary",
            "usimba_table"]

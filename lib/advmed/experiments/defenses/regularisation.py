@@ -49,10 +49,13 @@ def regularisation_task(profile: Profile) -> str | None:
 
 
 def recipe_config(base: TrainConfig, profile: Profile, fraction: float, seed: int, adversarial: bool) -> TrainConfig:
-    """The zoo model's recipe with ``defense.at_train``, ``fraction`` of its training images
-    (at least one batch), ``seed``, and AdversarialMed's adversarial loss or the plain one."""
+    """The zoo model's recipe with ``defense.regularisation_train`` (else ``at_train``),
+    ``fraction`` of its training images (at least one batch), ``seed``, and AdversarialMed's
+    adversarial loss or the plain one; from the zoo's initialisation (no warm start: the
+    experiment asks what the loss does to a model trained on fewer images)."""
     s = profile.defense
-    cfg = dataclasses.replace(base, **dict(s.at_train))
+    fields = s.at_train if s.regularisation_train is None else s.regularisation_train
+    cfg = dataclasses.replace(base, **dict(fields))
     full = n_images(cfg.task, "train", cfg.max_train)
     n = max(int(round(float(fraction) * full)), min(full, cfg.batch_size))
     return dataclasses.replace(cfg, max_train=n, seed=int(seed),

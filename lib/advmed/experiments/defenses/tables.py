@@ -55,8 +55,9 @@ def settings_table(profile: Profile) -> pd.DataFrame:
         "JPEG quality": s.jpeg_quality,
         "adversarial training": ", ".join(s.adversarial) + (f" (PGD / fast FGSM at {s.pgd_eps_255:g}/255)"
                                                              if set(s.adversarial) - {"adversarialmed"} else ""),
-        "adversarial-training recipe (differs from the zoo's)": ", ".join(f"{k}={v}" for k, v in s.at_train.items())
-        or "none",
+        "adversarial-training recipe (differs from the zoo's)": ", ".join(
+            [f"{k}={v}" for k, v in s.at_train.items()]
+            + (["fine-tunes the zoo model"] if s.at_warm_start else [])) or "none",
         "VAE": f"{'patches of ' + str(s.vae_patch) + ' px' if s.vae_patch else 'whole images'}, width {s.vae_width}, "
                f"{s.vae_latent} latent channels, {s.vae_levels} levels, {s.vae_epochs} epochs",
         "UAP retraining": f"{s.retrain_rounds} rounds x {s.retrain_uaps} UAPs ({s.retrain_norm}, zeta {s.retrain_zeta:g}, "

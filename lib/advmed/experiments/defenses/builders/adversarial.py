@@ -1,6 +1,7 @@
 """Adversarial training (``advmed.train.adversarial``): AdversarialMed's 0.7 / 0.3 I-FGSM
-recipe, Madry et al.'s PGD and fast FGSM (at ``defense.pgd_eps_255``), trained from the zoo
-model's recipe through the checkpoint cache (``TrainConfig(adversarial=...)``). One registry
+recipe, Madry et al.'s PGD and fast FGSM (at ``defense.pgd_eps_255``), trained with the zoo
+model's recipe, fine-tuning the zoo model itself (``defense.at_warm_start``), through the
+checkpoint cache (``TrainConfig(adversarial=..., warm_start=...)``). One registry
 entry per method (``at_<method>``), measured where ``defense.adversarial`` lists it."""
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ def adversarial_config(method: str, s: DefenseSettings) -> AdversarialConfig:
 
 
 def adversarial_train_config(base: TrainConfig, method: str, profile: Profile) -> TrainConfig:
-    """The zoo model's recipe with ``adversarial=method`` and ``defense.at_train``."""
+    """The zoo model's recipe with ``adversarial=method`` and ``defense.at_train``, fine-tuning
+    the zoo model ``base`` itself where ``defense.at_warm_start`` says so."""
     s = profile.defense
-    return dataclasses.replace(base, adversarial=adversarial_config(method, s), **dict(s.at_train))
+    warm = base if s.at_warm_start else None
+    return dataclasses.replace(base, adversarial=adversarial_config(method, s), warm_start=warm, **dict(s.at_train))
 
 
 def adversarial_model(base: TrainConfig, method: str, profile: Profile, *, device: Any = None,
