@@ -23,6 +23,9 @@
 # - the **score-based** attacker sends images to the target and reads its output
 #   probabilities: the Square Attack {cite:p}`andriushchenko2020square` and SimBA-DCT
 #   {cite:p}`guo2019simple` need no gradient and no training data, only queries;
+# - the **label-only** attacker sees the predicted class and nothing else, the second case
+#   the notes on {cite:t}`finlayson2018adversarial` name beside probabilities ("a probability
+#   distribution or just a label"): HopSkipJump {cite:p}`chen2020hopskipjump`;
 # - the **universal score-based** attacker builds one perturbation for all images from those
 #   scores: U-SimBA {cite:p}`koga2022simple`, at chapter 3's bounds.
 #
@@ -179,13 +182,17 @@ pages.table(tables.adversarialmed_summary(am), "tab-bb-adversarialmed",
 Markdown(report.adversarialmed_reading(am))
 
 # %% [markdown]
-# ## Score-based query attacks
+# ## Query attacks: scores and labels
 #
 # The attacker sends images to the target and reads its probabilities (through
 # `advmed.attacks.blackbox.ScoreOracle`, which counts every forward pass of every image).
 # The Square Attack searches the surface of the $L_\infty$ ball of the chapter's budget;
 # SimBA-DCT adds or subtracts one low-frequency DCT direction at a time (a fixed $L_2$ step;
-# it has no bound, so the appendix reports its perturbation's size). Each image stops at its
+# it has no bound, so the appendix reports its perturbation's size). HopSkipJump reads only
+# the predicted class: it starts from a misclassified noise image and walks along the decision
+# boundary towards the clean image, estimating the boundary's direction from the labels of
+# random probes; an image counts as a success once its boundary point lies within the same
+# $L_\infty$ budget as the Square Attack's. Each image stops at its
 # first success, so {numref}`fig-bb-queries` is the success rate among the images the target
 # classified correctly within each query budget; {numref}`tab-bb-queries` reads it off at the
 # full budget.
@@ -195,7 +202,8 @@ queries = run.query_results(prof, zoo, progress=False)
 
 # %% tags=["hide-input"]
 pages.figure(bplots.query_curves(queries), "fig-bb-queries",
-             "Success rate of the score-based attacks against the queries each image may send (log scale), among "
+             "Success rate of the query attacks (scores: Square, SimBA-DCT; labels only: HopSkipJump) against the "
+             "queries each image may send (log scale), among "
              "the images the target classified correctly: one panel per task, one line per attack.")
 
 # %% tags=["hide-input"]

@@ -222,15 +222,16 @@ def test_gray_images_are_attacked_in_one_channel(zoo):
 # --------------------------------------------------------------------------- queries, U-SimBA
 def test_query_curves_are_monotone_and_within_budget(zoo, profile, synthetic):
     runs = B.query_results(profile, zoo, progress=False)
-    assert [(q.task, q.attack) for q in runs] == [(TASK, "square"), (TASK, "simba")]
+    assert [(q.task, q.attack) for q in runs] == [(TASK, "square"), (TASK, "simba"), (TASK, "hopskipjump")]
     for q in runs:
         assert (q.queries <= q.budget).all() and len(q.y) == 12
         curve = [q.success_at(b) for b in (1, 5, 20, 60)]
         assert all(a <= b + 1e-12 for a, b in zip(curve, curve[1:]))
         assert curve[-1] == pytest.approx(q.success[q.attacked].mean())
         assert np.isnan(q.median_queries()) or 1 < q.median_queries() <= q.budget
-    sq = runs[0]
+    sq, hsja = runs[0], runs[2]
     assert sq.norm == "linf" and sq.linf.max() <= 8 / 255 + 1e-6
+    assert hsja.norm == "linf" and hsja.eps == sq.eps and hsja.linf.max() <= 8 / 255 + 1e-6  # the same budget
     table = T.query_table(runs, (10, 30, 100))
     assert list(table.filter(like="<=").columns) == ["<= 10", "<= 30", "<= 60"]
 

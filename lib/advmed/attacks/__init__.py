@@ -47,7 +47,7 @@ from .losses import LOSSES, get_loss, true_margin
 from .patch import train_patch
 from .registry import ATTACKS, THREATS, AttackSpec, attack_label, default_step_size, get_attack, register
 from .whitebox import apgd, bim, fgsm, ifgsm, mifgsm, pgd
-from .blackbox import images_only, simba, square, usimba  # noqa: E402
+from .blackbox import hopskipjump, images_only, simba, square, usimba  # noqa: E402
 from .robust import (EnsembleMember, RobustResult, default_ensemble, robust_accuracy,  # noqa: E402
                      worst_case, worst_case_choice)
 from .diagnostics import MaskingDiagnostics, masking_diagnostics  # noqa: E402
@@ -67,6 +67,8 @@ register(AttackSpec("square", "Square", images_only(square), "blackbox", step_ru
                     cite="andriushchenko2020square"))
 register(AttackSpec("simba", "SimBA-DCT", images_only(simba), "blackbox", step_rule=None,
                     cite="guo2019simple"))
+register(AttackSpec("hopskipjump", "HopSkipJump (label only)", images_only(hopskipjump), "blackbox",
+                    step_rule=None, aliases=("hsja",), cite="chen2020hopskipjump"))
 register(AttackSpec("usimba", "U-SimBA (black-box)", images_only(usimba), "universal", step_rule=None,
                     aliases=("u-simba",), cite="koga2022simple"))
 
@@ -76,6 +78,6 @@ register(AttackSpec("patch", "Adversarial patch", train_patch, "patch", step_rul
 __all__ = ["ATTACKS", "LOSSES", "THREATS", "AttackSpec", "EnsembleMember", "Escalation", "MaskingDiagnostics",
            "RobustResult", "Stage", "StageRun", "apgd", "attack_label", "bim", "check_eps", "check_images",
            "check_labels", "default_ensemble", "default_stages", "default_step_size", "escalate", "fgsm",
-           "frozen_eval", "get_attack", "get_loss", "ifgsm", "masking_diagnostics", "mifgsm", "pgd", "register",
+           "frozen_eval", "get_attack", "get_loss", "hopskipjump", "ifgsm", "masking_diagnostics", "mifgsm", "pgd", "register",
            "robust_accuracy", "simba", "square", "train_patch", "true_margin", "usimba", "worst_case",
            "worst_case_choice"]

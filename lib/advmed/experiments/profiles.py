@@ -272,7 +272,8 @@ class BlackboxSettings:
         query_budgets: task -> the per-image query budget of the Square Attack and SimBA-DCT;
             the tasks the query attacks run on.
         query_images: test images per task attacked by queries (a subset of the transfer images).
-        query_attacks: ``"square"`` (L-inf, ``eps_255``) and / or ``"simba"`` (SimBA-DCT, L2 steps).
+        query_attacks: ``"square"`` (L-inf, ``eps_255``), ``"simba"`` (SimBA-DCT, L2 steps) and / or
+            ``"hopskipjump"`` (label-only, L-inf ``eps_255``).
         simba_step: SimBA's step per DCT coordinate ([0, 1] pixel units; the paper: 0.2).
         curve_queries: the query budgets at which the success curve is tabulated (up to the budget).
         usimba_iterations: task -> U-SimBA iterations; the tasks U-SimBA runs on. Its zetas are
@@ -296,7 +297,7 @@ class BlackboxSettings:
     ensemble_attack: str = "mifgsm"
     transfer_tasks: tuple[str, ...] | None = None
     surrogate_seed_offset: int = 1
-    query_attacks: tuple[str, ...] = ("square", "simba")
+    query_attacks: tuple[str, ...] = ("square", "simba", "hopskipjump")
     simba_step: float = 0.2
     curve_queries: tuple[int, ...] = (100, 300, 1000, 3000, 10000)
     usimba_norms: tuple[str, ...] = ("l2",)
@@ -305,9 +306,9 @@ class BlackboxSettings:
         for a in (*self.attacks, self.ensemble_attack):
             if a not in ("pgd", "mifgsm", "ifgsm", "fgsm"):
                 raise ValueError(f"unknown transfer attack {a!r}; valid: fgsm, ifgsm, pgd, mifgsm")
-        bad = sorted(set(self.query_attacks) - {"square", "simba"})
+        bad = sorted(set(self.query_attacks) - {"square", "simba", "hopskipjump"})
         if bad:
-            raise ValueError(f"unknown query attacks {bad}; valid: square, simba")
+            raise ValueError(f"unknown query attacks {bad}; valid: square, simba, hopskipjump")
 
 
 @dataclass(frozen=True)

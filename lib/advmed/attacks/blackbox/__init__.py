@@ -5,6 +5,8 @@ probabilities out, each image's forward passes counted) and nothing else.
 
 - :func:`square`: Square Attack (Andriushchenko et al., ECCV 2020), L-inf and L2.
 - :func:`simba`: SimBA and SimBA-DCT (Guo et al., ICML 2019), untargeted and targeted.
+- :func:`hopskipjump`: HopSkipJump (Chen et al., S&P 2020), label-only (decision-based):
+  it reads only the argmax of the oracle's answer.
 - :func:`usimba`: U-SimBA, universal perturbations by SimBA-style hill climbing
   (Koga & Takemoto, Algorithms 2022).
 
@@ -32,13 +34,14 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
+from .hopskipjump import hopskipjump
 from .oracle import QueryBudgetExceeded, QueryResult, ScoreOracle
 from .simba import simba
 from .square import P_INIT, p_selection, square
 from .usimba import CRITERIA, USIMBA_STEP, USimBAResult, usimba
 
 __all__ = ["CRITERIA", "P_INIT", "QueryBudgetExceeded", "QueryResult", "ScoreOracle", "USIMBA_STEP",
-           "USimBAResult", "images_only", "p_selection", "simba", "square", "usimba"]
+           "USimBAResult", "hopskipjump", "images_only", "p_selection", "simba", "square", "usimba"]
 
 
 def images_only(fn: Callable) -> Callable:

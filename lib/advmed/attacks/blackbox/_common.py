@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from ..checks import check_images, check_labels
+from ..checks import check_eps, check_images, check_labels, check_norm
 from ..losses import LossFn, Target, check_target, get_loss, resolve_labels
 from .oracle import QueryResult, ScoreOracle
 
@@ -48,6 +48,16 @@ def check_inputs(model, x, y, targeted: bool, target: Target, batch_size, progre
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be True or False, got {progress!r}")
     check_model_device(model, x)
+
+
+def check_bound(norm, eps, x: torch.Tensor, why: str) -> tuple[str, float]:
+    """``(norm, eps)`` of a bounded query attack, checked; ``eps`` must be > 0 (``why`` says
+    what the bound is for)."""
+    norm = check_norm(norm)
+    eps = check_eps(eps, norm=norm, x=x)
+    if eps == 0:
+        raise ValueError(f"eps must be > 0 in [0, 1] pixel units (e.g. 8/255): {why}")
+    return norm, eps
 
 
 def check_query_loss(loss) -> LossFn:

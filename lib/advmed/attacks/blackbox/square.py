@@ -54,9 +54,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..checks import check_eps, check_norm
 from ..losses import Target
-from ._common import (Objective, check_inputs, check_int, check_query_loss, check_seed, generator_for,
+from ._common import (Objective, check_bound, check_inputs, check_int, check_query_loss, check_seed, generator_for,
                       labels_for, prepare, run_chunks, success_of)
 from .oracle import QueryResult
 
@@ -253,11 +252,7 @@ def square(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, no
         ``clean_success``, ``l2`` / ``linf`` sizes, ``max_queries``, ``seconds``.
     """
     check_inputs(model, x, y, targeted, target, batch_size, progress)
-    norm = check_norm(norm)
-    eps = check_eps(eps, norm=norm, x=x)
-    if eps == 0:
-        raise ValueError("eps must be > 0 in [0, 1] pixel units (e.g. 8/255): the Square Attack "
-                         "searches the surface of the eps-ball")
+    norm, eps = check_bound(norm, eps, x, "the Square Attack searches the surface of the eps-ball")
     queries = check_int(queries, "queries", 2)
     if p_init is None:
         p_init = P_INIT[norm]

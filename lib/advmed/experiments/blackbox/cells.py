@@ -150,7 +150,7 @@ def cells(profile: Profile) -> list[Cell]:
                         usimba_cell, {"profile": profile, "task": task, "norm": norm, "zeta": zeta,
                                       "target_class": t},
                         cost_gmac=forwards * forward_gmac(cfg.arch, cfg.net_size or cfg.size)))
-    checked = set(transfer_tasks(profile)) | (set(query_tasks(profile)) if "square" in s.query_attacks else set())
+    checked = set(transfer_tasks(profile)) | (set(query_tasks(profile)) if set(run.LINF_QUERY_ATTACKS) & set(s.query_attacks) else set())
     out += robust_cells(profile, checked)
     return out
 

@@ -12,8 +12,10 @@ Three attackers who never see the target's weights, each on every task the profi
   the other class at their eps and steps, on the separately trained same-architecture model);
   :func:`adversarialmed_blackbox` transfers AdversarialMed's four attacks at their eps, step
   and iterations from the two trained surrogates, beside the same attacks in white box.
-- **Score-based queries** (:func:`query_results`): the Square Attack (Andriushchenko et al.,
-  ECCV 2020; L-inf at the transfer budget) and SimBA-DCT (Guo et al., ICML 2019), through
+- **Score-based and label-only queries** (:func:`query_results`): the Square Attack
+  (Andriushchenko et al., ECCV 2020; L-inf at the transfer budget), SimBA-DCT (Guo et al., ICML
+  2019) and, from predicted labels alone, HopSkipJump (Chen et al., S&P 2020; success once its
+  boundary point is within the L-inf budget), through
   :class:`advmed.attacks.blackbox.ScoreOracle` (probabilities only, every forward pass
   counted). Each image stops at its first success, so one run at the largest budget gives
   the whole success-against-queries curve.
@@ -45,7 +47,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ...attacks import get_attack
-from ...attacks.blackbox import simba, square, usimba
+from ...attacks.blackbox import hopskipjump, simba, square, usimba
 from ...attacks.universal import predict, random_control
 from ...cache import memo
 from ...data import load_task
@@ -77,6 +79,8 @@ from ..zoo import ModelKey, test_set
 
 #: Bump when a change here changes what a memoised result holds.
 BLACKBOX_VERSION = 1
+#: The query attacks bounded by the chapter's L-inf budget (SimBA-DCT takes L2 steps, unbounded).
+LINF_QUERY_ATTACKS = ("square", "hopskipjump")
 #: Metrics of a transfer cell (each with ``_lo`` / ``_hi`` bootstrap bounds).
 METRICS = ("accuracy", "auc")
 #: The label of the ensemble source in the transfer tables.
@@ -376,12 +380,14 @@ def _query_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   seed: int):
     if name == "square":
         return square(model, x, y, eps=eps, norm="linf", queries=budget, seed=seed, progress=False)
+    if name == "hopskipjump":
+        return hopskipjump(model, x, y, eps=eps, norm="linf", queries=budget, seed=seed, progress=False)
     return simba(model, x, y, eps=eps, max_queries=budget, seed=seed, progress=False)
 
 
 def query_run(task: str, key: ModelKey, tm: Any, ai: AttackImages, *, attack: str, eps: float, budget: int,
               seed: int) -> QueryRun:
-    """One Square / SimBA-DCT run on ``ai``'s images against ``tm`` (memoised)."""
+    """One Square / SimBA-DCT / HopSkipJump run on ``ai``'s images against ``tm`` (memoised)."""
     mkey = {"v": BLACKBOX_VERSION, "model": tm.config.key(), "images": images_key(ai.images.images, ai.images.labels),
             "attack": attack, "eps": float(eps), "budget": int(budget), "seed": int(seed)}
 
@@ -410,7 +416,7 @@ def query_results(profile: Profile, zoo: Mapping[tuple, Any], *, progress: bool 
     out = []
     for task, attack in tqdm(jobs, desc="query attacks", unit="run", disable=not progress):
         key = primary_key(profile, zoo, task, s.model)
-        eps = float(s.eps_255) / 255 if attack == "square" else float(s.simba_step)
+        eps = float(s.eps_255) / 255 if attack in LINF_QUERY_ATTACKS else float(s.simba_step)
         out.append(query_run(task, key, zoo[key], query_images(task, profile), attack=attack, eps=eps,
                              budget=int(s.query_budgets[task]), seed=profile.seed))
     return out
@@ -583,6 +589,6 @@ def whitebox_check(profile: Profile, zoo: Mapping[tuple, Any], transfer: Transfe
 
 
 __all__ = ["AttackImages", "BLACKBOX_VERSION", "ENSEMBLE", "LogitEnsemble", "QueryRun", "Source", "TransferResults",
-           "USimBAKey", "USimBARun", "WhiteboxCheck", "adversarialmed_blackbox", "attack_images", "craft",
+           "LINF_QUERY_ATTACKS", "USimBAKey", "USimBARun", "WhiteboxCheck", "adversarialmed_blackbox", "attack_images", "craft",
            "finlayson_blackbox", "query_images", "query_results", "query_run", "task_sources", "transfer_results", "usimba_results", "usimba_run",
            "usimba_sets", "whitebox_check"]
