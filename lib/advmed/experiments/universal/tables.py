@@ -12,8 +12,10 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ...metrics import harm_split
 from ...plots import model_label, task_label
 from .. import references
+from ..kernel import disease_ids
 from ..profiles import Profile
 from .run import NON_TARGETED, UAPExperiment, attack_name
 
@@ -50,6 +52,17 @@ def _collapse(run: Any) -> dict[str, float]:
             "ceiling": float(np.mean(clean != top)) if len(clean) else float("nan")}
 
 
+def _harm(run: Any, tm: Any) -> dict[str, float]:
+    """Which way a UAP's errors go on the held-out images (:func:`advmed.metrics.harm_split`,
+    over the clean-correct ones): ``missed_rate`` (diseased sent to a non-disease class) and
+    ``false_alarm_rate`` (the reverse); NaN when the task names no disease class."""
+    disease = disease_ids(tm)
+    if disease is None or not len(run.y):
+        return {"missed_rate": float("nan"), "false_alarm_rate": float("nan")}
+    h = harm_split(np.asarray(run.y), np.asarray(run.clean), np.asarray(run.adv), disease, n_boot=0)
+    return {"missed_rate": h.missed.value, "false_alarm_rate": h.false_alarm.value}
+
+
 def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> pd.DataFrame:
     """One row per UAP: setting columns, rate and random control with 95 % intervals, claim check.
 
@@ -60,7 +73,9 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
     images classified as the target, the study's definition), rate_all (the same point estimate), random (the same for the random control of the same norm), claim ("> 80 %"
     holds: ``yes (0.912)`` / ``no (0.412)``, judged on the study's own definition), one_class
     and ceiling (the share of adversarial predictions in the most common class, and the
-    fooling rate a UAP sending every image there would reach: :func:`_collapse`).
+    fooling rate a UAP sending every image there would reach: :func:`_collapse`), and which
+    way the errors go (:func:`_harm`: ``missed_rate`` and ``false_alarm_rate``; one
+    "missed · false alarms" column in the display).
     ``numeric=True`` gives floats with ``_lo`` / ``_hi`` columns instead of strings, and
     names those two ``dominant_share`` / ``ceiling``.
     """
@@ -82,7 +97,7 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
         if numeric:
             row.update({"rate": r.rate.value, "rate_lo": r.rate.lo, "rate_hi": r.rate.hi, "rate_all": r.rate_all,
                         "random": r.random.value, "random_lo": r.random.lo, "random_hi": r.random.hi,
-                        "random_all": r.random_all, "claim_holds": holds, **_collapse(run)})
+                        "random_all": r.random_all, "claim_holds": holds, **_collapse(run), **_harm(run, tm)})
         else:
             row["rate"] = r.rate.fmt(digits)
             row["rate_all"] = f"{r.rate_all:.{digits}f}" if key.target is not None else ""
@@ -91,6 +106,9 @@ def uap_table(exp: UAPExperiment, *, numeric: bool = False, digits: int = 3) -> 
             c = _collapse(run)
             row["one_class"] = f"{c['dominant_share']:.{digits}f}"
             row["ceiling"] = f"{c['ceiling']:.{digits}f}"
+            h = _harm(run, tm)
+            row["missed · false alarms"] = ("–" if not np.isfinite(h["missed_rate"]) else
+                                           f"{h['missed_rate']:.2f} · {h['false_alarm_rate']:.2f}")
         rows.append(row)
     df = pd.DataFrame(rows)
     if not numeric and len(df):
