@@ -143,3 +143,27 @@ def test_download_checks_the_hash_and_writes_atomically(tmp_path):
     with pytest.raises(W.WeightsUnavailable, match="checksum mismatch for net-00000000.pth"):
         W.download(src.as_uri(), bad, sha256_prefix="00000000", progress=False)
     assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]  # no partial file left
+
+
+def test_timm_weights_offline_fall_back_without_asking_the_hub(monkeypatch):
+    import sys
+
+    monkeypatch.setenv("ADVMED_OFFLINE", "1")
+    monkeypatch.setitem(sys.modules, "timm.models._hub", None)  # any hub access would fail loudly
+    with pytest.raises(W.WeightsUnavailable, match="ADVMED_OFFLINE.*inception_resnet_v2.tf_in1k"):
+        W.fetch_timm_state_dict("inception_resnet_v2")
+
+
+def test_timm_pretrained_weights_are_loaded_and_the_head_replaced(monkeypatch):
+    """What timm's loader returns goes into the model as it is, the head then sized to the task."""
+    spec = get_arch("inception_resnet_v2")
+    state = spec.make(1000).state_dict()
+    state = {k: torch.full_like(v, 0.25) if v.is_floating_point() else v for k, v in state.items()}
+    monkeypatch.setattr(W, "fetch_timm_state_dict", lambda arch: state)
+    import advmed.models.build as B
+
+    monkeypatch.setattr(B, "fetch_timm_state_dict", lambda arch: state)
+    model = build_model("inception_resnet_v2", 2, init="imagenet", input_size=75)
+    assert model.meta["init"] == "imagenet"
+    assert torch.equal(model.net.conv2d_1a.conv.weight, state["conv2d_1a.conv.weight"])
+    assert model.net.get_classifier().out_features == 2

@@ -29,7 +29,7 @@ def test_paper_dry_keeps_every_task_model_init_seed_and_attack_of_paper():
     assert list(dry.tasks) == list(paper.tasks) and {"skin7_derm", "retina5"} <= set(dry.tasks)
     assert dry.models == paper.models and dry.seeds == paper.seeds
     # the network-at-its-own-side path is kept (at the architecture's smallest side)
-    assert dry.net_sizes.keys() == paper.net_sizes.keys() == {"inception_v3"}
+    assert dry.net_sizes.keys() == paper.net_sizes.keys() == {"inception_v3", "inception_resnet_v2"}
     assert all(side != dry.tasks[t] for side in dry.net_sizes.values() for t in dry.tasks)
     assert dry.explorer.attacks == paper.explorer.attacks and dry.explorer.pairs == paper.explorer.pairs
     for f in ("norms", "method", "targeted", "targeted_zetas", "natural_models", "natural_split", "random_kind",
@@ -132,11 +132,12 @@ def test_net_size_changes_the_checkpoint_key_only_when_set():
 
 def test_profile_net_sizes_reach_the_configs():
     cfgs = configs_for_profile(PROFILES["paper-dry"])
-    inc = [c for c in cfgs if c.arch == "inception_v3"]
-    assert len(inc) == profiles.DRY_RUN_TASKS_PER_MODEL and all(c.net_size == 75 and c.size == 32 for c in inc)
-    paper = [c for c in configs_for_profile(PROFILES["paper"]) if c.arch == "inception_v3"]
-    assert all(c.net_size == 299 and c.size == 224 for c in paper)
-    assert all(c.net_size is None for c in cfgs if c.arch != "inception_v3")
+    inceptions = ("inception_v3", "inception_resnet_v2")
+    inc = [c for c in cfgs if c.arch in inceptions]
+    assert len(inc) == 2 * profiles.DRY_RUN_TASKS_PER_MODEL and all(c.net_size == 75 and c.size == 32 for c in inc)
+    paper = [c for c in configs_for_profile(PROFILES["paper"]) if c.arch in inceptions]
+    assert paper and all(c.net_size == 299 and c.size == 224 for c in paper)
+    assert all(c.net_size is None for c in cfgs if c.arch not in inceptions)
 
 
 def test_checkpoint_round_trip_keeps_the_resize(tmp_cache, data_root):
@@ -183,7 +184,8 @@ def test_paper_grid_has_a_cell_per_model_and_per_uap():
     uaps = [c for c in cells.book_cells(paper, ["03_uap"]) if c.name.startswith("universal/uap/skin7_derm/resnet50:imagenet/")]
     assert len(uaps) == 2 * 2 * (1 + 7)  # two norms, two zetas, non-targeted + every class
     every_seed = [c for s in paper.seeds for c in cells.book_cells(dataclasses.replace(paper, seeds=(s,)), ["01"])]
-    assert len({c.kwargs["config"].key() for c in every_seed}) == 126  # the whole grid: 6 x 7 x 3
+    whole = len(paper.tasks) * len(paper.models) * len(paper.seeds)  # 6 tasks x 10 models x 3 seeds
+    assert len(paper.models) == 10 and len({c.kwargs["config"].key() for c in every_seed}) == whole
 
 
 def _boom() -> None:
@@ -271,7 +273,9 @@ def test_auto_with_a_gpu_asks_for_paper_by_name(fake_cuda):
     with pytest.raises(plan.ConfirmProfile, match=r"make book PROFILE=paper"):
         plan.check_scale("auto", log=lines.append)
     text = "\n".join(lines)
-    assert "profile paper (auto: a GPU is visible)" in text and "42 zoo" in text and "estimated time" in text
+    paper = PROFILES["paper"]
+    zoo = sum(len(paper.models_for(t)) for t in paper.tasks)
+    assert "profile paper (auto: a GPU is visible)" in text and f"{zoo} zoo" in text and "estimated time" in text
 
 
 def test_paper_by_name_says_what_it_runs_and_starts(fake_cuda):

@@ -45,6 +45,7 @@ from ..train.config import BN_RECALIBRATION_IMAGES
 FORWARD_GMAC: dict[str, tuple[float, int]] = {
     "resnet18": (1.81, 224), "resnet50": (4.09, 224), "densenet121": (2.83, 224), "vgg16_bn": (15.47, 224),
     "inception_v3": (5.71, 299), "mobilenet_v1_075": (0.325, 224), "small_cnn": (0.002, 28),
+    "densenet169": (3.36, 224), "vgg19_bn": (19.63, 224), "inception_resnet_v2": (13.18, 299),  # torchvision, timm
 }
 #: Measured CPU throughput (module doc), GMAC/s.
 CPU_GMACS = 93.0

@@ -1,7 +1,7 @@
 """Models: every one takes pixels in [0, 1], normalises in its first layer, returns logits.
 
-- :data:`ARCHITECTURES`: resnet18, resnet50, densenet121, vgg16_bn, inception_v3,
-  mobilenet_v1_075, small_cnn (name -> :class:`ArchSpec`).
+- :data:`ARCHITECTURES`: resnet18, resnet50, densenet121, densenet169, vgg16_bn, vgg19_bn,
+  inception_v3, inception_resnet_v2 (timm), mobilenet_v1_075, small_cnn (name -> :class:`ArchSpec`).
 - :func:`build_model` (``arch, num_classes, *, in_channels, init, input_size``) and
   :func:`input_channels` (how many channels the data loader should give).
 - :func:`load_tfjs_mobilenet`: the TF.js MobileNet v1 weights as a PyTorch model.

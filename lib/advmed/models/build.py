@@ -26,8 +26,10 @@ from .normalize import (
 from .resize import ResizeInput
 from .small_cnn import SmallCNN
 from .weights import (
+    TIMM_WEIGHTS,
     PretrainedWeightsWarning,
     WeightsUnavailable,
+    fetch_timm_state_dict,
     fetch_torchvision_state_dict,
 )
 
@@ -65,6 +67,14 @@ def _tv(name: str, **kwargs) -> Callable[[int], nn.Module]:
     return make
 
 
+def _timm(name: str) -> Callable[[int], nn.Module]:
+    def make(num_classes: int) -> nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+    return make
+
+
 def _set_linear(attr: str) -> Callable[[nn.Module, int], None]:
     def head(net: nn.Module, num_classes: int) -> None:
         old = net.get_submodule(attr)
@@ -79,8 +89,17 @@ ARCHITECTURES: dict[str, ArchSpec] = {s.name: s for s in [
              source="He et al. 2016, arXiv:1512.03385; torchvision"),
     ArchSpec("densenet121", _tv("densenet121"), _set_linear("classifier"), "features.conv0",
              IMAGENET_MEAN, IMAGENET_STD, 224, 32, source="Huang et al. 2017, arXiv:1608.06993; torchvision"),
+    ArchSpec("densenet169", _tv("densenet169"), _set_linear("classifier"), "features.conv0",
+             IMAGENET_MEAN, IMAGENET_STD, 224, 32, source="Huang et al. 2017, arXiv:1608.06993; torchvision"),
     ArchSpec("vgg16_bn", _tv("vgg16_bn"), _set_linear("classifier.6"), "features.0",
              IMAGENET_MEAN, IMAGENET_STD, 224, 32, source="Simonyan & Zisserman 2015, arXiv:1409.1556; torchvision"),
+    ArchSpec("vgg19_bn", _tv("vgg19_bn"), _set_linear("classifier.6"), "features.0",
+             IMAGENET_MEAN, IMAGENET_STD, 224, 32, source="Simonyan & Zisserman 2015, arXiv:1409.1556; torchvision"),
+    # torchvision has no Inception-ResNet-v2: timm's (pinned in requirements.txt), whose
+    # ImageNet weights (ported from TensorFlow) expect [-1, 1] input like Inception v3's
+    ArchSpec("inception_resnet_v2", _timm("inception_resnet_v2"), lambda net, n: net.reset_classifier(n),
+             "conv2d_1a.conv", SIGNED_UNIT_MEAN, SIGNED_UNIT_STD, 299, 75,
+             source="Szegedy et al. 2017, arXiv:1602.07261; timm"),
     # torchvision's Inception weights were ported from TensorFlow and expect [-1, 1]
     # input (its transform_input=True re-scales ImageNet-normalised input to exactly
     # that); here Normalize does it and transform_input stays False.
@@ -131,7 +150,8 @@ def _pretrained_net(spec: ArchSpec, num_classes: int, progress: bool) -> nn.Modu
 
         net = load_tfjs_mobilenet(mobilenet_weights_dir(progress=progress)).net
     else:
-        state = fetch_torchvision_state_dict(spec.name, progress=progress)
+        state = (fetch_timm_state_dict(spec.name) if spec.name in TIMM_WEIGHTS else
+                 fetch_torchvision_state_dict(spec.name, progress=progress))
         net = spec.make(1000)
         net.load_state_dict(state, strict=True)
     if num_classes != 1000:

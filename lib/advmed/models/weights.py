@@ -32,7 +32,12 @@ TORCHVISION_WEIGHTS = {
     "densenet121": ("DenseNet121_Weights", "IMAGENET1K_V1"),
     "vgg16_bn": ("VGG16_BN_Weights", "IMAGENET1K_V1"),
     "inception_v3": ("Inception_V3_Weights", "IMAGENET1K_V1"),
+    "densenet169": ("DenseNet169_Weights", "IMAGENET1K_V1"),
+    "vgg19_bn": ("VGG19_BN_Weights", "IMAGENET1K_V1"),
 }
+
+#: timm weights per architecture (its pretrained tag, from the Hugging Face hub).
+TIMM_WEIGHTS = {"inception_resnet_v2": "inception_resnet_v2.tf_in1k"}
 
 
 class WeightsUnavailable(RuntimeError):
@@ -132,6 +137,26 @@ def fetch_torchvision_state_dict(arch: str, *, timeout_s: float = DOWNLOAD_TIMEO
     return _FIX_KEYS.get(arch, lambda s: s)(state)
 
 
+def fetch_timm_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """ImageNet state dict of a timm architecture (:data:`TIMM_WEIGHTS`) through timm's own
+    loader (the Hugging Face hub and its cache, ``$HF_HOME``). Raises :class:`WeightsUnavailable`
+    when ``ADVMED_OFFLINE`` is set (the hub is then not asked at all) or the hub cannot be
+    reached and the file is not cached."""
+    tag = TIMM_WEIGHTS[arch]
+    how = (f"run `python -c \"import timm; timm.create_model('{tag}', pretrained=True)\"` on a machine "
+           "with internet and copy its Hugging Face cache ($HF_HOME) here")
+    if offline():  # before timm (and the hub client, which reads its settings once) is imported
+        raise WeightsUnavailable(f"ADVMED_OFFLINE is set and timm's weights {tag} come from the Hugging Face "
+                                 f"hub; unset it to download them, or {how}")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(DOWNLOAD_TIMEOUT_S)))
+    try:
+        import timm
+
+        return timm.create_model(tag, pretrained=True).state_dict()
+    except Exception as err:  # no network, not cached, offline
+        raise WeightsUnavailable(f"timm weights {tag} unavailable ({type(err).__name__}: {err}); {how}") from err
+
+
 def _densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # The torchvision DenseNet checkpoints predate the ban on '.' in module names:
     # 'denselayer1.norm.1.weight' is now 'denselayer1.norm1.weight'
@@ -149,4 +174,5 @@ def _inception_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
 
 
-_FIX_KEYS: dict[str, Callable[[dict], dict]] = {"densenet121": _densenet_keys, "inception_v3": _inception_keys}
+_FIX_KEYS: dict[str, Callable[[dict], dict]] = {"densenet121": _densenet_keys, "densenet169": _densenet_keys,
+                                                 "inception_v3": _inception_keys}
