@@ -38,7 +38,7 @@ def _time(fn, device):
     return time.perf_counter() - w, time.process_time() - c
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--arch", default="small_cnn")
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--eot", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)

@@ -70,7 +70,7 @@ def art(model, x, steps: int, batch: int, size: int) -> float:
     return (time.perf_counter() - t0) / (passes * (len(x) // batch + (len(x) % batch > 0)))
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", default="small_cnn")
     ap.add_argument("--size", type=int, default=28)
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-art", action="store_true")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     dev = torch.device(a.device)
     torch.manual_seed(0)
     model = build_model(a.arch, 2, input_size=a.size).to(dev).eval()

@@ -18,9 +18,13 @@ Part 1 (one model, real test images, one eps grid), in one process:
 Reported: robust accuracy per eps for each (advmed must be equal or lower) and the
 wall-time ratio torchattacks / advmed (goal >= 3).
 
-Part 2: PGD-10 (eps 8/255, step 2/255) single calls on MobileNet v1 0.75 and ResNet-18:
-advmed with and without early stopping, ``torchattacks.PGD``, and the bare loop of
+Part 2: PGD-10 (eps 8/255, step 2/255) single calls on every model the profile trains on
+the task: advmed with and without early stopping, ``torchattacks.PGD``, and the bare loop of
 ``bench_pgd.py`` (whose timing helper is reused).
+
+The models are the profile's own (``--profile``, default cpu: its zoo configs on ``--task``,
+at its image size), copied from ``--checkpoint-dir`` when a cache holds them, else trained
+into this run's cache (``$ADVMED_CACHE``, default ``.cache/bench``).
 
     flock /tmp/advmed-cpu.lock env OMP_NUM_THREADS=1 python benchmarks/bench_robust.py \\
         --checkpoint-dir CACHE/checkpoints --images 100 --steps 20
@@ -45,23 +49,32 @@ from bench_pgd import bare_loop, time_interleaved  # noqa: E402
 EPS_255 = (0.5, 1, 2, 4, 8)
 
 
-def load_trained(checkpoint_dir: Path, task: str, arch: str, init: str, size: int, device: str = "cpu"):
-    """The cached checkpoint of (task, arch, init, size) from a checkpoint folder (read only:
-    the files are copied into this run's own cache first)."""
-    from advmed.cache import cache_root
-    from advmed.train import TrainConfig, load_checkpoint
+def profile_models(profile: str, task: str):
+    """The TrainConfigs the profile trains on ``task`` (the zoo's), MobileNet v1 0.75 (ImageNet)
+    first: the benchmark measures the models the book builds, at the book's size."""
+    from advmed.experiments.profiles import get_profile
+    from advmed.experiments.zoo import configs_for_profile
 
-    for side in sorted(Path(checkpoint_dir).glob("*.json")):
-        record = json.loads(side.read_text())
-        cfg = record.get("config", {})
-        if (cfg.get("task"), cfg.get("arch"), cfg.get("init"), cfg.get("size")) == (task, arch, init, size):
-            dest = cache_root() / "checkpoints"
-            dest.mkdir(parents=True, exist_ok=True)
-            for f in (side, side.with_suffix(".pt")):
-                if not (dest / f.name).exists():
-                    shutil.copy(f, dest / f.name)
-            return load_checkpoint(TrainConfig(**cfg), device=device).model
-    raise FileNotFoundError(f"no checkpoint of {task}/{arch} ({init}, {size} px) in {checkpoint_dir}")
+    cfgs = [c for c in configs_for_profile(get_profile(profile)) if c.task == task]
+    if not cfgs:
+        raise SystemExit(f"profile {profile} trains no model on {task}")
+    return sorted(cfgs, key=lambda c: (c.arch, c.init) != ("mobilenet_v1_075", "imagenet"))
+
+
+def load_trained(cfg, checkpoint_dir: Path | None, device: str = "cpu"):
+    """The model of ``cfg``: its checkpoint copied from ``checkpoint_dir`` (a cache's
+    ``checkpoints/``, read only) into this run's cache when it is there, else the run's cache,
+    trained there first when missing."""
+    from advmed.cache import cache_root
+    from advmed.train import get_trained_model
+
+    if checkpoint_dir is not None:
+        dest = cache_root() / "checkpoints"
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in (Path(checkpoint_dir) / f"{cfg.key()}.json", Path(checkpoint_dir) / f"{cfg.key()}.pt"):
+            if f.is_file() and not (dest / f.name).exists():
+                shutil.copy(f, dest / f.name)
+    return get_trained_model(cfg, device=device, progress=False).model
 
 
 def torchattacks_grid(model, x, y, eps_grid, steps, restarts, num_classes, seed=0):
@@ -149,9 +162,9 @@ def part2(name, model, x, y, repeats):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint-dir", required=True, help="a cache's checkpoints/ folder")
+    ap.add_argument("--profile", default="cpu", help="whose models and image size (the book's)")
+    ap.add_argument("--checkpoint-dir", default=None, help="a cache's checkpoints/ folder to copy models from")
     ap.add_argument("--task", default="pneumonia_cxr")
-    ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--images", type=int, default=300)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--pgd-restarts", type=int, default=5)
@@ -166,23 +179,26 @@ def main(argv=None):
     os.environ.setdefault("ADVMED_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "bench"))
     from advmed.data import load_task
 
-    test = load_task(args.task, "test", size=args.size, limit=args.images, seed=0, progress=False)
+    cfgs = profile_models(args.profile, args.task)
+    size = cfgs[0].size
+    test = load_task(args.task, "test", size=size, limit=args.images, seed=0, progress=False,
+                     channels=cfgs[0].channels)
     x, y = test.float().to(args.device), test.labels.to(args.device)
-    print(f"bench_robust: {args.task} test, {x.shape[0]} images, {args.size} px, torch "
+    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else None
+    print(f"bench_robust: profile {args.profile}, {args.task} test, {x.shape[0]} images, {size} px, torch "
           f"{torch.__version__}, {torch.get_num_threads()} thread(s); ensemble steps {args.steps}, "
           f"PGD restarts {args.pgd_restarts}, eps {args.eps}/255", flush=True)
-    mobilenet = load_trained(Path(args.checkpoint_dir), args.task, "mobilenet_v1_075", "imagenet", args.size,
-                             args.device)
-    print("Part 1: MobileNet v1 0.75 (ImageNet init, fine-tuned)", flush=True)
-    results = {"part1": part1(mobilenet, x, y, args)}
+    first = load_trained(cfgs[0], ckpt, args.device)
+    print(f"Part 1: {cfgs[0].label()}", flush=True)
+    results = {"part1": part1(first, x, y, args)}
     if not args.skip_part2:
-        print("Part 2: single-call PGD-10", flush=True)
+        print("Part 2: single-call PGD-10 on every model of the profile on the task", flush=True)
         xb, yb = x[:args.pgd_batch], y[:args.pgd_batch]
-        resnet = load_trained(Path(args.checkpoint_dir), args.task, "resnet18", "scratch", args.size,
-                              args.device)
-        results["mobilenet"] = part2("mobilenet_v1_075", mobilenet, xb, yb, args.repeats)
-        results["resnet18"] = part2("resnet18", resnet, xb, yb, args.repeats)
+        for cfg in cfgs:
+            model = first if cfg is cfgs[0] else load_trained(cfg, ckpt, args.device)
+            results[f"{cfg.arch}:{cfg.init}"] = part2(cfg.label(), model, xb, yb, args.repeats)
     print(json.dumps({k: v for k, v in results.items()}, default=lambda o: np.asarray(o).tolist()))
+    return results
 
 
 if __name__ == "__main__":

@@ -81,8 +81,7 @@ step cuda_tests 90 bash -c "$PY -m pytest -q -rs -p no:cacheprovider tests/test_
 step chapters_1_3 420 env ADVMED_DEVICE="$DEVICE" $PY benchmarks/paper_cells.py --profile "$PROFILE" \
   --tasks pneumonia_cxr --models mobilenet_v1_075:imagenet resnet18:scratch \
   --chapters 01_models 02_whitebox 03_uap --skip whitebox/robust whitebox/diagnostics --budget-s "${CHAPTERS_BUDGET_S:-240}" --out "$OUT"
-CKPT_SIZE=$($PY -c "from advmed.experiments.profiles import get_profile; print(get_profile('$PROFILE').task_size('pneumonia_cxr'))")
-step robust 90 $PY benchmarks/bench_robust.py --device "$DEVICE" --checkpoint-dir "$ADVMED_CACHE/checkpoints" \
-  --size "$CKPT_SIZE" --images "$IMAGES" --steps 20 --pgd-restarts 3 --threads 8 --skip-part2
+step robust 90 $PY benchmarks/bench_robust.py --device "$DEVICE" --profile "$PROFILE" --task pneumonia_cxr \
+  --images "$IMAGES" --steps 20 --pgd-restarts 3 --threads 8 --skip-part2
 echo "gpu_check: $(( $(date +%s) - T0 )) s; outputs in $OUT"
 cat "$OUT/steps.tsv"

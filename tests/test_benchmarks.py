@@ -1,0 +1,49 @@
+"""Every benchmark of ``benchmarks/`` runs to its end on smoke-size inputs, so none can rot
+(a renamed argument, a model the profile no longer trains). What they measure is read in
+``benchmarks/README.md``; here only that they run and print their ratios."""
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+#: (script, arguments at the smallest sizes each accepts)
+RUNS = [
+    ("bench_pgd", ["--batch", "4", "--size", "32", "--repeats", "1", "--threads", "1"]),
+    ("bench_query", ["--batch", "4", "--queries", "20", "--repeats", "1", "--threads", "1"]),
+    ("bench_defenses", ["--batch", "4", "--repeats", "1", "--eot", "2", "--threads", "1"]),
+    ("bench_patch", ["--images", "16", "--batch", "8", "--steps", "2", "--repeats", "1", "--skip-art"]),
+    ("bench_uap", ["--n", "32", "--train-steps", "5", "--max-passes", "1", "--target-rate", "0.1",
+                   "--skip-art", "--threads", "1"]),
+    ("bench_robust", ["--profile", "smoke", "--task", "pneumoniamnist", "--images", "8", "--steps", "2",
+                      "--pgd-restarts", "1", "--eps", "1", "4", "--pgd-batch", "4", "--repeats", "1"]),
+]
+
+
+@pytest.fixture
+def bench_path(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCH))
+    monkeypatch.setenv("ADVMED_CACHE", str(tmp_path / "cache"))
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_benchmark_is_listed():
+    assert {p.stem for p in BENCH.glob("bench_*.py")} == {name for name, _ in RUNS}
+
+
+@pytest.mark.parametrize("name, argv", RUNS, ids=[n for n, _ in RUNS])
+def test_benchmark_runs_on_smoke_inputs(name, argv, bench_path, capsys):
+    module = importlib.import_module(name)
+    try:
+        module.main(argv)
+    finally:
+        sys.modules.pop(name, None)
+    out = capsys.readouterr().out
+    assert out.strip(), f"{name} printed nothing"
