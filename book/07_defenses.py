@@ -206,7 +206,9 @@ dplots.explorer(results, profile=prof, zoo=zoo)
 # implies trains the defended model's recipe twice on the same shrinking training sets, with the
 # plain loss and with the study's adversarial loss, over several seeds, and compares clean test
 # AUC ({numref}`fig-def-regularisation`). The two runs of a seed share their training images and
-# their initialisation, so the difference is read seed by seed.
+# their initialisation, so the difference is read seed by seed; both keep the epoch with the best
+# clean validation AUC, since the question is clean generalisation (robust selection would favour
+# an adversarially trained model's early, nearly one-class epochs).
 
 # %% tags=["hide-input"]
 if len(results.regularisation):

@@ -120,7 +120,7 @@ def test_method_defaults_are_the_published_settings():
     (dict(method="pgd", sigma=0.1), "sigma belongs"),
     (dict(method="gaussian", sigma=-1.0), "sigma"),
     (dict(method="gaussian", eps=0.1), "sigma only"),
-    (dict(method="pgd", robust_val_images=0), "robust_val_images"),
+    (dict(method="pgd", robust_val_images=-1), "robust_val_images"),
     (dict(method="gaussian", robust_val_images=64), "robust_val_images"),
 ])
 def test_bad_adversarial_config_refused(kwargs, match):
@@ -484,3 +484,20 @@ def test_warm_start_fine_tunes_the_source_weights_trained_through_the_cache(synt
         assert torch.allclose(p, q, atol=1e-8), name  # lr ~ 0: the weights are the source's
     fresh = T.train_model(dataclasses.replace(adv, warm_start=None), device="cpu", progress=False)
     assert not all(torch.allclose(p, q, atol=1e-4) for p, q in zip(fresh.model.parameters(), source.model.parameters()))
+
+
+def test_robust_val_images_0_selects_on_clean_auc_and_keeps_the_trained_batch_norm(synthetic, monkeypatch):
+    """The regularisation experiment's adversarial arm: selected like clean training (no robust
+    columns, the best clean AUC kept), its batch norm still that of the batches it trained on."""
+    from advmed.train import loop
+
+    calls = []
+    monkeypatch.setattr(loop, "recalibrate_bn", lambda *a, **k: calls.append(1))
+    cfg = dataclasses.replace(CFG, epochs=3, adversarial=AdversarialConfig("pgd", eps=4 / 255, steps=1,
+                                                                          robust_val_images=0))
+    tm = T.train_model(cfg, device="cpu", progress=False)
+    assert "val_robust_bal_acc" not in tm.history.columns and not calls
+    assert tm.best_epoch == int(tm.history["val_auc"].values.argmax()) + 1
+    assert cfg.key() != dataclasses.replace(cfg, adversarial=AdversarialConfig("pgd", eps=4 / 255, steps=1)).key()
+    with pytest.raises(ValueError, match="robust_val_images"):
+        AdversarialConfig("pgd", robust_val_images=-1)

@@ -107,7 +107,10 @@ class AdversarialConfig:
         robust_val_images: adversarial methods only (None for "gaussian"): the kept epoch is
             the one with the best robust balanced accuracy under PGD-:data:`ROBUST_VAL_STEPS`
             at ``eps`` on a fixed stratified subset of this many validation images (default
-            :data:`ROBUST_VAL_IMAGES`; all of them if the split is smaller). Left out of the
+            :data:`ROBUST_VAL_IMAGES`; all of them if the split is smaller). 0: the epoch with
+            the best clean validation AUC, as clean training (for an experiment that compares
+            clean generalisation with and without the adversarial loss, whose two arms must be
+            selected alike); batch norm is still not recalibrated on clean images. Left out of the
             key when None, so noise-trained configs keep their keys.
     """
 
@@ -157,8 +160,9 @@ class AdversarialConfig:
             if not isinstance(self.random_start, bool):
                 raise TypeError(f"random_start must be True or False, got {self.random_start!r}")
             r = self.robust_val_images
-            if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-                raise ValueError(f"robust_val_images must be an integer >= 1, got {r!r}")
+            if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+                raise ValueError(f"robust_val_images must be an integer >= 1 (or 0: keep the epoch with the best "
+                                 f"clean validation AUC), got {r!r}")
         if not (isinstance(self.clean_weight, (int, float)) and 0 <= self.clean_weight < 1):
             raise ValueError(f"clean_weight must be in [0, 1) (1 would be clean training), got {self.clean_weight!r}")
 

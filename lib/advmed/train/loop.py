@@ -185,9 +185,10 @@ class _RobustVal:
 
 
 def _robust_val_setup(val: Any, cfg: TrainConfig, dev: torch.device) -> _RobustVal | None:
-    """None unless ``cfg`` trains adversarially (an attack method, not noise)."""
+    """None unless ``cfg`` trains adversarially (an attack method, not noise) and selects its
+    epoch on robust accuracy (``robust_val_images`` > 0)."""
     adv = cfg.adversarial
-    if adv is None or not adv.crafts_examples:
+    if adv is None or not adv.crafts_examples or adv.robust_val_images == 0:
         return None
     y = torch.as_tensor(val.labels).long()
     idx = torch.as_tensor(stratified_subset(y.numpy(), int(adv.robust_val_images), seed=cfg.seed))
@@ -314,7 +315,7 @@ def fit(model: nn.Module, train: Any, val: Any, cfg: TrainConfig, *,
     for epoch in bar:
         t0 = time.perf_counter()
         row = _train_epoch(model, run, cfg, epoch, objective, progress)
-        if robust is None:
+        if cfg.adversarial is None or not cfg.adversarial.crafts_examples:
             recalibrate_bn(model, run.bn_images, dev, batch_size=max(run.batch_size, 256))
         else:  # the running statistics of the batches it trained on (module docstring)
             model.eval()

@@ -11,6 +11,11 @@ training set shrinks. Runs are paired by seed (same subset of training images, s
 initialisation), so the difference is read with a paired t-interval over seeds
 (:func:`regularisation_summary`); with fewer than two seeds there is no interval.
 
+Both arms keep the epoch with the best **clean** validation AUC (the adversarial arm through
+``AdversarialConfig(robust_val_images=0)``): the claim is about clean generalisation, and the
+defended models' robust selection would, from ImageNet weights, keep a first epoch that predicts
+one class (see ``advmed.train.adversarial``), biasing the comparison against the adversarial loss.
+
 Every training goes through the checkpoint cache (its TrainConfig is its key); the clean test
 AUCs are memoised under the checkpoint keys and the test images.
 """
@@ -59,7 +64,8 @@ def recipe_config(base: TrainConfig, profile: Profile, fraction: float, seed: in
     full = n_images(cfg.task, "train", cfg.max_train)
     n = max(int(round(float(fraction) * full)), min(full, cfg.batch_size))
     return dataclasses.replace(cfg, max_train=n, seed=int(seed),
-                               adversarial=AdversarialConfig("adversarialmed") if adversarial else None)
+                               adversarial=AdversarialConfig("adversarialmed", robust_val_images=0)
+                               if adversarial else None)
 
 
 def regularisation_configs(profile: Profile, base: TrainConfig) -> list[tuple[float, str, TrainConfig]]:
