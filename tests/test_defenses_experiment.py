@@ -374,3 +374,19 @@ def test_adversarial_training_fine_tunes_the_zoo_model_and_the_regularisation_ru
     assert all(c.warm_start is None for _, _, c in RG.regularisation_configs(prof, base))
     cold = dataclasses.replace(prof, defense=dataclasses.replace(prof.defense, at_warm_start=False))
     assert adversarial_train_config(base, "adversarialmed", cold).warm_start is None
+
+
+def test_ranking_orders_the_defenses_by_mean_adaptive_accuracy_and_reads_the_long_table(results):
+    from advmed import pages
+
+    res = results[0]
+    top = EPS_255[-1]
+    rank = T.defense_ranking(res, top)
+    full = T.defense_table(res, top)
+    assert len(rank) == full["defense"].nunique() and len(rank) <= pages.MAX_TABLE_ROWS
+    assert len(rank.columns) <= 7 and rank["mean"].is_monotonic_decreasing
+    for _, r in rank.iterrows():
+        rows = full[full["defense"] == r["defense"]]
+        assert r["mean"] == pytest.approx(rows["adaptive_accuracy"].mean())
+    assert rank.loc[rank["defense"] == rank["defense"].iloc[0], "evaluation"].iloc[0] in (
+        "upper bound", "converged", "passed", "not checked", "reference")

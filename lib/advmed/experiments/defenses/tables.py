@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ...plots import task_label
 from .. import references
 from ..profiles import Profile
 from ...attacks.escalate import NOT_CONVERGED
@@ -334,14 +335,17 @@ def defense_summary(results: DefenseResults, eps_255: float) -> pd.DataFrame:
     t = defense_table(results, eps_255)
     if t.empty:
         return t
-    def short(d: str) -> str:
-        if not d.startswith("flagged"):
-            return d
-        return "upper bound" if d.endswith(NOT_CONVERGED) else "converged"
-
     return pd.DataFrame({"task": t["task"], "defense": t["defense"], "clean": t["clean_accuracy"],
                          "oblivious": t["oblivious_accuracy"], "adaptive": t["adaptive_accuracy"],
-                         "8-bit": t["adaptive_accuracy_8bit"], "evaluation": t["diagnostics"].astype(str).map(short)})
+                         "8-bit": t["adaptive_accuracy_8bit"],
+                         "evaluation": t["diagnostics"].astype(str).map(_evaluation_short)})
+
+
+def _evaluation_short(d: str) -> str:
+    """A diagnostics verdict in a word: passed, not checked, reference, converged or upper bound."""
+    if not d.startswith("flagged"):
+        return d
+    return "upper bound" if d.endswith(NOT_CONVERGED) else "converged"
 
 
 def study_attacks_summary(results: DefenseResults) -> pd.DataFrame:
@@ -364,3 +368,38 @@ def study_attacks_summary(results: DefenseResults) -> pd.DataFrame:
     every = cols(t8, "adaptive", (*STUDY_ATTACKS, AUC_ATTACK))
     out["all five, adaptive, 8-bit"] = t8[every].min(axis=1) if every and len(t8) == len(t) else np.nan
     return out
+
+
+#: Up to this many defended tasks the ranking shows a column per task; beyond, the worst and best.
+RANKING_TASK_COLUMNS = 3
+
+
+def defense_ranking(results: DefenseResults, eps_255: float) -> pd.DataFrame:
+    """One row per defense, best first: the adaptive attacker's robust accuracy at ``eps_255``
+    on each task (a column each) and its mean, the clean accuracy it costs (mean over tasks,
+    against the undefended model) and how the number is believed (the worst over its tasks:
+    "upper bound" if any task's escalation did not converge)."""
+    t = defense_table(results, eps_255)
+    if t.empty:
+        return t
+    t = t.assign(evaluation=t["diagnostics"].astype(str).map(_evaluation_short))
+    undefended = {}
+    for r in results.runs:
+        if is_reference(r.defense):
+            undefended[r.task] = float(r.clean.iloc[0].accuracy)
+    order = ("upper bound", "converged", "passed", "not checked", "reference")
+    per_task = t["task"].nunique() <= RANKING_TASK_COLUMNS
+    rows = []
+    for label, g in t.groupby("defense", sort=False):
+        row = {"defense": label}
+        if per_task:
+            for _, r in g.iterrows():
+                row[task_label(r["task"])] = float(r["adaptive_accuracy"])
+        else:
+            row["worst task"], row["best task"] = float(g["adaptive_accuracy"].min()), float(g["adaptive_accuracy"].max())
+        row["mean"] = float(g["adaptive_accuracy"].mean())
+        row["clean cost"] = float(np.mean([undefended.get(r["task"], np.nan) - r["clean_accuracy"]
+                                           for _, r in g.iterrows()]))
+        row["evaluation"] = min(g["evaluation"], key=lambda e: order.index(e) if e in order else len(order))
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
