@@ -284,3 +284,29 @@ def test_every_control_moves_the_frame_in_headless_chromium(tmp_path):
         problems = b.explorer_problems(roots[2])
         assert len(problems) == 1 and "'dead'" in problems[0]
         assert not [e for e in b.console_errors() if "favicon" not in e]
+
+
+@pytest.mark.parametrize("task, classes, true, clean, adv, expected", [
+    ("pneumonia_cxr", ("normal", "pneumonia"), 1, 1, 0, "missed diagnosis"),
+    ("pneumonia_cxr", ("normal", "pneumonia"), 0, 0, 1, "false alarm"),
+    ("pneumonia_cxr", ("normal", "pneumonia"), 1, 1, 1, ""),  # not flipped
+    ("pneumonia_cxr", ("normal", "pneumonia"), 1, 0, 1, ""),  # wrong before the attack
+    ("not_a_task", ("a", "b"), 1, 1, 0, ""),
+])
+def test_harm_label_names_the_direction_of_a_flip(task, classes, true, clean, adv, expected):
+    from advmed.widgets import core
+
+    assert core.harm_label(task, classes, true, clean, adv) == expected
+
+
+def test_harm_label_ignores_a_move_between_disease_classes():
+    from advmed.data import TASKS
+    from advmed.experiments.cells import task_classes
+    from advmed.widgets import core
+
+    classes = task_classes("skin7_derm")
+    sick = TASKS["skin7_derm"].disease_ids(classes)
+    healthy = [i for i in range(len(classes)) if i not in sick]
+    if len(sick) >= 2:
+        assert core.harm_label("skin7_derm", classes, sick[0], sick[0], sick[1]) == ""
+    assert core.harm_label("skin7_derm", classes, sick[0], sick[0], healthy[0]) == "missed diagnosis"

@@ -238,6 +238,28 @@ def short(s: str, n: int = 14) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def harm_label(task: str, classes: Sequence[str], true: int, clean: int, adv: int) -> str:
+    """Which way an attack's error goes for one image (Finlayson et al. 2019: "Either sent for
+    unnecessary treatment, or miss required treatment"): "missed diagnosis" (a correctly
+    classified diseased image now predicted outside the task's disease classes), "false alarm"
+    (the reverse), else "" (no flip, a wrong clean prediction, a move between disease classes,
+    or a task that names no disease)."""
+    from ..data import TASKS
+
+    t = TASKS.get(task)
+    if t is None or not t.disease or clean != true or adv == clean:
+        return ""
+    try:
+        sick = set(t.disease_ids(tuple(classes)))
+    except ValueError:
+        return ""
+    if true in sick and adv not in sick:
+        return "missed diagnosis"
+    if true not in sick and adv in sick:
+        return "false alarm"
+    return ""
+
+
 def image_panel(ax: Any, img: Any) -> None:
     """Draw a (C, H, W) image in [0, 1] (gray when its channels are equal) without ticks."""
     from ..plots import display_image

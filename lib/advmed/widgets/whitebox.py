@@ -331,8 +331,9 @@ def render_frame(frame: Frame, *, attack_label: str | None = None, dpi: int = 90
     flipped = k_adv != k_clean
     axes[1].set_title(f"adversarial: {_short(cls[k_adv], 14)} ({f.p_adv[k_adv]:.2f})",
                       fontsize=9, color=_ADV_COLOR if flipped else "black")
-    axes[1].set_xlabel(f"{label}, eps {_fmt_eps(f.eps_255)}" if f.eps_255 > 0
-                       else "eps 0: no attack", fontsize=8)
+    harm = core.harm_label(f.task, f.classes, f.label, k_clean, k_adv)
+    axes[1].set_xlabel((f"{label}, eps {_fmt_eps(f.eps_255)}" + (f": {harm}" if harm else "")) if f.eps_255 > 0
+                       else "eps 0: no attack", fontsize=8, color=_ADV_COLOR if harm else "black")
     if f.eps_255 > 0:
         gain = 0.5 / (f.eps_255 / 255.0)
         img, cmap = display_image(0.5 + gain * f.delta)
