@@ -234,14 +234,18 @@ ATTACK_COLORS = {
     "clean": "#000000", "fgsm": "#E69F00", "ifgsm": "#56B4E9", "pgd": "#0072B2", "mifgsm": "#CC79A7",
     "apgd": "#009E73", "square": "#D55E00", "simba": "#999933", "usimba": "#117733",
     "uap": "#882255", "natural_uap": "#44AA99", "patch": "#332288", "random": "#9A9A9A",
+    "hopskipjump": "#AA4499",  # not Okabe-Ito's yellow, which the white page washes out
 }
 #: One colour per model (``arch:init``), the same in every figure: Tol's muted scheme, in the
-#: order the profiles list their models; a model not listed takes the next free colour.
+#: order the profiles list their models, then Okabe-Ito's; a model not listed takes the next
+#: free colour.
 MODEL_COLORS = {
     "resnet18:scratch": "#332288", "mobilenet_v1_075:imagenet": "#117733",
     "mobilenet_v1_075:scratch": "#88CCEE", "small_cnn:scratch": "#CC6677",
     "resnet50:imagenet": "#DDCC77", "densenet121:imagenet": "#882255", "vgg16_bn:imagenet": "#44AA99",
-    "inception_v3:imagenet": "#999933",
+    "inception_v3:imagenet": "#999933", "vgg19_bn:imagenet": "#AA4499",
+    # Tol's nine are taken (eleven models over the profiles): two of Okabe-Ito's
+    "densenet169:imagenet": "#E69F00", "inception_resnet_v2:imagenet": "#0072B2",
 }
 
 #: Short task names for panel titles and table columns (the data layer's titles are sentences).
@@ -290,7 +294,7 @@ def model_color(model: Any, init: str | None = None) -> str:
     remembered for the rest of the run so that it keeps it)."""
     key = model_key(model, init)
     if key not in MODEL_COLORS:
-        MODEL_COLORS[key] = _next_free(MODEL_COLORS, TOL_MUTED, key)
+        MODEL_COLORS[key] = _next_free(MODEL_COLORS, TOL_MUTED + OKABE_ITO[1:], key)
     return MODEL_COLORS[key]
 
 

@@ -131,12 +131,15 @@ def adversarialmed_reading(am: pd.DataFrame) -> str:
     it = am[am["attack"] != "fgsm"]
     one = am[am["attack"] == "fgsm"]
     gap = (am["accuracy"] - am["white_accuracy"]).astype(float)
+
+    def span(v) -> str:
+        lo, hi = float(v.min()), float(v.max())
+        return f"{lo:.3f}" if round(lo, 3) == round(hi, 3) else f"{lo:.3f}-{hi:.3f}"
     return (f"AdversarialMed's text says they studied black-box attacks as well but reports white-box figures "
             f"only, so these rows have no study number beside them. Crafted on a surrogate at their budget "
             f"({am['eps_255'].iloc[0]:.2f}/255), FGSM left the target's accuracy at "
-            f"{one['accuracy'].min():.3f}-{one['accuracy'].max():.3f} and the iterative attacks at "
-            f"{it['accuracy'].min():.3f}-{it['accuracy'].max():.3f}, against "
-            f"{am['white_accuracy'].min():.3f}-{am['white_accuracy'].max():.3f} in white box (black-box minus "
+            f"{span(one['accuracy'])} and the iterative attacks at {span(it['accuracy'])}, against "
+            f"{span(am['white_accuracy'])} in white box (black-box minus "
             f"white-box accuracy {gap.min():+.3f} to {gap.max():+.3f}; the white box on chapter 2's {int(am['white_n'].iloc[0])} test images, the black box on "
             f"{int(am['n'].iloc[0])} of them).")
 
