@@ -131,6 +131,75 @@ pages.table(tables.natural_summary(table), "tab-natural-rates",
 Markdown(report.transfer_learning_sentence(table))
 
 # %% [markdown]
+# ## Targeted UAPs from photos
+#
+# Minagi et al. write that "UAPs from natural images are useful for both non-targeted and
+# targeted attacks". A targeted UAP from photos pushes every photo toward one class of the
+# medical task (a photo of a dog toward "pneumonia"), under the same bound as above; it is built
+# toward each class, at the bound where chapter 3 builds its targeted UAPs.
+# {numref}`tab-natural-targeted` gives its targeted success rate (the share of all held-out
+# medical images classified as the target, the studies' definition) beside chapter 3's targeted
+# UAP from medical images and a random perturbation of the same norm, which counts the images
+# already in the target class.
+
+# %%
+natural_targeted = run.natural_uap_experiment(prof, trained=zoo, targeted=True, zeta_reference=zeta_reference,
+                                              progress=False)
+medical_targeted = run.uap_experiment(prof, trained=zoo, progress=False)
+
+# %% tags=["hide-input"]
+targeted_table = tables.natural_vs_medical(natural_targeted, medical_targeted)
+pages.table(tables.natural_summary(targeted_table, norm=prof.uap.norms[0]), "tab-natural-targeted",
+            f"Targeted success rate at the bound of the targeted UAPs ({prof.uap.norms[0]}; every norm in the "
+            "appendix), per task and target class: for each initialisation the UAP built from photos and the UAP "
+            "built from medical images, and the highest random control of the row.", data=targeted_table)
+
+# %% tags=["remove-input"]
+Markdown(report.targeted_natural_sentence(targeted_table))
+
+# %% [markdown]
+# ## Photos from two sources
+#
+# The study adds that the vulnerability "was observed between different natural image datasets
+# and between different model architectures". Our mirror holds one photo collection (ImageNet),
+# so we split it into two sources that share no photo and no class: the photos of ImageNet's
+# animal classes and those of its other classes (objects, food, plants, scenes), as many of each.
+# {numref}`tab-natural-sources` compares, for each model and norm at the largest zeta, the UAPs
+# built from each source on the same held-out medical images: their fooling rates, the paired
+# difference with its interval and an exact McNemar test of the images only one of them fools,
+# and each UAP applied to the other source's photos.
+
+# %%
+sources = run.source_comparison(prof, trained=zoo, zeta_reference=zeta_reference, progress=False)
+
+# %% tags=["hide-input"]
+pages.table(tables.source_table(sources), "tab-natural-sources",
+            "Non-targeted UAPs from two disjoint photo sources at the largest zeta: fooling rate on the held-out "
+            "medical images [95 % interval] of each, their paired difference [95 % interval] and exact McNemar "
+            "p, the fooling rate of each on the other source's photos (first · second) and the larger random "
+            "control.", data=tables.source_table(sources, numeric=True))
+
+# %% tags=["remove-input"]
+Markdown(report.source_sentence(sources))
+
+# %% [markdown]
+# ## Across architectures
+#
+# Each photo-built UAP applied to every model of its task, on the same held-out medical images
+# ({numref}`fig-natural-transfer`): the rows are the models the chapter attacks, the columns all
+# models the profile trains on the task. A UAP applied to its own model gives its fooling rate
+# above.
+
+# %%
+everyone = models_zoo.trained_models(prof, progress=False)
+natural_transfer = run.transfer_matrices(natural, to=everyone, progress=False)
+
+# %% tags=["hide-input"]
+pages.figure(uplots.transfer_grid(natural_transfer), "fig-natural-transfer",
+             "Fooling rate of the non-targeted photo-built UAP (largest zeta, first norm) built on one model (rows) "
+             "and applied to each model of the same task (columns), on held-out medical images.")
+
+# %% [markdown]
 # ## Beside the study's logged case
 #
 # Minagi et al. log one case numerically: melanoma, InceptionV3 fine-tuned from ImageNet at
@@ -219,9 +288,11 @@ Markdown(freport.drift_sentence(drift, drift_summary))
 
 # %%
 ablation = frun.resolution_ablation(prof, progress=False)
-records.write_record(report.natural_record(prof, zoo, table, drift, ablation))
 
 # %% tags=["hide-input"]
+records.write_record(report.natural_record(prof, zoo, table, drift, ablation, targeted=targeted_table,
+                                           cross_source=tables.source_table(sources, numeric=True),
+                                           transfer=tables.transfer_table(natural_transfer)))
 pages.figure(fplots.ablation_plot(ablation), "fig-natural-ablation",
              "Clean AUC, robust accuracy and photo-UAP fooling rate against the image side for one task and "
              "model trained with the same recipe at each side, with 95 % bootstrap intervals.")
@@ -256,6 +327,11 @@ pages.appendix_table(tables.natural_display(table), "tab-natural-all",
                      "Every natural-image UAP beside the medical-image UAP and the random control of the same model, "
                      "norm and zeta [95 % intervals]; the bound from the medical images and the one the photos' own "
                      "norm would give.", data=table)
+pages.appendix_table(tables.natural_display(targeted_table), "tab-natural-targeted-all",
+                     "Every targeted natural-image UAP beside the targeted medical-image UAP and the random control of "
+                     "the same model, norm, zeta and target [95 % intervals].", data=targeted_table)
+pages.appendix_table(tables.transfer_table(natural_transfer), "tab-natural-transfer",
+                     "Every photo-built UAP applied to every model of its task: fooling rate on held-out medical images.")
 pages.appendix_table(tables.transfer_learning_table(table), "tab-natural-transfer-learning",
                      "Per task, norm and zeta: the photo-built UAP's fooling rate for each initialisation, and how much "
                      "of the medical-image UAP's effect the photos recover (natural / medical).")

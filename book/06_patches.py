@@ -121,6 +121,24 @@ pages.figure(pplots.gallery_grid(exp), "fig-patch-gallery",
              "and the target's prediction (orange: the patch's class).")
 
 # %% [markdown]
+# ## How visible a patch is
+#
+# Chapter 2 measures how visible a perturbation is by the PSNR and the SSIM of the perturbed
+# image against the clean one; {numref}`tab-patch-perceptibility` applies the same measure to
+# the patches, pasted at the comparison scale on held-out images, with the share of the image
+# they cover.
+
+# %% tags=["hide-input"]
+perceptibility = run.perceptibility(exp)
+pages.table(tables.perceptibility_summary(perceptibility), "tab-patch-perceptibility",
+            "How visible each patch is at the comparison scale: the share of the image it covers, its largest "
+            "pixel change (grey levels) and the median PSNR (dB) and SSIM of a patched held-out image against the "
+            "clean one.", data=perceptibility)
+
+# %% tags=["remove-input"]
+Markdown(report.perceptibility_reading(perceptibility))
+
+# %% [markdown]
 # ## Success against the patch's size
 #
 # The same patches pasted at every scale of the sweep ({numref}`fig-patch-scale`); the dotted

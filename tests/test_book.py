@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from advmed import book
@@ -275,6 +276,8 @@ def test_build_renders_every_page_without_touching_the_sources(mini_book):
     assert [c.chapter for c in res.chapters] == ["book/01_one", "book/02_two"]
     timings = json.loads((res.html.parent / "timings.json").read_text())
     assert set(timings["chapters"]) == {"book/01_one", "book/02_two"}
+    cells = pd.read_csv(res.html.parent / "cell_times.csv")  # the same build by cell
+    assert set(cells["chapter"]) == {"01_one", "02_two"} and (cells["seconds"] >= 0).all()
     assert "profile: smoke" in (html / "book" / "01_one.html").read_text()
 
 

@@ -162,6 +162,35 @@ def test_the_uap_claim_follows_the_records():
     assert run.claim_9(ctx(0.6, spread=0.35)).verdict == "disagrees"  # depends on architecture
 
 
+def _photo_rows(finetuned: float, scratch: float, random: float = 0.02) -> pd.DataFrame:
+    return pd.DataFrame([{"task": t, "arch": "m", "init": i, "norm": nm, "zeta": 0.04, "n_eval": 300,
+                          "_natural": finetuned if i == "imagenet" else scratch, "_medical": 0.9, "_random": random}
+                         for t in ("pneumonia_cxr", "melanoma_derm", "pneumoniamnist") for nm in ("l2", "linf")
+                         for i in ("imagenet", "scratch")])
+
+
+def test_the_photo_uap_claims_follow_the_records():
+    prof = get_profile("smoke")
+    ctx = lambda **t: context(prof, ablation=pd.DataFrame(), **t)  # noqa: E731
+    # 16: targeted photo UAPs against their random control
+    assert run.claim_16(ctx(natural_targeted=_photo_rows(0.7, 0.5))).verdict == "agrees"
+    assert run.claim_16(ctx(natural_targeted=_photo_rows(0.03, 0.02))).verdict == "disagrees"
+    assert run.claim_16(ctx()).verdict == "not comparable"
+    # 17: the weaker of two photo sources, and other architectures
+    sources = pd.DataFrame({"animals_medical": [0.6, 0.5, 0.7, 0.6], "objects_medical": [0.5, 0.6, 0.6, 0.7],
+                            "random": [0.02] * 4})
+    transfer = pd.DataFrame({"task": ["t"] * 4, "built on": ["a", "a", "b", "b"], "applied to": ["a", "b", "a", "b"],
+                             "fooling rate": [0.9, 0.5, 0.55, 0.8]})
+    assert run.claim_17(ctx(cross_source=sources, natural_transfer=transfer)).verdict == "agrees"
+    weak = sources.assign(objects_medical=0.02)
+    assert run.claim_17(ctx(cross_source=weak, natural_transfer=transfer)).verdict == "disagrees"
+    # 18: scratch less than fine-tuned, but above its random control
+    assert run.claim_18(ctx(natural=_photo_rows(0.6, 0.3))).verdict == "agrees"
+    # a scratch model no more fooled than its control: "not immune" cannot be shown (n cannot rule out zero)
+    assert run.claim_18(ctx(natural=_photo_rows(0.6, 0.02))).verdict == "inconclusive"
+    assert run.claim_18(ctx(natural=_photo_rows(0.2, 0.6))).verdict == "disagrees"  # scratch fooled more
+
+
 def test_a_flagged_measurement_is_inconclusive_never_agrees():
     prof = get_profile("smoke")
 

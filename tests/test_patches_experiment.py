@@ -120,6 +120,18 @@ def test_the_adversarial_patch_beats_the_natural_one(exp):
     assert white["accuracy"] < natural["accuracy"]
 
 
+def test_patch_perceptibility_measures_the_pasted_patch(exp):
+    perc = PR.perceptibility(exp, n_images=8)
+    assert len(perc) == len(exp.runs) and set(perc["kind"]) == set(PR.KINDS)
+    area = patch_area((SIZE, SIZE), scale=exp.settings.eval_scale, shape=exp.settings.shape)
+    assert np.allclose(perc["area"], area)
+    # a patch replaces pixels: visible (SSIM below one) and no larger a change than the full range
+    assert (perc["ssim"] < 1).all() and (perc["linf_255"] <= 255 + 1e-6).all() and (perc["n_images"] == 8).all()
+    shown = T.perceptibility_summary(perc)
+    assert list(shown["patch"]) == list(perc["kind"]) and "SSIM, median" in shown.columns
+    assert "grey levels" in R.perceptibility_reading(perc)
+
+
 def test_patches_are_memoised(zoo, profile, exp, monkeypatch):
     first = T.scale_table(exp)
 

@@ -2,8 +2,8 @@
 
 ``paper-dry`` keeps every task of ``paper`` (the 7-class skin and 5-class retina tasks
 included), its seven architectures and their initialisations, trained on a cover of the
-task x model grid (the models chapters 4-7 single out on every task, each other model on two
-tasks). Torchvision ImageNet weights cannot be had offline, so those models fall back to
+task x model grid (the models chapters 4-7 single out on every task, each other model on one
+task). Torchvision ImageNet weights cannot be had offline, so those models fall back to
 random initialisation with a warning, as a reader without internet would get. It keeps
 Inception's network at its own side, the gray tasks' one-channel attacks, every attack, norm,
 target and chapter; it shrinks the data (a few 32 px images per split, one epoch, two attack
@@ -24,6 +24,7 @@ import pytest
 import torch
 from advmed import book
 from advmed.experiments import cells as C
+from advmed.experiments.cells import task_classes
 from advmed.experiments.kernel import ATTACKS
 from advmed.experiments.profiles import PROFILES
 from advmed.experiments.universal.fidelity.run import ablation_config
@@ -116,13 +117,18 @@ def test_every_uap_cell_of_paper_dry_was_computed_by_the_chapters(dry_book, monk
     targets = {r["summary"]["target"] for r in runs}
     assert {None, 0, 6} <= targets  # non-targeted, and the 7-class task's first and last classes
     natural = [r for r in runs if r["summary"]["source"] == "natural"]
+    sources = [r for r in runs if r["summary"]["source"] in ("natural:animals", "natural:objects")]
     dry = PROFILES["paper-dry"]
-    n_natural = len(dry.tasks) * 2 * len(dry.uap.norms)
+    # per task, two photo models x norms x zetas: non-targeted, and targeted toward each class the
+    # profile targets; then the two sources' UAPs at the largest zeta
+    n_natural = sum(2 * len(dry.uap.norms) * sum(1 + len(dry.uap.target_classes(len(task_classes(t)), float(z)))
+                                                 for z in dry.uap.zetas) for t in dry.tasks)
     # chapter 4's ablation adds a photo UAP at each side whose model is not the zoo's own
     zoo_keys = {c.key() for c in configs_for_profile(dry)}
     n_ablation = sum(ablation_config(dry, s).key() not in zoo_keys for s in dry.ablation.sizes)
     assert n_ablation == 1  # 32 px is the zoo's model; 64 px is not
-    assert len(runs) == len(expected) + len(natural) and len(natural) == n_natural + n_ablation
+    assert len(sources) == len(dry.tasks) * 2 * len(dry.uap.norms) * 2
+    assert len(runs) == len(expected) + len(natural) + len(sources) and len(natural) == n_natural + n_ablation
     # every ordered pair of a task's models was scored; pairs whose source UAPs are equal (a
     # UAP still zero after two passes on four images) share one result
     from advmed.cache import tensor_digest

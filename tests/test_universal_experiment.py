@@ -80,7 +80,10 @@ def synthetic(monkeypatch, tmp_cache):
     nat.images = torch.flip(nat.images, dims=[1])  # "other" photos: different content
     monkeypatch.setattr(universal, "build_set", lambda task, prof, progress=True: build)
     monkeypatch.setattr(universal, "eval_set", lambda task, prof, progress=True: evalset)
-    monkeypatch.setattr(universal, "natural_set", lambda task, prof, progress=True: nat)
+    # the two disjoint photo sources: halves of the photos, each flipped its own way
+    sources = {"all": nat, "animals": nat.subset(list(range(16))), "objects": nat.subset(list(range(16, 32)))}
+    sources["objects"].images = torch.flip(sources["objects"].images, dims=[3])
+    monkeypatch.setattr(universal, "natural_set", lambda task, prof, photos="all", progress=True: sources[photos])
     return build, evalset, nat
 
 
@@ -218,6 +221,73 @@ def test_natural_uaps_use_the_medical_norm(zoo, profile, synthetic):
     assert run.summary["eps"] == pytest.approx(eps_from_zeta(nat.float(), 0.08, "l2"))
 
 
+def test_targeted_natural_uaps_aim_at_each_class_the_profile_targets(zoo, profile, synthetic):
+    prof = get_profile(profile, uap={"natural_models": ["tiny_a:scratch"], "norms": ["linf"]})
+    targeted = universal.natural_uap_experiment(prof, trained=zoo, targeted=True, progress=False)
+    assert sorted(k.target for k in targeted.runs) == [0, 1]
+    assert all(r.summary["source"] == "natural" for r in targeted.runs.values())
+    med = universal.uap_experiment(prof, trained=zoo, progress=False)
+    table = tables.natural_vs_medical(targeted, med)
+    assert set(table["attack"]) == {"targeted -> normal", "targeted -> pneumonia"}
+    # the targeted success rate counts every held-out image classified as the target
+    for key, run in targeted.runs.items():
+        row = table[table["attack"] == f"targeted -> {['normal', 'pneumonia'][key.target]}"].iloc[0]
+        assert row["_natural"] == pytest.approx(float((run.adv == key.target).float().mean()))
+        assert np.isfinite(row["_medical"])
+    summary = tables.natural_summary(table)
+    assert "attack" in summary.columns and len(summary) == 2
+    with pytest.raises(ValueError, match="profile's"):
+        universal.natural_uap_experiment(prof, trained=zoo, zetas=[0.5], progress=False)
+
+
+def test_two_photo_sources_compare_on_the_same_medical_images(zoo, profile, synthetic):
+    prof = get_profile(profile, uap={"natural_models": ["tiny_a:scratch", "tiny_b:scratch"], "norms": ["linf"],
+                                     "targeted": False})
+    animals, objects = (universal.natural_uap_experiment(prof, trained=zoo, photos=p, progress=False)
+                        for p in ("animals", "objects"))
+    assert {r.summary["source"] for r in objects.runs.values()} == {"natural:objects"}
+    rows = universal.compare_sources(animals, objects, prof)
+    assert len(rows) == 2
+    for r in rows:
+        a, b = animals.runs[r.key], objects.runs[r.key]
+        assert r.medical[0].value == pytest.approx(a.fooling_rate) and r.medical[1].value == pytest.approx(b.fooling_rate)
+        assert r.difference.value == pytest.approx(a.fooling_rate - b.fooling_rate)
+        assert 0 <= r.p_mcnemar <= 1 and all(0 <= e.value <= 1 for e in r.photos)
+    above = sum(all(m.lo > r.random.hi for m in r.medical) for r in rows)
+    assert f"in {above} of 2 settings" in report.source_sentence(rows)
+    same = universal.compare_sources(animals, animals, prof)
+    assert all(r.difference.value == 0 and r.p_mcnemar == 1 for r in same)
+    shown = tables.source_table(rows)
+    assert list(shown.columns[:3]) == ["task", "model", "norm"] and len(shown) == 2
+    assert "animals_medical" in tables.source_table(rows, numeric=True).columns
+    with pytest.raises(ValueError, match="valid: all, animals, objects"):
+        universal.natural_uap_experiment(prof, trained=zoo, photos="plants", progress=False)
+
+
+def test_photo_sources_are_disjoint_by_imagenet_class_and_equal_in_size(profile, monkeypatch):
+    def photos(name, split, *, size, channels, progress=True):
+        # 10 animal photos (classes 0-397), 30 others, 5 without a class, per folder
+        labels = torch.tensor([i * 39 for i in range(10)] + [400 + i for i in range(30)] + [-1] * 5)
+        return ImageSet(images=torch.zeros(len(labels), channels, size, size, dtype=torch.uint8), labels=labels,
+                        classes=[], name=name, split=split)
+
+    monkeypatch.setattr(universal, "load_dataset", photos)
+    prof = get_profile(profile, uap={"natural_images": 100, "natural_split": ["a", "b"]})
+    got = {p: universal.natural_set(TASK, prof, photos=p, progress=False) for p in ("animals", "objects", "all")}
+    assert len(got["animals"]) == len(got["objects"]) == 20  # the smaller source, both folders
+    assert bool((got["animals"].labels < 398).all()) and bool((got["objects"].labels >= 398).all())
+    assert len(got["all"]) == 90 and universal.source_photos(got["all"].labels, 16) == 8
+
+
+def test_photo_built_uaps_transfer_to_every_model_of_the_task(zoo, profile, synthetic):
+    prof = get_profile(profile, uap={"natural_models": ["tiny_a:scratch"], "norms": ["linf"], "targeted": False})
+    natural = universal.natural_uap_experiment(prof, trained=zoo, progress=False)
+    mat = universal.transfer_matrix(natural, TASK, to=zoo, progress=False)
+    assert list(mat.index) == ["tiny_a (scratch)"] and list(mat.columns) == ["tiny_a (scratch)", "tiny_b (scratch)"]
+    own = natural.runs[(TASK, "tiny_a", "scratch", "linf", 0.08, None)].fooling_rate
+    assert mat.iloc[0, 0] == pytest.approx(own) and 0 <= mat.iloc[0, 1] <= 1
+
+
 def test_figures(zoo, profile, synthetic):
     from matplotlib.figure import Figure
 
@@ -264,7 +334,7 @@ def test_natural_gray_reference_is_one_channel(zoo, profile, monkeypatch, tmp_ca
     build, evalset, nat = gray(64, 1), gray(64, 2), gray(32, 3)
     monkeypatch.setattr(universal, "build_set", lambda task, prof, progress=True: build)
     monkeypatch.setattr(universal, "eval_set", lambda task, prof, progress=True: evalset)
-    monkeypatch.setattr(universal, "natural_set", lambda task, prof, progress=True: nat)
+    monkeypatch.setattr(universal, "natural_set", lambda task, prof, photos="all", progress=True: nat)
     prof = get_profile(profile, uap={"natural_models": ["tiny_a:scratch"], "norms": ["l2"]})
     natural = universal.natural_uap_experiment(prof, trained=zoo, progress=False)
     run = natural.runs[(TASK, "tiny_a", "scratch", "l2", 0.08, None)]

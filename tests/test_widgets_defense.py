@@ -115,6 +115,17 @@ def test_frames_show_the_chapters_numbers_and_attacks(static, w):
     assert v.robust.value == row.accuracy and "quality 10" in v.setting
 
 
+def test_frames_name_the_direction_of_each_flip(static, monkeypatch):
+    calls = []
+    real = wg.core.harm_label
+    monkeypatch.setattr(wg.core, "harm_label", lambda *a: calls.append(a) or real(*a))
+    view = static.computed[_key()]
+    assert view.task == TASK
+    wg.defense.render_defense_frame(view, quantize=False)
+    assert calls == [(TASK, view.classes, view.y, int(np.asarray(view.clean_proba).argmax()),
+                      int(np.asarray(view.adv_proba).argmax()))]
+
+
 def test_static_frames_are_memoised_by_the_results(static, w, monkeypatch):
     monkeypatch.setattr(wg.defense, "render_defense_frame", lambda *a, **k: pytest.fail("drew a frame again"))
     second = P.explorer(w.results, profile=w.profile, zoo=w.zoo, mode="static")

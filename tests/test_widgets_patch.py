@@ -145,6 +145,17 @@ def test_frames_show_the_experiments_patches(static, exp):
     assert not torch.equal(a.patched, b.patched)
 
 
+def test_frames_name_the_direction_of_each_flip(static, monkeypatch):
+    calls = []
+    real = wg.core.harm_label
+    monkeypatch.setattr(wg.core, "harm_label", lambda *a: calls.append(a) or real(*a))
+    view = static.computed[_key()]
+    assert view.task == GRAY
+    wg.patch.render_patch_frame(view, quantize=False)
+    assert [c[2] for c in calls] == [int(t) for t in view.y]
+    assert [c[4] for c in calls] == [int(np.asarray(p).argmax()) for p in view.patched_proba]
+
+
 def test_static_frames_are_memoised_by_the_patch_digests(static, exp, profile, monkeypatch):
     monkeypatch.setattr(wg.patch, "render_patch_frame", lambda *a, **k: pytest.fail("drew a frame again"))
     second = P.explorer(exp, profile=profile, mode="static")

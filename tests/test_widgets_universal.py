@@ -98,7 +98,7 @@ def world(zoo, tmp_path_factory):
         mp.setenv("ADVMED_CACHE", str(tmp_path_factory.mktemp("uap-explorer-cache")))
         mp.setattr(universal, "build_set", lambda task, prof, progress=True: sets[task]["build"])
         mp.setattr(universal, "eval_set", lambda task, prof, progress=True: sets[task]["eval"])
-        mp.setattr(universal, "natural_set", lambda task, prof, progress=True: sets[task]["natural"])
+        mp.setattr(universal, "natural_set", lambda task, prof, photos="all", progress=True: sets[task]["natural"])
         prof = _profile()
         exp = universal.uap_experiment(prof, trained=zoo, progress=False)
         static = uplots.explorer(exp, profile=prof, mode="static")
@@ -182,6 +182,17 @@ def test_gray_tasks_show_gray_perturbations(static):
         panel = np.asarray(im.crop((int(0.04 * W), int(0.3 * H), int(0.2 * W), int(0.5 * H))), dtype=int)
         spread = int((panel.max(axis=2) - panel.min(axis=2)).max())
         assert (spread == 0) == expect_gray, spread
+
+
+def test_frames_name_the_direction_of_each_flip(static, monkeypatch):
+    calls = []
+    real = wg.core.harm_label
+    monkeypatch.setattr(wg.core, "harm_label", lambda *a: calls.append(a) or real(*a))
+    view = static.computed[_key().key()]
+    assert view.task == GRAY
+    wg.render_uap_frame(view, quantize=False)
+    assert [c[2:] for c in calls] == [(int(t), int(c), int(a)) for t, c, a in zip(view.y, view.clean, view.adv)]
+    assert {c[0] for c in calls} == {GRAY}
 
 
 def test_static_frames_are_memoised_by_the_run_digests(static, exp, profile, monkeypatch):

@@ -23,6 +23,7 @@ from .dispatch import ExecutorSpec, open_executor, parse_executor, run_cells
 from .execute import ChapterError, ChapterResult, run_chapter
 from .params import ParameterError, check_parameters
 from .plan import check_scale
+from .profile import cell_times
 from .stage import (copy_tree, find_source, matches, stage_bibliography, stage_config, stage_vendor,
                     stage_widget_fonts, toc_files)
 
@@ -238,6 +239,10 @@ def _write_timings(build_dir: Path, result: BuildResult, profile: str) -> None:
         "total_seconds": round(result.total_seconds, 2),
     }
     (build_dir / "timings.json").write_text(json.dumps(data, indent=1))
+    try:  # the same build by cell (advmed.book.profile), for `python -m advmed.book profile` and reviews
+        cell_times(build_dir).to_csv(build_dir / "cell_times.csv", index=False)
+    except FileNotFoundError:
+        pass
 
 
 def format_times(result: BuildResult) -> str:

@@ -13,6 +13,9 @@ Command line::
         -> DIR/html. With an executor other than serial, the chapters' experiment cells
         are computed there first (advmed.book.dispatch), then the chapters read the cache.
 
+    profile [--build-dir DIR] [--top N]
+        the N costliest cells of the last build in DIR (papermill's durations; advmed.book.profile)
+
 Bad arguments (an unknown profile, a chapter name that matches no chapter, a parameter
 the chapter does not define or a value of the wrong type for one, a missing chapter file)
 are errors before anything executes, saying what to pass instead (``-p n_boot many``:
@@ -29,6 +32,7 @@ from .build import PROFILES, build_book, format_times
 from .dispatch import EXECUTORS, CellError, parse_executor
 from .execute import ChapterError, run_chapter
 from .params import ParameterError, parse_parameters
+from .profile import cell_times, format_cell_times
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--executor-option", action="append", metavar="KEY=VALUE",
                    help="--executor slurm: a submitit parameter (slurm_partition=gpu, timeout_min=240, "
                         "folder=DIR, cluster=local); repeatable")
+    c = sub.add_parser("profile", help="the costliest cells of the last build")
+    c.add_argument("--build-dir", default="_build", help="the build's folder (default: _build)")
+    c.add_argument("--top", type=int, default=20, help="cells to list (default 20)")
     return p
 
 
@@ -89,10 +96,15 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile(args: argparse.Namespace) -> int:
+    print(format_cell_times(cell_times(args.build_dir), top=args.top))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _run(args) if args.command == "run" else _build(args)
+        return {"run": _run, "build": _build, "profile": _profile}[args.command](args)
     except ParameterError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2

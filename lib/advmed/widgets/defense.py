@@ -75,6 +75,7 @@ class DefenseView:
         clean: the defended model's clean accuracy (``Estimate``).
         n: the test images both are taken over.
         warning: a line in red under the numbers (masking diagnostics flagged the defense), or "".
+        task: the task's name, for which way a flip goes (:func:`~.core.harm_label`).
     """
 
     title: str
@@ -91,6 +92,7 @@ class DefenseView:
     clean: Estimate
     n: int
     warning: str = ""
+    task: str = ""
 
 
 # --------------------------------------------------------------------------- controls
@@ -233,6 +235,9 @@ def render_defense_frame(view: DefenseView, *, dpi: int = 100, cell: float = 0.9
     broke = c == t and a != t
     ax.set_title(f"attacked\n{short(v.classes[a], 12)} {pa[a]:.2f}", fontsize=6.5,
                  color=ADV_COLOR if broke else "black")
+    harm = core.harm_label(v.task, v.classes, t, c, a)
+    if harm:
+        ax.set_xlabel(harm, fontsize=6, labelpad=2, color=ADV_COLOR)
     _bars(fig.add_subplot(gs[0, 4]), v)
     _numbers(fig.add_subplot(gs[0, 5]), v, height - head - foot)
     fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7, y=0.99, va="top")

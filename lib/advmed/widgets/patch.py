@@ -67,6 +67,7 @@ class PatchView:
         classes: class names.
         rate, rate_name, n: the targeted success rate at this scale (``Estimate``), what it
             is, and the held-out images it is taken over.
+        task: the task's name, for which way a flip goes (:func:`~.core.harm_label`).
     """
 
     title: str
@@ -82,6 +83,7 @@ class PatchView:
     rate: Estimate
     rate_name: str
     n: int
+    task: str = ""
 
 
 # --------------------------------------------------------------------------- controls
@@ -177,7 +179,7 @@ def render_patch_frame(view: PatchView, *, dpi: int = 100, cell: float = 1.1, qu
     x, xp = as_numpy(v.x), as_numpy(v.patched)
     pc, pp = np.asarray(v.clean_proba, dtype=float), np.asarray(v.patched_proba, dtype=float)
     n = len(x)
-    head, foot = 0.78, 0.32  # inches above (three heading lines) and below (two lines)
+    head, foot = 0.78, 0.44  # inches above (three heading lines) and below (true class, target, harm)
     width = max(cell * (n + 1.3) + 0.25, 4.4)  # the heading's lines fit even with two images
     height = cell * 2 + head + foot
     fig = Figure(figsize=(width, height), dpi=dpi)
@@ -196,8 +198,9 @@ def render_patch_frame(view: PatchView, *, dpi: int = 100, cell: float = 1.1, qu
         image_panel(bottom, xp[j])
         bottom.set_title(f"{short(v.classes[a], 12)} {pp[j, a]:.2f}", fontsize=7,
                          color=ADV_COLOR if a == tg else "black")
-        bottom.set_xlabel(f"true: {short(v.classes[t], 12)}\npatch → {short(v.classes[tg], 12)}", fontsize=6,
-                          labelpad=2)
+        harm = core.harm_label(v.task, v.classes, t, c, a)
+        bottom.set_xlabel(f"true: {short(v.classes[t], 12)}\npatch → {short(v.classes[tg], 12)}"
+                          + (f"\n{harm}" if harm else ""), fontsize=6, labelpad=2)
     fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7.5, y=0.99, va="top")
     return core.figure_png(fig, dpi=dpi, quantize=quantize)
 

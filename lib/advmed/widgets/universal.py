@@ -82,6 +82,7 @@ class UAPView:
             ("fooling rate", "targeted success -> pneumonia"); n: images it is taken over.
         other, other_name: the rate to compare with (the random control's, or the UAP's).
         delta_name: the perturbation panel's name ("UAP", "random").
+        task: the task's name, for which way a flip goes (:func:`~.core.harm_label`).
     """
 
     title: str
@@ -98,6 +99,7 @@ class UAPView:
     other: Estimate | None = None
     other_name: str = ""
     delta_name: str = "UAP"
+    task: str = ""
 
 
 # --------------------------------------------------------------------------- controls
@@ -184,7 +186,7 @@ def render_uap_frame(view: UAPView, *, dpi: int = 100, cell: float = 1.1, quanti
     d = as_numpy(v.delta).reshape((-1,) + x.shape[-2:])
     xa = np.clip(x + d[None], 0, 1)
     n = len(x)
-    head, foot = 0.78, 0.2  # inches above (three heading lines) and below (true classes)
+    head, foot = 0.78, 0.32  # inches above (three heading lines) and below (true class, harm)
     width, height = cell * (n + 1.3) + 0.25, cell * 2 + head + foot
     fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -203,7 +205,9 @@ def render_uap_frame(view: UAPView, *, dpi: int = 100, cell: float = 1.1, quanti
         image_panel(bottom, xa[j])
         bottom.set_title(f"+{v.delta_name}: {short(v.classes[a])}", fontsize=7,
                          color=ADV_COLOR if a != c else "black")
-        bottom.set_xlabel(f"true: {short(v.classes[t], 16)}", fontsize=6.5, labelpad=2)
+        harm = core.harm_label(v.task, v.classes, t, c, a)
+        bottom.set_xlabel(f"true: {short(v.classes[t], 16)}" + (f"\n{harm}" if harm else ""), fontsize=6.5,
+                          labelpad=2, color=ADV_COLOR if harm else "black")
     fig.suptitle(f"{v.title}\n{v.setting}", fontsize=7.5, y=0.99, va="top")
     return core.figure_png(fig, dpi=dpi, quantize=quantize)
 

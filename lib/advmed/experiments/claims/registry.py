@@ -133,6 +133,7 @@ _AM_SETTING = (f"{_AM['setting']['data']}, {_AM['setting']['size']} px, {_AM['se
                f"= {_AM_EPS * 255:.2f}/255")
 _FIN_SETTING = (f"{_FIN['setting']['model']} from {_FIN['setting']['init']}, {_FIN['setting']['size']} px; targeted "
                 f"PGD, eps {_FIN['eps_minus1_1']:g} in [-1, 1] = {_FIN_EPS * 255:.2f}/255, {_FIN['steps']} steps")
+_MIN_SETTING = f"{_MIN['task']} and the study's other tasks, {_MIN['resolution']} px; UAPs from ImageNet photos"
 _HIR_SETTING = (f"seven ImageNet-transfer architectures, {_HIR['resolution']} px; iterative UAP (FGSM inner step "
                 f"{_HIR['step']:g}, <= {_HIR['max_passes']} passes), zeta {max(_HIR['zetas']):.0%} of the mean "
                 f"image norm")
@@ -327,6 +328,49 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "bootstrap over the UAPs", "the sentence calls the UAPs in general almost imperceptible, as claim 9's rate",
         "the UAPs are the ones claims 9 and 10 judge: there is no stronger setting",
         text_vs_code="the code saves the UAPs and example images; perceptibility is not measured there"),
+    ClaimSpec(
+        16, "minagi", SEEDS["minagi"],
+        "UAPs from natural images are useful for both non-targeted and targeted attacks.",
+        "seed text (Minagi et al. 2022 abstract); the text gives no targeted figure",
+        "Targeted UAPs from photos send medical images to the target class far more than a random control",
+        _MIN_SETTING + "; targeted",
+        "share of all held-out medical images classified as the target with the photo UAP, minus the same share "
+        "with a random perturbation of equal norm, per UAP (chapter 4)",
+        (("success - random", Rule("above", EFFECT, ATTACK_MARGIN, EFFECT, False)),),
+        "the median over the profile's targeted photo UAPs (tasks x models x norms x targets), interval by "
+        "bootstrap over the UAPs", "'useful for targeted attacks' is said of photo UAPs in general, as claim 10",
+        "the study's algorithm run to convergence", text_vs_code="the non-targeted half is claim 11"),
+    ClaimSpec(
+        17, "minagi", SEEDS["minagi"],
+        "Vulnerability to UAPs from natural images was observed between different natural image datasets and "
+        "between different model architectures.",
+        "seed text (Minagi et al. 2022 abstract)",
+        "Photo UAPs from either of two photo collections, and applied to other architectures, still fool the models",
+        _MIN_SETTING + "; ImageNet and Open Images photos; UAPs transferred between architectures",
+        "fooling rate on held-out medical images of the weaker of two disjoint photo sources' UAPs minus the random "
+        "control (same model, norm, zeta); fooling rate of a photo UAP applied to another model of its task",
+        (("weaker source - random", Rule("above", EFFECT, ATTACK_MARGIN, EFFECT, False)),
+         ("other architecture", Rule("above", EFFECT, ATTACK_MARGIN, EFFECT, False))),
+        "the median over settings (task x model x norm at the largest zeta) of the weaker source's excess, and the "
+        "median over the transfer matrices' off-diagonal cells; intervals by bootstrap over them",
+        "the sentence states the finding in general, not for the worst case",
+        "the study's algorithm run to convergence",
+        text_vs_code="the study's second photo collection is Open Images, which the mirror lacks: the book splits "
+                     "its ImageNet photos into animal and other classes (no photo, no class in common)"),
+    ClaimSpec(
+        18, "minagi", SEEDS["minagi"],
+        "Model training from random initialization (without transfer learning) reduced the performance of UAPs "
+        "from natural images; however, it did not completely avoid vulnerability to UAPs.",
+        "seed text (Minagi et al. 2022 abstract)",
+        "Models trained from scratch are fooled less by photo UAPs, but more than by a random control",
+        _MIN_SETTING + "; the same architecture fine-tuned and from scratch",
+        "fooling rate on held-out medical images of the photo UAP: fine-tuned minus scratch model (same architecture, "
+        "task, norm, zeta), and the scratch model's minus its random control",
+        (("fine-tuned - scratch", Rule("above", 0.0, ATTACK_MARGIN)),
+         ("scratch - random", Rule("above", 0.0, ATTACK_MARGIN))),
+        "the median over the settings with both initialisations (task x norm x zeta), interval by bootstrap over "
+        "them", "the sentence compares the two initialisations in general; claim 11 holds the logged case",
+        "the study's algorithm run to convergence"),
 )
 
 #: Which way the errors behind each claim's number go (issue 24: missed diagnoses, a diseased image
@@ -349,6 +393,9 @@ DIRECTIONS: dict[int, str] = {
     13: "both: robust accuracy under non-targeted attacks",
     14: "no attack: clean AUC",
     15: "none: a property of the perturbation, not of the errors",
+    16: "one per UAP: toward the normal class, missed diagnoses; toward the disease, false alarms",
+    17: "both: non-targeted UAPs from photos",
+    18: "both: non-targeted UAPs from photos",
 }
 
 #: Every claim by number.
@@ -387,6 +434,9 @@ CHANGELOG: tuple[Change, ...] = (
                                     "(regularisation) added from AdversarialMed's text"),
     Change("2026-12-04", "53697359ac7595db", "claim 15 (the UAPs are almost imperceptible: median SSIM >= 0.95) added "
                                     "from Hirano et al.'s abstract, with the perceptibility chapter 3 now measures"),
+    Change("2026-12-04", "ab8aa1a4262dd1d0", "claims 16-18 added from Minagi et al.'s abstract (targeted photo UAPs; "
+                                    "two photo sources and other architectures; scratch models less but not "
+                                    "immune), with the experiments chapter 4 now runs; no earlier rule changed"),
 )
 
 

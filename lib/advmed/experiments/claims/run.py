@@ -56,7 +56,8 @@ class Context:
     TABLES = {"models": (ZooRecord, "models"), "clean": (ZooRecord, "clean"),
               "adversarialmed": (WhiteboxRecord, "adversarialmed"), "finlayson": (WhiteboxRecord, "finlayson"),
               "uap": (UniversalRecord, "uap"), "perceptibility": (UniversalRecord, "perceptibility"),
-              "natural": (NaturalRecord, "natural"),
+              "natural": (NaturalRecord, "natural"), "natural_targeted": (NaturalRecord, "targeted"),
+              "cross_source": (NaturalRecord, "cross_source"), "natural_transfer": (NaturalRecord, "transfer"),
               "ablation": (NaturalRecord, "ablation"), "drift": (NaturalRecord, "drift"),
               "finlayson_blackbox": (BlackboxRecord, "finlayson"), "patches": (PatchesRecord, "finlayson")}
 
@@ -586,9 +587,77 @@ def claim_15(ctx: Context) -> Claim:
                   section="03_uap", n_have=len(rows), details={"n_uaps": len(rows)})
 
 
+def claim_16(ctx: Context) -> Claim:
+    spec = BY_NUMBER[16]
+    t = ctx.natural_targeted
+    if t.empty:
+        return untested(spec, "no targeted photo UAP in this profile", "04_natural_uap")
+    excess = bootstrap_statistic((t["_natural"] - t["_random"]).astype(float).tolist(), seed=ctx.profile.seed)
+    study = Evidence(f"the median of {len(t)} targeted photo UAPs", (Part("success - random", excess, NO_EFFECT),))
+    return _claim(spec, study, None,
+                  ours_text=f"median excess over the random control {excess.fmt()} over {len(t)} targeted photo UAPs; "
+                            f"median success {t['_natural'].median():.3f} (medical-image UAPs "
+                            f"{t['_medical'].median():.3f})",
+                  our_setting=f"{len(set(t['task']))} tasks, {len(set(t['arch'] + t['init']))} models, "
+                              f"{len(set(t['norm']))} norms; zeta {', '.join(f'{z:g}' for z in sorted(set(t['zeta'])))}",
+                  reason=_reasons(_ablation_reason(ctx, "photo_uap", "photo-UAP fooling rate")),
+                  section="04_natural_uap", n_have=len(t), details={"n_uaps": len(t)})
+
+
+def claim_17(ctx: Context) -> Claim:
+    spec = BY_NUMBER[17]
+    cs, tr = ctx.cross_source, ctx.natural_transfer
+    parts, texts = [], []
+    if not cs.empty:
+        a, b = [c[: -len("_medical")] for c in cs.columns if c.endswith("_medical")]
+        weaker = (np.minimum(cs[f"{a}_medical"], cs[f"{b}_medical"]) - cs["random"]).astype(float)
+        parts.append(Part("weaker source - random", bootstrap_statistic(weaker.tolist(), seed=ctx.profile.seed),
+                          NO_EFFECT))
+        texts.append(f"{a} vs {b} photos: medians {cs[f'{a}_medical'].median():.3f} and {cs[f'{b}_medical'].median():.3f}"
+                     f" (random {cs['random'].median():.3f}) over {len(cs)} settings")
+    off = tr[tr["built on"] != tr["applied to"]] if not tr.empty else tr
+    if not off.empty:
+        parts.append(Part("other architecture", bootstrap_statistic(off["fooling rate"].astype(float).tolist(),
+                                                                    seed=ctx.profile.seed), NO_EFFECT))
+        texts.append(f"applied to another model: median {off['fooling rate'].median():.3f} over {len(off)} pairs")
+    if not parts:
+        return untested(spec, "no second photo source and no other model of a task in this profile", "04_natural_uap")
+    study = Evidence("the medians over settings and model pairs", tuple(parts))
+    return _claim(spec, study, None, ours_text="; ".join(texts),
+                  our_setting=f"animal vs other ImageNet classes, zeta {max(ctx.profile.uap.zetas):g}",
+                  reason=_reasons("the second collection is a split of the same ImageNet photos, not Open Images"),
+                  section="04_natural_uap", n_have=len(cs) + len(off),
+                  details={p.name: p.estimate.value for p in parts})
+
+
+def claim_18(ctx: Context) -> Claim:
+    spec = BY_NUMBER[18]
+    t = ctx.natural
+    keys = ["task", "arch", "norm", "zeta"]
+    pivot = t.pivot_table(index=keys, columns="init", values="_natural") if not t.empty else pd.DataFrame()
+    if not {"imagenet", "scratch"} <= set(pivot.columns):
+        return untested(spec, "no architecture both fine-tuned and trained from scratch in this profile",
+                        "04_natural_uap")
+    both = pivot.dropna(subset=["imagenet", "scratch"])
+    rnd = t[t["init"] == "scratch"].set_index(keys)["_random"].reindex(both.index).astype(float)
+    diff = (both["imagenet"] - both["scratch"]).astype(float)
+    excess = (both["scratch"] - rnd).astype(float)
+    parts = (Part("fine-tuned - scratch", bootstrap_statistic(diff.tolist(), seed=ctx.profile.seed)),
+             Part("scratch - random", bootstrap_statistic(excess.tolist(), seed=ctx.profile.seed)))
+    study = Evidence(f"the medians over {len(both)} settings", parts)
+    return _claim(spec, study, None,
+                  ours_text=f"fine-tuned minus scratch: median {diff.median():+.3f}; scratch minus its random control: "
+                            f"median {excess.median():+.3f} ({len(both)} settings)",
+                  our_setting=f"{', '.join(sorted(set(both.index.get_level_values('arch'))))}, fine-tuned and from "
+                              "scratch",
+                  reason=_reasons(_ablation_reason(ctx, "photo_uap", "photo-UAP fooling rate")),
+                  section="04_natural_uap", n_have=len(both), details={p.name: p.estimate.value for p in parts})
+
+
 CLAIMS: dict[int, Callable[[Context], Claim]] = {
     1: claim_1, 2: claim_2, 3: claim_3, 4: claim_4, 5: claim_5, 6: claim_6, 7: claim_7, 8: claim_8, 9: claim_9,
-    10: claim_10, 11: claim_11, 12: claim_12, 13: claim_13, 14: claim_14, 15: claim_15,
+    10: claim_10, 11: claim_11, 12: claim_12, 13: claim_13, 14: claim_14, 15: claim_15, 16: claim_16,
+    17: claim_17, 18: claim_18,
 }
 
 

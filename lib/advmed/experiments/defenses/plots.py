@@ -241,7 +241,7 @@ def _viewer(results: DefenseResults, profile: Profile, zoo: Callable[[], Mapping
             robust=_estimate(row.iloc[0], "accuracy"), robust_name=f"robust accuracy at {st.eps_255:g}/255",
             clean=_estimate(measured.clean.iloc[0], "accuracy"), n=int(measured.clean["n"].iloc[0]),
             warning=("flagged by the masking checks;\nescalated to its cap: an upper\nbound, not converged"
-                     if measured.evaluation == NOT_CONVERGED else ""))
+                     if measured.evaluation == NOT_CONVERGED else ""), task=st.task)
         return views[st]
 
     return view

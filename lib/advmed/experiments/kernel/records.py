@@ -36,7 +36,7 @@ from ...cache import atomic_write, cache_root, source_commit
 from ..profiles import Profile
 
 #: The record format; a record of another format is not read (its chapter must run again).
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 #: The columns that count images in a record's tables (:attr:`Record.n` is their largest value).
 IMAGE_COLUMNS = ("n", "n_test", "n_images", "n_eval")
 
@@ -163,12 +163,18 @@ class UniversalRecord(Record):
 @dataclasses.dataclass(frozen=True, kw_only=True, eq=False)
 class NaturalRecord(Record):
     """Chapter 4: ``natural``, UAPs from photos beside medical ones
-    (``universal.tables.natural_vs_medical``); ``drift``, each fine-tuned model's weight drift
-    from ImageNet per block; ``ablation``, the resolution ablation (``universal.fidelity``)."""
+    (``universal.tables.natural_vs_medical``); ``targeted``, the same for the targeted UAPs;
+    ``cross_source``, the UAPs from two disjoint photo sources (``universal.tables.source_table``,
+    numeric); ``transfer``, the photo-built UAPs applied to every model of their task
+    (``universal.tables.transfer_table``); ``drift``, each fine-tuned model's weight drift from
+    ImageNet per block; ``ablation``, the resolution ablation (``universal.fidelity``)."""
 
     family = "natural"
     chapter = "04_natural_uap"
     natural: pd.DataFrame
+    targeted: pd.DataFrame
+    cross_source: pd.DataFrame
+    transfer: pd.DataFrame
     drift: pd.DataFrame
     ablation: pd.DataFrame
 

@@ -201,7 +201,7 @@ def _view(exp: PatchExperiment, key: PatchKey, st: widgets.PatchSetting, row: An
         y=y.tolist(), targets=targets.tolist(), clean_proba=predict_proba(tm.model, x),
         patched_proba=predict_proba(tm.model, xp), classes=classes,
         rate=Estimate(float(row["success_rate"]), float(row["success_rate_lo"]), float(row["success_rate_hi"])),
-        rate_name=f"targeted success at scale {float(st.scale):g}", n=int(row["n_images"]))
+        rate_name=f"targeted success at scale {float(st.scale):g}", n=int(row["n_images"]), task=st.task)
 
 
 def _viewer(exp: PatchExperiment, profile: Profile, *, on_demand: bool,

@@ -95,6 +95,18 @@ def scale_reading(exp: PatchExperiment) -> str:
 
 
 # --------------------------------------------------------------------------- the record
+def perceptibility_reading(perc: pd.DataFrame) -> str:
+    """Chapter 6: how visible the patches are, beside the threat model they stand for (a sticker
+    anyone can see, not an imperceptible perturbation)."""
+    if perc.empty:
+        return ""
+    adv = perc[perc["kind"] != "natural"]
+    return (f"The patches cover {_span(100 * perc['area'], 1)} % of the image and change its pixels by up to "
+            f"{perc['linf_255'].max():.0f} grey levels; the median SSIM of a patched image is {_span(adv['ssim'])} "
+            f"for the adversarial patches (PSNR {_span(adv['psnr_db'], 1)} dB). A patch is visible by design: its "
+            f"threat is that it looks like a sticker or a marker, not that it cannot be seen.")
+
+
 def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame) -> PatchesRecord:
     """Chapter 6's record for chapter 8: the comparison with Finlayson et al.'s patches
     (:func:`.tables.finlayson_table`, numeric)."""

@@ -29,10 +29,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ...attacks.patch import evaluate_patch, natural_patch, train_patch
+from ...attacks.patch import apply_patch, evaluate_patch, natural_patch, patch_area, train_patch
 from ...cache import memo, tensor_digest
 from ...data import load_task
 from ...device import module_device
+from ...metrics import perturbation_stats
 from ..kernel import selection_key, subset
 from ..kernel.surrogates import SurrogateSet, primary_key, trained_surrogates
 from ..profiles import PatchSettings, Profile
@@ -207,5 +208,43 @@ def patch_experiment(profile: Profile, zoo: Mapping[tuple, Any], *, surrogates: 
                            targets=targets)
 
 
+# --------------------------------------------------------------------------- what the page draws
+#: Held-out images each patch's perceptibility is measured on (as chapter 3's UAPs).
+PERCEPTIBILITY_IMAGES = 64
+
+
+def perceptibility(exp: PatchExperiment, *, n_images: int = PERCEPTIBILITY_IMAGES) -> pd.DataFrame:
+    """How visible each patch is, with chapter 2's one measure
+    (:func:`advmed.metrics.perturbation_stats`): the patch pasted at the evaluation scale, at a
+    seeded random location, unrotated, on the first ``n_images`` held-out images of its task
+    (the image of class c gets the patch that targets the other class, as evaluated). One row per
+    patch (``task, arch, init, kind``): the share of the image it covers, the largest pixel
+    change in grey levels (x 255), and the median PSNR (dB) and SSIM of the patched against the
+    clean image. Memoised per patch and images.
+    """
+    s = exp.settings
+    rows = []
+    for key, run in exp.runs.items():
+        images = exp.eval_sets[key.task]
+        shown = images.subset(list(range(min(int(n_images), len(images.labels)))))
+        mkey = {"v": PATCH_VERSION, "patch": tensor_digest(run.patch.float()), "images": selection_key(shown),
+                "scale": float(s.eval_scale), "shape": s.shape, "seed": int(exp.seed)}
+
+        def compute(run=run, shown=shown) -> dict[str, float]:
+            x = shown.float()
+            y = torch.as_tensor(shown.labels).long()
+            patched = apply_patch(x, run.patch.float()[1 - y], scale=float(s.eval_scale), location="random",
+                                  shape=s.shape, seed=exp.seed)
+            stats = perturbation_stats(x, patched)
+            return {"area": patch_area(x, scale=float(s.eval_scale), shape=s.shape),
+                    "linf_255": float(stats["linf"].max()) * 255,
+                    "psnr_db": float(stats["psnr_db"].median()), "ssim": float(stats["ssim"].median())}
+
+        rows.append({"task": key.task, "arch": key.arch, "init": key.init, "kind": key.kind,
+                     "scale": float(s.eval_scale), "n_images": len(shown.labels),
+                     **memo("patch_perceptibility", mkey, compute)})
+    return pd.DataFrame(rows)
+
+
 __all__ = ["EVAL_COLUMNS", "KINDS", "PATCH_VERSION", "PatchExperiment", "PatchKey", "PatchRun", "adversarial_patch",
-           "eval_set", "evaluate", "patch_experiment", "patch_tasks", "train_set"]
+           "eval_set", "evaluate", "patch_experiment", "patch_tasks", "perceptibility", "train_set"]

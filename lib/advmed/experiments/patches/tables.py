@@ -139,5 +139,18 @@ def finlayson_summary(exp: PatchExperiment) -> pd.DataFrame:
     })
 
 
-__all__ = ["STUDY_COLUMNS", "finlayson_summary", "finlayson_table", "scale_table", "settings_brief", "settings_table",
+def perceptibility_summary(perc: pd.DataFrame) -> pd.DataFrame:
+    """:func:`~.run.perceptibility` in short columns: one row per task and patch, the share of the
+    image it covers (%), the largest pixel change (grey levels) and the median PSNR (dB) and SSIM
+    of a patched held-out image against the clean one."""
+    if perc.empty:
+        return perc
+    return pd.DataFrame({"task": perc["task"].map(task_label).to_numpy(), "patch": perc["kind"].to_numpy(),
+                         "area (%)": (100 * perc["area"]).round(1).to_numpy(),
+                         "largest change (/255)": perc["linf_255"].round(0).astype(int).to_numpy(),
+                         "PSNR (dB), median": perc["psnr_db"].round(1).to_numpy(),
+                         "SSIM, median": perc["ssim"].round(3).to_numpy()})
+
+
+__all__ = ["STUDY_COLUMNS", "finlayson_summary", "finlayson_table", "perceptibility_summary", "scale_table", "settings_brief", "settings_table",
            "training_table"]

@@ -8,15 +8,16 @@ settings and the seed), and the chapters executed afterwards reload every result
   (non-targeted, or targeted to class K) with its random control and its predictions.
 - ``universal/transfer/<task>``: stage 2, the task's transfer matrix (every UAP of the task
   applied to every other model of the task).
-- ``natural/<task>/<arch:init>``: chapter 4's UAPs built from photos for one model; chapter 4
-  also reads the non-targeted medical UAPs of its models, which are the chapter-3 cells of
-  the same names (a build lists each once).
+- ``natural/<task>/<arch:init>``: chapter 4's UAPs built from photos for one model
+  (non-targeted and targeted from every photo, non-targeted from each of two disjoint photo
+  sources); chapter 4 also reads the medical UAPs of its models, which are the chapter-3
+  cells of the same names (a build lists each once).
 """
 from __future__ import annotations
 
 from ..cells import Cell, task_classes
 from ..estimate import forward_gmac, n_images
-from ..profiles import Profile, get_profile
+from ..profiles import Profile
 from ..zoo import configs_for_profile, trained_models
 from . import run
 
@@ -41,10 +42,15 @@ def transfer_cell(profile: Profile, task: str) -> str:
 
 
 def natural_cell(profile: Profile, task: str, model: str) -> str:
-    """Chapter 4's natural-image UAPs of one model (``zeta_reference="medical"``, its default)."""
+    """Chapter 4's UAPs from photos of one model (``zeta_reference="medical"``, its default): the
+    non-targeted and the targeted ones from every photo, and the non-targeted ones from each of
+    the two disjoint photo sources (:func:`.run.source_comparison`)."""
     zoo = trained_models(profile, tasks=[task], models=[model], progress=False)
     exp = run.natural_uap_experiment(profile, trained=zoo, progress=False)
-    return f"{task}/{model}: {len(exp.runs)} natural-image UAPs"
+    targeted = run.natural_uap_experiment(profile, trained=zoo, targeted=True, progress=False)
+    sources = run.source_comparison(profile, trained=zoo, progress=False)
+    return (f"{task}/{model}: {len(exp.runs)} + {len(targeted.runs)} targeted natural-image UAPs, "
+            f"{2 * len(sources)} from the two photo sources")
 
 
 def _uap_forwards(profile: Profile, task: str, n_build: int) -> float:
@@ -87,19 +93,22 @@ def cells(profile: Profile) -> list[Cell]:
 
 
 def natural_cells(profile: Profile) -> list[Cell]:
-    """Chapter 4: per task and natural-image model, its UAPs from photos, and the non-targeted
-    medical UAPs it is compared with (the chapter-3 cells of the same name)."""
+    """Chapter 4: per task and natural-image model, its UAPs from photos, and the medical UAPs
+    they are compared with, non-targeted and targeted (the chapter-3 cells of the same name)."""
     s = profile.uap
     models = run.available_models(profile, s.natural_models)
     out = []
     for c in configs_for_profile(profile.select(models=models)):
         label = f"{c.arch}:{c.init}"
-        gmac = forward_gmac(c.arch, c.net_size or c.size) * _uap_forwards(profile, c.task, s.natural_images)
+        k = len(task_classes(c.task))
+        flops = forward_gmac(c.arch, c.net_size or c.size)
+        uaps = len(s.zetas) + sum(len(s.target_classes(k, float(z))) for z in s.zetas)
+        # the two sources' UAPs: half the photos each at most, at the largest zeta
+        gmac = flops * len(s.norms) * (uaps * _uap_forwards(profile, c.task, s.natural_images)
+                                       + 2 * _uap_forwards(profile, c.task, s.natural_images // 2))
         out.append(Cell("natural", f"natural/{c.task}/{label}", natural_cell,
-                        {"profile": profile, "task": c.task, "model": label},
-                        cost_gmac=gmac * len(s.norms) * len(s.zetas)))
-    medical = get_profile(profile, uap={"targeted": False})
-    return out + _uap_cells(medical, targeted=False, models=models)
+                        {"profile": profile, "task": c.task, "model": label}, cost_gmac=gmac))
+    return out + _uap_cells(profile, targeted=profile.uap.targeted, models=models)
 
 
 __all__ = ["cells", "natural_cell", "natural_cells", "transfer_cell", "uap_cell"]

@@ -297,7 +297,7 @@ def _view(run: UAPRun, st: widgets.UAPSetting, src: UAPExperiment, idx: list[int
         adv=(run.random if is_random else run.adv)[sel].tolist(), classes=classes,
         rate=r.random if is_random else r.rate, rate_name=kind, n=r.n,
         other=r.rate if is_random else r.random, other_name="the UAP itself" if is_random else "random control",
-        delta_name="random" if is_random else "UAP")
+        delta_name="random" if is_random else "UAP", task=st.task)
 
 
 def _short(s: str, n: int = 12) -> str:

@@ -5,7 +5,7 @@ chapter displays it and the words change when the numbers do.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -157,6 +157,37 @@ def transfer_learning_sentence(table: pd.DataFrame) -> str:
             f"{int(table['natural_above_random'].eq('yes').sum())} of {len(table)} rows.")
 
 
+def targeted_natural_sentence(table: pd.DataFrame) -> str:
+    """Chapter 4: how many targeted photo-built UAPs beat their random control (disjoint 95 %
+    intervals), and how much of the medical-image UAP's targeted success they reach (median
+    ratio). ``table`` is :func:`~.tables.natural_vs_medical` of the targeted UAPs."""
+    if table.empty:
+        return "The profile builds no targeted UAP, so this section has no rows."
+    ratio = (table["_natural"] / table["_medical"].where(table["_medical"] > 0)).dropna()
+    return (f"Targeted photo-built UAPs beat their random control (disjoint intervals) in "
+            f"{int(table['natural_above_random'].eq('yes').sum())} of {len(table)} rows"
+            + (f"; their targeted success rate is a median {ratio.median():.2f} of the medical-image UAP's."
+               if len(ratio) else "."))
+
+
+#: The level at which two photo sources' UAPs are said to differ (exact McNemar test).
+SOURCE_ALPHA = 0.05
+
+
+def source_sentence(rows: Sequence[Any]) -> str:
+    """Chapter 4: do UAPs from the two disjoint photo sources both beat the random control, and
+    do they differ (paired interval excluding zero and exact McNemar p < :data:`SOURCE_ALPHA`)?"""
+    if not rows:
+        return ""
+    above = sum(all(m.lo > r.random.hi for m in r.medical) for r in rows)
+    differ = [r for r in rows if r.p_mcnemar < SOURCE_ALPHA and not (r.difference.lo <= 0 <= r.difference.hi)]
+    a, b = rows[0].sources
+    return (f"UAPs from both photo sources beat the random control (disjoint intervals) in {above} of {len(rows)} "
+            f"settings; the {a} and the {b} UAP differ on the same images (paired interval excluding zero, "
+            f"McNemar p < {SOURCE_ALPHA:g}) in {len(differ)}"
+            + (f", the {a} one stronger in {sum(r.difference.value > 0 for r in differ)}." if differ else "."))
+
+
 # --------------------------------------------------------------------------- the records
 def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.DataFrame,
                     perceptibility: pd.DataFrame) -> UniversalRecord:
@@ -167,10 +198,14 @@ def headline_record(profile: Profile, zoo: Mapping[tuple, Any], numeric: pd.Data
 
 
 def natural_record(profile: Profile, zoo: Mapping[tuple, Any], natural: pd.DataFrame, drift: pd.DataFrame,
-                   ablation: pd.DataFrame) -> NaturalRecord:
-    """Chapter 4's record for chapter 8: natural vs medical UAPs (:func:`.tables.natural_vs_medical`),
-    the weight drift and the resolution ablation (:mod:`.fidelity`)."""
+                   ablation: pd.DataFrame, *, targeted: pd.DataFrame, cross_source: pd.DataFrame,
+                   transfer: pd.DataFrame) -> NaturalRecord:
+    """Chapter 4's record for chapter 8: natural vs medical UAPs, non-targeted and targeted
+    (:func:`.tables.natural_vs_medical`), the two photo sources (:func:`.tables.source_table`,
+    numeric), the photo-built UAPs' transfer (:func:`.tables.transfer_table`), the weight drift
+    and the resolution ablation (:mod:`.fidelity`)."""
     sources = [tm.config.key() for tm in zoo.values()]
     if "checkpoint" in ablation.columns:  # the ablation's own models
         sources += [str(k) for k in ablation["checkpoint"].dropna()]
-    return make_record(NaturalRecord, profile, natural=natural, drift=drift, ablation=ablation, sources=sources)
+    return make_record(NaturalRecord, profile, natural=natural, targeted=targeted, cross_source=cross_source,
+                       transfer=transfer, drift=drift, ablation=ablation, sources=sources)

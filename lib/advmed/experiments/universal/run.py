@@ -40,8 +40,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NamedTuple
 
+import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import binomtest
 from tqdm.auto import tqdm
 
 from ...attacks.universal import eps_from_zeta, predict, random_control, uap
@@ -119,6 +121,7 @@ class UAPExperiment:
         references: natural only, per (task, norm, zeta) the bound from the medical and from
             the natural images; zeta_reference: which one was used.
         natural: natural only, per task the number of photos and their folder.
+        photos: natural only, the photo source (:data:`PHOTO_SOURCES`).
     """
 
     settings: UAPSettings
@@ -131,6 +134,7 @@ class UAPExperiment:
     references: dict[tuple, dict[str, float]] = field(default_factory=dict)
     zeta_reference: str = "medical"
     natural: dict[str, dict[str, Any]] = field(default_factory=dict)
+    photos: str = "all"
 
     def keys(self, *, task: str | None = None, targeted: bool | None = None, zeta: float | None = None,
              norm: str | None = None) -> list[RunKey]:
@@ -175,25 +179,63 @@ def eval_set(task: str, profile: Profile, *, progress: bool = True):
     return subset(test_set(task, profile, progress=progress), profile.uap.n_eval, profile.seed).images
 
 
-def natural_set(task: str, profile: Profile, *, progress: bool = True):
-    """``profile.uap.natural_images`` ImageNet photos (``imagenet_samples``) at the task's size.
+#: The photo sources a natural-image UAP can be built from. ``all``: every photo of the
+#: profile's folders (chapter 4's main experiment). ``animals`` and ``objects``: two disjoint
+#: sources for Minagi et al.'s cross-dataset finding (they compared ImageNet with Open Images,
+#: which the mirror lacks): the photos of the ILSVRC-2012 classes 0-397 (WordNet's animal
+#: subtree) and of the classes 398-999 (man-made objects, with some food, plants, people and
+#: scenes); a detection photo of a category outside the 1,000 classes (no index) is in neither.
+PHOTO_SOURCES: dict[str, tuple[int, int] | None] = {"all": None, "animals": (0, 398), "objects": (398, 1000)}
+
+
+def _check_photos(photos: str) -> None:
+    if photos not in PHOTO_SOURCES:
+        raise ValueError(f"unknown photo source {photos!r}; valid: {', '.join(PHOTO_SOURCES)}")
+
+
+def source_photos(labels: torch.Tensor, natural_images: int) -> int:
+    """Photos each of the two disjoint sources (``animals``, ``objects``) contributes, given the
+    ImageNet classes of every photo (-1: none): the same number for both, the smaller source's
+    size or half of ``natural_images``, whichever is less, so the two sources together use no
+    more photos than the main experiment."""
+    sizes = [int(((labels >= lo) & (labels < hi)).sum()) for lo, hi in
+             (r for r in PHOTO_SOURCES.values() if r is not None)]
+    return min(int(natural_images) // 2, *sizes)
+
+
+def _natural_splits(s: UAPSettings) -> tuple[str, ...]:
+    return (s.natural_split,) if isinstance(s.natural_split, str) else tuple(s.natural_split)
+
+
+def natural_set(task: str, profile: Profile, *, photos: str = "all", progress: bool = True):
+    """ImageNet photos (``imagenet_samples``) at the task's size: ``profile.uap.natural_images``
+    of them (``photos="all"``), or :func:`source_photos` of one of the two disjoint sources of
+    :data:`PHOTO_SOURCES`; a seeded random subset where the folders hold more.
 
     Photos are converted to the task's colour: grayscale tasks (chest X-rays) get the photos'
     luminance replicated to 3 channels, as Minagi et al. fed grayscale natural images to their
-    grayscale models; colour tasks get RGB. Labels are meaningless here (the UAP is built
-    against the medical model's own predictions on the photos).
+    grayscale models; colour tasks get RGB. Labels are the photos' ImageNet classes (-1: none);
+    they only select a source: the UAP is built against the medical model's own predictions on
+    the photos.
     """
+    _check_photos(photos)
     s = profile.uap
     gray = get_spec(get_task(task).dataset).grayscale
-    splits = (s.natural_split,) if isinstance(s.natural_split, str) else tuple(s.natural_split)
+    splits = _natural_splits(s)
     parts = [load_dataset("imagenet_samples", split, size=profile.task_size(task), channels=1 if gray else 3,
                           progress=progress) for split in splits]
     ds = parts[0] if len(parts) == 1 else ImageSet(
         images=torch.cat([p.images for p in parts]), labels=torch.cat([p.labels for p in parts]),
         classes=parts[0].classes, name=parts[0].name, split="+".join(splits))
-    if s.natural_images < len(ds):
+    n = s.natural_images
+    if PHOTO_SOURCES[photos] is not None:
+        lo, hi = PHOTO_SOURCES[photos]
+        n = source_photos(ds.labels, n)
+        ds = ds.subset(((ds.labels >= lo) & (ds.labels < hi)).numpy())
+        ds.split = f"{ds.split}:{photos}"
+    if n < len(ds):
         ds = ds.subset(torch.randperm(len(ds), generator=torch.Generator().manual_seed(profile.seed))
-                       [: s.natural_images].sort().values.numpy())
+                       [:n].sort().values.numpy())
     if gray:
         ds.images = ds.images.repeat(1, 3, 1, 1)
     return ds
@@ -287,7 +329,7 @@ def run_for(exp: UAPExperiment, key: RunKey, profile: Profile, *, progress: bool
     tm, evalset = exp.trained[key.model], exp.sets[key.task]
     build, eps = build_set(key.task, profile, progress=progress), None
     if exp.source == "natural":
-        photos = natural_set(key.task, profile, progress=progress)
+        photos = natural_set(key.task, profile, photos=exp.photos, progress=progress)
         ref = reference_eps(build, photos, evalset, zeta=key.zeta, norm=key.norm)
         build, eps = photos, ref["eps_medical_ref" if exp.zeta_reference == "medical" else "eps_natural_ref"]
     return uap_run(tm, build, evalset, norm=key.norm, zeta=key.zeta, target=key.target, settings=exp.settings,
@@ -331,13 +373,31 @@ def uap_experiment(profile: Profile, *, trained: Mapping[tuple, Any] | None = No
                          trained=dict(trained))
 
 
-def transfer_matrix(exp: UAPExperiment, task: str, *, norm: str | None = None, zeta: float | None = None,
-                    progress: bool = True) -> pd.DataFrame:
-    """Fooling rates of non-targeted UAPs built on one model (rows) applied to every model of the
-    same task (columns), on the task's held-out images. The diagonal is each model's own
-    fooling rate (the same number as the UAP table). Memoised per (source run, model).
+def uap_predictions(tm: Any, images: Any, delta: torch.Tensor, *, namespace: str = "uap_transfer") -> torch.Tensor:
+    """Predicted classes of ``tm`` on ``images`` (an ``ImageSet``) with the UAP ``delta`` added
+    (a gray UAP replicated to the images' channels), memoised per model, UAP and images in
+    ``namespace``: a UAP applied to a model or images it was not built for (``uap_transfer``:
+    chapter 3's transfer; ``natural_transfer``: chapter 4's; ``uap_photos``: another photo
+    source)."""
+    xe = images.float()
+    dev = module_device(tm.model)
 
-    ``norm`` defaults to the settings' first norm, ``zeta`` to the largest.
+    def compute():
+        return predict(tm.model, xe.to(dev), as_rgb(delta, xe.shape[1]).to(dev)).cpu()
+
+    return memo(namespace, {"v": UNIVERSAL_VERSION, "model": tm.config.key(), "delta": tensor_digest(delta.float()),
+                            "eval": selection_key(images)}, compute)
+
+
+def transfer_matrix(exp: UAPExperiment, task: str, *, norm: str | None = None, zeta: float | None = None,
+                    to: Mapping[ModelKey, Any] | None = None, progress: bool = True) -> pd.DataFrame:
+    """Fooling rates of non-targeted UAPs built on one model (rows) applied to every model of the
+    same task (columns), on the task's held-out images. A model's own UAP gives its own fooling
+    rate (the same number as the UAP table). Memoised per (source run, model).
+
+    ``to``: the models the UAPs are applied to (default: the experiment's own); chapter 4 applies
+    its photo-built UAPs to every model of the task. ``norm`` defaults to the settings' first
+    norm, ``zeta`` to the largest.
     """
     norm = norm or exp.settings.norms[0]
     zeta = float(zeta if zeta is not None else max(exp.settings.zetas))
@@ -345,30 +405,81 @@ def transfer_matrix(exp: UAPExperiment, task: str, *, norm: str | None = None, z
     if not models:
         raise KeyError(f"no models for task {task!r} in this experiment; tasks: "
                        f"{sorted({k.task for k in exp.trained})}")
+    targets = {ModelKey(*k): tm for k, tm in (exp.trained if to is None else to).items()}
+    columns = [k for k in targets if k.task == task]
     evalset = exp.sets[task]
-    xe = evalset.float()
-    labels = [k.label for k in models]
-    mat = pd.DataFrame(index=labels, columns=labels, dtype=float)
+    mat = pd.DataFrame(index=[k.label for k in models], columns=[k.label for k in columns], dtype=float)
     for src in tqdm(models, desc=f"transfer {task}", disable=not progress):
         run = exp.runs[RunKey(*src, norm, zeta, None)]
-        for dst in models:
+        for dst in columns:
             if dst == src:
                 fr = run.fooling_rate
             else:
-                tm = exp.trained[dst]
-                dev = module_device(tm.model)
-
-                def compute(tm=tm, dev=dev, delta=as_rgb(run.delta, xe.shape[1])):
-                    return predict(tm.model, xe.to(dev), delta.to(dev)).cpu()
-
-                adv = memo("uap_transfer", {"v": UNIVERSAL_VERSION, "model": tm.config.key(),
-                                            "delta": tensor_digest(run.delta.float()),
-                                            "eval": selection_key(evalset)}, compute)
+                tm = targets[dst]
+                adv = uap_predictions(tm, evalset, run.delta, namespace="uap_transfer" if exp.source == "medical"
+                                      else f"{exp.source}_transfer")
                 fr = float(attack_success(clean_predictions(tm, evalset), adv).mean())
             mat.loc[src.label, dst.label] = fr
     mat.index.name = f"UAP built on ({norm}, zeta {zeta:g})"
     mat.columns.name = "applied to"
     return mat
+
+
+class SourceComparison(NamedTuple):
+    """One model, norm and zeta: the non-targeted UAPs from two disjoint photo sources.
+
+    ``medical``: each source's fooling rate on the held-out medical images; ``difference``: the
+    first source's minus the second's, a paired bootstrap interval over the same images, and
+    ``p_mcnemar`` the exact McNemar test of the images fooled by one UAP only; ``photos``: each
+    source's UAP's fooling rate on the *other* source's photos (against the model's clean
+    predictions on them); ``random``: the larger random control of the two.
+    """
+
+    key: RunKey
+    sources: tuple[str, str]
+    medical: tuple[Estimate, Estimate]
+    difference: Estimate
+    p_mcnemar: float
+    photos: tuple[Estimate, Estimate]
+    random: Estimate
+    n_photos: int
+    n_eval: int
+
+
+def compare_sources(first: UAPExperiment, second: UAPExperiment, profile: Profile, *,
+                    progress: bool = False) -> list[SourceComparison]:
+    """Minagi et al.'s cross-dataset finding: the non-targeted UAPs of two experiments built from
+    disjoint photo sources (:func:`natural_uap_experiment` with ``photos="animals"`` and
+    ``"objects"``), compared on the same held-out medical images and each applied to the other
+    source's photos. Their keys must match."""
+    if set(first.runs) != set(second.runs):
+        raise ValueError("the two photo sources' experiments must have the same UAPs (model, norm, zeta); "
+                         f"{first.photos}: {len(first.runs)}, {second.photos}: {len(second.runs)}")
+    photos = {}
+    rows = []
+    for key in [k for k in first.runs if k.target is None]:
+        runs = (first.runs[key], second.runs[key])
+        tm = first.trained[key.model]
+        for exp in (first, second):
+            if (key.task, exp.photos) not in photos:
+                photos[(key.task, exp.photos)] = natural_set(key.task, profile, photos=exp.photos, progress=progress)
+        hit = [np.asarray(attack_success(r.clean, r.adv), dtype=np.float64) for r in runs]
+        b, c = int(((hit[0] == 1) & (hit[1] == 0)).sum()), int(((hit[0] == 0) & (hit[1] == 1)).sum())
+        on_other = []
+        for run, other in zip(runs, (second, first)):
+            ph = photos[(key.task, other.photos)]
+            fooled = attack_success(clean_predictions(tm, ph), uap_predictions(tm, ph, run.delta, namespace="uap_photos"))
+            on_other.append(mean_interval(fooled, n_boot=first.n_boot, seed=first.seed))
+        randoms = [mean_interval(attack_success(r.clean, r.random), n_boot=first.n_boot, seed=first.seed)
+                   for r in runs]
+        rows.append(SourceComparison(
+            key=key, sources=(first.photos, second.photos),
+            medical=tuple(mean_interval(h, n_boot=first.n_boot, seed=first.seed) for h in hit),
+            difference=mean_interval(hit[0] - hit[1], n_boot=first.n_boot, seed=first.seed),
+            p_mcnemar=float(binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0,
+            photos=tuple(on_other), random=max(randoms, key=lambda e: e.value),
+            n_photos=int(first.natural[key.task]["n"]), n_eval=len(runs[0].y)))
+    return rows
 
 
 # --------------------------------------------------------------------------- natural images
@@ -394,48 +505,80 @@ def available_models(profile: Profile, wanted: Iterable[str]) -> list[str]:
     return out
 
 
+def natural_source(photos: str) -> str:
+    """The ``source`` a natural-image UAP records: ``natural`` (every photo) or
+    ``natural:<photos>`` (one of the disjoint sources)."""
+    _check_photos(photos)
+    return "natural" if photos == "all" else f"natural:{photos}"
+
+
 def natural_uap_experiment(profile: Profile, *, trained: Mapping[tuple, Any] | None = None, tasks: Any = None,
-                           models: Any = None, zeta_reference: str = "medical",
+                           models: Any = None, zeta_reference: str = "medical", photos: str = "all",
+                           targeted: bool = False, zetas: Iterable[float] | None = None,
                            progress: bool = True) -> UAPExperiment:
-    """Non-targeted UAPs built ONLY from ImageNet photos (Minagi et al. 2022), evaluated on the
-    medical held-out images, for ``profile.uap.natural_models`` (default: MobileNet v1 0.75 from
+    """UAPs built ONLY from ImageNet photos (Minagi et al. 2022), evaluated on the medical
+    held-out images, for ``profile.uap.natural_models`` (default: MobileNet v1 0.75 from
     ImageNet and from scratch) of every task. Memoised like :func:`uap_experiment`.
 
-    The photos' "labels" are the medical model's own predictions on them (a non-targeted UAP
-    pushes them away from those). ``zeta_reference="medical"`` (Minagi et al.'s code) takes the
-    absolute bound from the mean norm of the medical build images, so natural-image UAPs,
-    medical-image UAPs and random controls have the same absolute size; ``"natural"`` takes it
-    from the photos instead.
+    ``targeted=False``: the non-targeted UAPs; the photos' "labels" are the medical model's own
+    predictions on them (a non-targeted UAP pushes them away from those). ``targeted=True``: the
+    targeted ones instead, toward each class the profile targets at each of its targeted zetas
+    (as chapter 3's medical-image UAPs; Minagi et al.: natural-image UAPs are "useful for both
+    non-targeted and targeted attacks"). ``photos``: the photo source (:data:`PHOTO_SOURCES`).
+    ``zetas``: a subset of the profile's (default: all of them).
+
+    ``zeta_reference="medical"`` (Minagi et al.'s code) takes the absolute bound from the mean
+    norm of the medical build images, so natural-image UAPs, medical-image UAPs and random
+    controls have the same absolute size; ``"natural"`` takes it from the photos instead.
     """
     if zeta_reference not in ("medical", "natural"):
         raise ValueError(f"zeta_reference must be 'medical' or 'natural', got {zeta_reference!r}")
+    source = natural_source(photos)
     s = profile.uap
+    zetas = [float(z) for z in (s.zetas if zetas is None else zetas)]
+    if unknown := [z for z in zetas if not any(abs(z - float(p)) < 1e-12 for p in s.zetas)]:
+        raise ValueError(f"zetas {unknown} are not the profile's; its zetas: {list(s.zetas)}")
     trained = _zoo(profile, trained, tasks, models if models is not None
                    else available_models(profile, s.natural_models), progress)
     runs, evals, refs = {}, {}, {}
     nat_sets: dict[str, Any] = {}
     med_sets: dict[str, Any] = {}
-    jobs = [(k, n, float(z)) for k in trained for n in s.norms for z in s.zetas]
-    for key, norm, zeta in tqdm(jobs, desc="natural-image UAPs", unit="uap", disable=not progress):
-        task = key.task
+    jobs = [RunKey(*k, n, z, t) for k, tm in trained.items() for n in s.norms for z in zetas
+            for t in (s.target_classes(len(tm.classes), z) if targeted else [None])]
+    for rk in tqdm(jobs, desc="natural-image UAPs", unit="uap", disable=not progress):
+        task = rk.task
         if task not in nat_sets:
-            nat_sets[task] = natural_set(task, profile, progress=progress)
+            nat_sets[task] = natural_set(task, profile, photos=photos, progress=progress)
             med_sets[task] = build_set(task, profile, progress=progress)
             evals[task] = eval_set(task, profile, progress=progress)
-        ref = reference_eps(med_sets[task], nat_sets[task], evals[task], zeta=zeta, norm=norm)
-        refs[(task, norm, zeta)] = ref
+        ref = reference_eps(med_sets[task], nat_sets[task], evals[task], zeta=rk.zeta, norm=rk.norm)
+        refs[(task, rk.norm, rk.zeta)] = ref
         eps = ref["eps_medical_ref"] if zeta_reference == "medical" else ref["eps_natural_ref"]
-        runs[RunKey(*key, norm, zeta, None)] = uap_run(trained[key], nat_sets[task], evals[task], norm=norm,
-                                                       zeta=zeta, target=None, settings=s, seed=profile.seed,
-                                                       source="natural", reference_eps=eps, progress=False)
+        runs[rk] = uap_run(trained[rk.model], nat_sets[task], evals[task], norm=rk.norm, zeta=rk.zeta,
+                           target=rk.target, settings=s, seed=profile.seed, source=source, reference_eps=eps,
+                           progress=False)
     return UAPExperiment(settings=s, seed=profile.seed, n_boot=profile.eval.n_boot, runs=runs, sets=evals,
                          trained=dict(trained), source="natural", references=refs, zeta_reference=zeta_reference,
-                         natural={t: {"n": len(d), "split": s.natural_split} for t, d in nat_sets.items()})
+                         natural={t: {"n": len(d), "split": d.split} for t, d in nat_sets.items()},
+                         photos=photos)
 
 
-__all__ = ["NON_TARGETED", "Rates", "RunKey", "UAPExperiment", "UAPRun", "attack_name", "available_models",
-           "build_set", "clean_predictions", "eval_set", "natural_set", "natural_uap_experiment", "random_delta",
-           "rates", "reference_eps", "run_for", "selection_key", "transfer_matrix", "uap_experiment", "uap_run"]
+def source_comparison(profile: Profile, *, trained: Mapping[tuple, Any] | None = None,
+                      zeta_reference: str = "medical", progress: bool = True) -> list[SourceComparison]:
+    """Chapter 4's cross-dataset check: the non-targeted photo-built UAPs of the profile's
+    natural models at its largest zeta, built once from the ``animals`` and once from the
+    ``objects`` photos (:data:`PHOTO_SOURCES`), compared by :func:`compare_sources`."""
+    first, second = (natural_uap_experiment(profile, trained=trained, zeta_reference=zeta_reference, photos=p,
+                                            zetas=[max(profile.uap.zetas)], progress=progress)
+                     for p in ("animals", "objects"))
+    return compare_sources(first, second, profile, progress=progress)
+
+
+__all__ = ["NON_TARGETED", "PHOTO_SOURCES", "Rates", "RunKey", "SourceComparison", "UAPExperiment", "UAPRun",
+           "attack_name", "available_models", "build_set", "clean_predictions", "compare_sources", "eval_set",
+           "natural_set", "natural_source", "natural_uap_experiment", "random_delta", "rates", "reference_eps",
+           "run_for", "selection_key", "source_comparison", "source_photos", "transfer_matrix", "uap_experiment", "uap_predictions",
+           "uap_run"]
 
 
 # --------------------------------------------------------------------------- what the page draws
@@ -486,6 +629,8 @@ def confusion_keys(exp: UAPExperiment, *, twins: int = 2) -> dict[str, list[RunK
     return out
 
 
-def transfer_matrices(exp: UAPExperiment, *, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """:func:`transfer_matrix` of every task, by task."""
-    return {task: transfer_matrix(exp, task, progress=progress) for task in exp.sets}
+def transfer_matrices(exp: UAPExperiment, *, to: Mapping[tuple, Any] | None = None,
+                      progress: bool = True) -> dict[str, pd.DataFrame]:
+    """:func:`transfer_matrix` of every task, by task (``to``: the models the UAPs are applied
+    to, default the experiment's own)."""
+    return {task: transfer_matrix(exp, task, to=to, progress=progress) for task in exp.sets}

@@ -7,7 +7,7 @@ Inputs are the :class:`~.run.UAPExperiment` results of :mod:`.run`. Rates are fo
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -197,7 +197,9 @@ def count_collapse(non: pd.DataFrame, zeta: float) -> CollapseCounts:
 def natural_vs_medical(natural: UAPExperiment, medical: UAPExperiment, *, digits: int = 3) -> pd.DataFrame:
     """Natural-image UAPs beside medical-image UAPs and random controls, same model, norm, zeta.
 
-    One row per task x model x norm x zeta (non-targeted). ``eps`` is the common absolute bound
+    One row per task x model x norm x zeta x attack (non-targeted, or targeted toward a class:
+    then both rates are the targeted success rate, the share of all held-out images classified as
+    the target, and the medical-image UAP is chapter 3's targeted one). ``eps`` is the common absolute bound
     (from the medical images, as Minagi et al.); ``eps_if_natural_ref`` is the bound the photos'
     own mean norm would have given. Columns starting with ``_`` hold the numbers behind the
     formatted ones.
@@ -210,7 +212,8 @@ def natural_vs_medical(natural: UAPExperiment, medical: UAPExperiment, *, digits
         ref = natural.references[(key.task, key.norm, key.zeta)]
         rows.append({
             "task": key.task, "arch": key.arch, "init": key.init, "init_used": tm.init_used,
-            "size": tm.config.size, "norm": key.norm, "zeta": key.zeta, "eps": round(run.summary["eps"], 4),
+            "size": tm.config.size, "norm": key.norm, "zeta": key.zeta,
+            "attack": attack_name(key.target, tm.classes), "eps": round(run.summary["eps"], 4),
             "eps_if_natural_ref": round(ref["eps_natural_ref"], 4), "method": run.summary["method"],
             "n_natural": run.summary["n_images"], "n_eval": len(run.y),
             "natural_uap": rn.rate.fmt(digits), "medical_uap": rm.rate.fmt(digits) if rm else "n/a",
@@ -337,21 +340,58 @@ def natural_headline(table: pd.DataFrame) -> NaturalHeadline:
                            settings=len(diff), imagenet_more=int((diff > 0).sum()))
 
 
-def natural_summary(table: pd.DataFrame, *, zeta: float | None = None) -> pd.DataFrame:
-    """Chapter 4 at one zeta (default: the largest): one row per task and norm; per
-    initialisation, the fooling rate of the UAP from photos and of the UAP from medical images;
-    and the highest random control of the row."""
+def natural_summary(table: pd.DataFrame, *, zeta: float | None = None, norm: str | None = None) -> pd.DataFrame:
+    """Chapter 4 at one zeta (default: the largest) and, if given, one norm: one row per task,
+    norm and attack (the attack column only where the table has several kinds); per
+    initialisation, the rate of the UAP from photos and of the UAP from medical images; and the
+    highest random control of the row."""
+    if table.empty:
+        return table
     zeta = float(table["zeta"].max() if zeta is None else zeta)
     t = table[np.isclose(table["zeta"].astype(float), zeta)]
+    if norm is not None:
+        t = t[t["norm"] == norm]
+    if "attack" not in t.columns:
+        t = t.assign(attack=NON_TARGETED)
     rows = []
-    for (task, norm), g in t.groupby(["task", "norm"], sort=False):
-        row: dict[str, Any] = {"task": task_label(task), "norm": norm}
+    for (task, norm, attack), g in t.groupby(["task", "norm", "attack"], sort=False):
+        row: dict[str, Any] = {"task": task_label(task), "norm": norm, "attack": attack}
         for init, gi in g.groupby("init", sort=False):
             row[f"{init}: photos"] = float(gi["_natural"].iloc[0])
             row[f"{init}: medical"] = float(gi["_medical"].iloc[0])
         row["random (highest)"] = float(g["_random"].max())
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    # one kind of attack (chapter 4's non-targeted table): the column would only repeat it
+    return out.drop(columns="attack") if len(out) and out["attack"].nunique() == 1 else out
+
+
+def source_table(rows: Sequence[Any], *, numeric: bool = False, digits: int = 3) -> pd.DataFrame:
+    """Minagi et al.'s cross-dataset finding (:func:`~.run.compare_sources`), one row per task,
+    model and norm: each photo source's UAP's fooling rate on the held-out medical images, their
+    paired difference with its 95 % interval and exact McNemar p, each UAP's fooling rate on the
+    *other* source's photos, and the larger random control. ``numeric=True`` gives floats."""
+    out = []
+    for r in rows:
+        a, b = r.sources
+        row: dict[str, Any] = {"task": r.key.task if numeric else task_label(r.key.task),
+                               "model": f"{r.key.arch} ({r.key.init})", "norm": r.key.norm, "zeta": r.key.zeta}
+        if numeric:
+            for src, med, ph in zip(r.sources, r.medical, r.photos):
+                row.update({f"{src}_medical": med.value, f"{src}_medical_lo": med.lo, f"{src}_medical_hi": med.hi,
+                            f"{src}_on_other_photos": ph.value, f"{src}_on_other_photos_lo": ph.lo,
+                            f"{src}_on_other_photos_hi": ph.hi})
+            row.update({"difference": r.difference.value, "difference_lo": r.difference.lo,
+                        "difference_hi": r.difference.hi, "p_mcnemar": r.p_mcnemar, "random": r.random.value,
+                        "n_photos_per_source": r.n_photos, "n_eval": r.n_eval})
+        else:
+            row.update({f"UAP from {a}": r.medical[0].fmt(digits), f"UAP from {b}": r.medical[1].fmt(digits),
+                        f"{a} − {b}": f"{r.difference.fmt(digits)}, p {r.p_mcnemar:.2g}",
+                        "on the other photos": f"{r.photos[0].value:.2f} · {r.photos[1].value:.2f}",
+                        "random": f"{r.random.value:.{digits}f}"})
+            row.pop("zeta")
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def minagi_summary(comparison: pd.DataFrame) -> pd.DataFrame:
@@ -380,5 +420,5 @@ def transfer_table(matrices: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 __all__ = ["ABOVE_COLUMN", "ARCH_SPREAD", "AT_CEILING", "CLAIM_COLUMN", "CLAIM_THRESHOLD", "COLLAPSED", "ClaimCounts", "CollapseCounts",
            "NaturalHeadline", "claim_counts", "perceptibility_summary", "claim_summary", "collapse_counts", "count_collapse",
            "fooling_summary", "minagi_comparison", "minagi_summary", "natural_display", "natural_headline", "natural_summary",
-           "natural_vs_medical", "settings_brief", "settings_table", "transfer_learning_table", "transfer_table",
-           "uap_table"]
+           "natural_vs_medical", "settings_brief", "settings_table", "source_table", "transfer_learning_table",
+           "transfer_table", "uap_table"]
