@@ -191,6 +191,20 @@ def test_the_photo_uap_claims_follow_the_records():
     assert run.claim_18(ctx(natural=_photo_rows(0.2, 0.6))).verdict == "disagrees"  # scratch fooled more
 
 
+def test_the_label_only_claim_pools_the_attacked_images_of_every_task():
+    prof = get_profile("smoke")
+
+    def ctx(success: float, n: int = 150):
+        rows = [{"task": t, "target": "m", "attack": a, "norm": "linf", "eps": 1 / 255, "budget": 1000, "n": n,
+                 "success": success if a == "hopskipjump" else 0.99} for t in ("t1", "t2") for a in ("square", "hopskipjump")]
+        return context(prof, queries=pd.DataFrame(rows), ablation=pd.DataFrame())
+
+    assert run.claim_19(ctx(0.6)).verdict == "agrees"
+    assert run.claim_19(ctx(0.0)).verdict == "disagrees"  # Square's success is not the label-only attack's
+    assert run.claim_19(ctx(0.12, n=5)).verdict == "inconclusive"  # ten images cannot decide
+    assert run.claim_19(ctx(0.5)).at("study").parts[0][1].n == 300
+
+
 def test_a_flagged_measurement_is_inconclusive_never_agrees():
     prof = get_profile("smoke")
 

@@ -148,7 +148,7 @@ def test_the_families_build_their_records_from_the_chapters_results():
              universal.report.headline_record(prof, zoo, f, f),
              universal.report.natural_record(prof, zoo, f, f, f.assign(checkpoint="ckpt-ablation"), targeted=f,
                                              cross_source=f, transfer=f),
-             blackbox.report.headline_record(prof, zoo, f), patches.report.headline_record(prof, zoo, f),
+             blackbox.report.headline_record(prof, zoo, f, queries=f), patches.report.headline_record(prof, zoo, f),
              defenses.report.headline_record(prof, zoo, DefenseClaims())]
     assert [type(r) for r in built] == list(R.RECORDS.values())
     assert all(set(r.sources) >= {"ckpt-t1", "ckpt-t2"} for r in built)
@@ -189,7 +189,7 @@ def _write_minimal_records(prof) -> None:
         perceptibility=pd.DataFrame(columns=["task", "arch", "init", "norm", "zeta", "ssim", "psnr_db", "linf_255"])))
     R.write_record(R.make_record("natural", prof, natural=pd.DataFrame(columns=["task", "norm", "zeta", "init"]),
                                  targeted=empty, cross_source=empty, transfer=empty, drift=empty, ablation=empty))
-    R.write_record(R.make_record("blackbox", prof, finlayson=empty))
+    R.write_record(R.make_record("blackbox", prof, finlayson=empty, queries=empty))
     R.write_record(R.make_record("patches", prof, finlayson=empty))
     R.write_record(defenses.report.headline_record(prof, {}, DefenseClaims()))
 

@@ -190,12 +190,14 @@ def cost_reading(costs: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------------- the record
 def headline_record(profile: Profile, zoo: Mapping[tuple, Any], finlayson: pd.DataFrame,
-                    surrogates: Mapping[str, SurrogateSet] | None = None) -> BlackboxRecord:
-    """Chapter 5's record for chapter 8: Finlayson et al.'s black box (:func:`.run.finlayson_blackbox`),
-    its sources the targets' and the surrogates' checkpoints."""
+                    surrogates: Mapping[str, SurrogateSet] | None = None, *,
+                    queries: pd.DataFrame) -> BlackboxRecord:
+    """Chapter 5's record for chapter 8: Finlayson et al.'s black box (:func:`.run.finlayson_blackbox`)
+    and the query attacks (:func:`.tables.query_record`), its sources the targets' and the
+    surrogates' checkpoints."""
     sources = [tm.config.key() for tm in zoo.values()]
     sources += [s.model.config.key() for ss in (surrogates or {}).values() for s in ss.trained()]
-    return make_record(BlackboxRecord, profile, finlayson=finlayson, sources=sources)
+    return make_record(BlackboxRecord, profile, finlayson=finlayson, queries=queries, sources=sources)
 
 
 __all__ = ["adversarialmed_reading", "budget_note", "check_reading", "cost_reading", "disjoint_reading", "finlayson_reading",

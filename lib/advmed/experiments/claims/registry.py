@@ -371,6 +371,22 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "the median over the settings with both initialisations (task x norm x zeta), interval by bootstrap over "
         "them", "the sentence compares the two initialisations in general; claim 11 holds the logged case",
         "the study's algorithm run to convergence"),
+    ClaimSpec(
+        19, "finlayson", SEEDS["finlayson"],
+        "otherwise we have to estimate the gradient, depends on what the model outputs...a probability "
+        "distribution or just a label.",
+        "seed text names the threat model (an attacker who sees the predicted label only); it gives no figure: "
+        "'still fools the model' as a share above the registry's effect is the book's reading",
+        "An attacker who sees only the predicted label can still fool the model within an L-inf budget",
+        "query access to the target, its predicted label only; the black-box chapter's L-inf budget and query "
+        "budget",
+        "share of the target's correctly classified images a label-only attack (HopSkipJump, Chen et al. 2020) "
+        "fools within the budget (chapter 5)",
+        (("label-only success", Rule("above", EFFECT, ATTACK_MARGIN, EFFECT, False)),),
+        "pooled over the tasks' attacked images (Wilson interval over images)",
+        "the sentence names the threat model, not a task",
+        "the label-only attack at the chapter's query budget",
+        text_vs_code="the seed text is slides; the label-only threat model is stated, not measured, there"),
 )
 
 #: Which way the errors behind each claim's number go (issue 24: missed diagnoses, a diseased image
@@ -396,6 +412,7 @@ DIRECTIONS: dict[int, str] = {
     16: "one per UAP: toward the normal class, missed diagnoses; toward the disease, false alarms",
     17: "both: non-targeted UAPs from photos",
     18: "both: non-targeted UAPs from photos",
+    19: "both: a non-targeted label-only attack",
 }
 
 #: Every claim by number.
@@ -437,6 +454,9 @@ CHANGELOG: tuple[Change, ...] = (
     Change("2026-12-04", "ab8aa1a4262dd1d0", "claims 16-18 added from Minagi et al.'s abstract (targeted photo UAPs; "
                                     "two photo sources and other architectures; scratch models less but not "
                                     "immune), with the experiments chapter 4 now runs; no earlier rule changed"),
+    Change("2026-12-04", "f5529e10d96343f8", "claim 19 added from Finlayson et al.'s slides (a label-only attacker "
+                                    "can still fool the model), with chapter 5's HopSkipJump; no earlier rule "
+                                    "changed"),
 )
 
 

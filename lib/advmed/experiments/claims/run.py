@@ -18,6 +18,7 @@ import pandas as pd
 from ...attacks.escalate import CONVERGED
 from ...train import AdversarialConfig
 from .. import references
+from ..blackbox.tables import LABEL_ONLY_ATTACK
 from ..defenses.report import claims_from_record
 from ..defenses.tables import RETRAINING_HELPED
 from ..kernel.records import (RECORDS, BlackboxRecord, DefensesRecord, MissingRecord, NaturalRecord, PatchesRecord,
@@ -59,7 +60,7 @@ class Context:
               "natural": (NaturalRecord, "natural"), "natural_targeted": (NaturalRecord, "targeted"),
               "cross_source": (NaturalRecord, "cross_source"), "natural_transfer": (NaturalRecord, "transfer"),
               "ablation": (NaturalRecord, "ablation"), "drift": (NaturalRecord, "drift"),
-              "finlayson_blackbox": (BlackboxRecord, "finlayson"), "patches": (PatchesRecord, "finlayson")}
+              "finlayson_blackbox": (BlackboxRecord, "finlayson"), "queries": (BlackboxRecord, "queries"), "patches": (PatchesRecord, "finlayson")}
 
     def record(self, cls: type[Record]) -> Record:
         """The profile's record of type ``cls`` (read once)."""
@@ -654,10 +655,27 @@ def claim_18(ctx: Context) -> Claim:
                   section="04_natural_uap", n_have=len(both), details={p.name: p.estimate.value for p in parts})
 
 
+def claim_19(ctx: Context) -> Claim:
+    spec = BY_NUMBER[19]
+    q = ctx.queries
+    rows = q[q["attack"] == LABEL_ONLY_ATTACK] if not q.empty else q
+    if rows.empty or int(rows["n"].sum()) == 0:
+        return untested(spec, "no label-only attack in this profile's black-box chapter", "05_blackbox")
+    n = int(rows["n"].sum())
+    fooled = float((rows["success"] * rows["n"]).sum()) / n
+    study = Evidence(f"{n} attacked images over {len(rows)} tasks", (Part("label-only success", wilson(fooled, n)),))
+    return _claim(spec, study, None,
+                  ours_text="; ".join(f"{r.task}: {r.success:.3f} of {int(r.n)} within {int(r.budget):,} queries"
+                                      for r in rows.itertuples()),
+                  our_setting=f"HopSkipJump, L-inf {rows['eps'].max() * 255:g}/255, "
+                              f"{int(rows['budget'].min()):,}-{int(rows['budget'].max()):,} queries per image",
+                  reason="", section="05_blackbox", n_have=n, details={r.task: r.success for r in rows.itertuples()})
+
+
 CLAIMS: dict[int, Callable[[Context], Claim]] = {
     1: claim_1, 2: claim_2, 3: claim_3, 4: claim_4, 5: claim_5, 6: claim_6, 7: claim_7, 8: claim_8, 9: claim_9,
     10: claim_10, 11: claim_11, 12: claim_12, 13: claim_13, 14: claim_14, 15: claim_15, 16: claim_16,
-    17: claim_17, 18: claim_18,
+    17: claim_17, 18: claim_18, 19: claim_19,
 }
 
 

@@ -184,11 +184,13 @@ class NaturalRecord(Record):
 class BlackboxRecord(Record):
     """Chapter 5: Finlayson et al.'s black box, one row per task and surrogate
     (``blackbox.run.finlayson_blackbox``: ``target_rate``, ``clean_accuracy``,
-    ``white_target_rate``, ...)."""
+    ``white_target_rate``, ...); the query attacks, one row per task and attack
+    (``blackbox.tables.query_record``: ``success`` within the budget among ``n`` attacked images)."""
 
     family = "blackbox"
     chapter = "05_blackbox"
     finlayson: pd.DataFrame
+    queries: pd.DataFrame
 
 
 @_register
