@@ -362,8 +362,9 @@ def natural_summary(table: pd.DataFrame, *, zeta: float | None = None, norm: str
         row["random (highest)"] = float(g["_random"].max())
         rows.append(row)
     out = pd.DataFrame(rows)
-    # one kind of attack (chapter 4's non-targeted table): the column would only repeat it
-    return out.drop(columns="attack") if len(out) and out["attack"].nunique() == 1 else out
+    # a column that would only repeat one value (one kind of attack, the one norm asked for)
+    same = [c for c in ("attack",) if len(out) and out[c].nunique() == 1] + (["norm"] if norm is not None else [])
+    return out.drop(columns=same)
 
 
 def source_table(rows: Sequence[Any], *, numeric: bool = False, digits: int = 3) -> pd.DataFrame:
