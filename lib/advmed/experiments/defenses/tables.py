@@ -323,7 +323,7 @@ def study_summary(results: DefenseResults) -> pd.DataFrame:
     t = study_table(results)
     if t.empty:
         return t
-    return pd.DataFrame({"task": t["task"], "the study's claim": t["study"] + ": " + t["statement"],
+    return pd.DataFrame({"task": t["task"].map(task_label), "the study's claim": t["study"] + ": " + t["statement"],
                          "study": t["study figure"],
                          "ours, oblivious": t["ours (oblivious)"], "ours, adaptive": t["ours (adaptive)"]})
 
@@ -335,7 +335,7 @@ def defense_summary(results: DefenseResults, eps_255: float) -> pd.DataFrame:
     t = defense_table(results, eps_255)
     if t.empty:
         return t
-    return pd.DataFrame({"task": t["task"], "defense": t["defense"], "clean": t["clean_accuracy"],
+    return pd.DataFrame({"task": t["task"].map(task_label), "defense": t["defense"], "clean": t["clean_accuracy"],
                          "oblivious": t["oblivious_accuracy"], "adaptive": t["adaptive_accuracy"],
                          "8-bit": t["adaptive_accuracy_8bit"],
                          "evaluation": t["diagnostics"].astype(str).map(_evaluation_short)})
