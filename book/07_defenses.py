@@ -111,7 +111,8 @@ Markdown(report.budget_note(prof))
 # attacker delivers a file; budgets below one grey level exist only in floating point.
 
 # %%
-zoo = models_zoo.trained_models(prof, tasks=run.defense_tasks(prof), models=[prof.defense.model], progress=False)
+zoo = models_zoo.trained_models(prof, tasks=run.defense_tasks(prof),
+                                models=[prof.defense.model], progress=False)
 results = run.defense_results(prof, zoo, progress=False)
 
 # %% [markdown]

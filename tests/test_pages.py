@@ -416,6 +416,10 @@ def test_publish_workflow_builds_the_cpu_book_and_deploys_it_with_the_official_a
 
 
 # --------------------------------------------------------------------------- the chapters' cells
+#: The widest visible code line (characters) the book's code box shows without a scroll bar.
+VISIBLE_WIDTH = 96
+
+
 def _cells(chapter: Path):
     from advmed import book
 
@@ -438,6 +442,8 @@ def test_setup_is_removed_code_folded_and_visible_calls_short(chapter):
         if not tags & {"remove-cell", "remove-input", "hide-input", "hide-cell"}:
             lines = [ln for ln in src.splitlines() if ln.strip() and not ln.strip().startswith("#")]
             assert len(lines) <= 3, f"a visible cell of {len(lines)} lines (fold it with hide-input): {src[:80]!r}"
+            wide = [ln for ln in lines if len(ln) > VISIBLE_WIDTH]
+            assert not wide, f"a visible line wider than the page's code box (it would scroll): {wide[0]!r}"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.stem for c in CHAPTERS])
