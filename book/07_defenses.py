@@ -209,6 +209,22 @@ Markdown(report.diagnostics_reading(results))
 dplots.explorer(results, profile=prof, zoo=zoo)
 
 # %% [markdown]
+# ## How the adversarially trained models were chosen
+#
+# Each adversarially trained model keeps the epoch with the best robust balanced accuracy on the
+# validation images under PGD at its training budget, and stops when that stops improving
+# ({numref}`fig-def-at-curves`); the clean validation AUC of the same epochs shows what the
+# robustness costs. A kept epoch at the very start with a clean AUC near chance would be a model
+# that is robust because it predicts one class.
+
+# %% tags=["hide-input"]
+if results.training_curves():
+    pages.figure(dplots.at_curves(results), "fig-def-at-curves",
+                 "Training of each adversarially trained model, one panel per task: robust balanced accuracy on the "
+                 "validation images under PGD at the training budget (solid; it chooses the kept epoch, ringed) "
+                 "and clean validation AUC (dashed), per epoch.")
+
+# %% [markdown]
 # ## Does the adversarial loss regularise?
 #
 # AdversarialMed's text makes a second claim for adversarial training: its loss "provides extra

@@ -330,8 +330,17 @@ def test_claim_numbers_are_typed_and_match_the_runs(results):
 
 def test_plots_return_figures(results):
     res = results[0]
-    for fig in (P.clean_vs_robust(res, 4.0), P.robust_curves(res), P.certified_curve(res.certified)):
+    for fig in (P.clean_vs_robust(res, 4.0), P.robust_curves(res), P.certified_curve(res.certified), P.at_curves(res)):
         assert isinstance(fig, Figure)
+
+
+def test_the_adversarially_trained_runs_keep_their_training_curves(results):
+    res = results[0]
+    curves = res.training_curves()
+    at = [r for r in res.runs if r.defense.startswith("at_")]
+    assert at and {r.defense for r in curves} == {r.defense for r in at}  # AT runs only, every one of them
+    for r in curves:
+        assert int(r.history.loc[r.history["best"].astype(bool), "epoch"].iloc[0]) == 2
 
 
 # --------------------------------------------------------------------------- the profile section

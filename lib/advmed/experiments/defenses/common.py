@@ -78,7 +78,8 @@ class Defended:
         adaptive: how the adaptive attacker reaches the defense, in words.
         model_key: the key of the classifier behind the defense (a checkpoint key).
         train_seconds: what the defense cost to build.
-        history: UAP retraining only, Hirano et al.'s rounds (else empty).
+        history: UAP retraining: Hirano et al.'s rounds; adversarial training: its epochs (the
+            training loop's history, ``val_robust_bal_acc`` and ``val_auc`` among them); else empty.
         extra: what identifies the defense beyond ``model_key`` (JPEG quality, the VAE's key,
             the retraining settings), part of its memo keys.
     """

@@ -93,9 +93,36 @@ def robust_curves(results: DefenseResults, *, cell: tuple[float, float] = (3.6, 
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("eps (L-inf, /255)")
             ax.set_ylabel("accuracy")
-            ax.set_title(f"{task}: {attacker}", fontsize="medium")
+            ax.set_title(f"{task_label(task)}: {attacker}", fontsize="medium")
     handles, names = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside right center", fontsize="x-small")
+    return fig
+
+
+@styled
+def at_curves(results: DefenseResults, *, cell: tuple[float, float] = (3.6, 2.8)) -> Figure:
+    """How each adversarially trained model was chosen: per epoch, robust balanced accuracy on the
+    validation images under PGD-10 at the training eps (solid; it picks the kept epoch, ringed)
+    and clean validation AUC (dashed); one panel per task, one colour per recipe."""
+    runs = results.training_curves()
+    tasks = list(dict.fromkeys(r.task for r in runs))
+    fig, axes = new_figure(1, max(1, len(tasks)), figsize=(cell[0] * max(1, len(tasks)) + 1.8, cell[1]))
+    labels = list(dict.fromkeys(r.label for r in runs))
+    colours = dict(zip(labels, sns.color_palette(PALETTE, max(1, len(labels)))))
+    for ax, task in zip(axes[0], tasks):
+        for r in (r for r in runs if r.task == task):
+            h = r.history
+            ax.plot(h.epoch, h.val_robust_bal_acc, marker="o", ms=3, color=colours[r.label], label=r.label)
+            ax.plot(h.epoch, h.val_auc, ls="--", lw=1, color=colours[r.label])
+            kept = h[h["best"].astype(bool)]
+            ax.plot(kept.epoch, kept.val_robust_bal_acc, "o", ms=9, mfc="none", color=colours[r.label])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation score")
+        ax.set_title(task_label(task), fontsize="medium")
+    if runs:
+        handles, names = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside right center", fontsize="x-small")
     return fig
 
 

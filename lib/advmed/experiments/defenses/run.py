@@ -84,7 +84,8 @@ class DefenseRun:
         train_seconds: what the defense cost to build (0 for JPEG and none).
         infer_seconds: inference seconds per image of the defended model (batch of the test images).
         adaptive: how the adaptive attacker reached the defense.
-        history: UAP retraining only, Hirano et al.'s fooling rates per round (else empty).
+        history: UAP retraining: Hirano et al.'s fooling rates per round; adversarial training: its
+            epochs (robust and clean validation scores, the kept epoch); else empty.
         study_attacks: FGSM, I-FGSM, PGD, MI-FGSM at AdversarialMed's setting, per attacker
             (``attacker, attack, eps_255, steps, accuracy, auc`` with intervals; last iterate).
         escalation: a flagged defense's escalation path (:mod:`.escalation`): per budget the
@@ -153,6 +154,11 @@ class DefenseResults:
     @property
     def tasks(self) -> list[str]:
         return list(dict.fromkeys(r.task for r in self.runs))
+
+    def training_curves(self) -> list[DefenseRun]:
+        """The adversarially trained models' runs whose training history is kept (robust validation
+        accuracy per epoch): what :func:`~.plots.at_curves` draws."""
+        return [r for r in self.runs if len(r.history) and "val_robust_bal_acc" in r.history.columns]
 
     def curves(self) -> pd.DataFrame:
         """Every run's curves with leading ``task, defense, label`` columns, clean rows (eps 0) included."""

@@ -48,7 +48,7 @@ def build(task: str, tm: Any, profile: Profile, *, method: str) -> Defended:
     at = adversarial_model(tm.config, method, profile, device=module_device(tm.model.eval()))
     model = at.model.eval()
     return Defended(model, model, {}, "the robust ensemble on the adversarially trained model", at.config.key(),
-                    train_seconds=float(at.train_seconds))
+                    train_seconds=float(at.train_seconds), history=at.history)
 
 
 def identity(task: str, tm: Any, profile: Profile, *, method: str) -> tuple[str, Any]:
