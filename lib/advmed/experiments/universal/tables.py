@@ -375,9 +375,9 @@ def source_table(rows: Sequence[Any], *, numeric: bool = False, digits: int = 3)
     out = []
     for r in rows:
         a, b = r.sources
-        row: dict[str, Any] = {"task": r.key.task if numeric else task_label(r.key.task),
-                               "model": f"{r.key.arch} ({r.key.init})", "norm": r.key.norm, "zeta": r.key.zeta}
         if numeric:
+            row: dict[str, Any] = {"task": r.key.task, "model": f"{r.key.arch} ({r.key.init})", "norm": r.key.norm,
+                                   "zeta": r.key.zeta}
             for src, med, ph in zip(r.sources, r.medical, r.photos):
                 row.update({f"{src}_medical": med.value, f"{src}_medical_lo": med.lo, f"{src}_medical_hi": med.hi,
                             f"{src}_on_other_photos": ph.value, f"{src}_on_other_photos_lo": ph.lo,
@@ -386,11 +386,11 @@ def source_table(rows: Sequence[Any], *, numeric: bool = False, digits: int = 3)
                         "difference_hi": r.difference.hi, "p_mcnemar": r.p_mcnemar, "random": r.random.value,
                         "n_photos_per_source": r.n_photos, "n_eval": r.n_eval})
         else:
-            row.update({f"UAP from {a}": r.medical[0].fmt(digits), f"UAP from {b}": r.medical[1].fmt(digits),
-                        f"{a} − {b}": f"{r.difference.fmt(digits)}, p {r.p_mcnemar:.2g}",
-                        "on the other photos": f"{r.photos[0].value:.2f} · {r.photos[1].value:.2f}",
-                        "random": f"{r.random.value:.{digits}f}"})
-            row.pop("zeta")
+            row = {"task": task_label(r.key.task), "model, norm": f"{model_label(r.key.arch, r.key.init)}, {r.key.norm}",
+                   f"UAP from {a}": r.medical[0].fmt(digits), f"UAP from {b}": r.medical[1].fmt(digits),
+                   f"{a} − {b}": f"{r.difference.fmt(digits)}, p {r.p_mcnemar:.2g}",
+                   "on the other photos": f"{r.photos[0].value:.2f} · {r.photos[1].value:.2f}",
+                   "random": f"{r.random.value:.{digits}f}"}
         out.append(row)
     return pd.DataFrame(out)
 
