@@ -378,3 +378,10 @@ def test_adversarialmed_black_box_runs_their_four_attacks_at_their_setting_on_bo
     assert "white box" in R.adversarialmed_reading(am)
     empty = B.adversarialmed_blackbox(profile, zoo, {}, progress=False)
     assert empty.empty and T.adversarialmed_summary(empty).empty and R.adversarialmed_reading(empty)
+
+
+def test_query_counts_stay_whole_numbers_beside_a_missing_one():
+    from advmed import pages
+
+    counts = pd.DataFrame({"median queries": [T._whole(12.0), T._whole(float("nan")), T._whole(737.4)]})
+    assert list(pages.reader_frame(counts)["median queries"]) == ["12", "–", "737"]

@@ -267,9 +267,10 @@ def cost_table(transfer: TransferResults, queries: Sequence[QueryRun], runs: Map
 # tables above go to the chapter's appendix.
 #: What each attacker needs, in the few words of the page's cost summary.
 def _whole(value: Any) -> Any:
-    """A count for a table cell: an int, or NaN (shown as a dash) where there is none."""
+    """A count for a table cell: an int, or None (shown as a dash) where there is none; not NaN,
+    which would turn the column's other counts into floats shown with decimals."""
     v = float(value)
-    return int(round(v)) if np.isfinite(v) else float("nan")
+    return int(round(v)) if np.isfinite(v) else None
 
 
 NEEDS_SHORT = {"white box": "weights and gradients",
