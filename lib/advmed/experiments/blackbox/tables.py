@@ -266,11 +266,12 @@ def cost_table(transfer: TransferResults, queries: Sequence[QueryRun], runs: Map
 # In-text tables of a dozen rows at most and a few short columns (DESIGN.md, "Pages"); the long
 # tables above go to the chapter's appendix.
 #: What each attacker needs, in the few words of the page's cost summary.
-def _whole(value: Any) -> Any:
-    """A count for a table cell: an int, or None (shown as a dash) where there is none; not NaN,
-    which would turn the column's other counts into floats shown with decimals."""
+def _whole(value: Any) -> str:
+    """A count as a display table shows it: ``"737"``, or a dash where there is none (a NaN in a
+    numeric column would turn the column's other counts into floats shown with decimals; the
+    numbers behind a display table are in its CSV)."""
     v = float(value)
-    return int(round(v)) if np.isfinite(v) else None
+    return f"{int(round(v))}" if np.isfinite(v) else "–"
 
 
 NEEDS_SHORT = {"white box": "weights and gradients",
