@@ -527,6 +527,8 @@ def test_uap_page_summaries_stay_short():
     summary = tables.natural_summary(natural)
     assert len(summary) == len(TASKS) * 2 <= pages.MAX_TABLE_ROWS
     assert summary.loc[0, "imagenet: photos"] == 0.3 and summary.loc[0, "random (highest)"] == 0.1
+    assert list(summary["norm"][:2]) == ["l2", "linf"]  # both norms, each row named
+    assert "norm" not in tables.natural_summary(natural, norm="l2").columns  # the one asked for
     h = tables.natural_headline(natural)
     assert (h.rows, h.above_random, h.settings, h.imagenet_more) == (32, 32, 16, 16)
     from advmed.experiments.profiles import PROFILES

@@ -354,8 +354,8 @@ def natural_summary(table: pd.DataFrame, *, zeta: float | None = None, norm: str
     if "attack" not in t.columns:
         t = t.assign(attack=NON_TARGETED)
     rows = []
-    for (task, norm, attack), g in t.groupby(["task", "norm", "attack"], sort=False):
-        row: dict[str, Any] = {"task": task_label(task), "norm": norm, "attack": attack}
+    for (task, row_norm, attack), g in t.groupby(["task", "norm", "attack"], sort=False):
+        row: dict[str, Any] = {"task": task_label(task), "norm": row_norm, "attack": attack}
         for init, gi in g.groupby("init", sort=False):
             row[f"{init}: photos"] = float(gi["_natural"].iloc[0])
             row[f"{init}: medical"] = float(gi["_medical"].iloc[0])
