@@ -103,12 +103,12 @@ Markdown(report.natural_models_sentence(attacked))
 
 # %%
 zoo = models_zoo.trained_models(prof, models=attacked, progress=False)
-natural = run.natural_uap_experiment(prof, trained=zoo, zeta_reference=zeta_reference,
-                                     progress=False)
+natural = run.natural_uap_experiment(
+    prof, trained=zoo, zeta_reference=zeta_reference, progress=False)
 
 # %%
-medical = run.uap_experiment(profiles.get_profile(prof, uap={"targeted": False}), trained=zoo,
-                             progress=False)
+non_targeted = profiles.get_profile(prof, uap={"targeted": False})
+medical = run.uap_experiment(non_targeted, trained=zoo, progress=False)
 
 # %% tags=["hide-input"]
 table = tables.natural_vs_medical(natural, medical)
@@ -147,8 +147,11 @@ Markdown(report.transfer_learning_sentence(table))
 # already in the target class.
 
 # %%
-natural_targeted = run.natural_uap_experiment(prof, trained=zoo, targeted=True,
-                                              zeta_reference=zeta_reference, progress=False)
+natural_targeted = run.natural_uap_experiment(
+    prof, trained=zoo, targeted=True, zeta_reference=zeta_reference,
+    progress=False)
+
+# %%
 medical_targeted = run.uap_experiment(prof, trained=zoo, progress=False)
 
 # %% tags=["hide-input"]
@@ -174,8 +177,8 @@ Markdown(report.targeted_natural_sentence(targeted_table))
 # and each UAP applied to the other source's photos.
 
 # %%
-sources = run.source_comparison(prof, trained=zoo, zeta_reference=zeta_reference,
-                                progress=False)
+sources = run.source_comparison(prof, trained=zoo,
+                                zeta_reference=zeta_reference, progress=False)
 
 # %% tags=["hide-input"]
 pages.table(tables.source_table(sources), "tab-natural-sources",

@@ -144,12 +144,14 @@ def collapse_sentence(c: CollapseCounts) -> str:
 def transfer_learning_sentence(table: pd.DataFrame) -> str:
     """Chapter 4: is the fine-tuned model fooled more by photo-built UAPs than the scratch one?
 
-    ``table`` is :func:`~.tables.natural_vs_medical`; empty text when the profile lacks one of
-    the two initialisations.
+    ``table`` is :func:`~.tables.natural_vs_medical`; where the profile lacks one of the two
+    initialisations, a sentence that says so (an empty Markdown output shows its repr).
     """
     pivot = table.pivot_table(index=["task", "norm", "zeta"], columns="init", values="_natural")
     if not {"imagenet", "scratch"} <= set(pivot.columns):
-        return ""
+        # an empty Markdown cell would print its repr on the page
+        return ("The profile attacks one initialisation only, so this comparison needs a profile with the "
+                "architecture both fine-tuned and trained from scratch.")
     diff = (pivot["imagenet"] - pivot["scratch"]).dropna()
     return (f"The fine-tuned model is fooled more by photo-built UAPs than the one trained from scratch in "
             f"{int((diff > 0).sum())} of {len(diff)} settings (median difference {diff.median():+.3f}). "
