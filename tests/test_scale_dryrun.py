@@ -11,7 +11,7 @@ iterations; Inception's network resizes them to 75 px, its smallest side, where 
 resizes 224 px images to 299: the same path, which ``test_scale.py`` also runs at 299). The
 build runs cold, in a private cache (a warm cache would skip the code paths), with the
 decoded images of the shared test cache (decoding is tested elsewhere); the cache is deleted
-afterwards (VGG-16's checkpoints are 0.5 GB a task). About 4 minutes on 2 cores.
+afterwards (VGG-16's checkpoints are 0.5 GB a task). About 6 minutes on 2 cores.
 """
 from __future__ import annotations
 
