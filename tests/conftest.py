@@ -34,3 +34,15 @@ def tmp_cache(tmp_path, monkeypatch) -> Path:
     """An empty, private cache for tests of caching itself."""
     monkeypatch.setenv("ADVMED_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def harm_label_calls(monkeypatch) -> list[tuple]:
+    """The arguments of every ``advmed.widgets.core.harm_label`` call (the real one still
+    answers): what a frame asked about the direction of each flip."""
+    from advmed.widgets import core
+
+    calls: list[tuple] = []
+    real = core.harm_label
+    monkeypatch.setattr(core, "harm_label", lambda *a: calls.append(a) or real(*a))
+    return calls

@@ -115,10 +115,8 @@ def test_frames_show_the_chapters_numbers_and_attacks(static, w):
     assert v.robust.value == row.accuracy and "quality 10" in v.setting
 
 
-def test_frames_name_the_direction_of_each_flip(static, monkeypatch):
-    calls = []
-    real = wg.core.harm_label
-    monkeypatch.setattr(wg.core, "harm_label", lambda *a: calls.append(a) or real(*a))
+def test_frames_name_the_direction_of_each_flip(static, harm_label_calls):
+    calls = harm_label_calls
     view = static.computed[_key()]
     assert view.task == TASK
     wg.defense.render_defense_frame(view, quantize=False)

@@ -145,10 +145,8 @@ def test_frames_show_the_experiments_patches(static, exp):
     assert not torch.equal(a.patched, b.patched)
 
 
-def test_frames_name_the_direction_of_each_flip(static, monkeypatch):
-    calls = []
-    real = wg.core.harm_label
-    monkeypatch.setattr(wg.core, "harm_label", lambda *a: calls.append(a) or real(*a))
+def test_frames_name_the_direction_of_each_flip(static, harm_label_calls):
+    calls = harm_label_calls
     view = static.computed[_key()]
     assert view.task == GRAY
     wg.patch.render_patch_frame(view, quantize=False)

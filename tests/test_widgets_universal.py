@@ -184,10 +184,8 @@ def test_gray_tasks_show_gray_perturbations(static):
         assert (spread == 0) == expect_gray, spread
 
 
-def test_frames_name_the_direction_of_each_flip(static, monkeypatch):
-    calls = []
-    real = wg.core.harm_label
-    monkeypatch.setattr(wg.core, "harm_label", lambda *a: calls.append(a) or real(*a))
+def test_frames_name_the_direction_of_each_flip(static, harm_label_calls):
+    calls = harm_label_calls
     view = static.computed[_key().key()]
     assert view.task == GRAY
     wg.render_uap_frame(view, quantize=False)

@@ -193,13 +193,17 @@ def _check_photos(photos: str) -> None:
         raise ValueError(f"unknown photo source {photos!r}; valid: {', '.join(PHOTO_SOURCES)}")
 
 
+def _in_source(labels: torch.Tensor, source: tuple[int, int]) -> torch.Tensor:
+    lo, hi = source
+    return (labels >= lo) & (labels < hi)
+
+
 def source_photos(labels: torch.Tensor, natural_images: int) -> int:
     """Photos each of the two disjoint sources (``animals``, ``objects``) contributes, given the
     ImageNet classes of every photo (-1: none): the same number for both, the smaller source's
     size or half of ``natural_images``, whichever is less, so the two sources together use no
     more photos than the main experiment."""
-    sizes = [int(((labels >= lo) & (labels < hi)).sum()) for lo, hi in
-             (r for r in PHOTO_SOURCES.values() if r is not None)]
+    sizes = [int(_in_source(labels, r).sum()) for r in PHOTO_SOURCES.values() if r is not None]
     return min(int(natural_images) // 2, *sizes)
 
 
@@ -229,9 +233,8 @@ def natural_set(task: str, profile: Profile, *, photos: str = "all", progress: b
         classes=parts[0].classes, name=parts[0].name, split="+".join(splits))
     n = s.natural_images
     if PHOTO_SOURCES[photos] is not None:
-        lo, hi = PHOTO_SOURCES[photos]
         n = source_photos(ds.labels, n)
-        ds = ds.subset(((ds.labels >= lo) & (ds.labels < hi)).numpy())
+        ds = ds.subset(_in_source(ds.labels, PHOTO_SOURCES[photos]).numpy())
         ds.split = f"{ds.split}:{photos}"
     if n < len(ds):
         ds = ds.subset(torch.randperm(len(ds), generator=torch.Generator().manual_seed(profile.seed))
