@@ -20,6 +20,8 @@ RUNS = [
     ("bench_patch", ["--images", "16", "--batch", "8", "--steps", "2", "--repeats", "1", "--skip-art"]),
     ("bench_uap", ["--n", "32", "--train-steps", "5", "--max-passes", "1", "--target-rate", "0.1",
                    "--skip-art", "--threads", "1"]),
+    ("bench_chunk", ["--pairs", "small_cnn@28", "--images", "8", "--steps", "1", "--repeats", "1",
+                     "--chunk-pixels", "3136", "--threads", "1"]),
     ("bench_robust", ["--profile", "smoke", "--task", "pneumoniamnist", "--images", "8", "--steps", "2",
                       "--pgd-restarts", "1", "--eps", "1", "4", "--pgd-batch", "4", "--repeats", "1"]),
 ]
@@ -47,3 +49,19 @@ def test_benchmark_runs_on_smoke_inputs(name, argv, bench_path, capsys):
         sys.modules.pop(name, None)
     out = capsys.readouterr().out
     assert out.strip(), f"{name} printed nothing"
+
+
+def test_cpu_calibration_writes_a_table_the_estimate_reads(bench_path, tmp_path, monkeypatch):
+    from advmed.experiments import estimate
+
+    module = importlib.import_module("calibrate_cpu")
+    out = tmp_path / "cpu.json"
+    try:
+        module.main(["--out", str(out), "--batch", "2", "--repeats", "1", "--threads", "1",
+                     "--pairs", "small_cnn@28", "small_cnn@64"])
+    finally:
+        sys.modules.pop("calibrate_cpu", None)
+    monkeypatch.setattr(estimate, "CALIBRATION_FILE", out)
+    monkeypatch.delenv("ADVMED_CALIBRATION", raising=False)
+    assert set(estimate.calibration()["small_cnn"]) == {28, 64}
+    assert estimate.measured_forward_seconds("small_cnn", 40) > 0

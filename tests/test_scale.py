@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import json
 import os
 import pickle
 
@@ -286,18 +287,18 @@ def test_auto_with_a_gpu_asks_for_paper_by_name(fake_cuda):
 
 def test_paper_by_name_says_what_it_runs_and_starts(fake_cuda):
     lines = []
-    assert plan.check_scale("paper", log=lines.append) == "paper"
+    assert plan.check_scale("paper", log=lines.append).profile == "paper"
     assert any("assumed (unmeasured" in line for line in lines)
 
 
 def test_auto_starts_when_the_estimate_is_short(fake_cuda, monkeypatch):
     monkeypatch.setenv("ADVMED_GMACS", "1e12")  # a (fake) GPU fast enough for paper in seconds
-    assert plan.check_scale("auto", log=lambda m: None) == "paper"
+    assert plan.check_scale("auto", log=lambda m: None).profile == "paper"
 
 
 def test_auto_without_a_gpu_is_cpu_and_never_asks(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert plan.check_scale("auto", log=lambda m: None) == "cpu"
+    assert plan.check_scale("auto", log=lambda m: None).profile == "cpu"
 
 
 def test_build_stops_before_any_chapter_when_auto_means_hours(fake_cuda, tmp_path):
@@ -319,6 +320,68 @@ def test_estimate_scales_with_the_work():
     paper, dry = cells.plan(PROFILES["paper"]), cells.plan(PROFILES["paper-dry"])
     assert dry.total_gmac < paper.total_gmac / 1000
     assert paper.seconds("cuda", workers=8) == pytest.approx(paper.seconds("cuda") / 8)
+
+
+def test_chapter_estimates_add_up_to_the_build_and_charge_training_to_the_first_chapter():
+    chapters = ["01_models.py", "02_whitebox.py", "08_claims.py"]
+    p = cells.plan(PROFILES["smoke"], chapters)
+    per = p.chapter_seconds("cpu")
+    assert list(per) == ["01_models", "02_whitebox", "08_claims"]
+    assert sum(per.values()) == pytest.approx(p.seconds("cpu"))
+    assert p.home["zoo"] == "01_models" and p.home["whitebox"] == "02_whitebox"
+    assert per["08_claims"] == estimate.CHAPTER_OVERHEAD_S
+    without_ch1 = cells.plan(PROFILES["smoke"], ["02_whitebox.py"])
+    assert without_ch1.home["zoo"] == "02_whitebox"
+
+
+def test_build_progress_names_the_chapter_elapsed_and_the_estimate_left():
+    from advmed.book.build import Progress
+
+    prog = Progress({"01_models": 60.0, "02_whitebox": 600.0}, log=print)
+    first = prog.starting("01_models")
+    assert "[1/2] 01_models" in first and "estimated 60 s for it" in first and "11 min left in all" in first
+    assert "(estimated 60 s)" in prog.finished("01_models", 58.0)
+    assert "[2/2] 02_whitebox" in prog.starting("02_whitebox") and "10 min left" in prog.starting("02_whitebox")
+    assert "estimated" not in Progress({}, log=print).starting("01_models")
+
+
+def _calibrated(monkeypatch, tmp_path, table, shares=None):
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps({"seconds_per_forward": table, "work_share": shares or {}}))
+    monkeypatch.setattr(estimate, "CALIBRATION_FILE", path)
+    monkeypatch.delenv("ADVMED_CALIBRATION", raising=False)
+
+
+def test_a_measured_work_share_scales_its_family_on_the_cpu_only(monkeypatch, tmp_path):
+    _calibrated(monkeypatch, tmp_path, {}, {"smoke": {"whitebox": 0.5}})
+    p = estimate.Plan("smoke", 1, 1, cells={"whitebox": 2, "zoo": 1}, gmac={"whitebox": 930.0, "zoo": 93.0})
+    assert p.family_seconds("whitebox", "cpu") == pytest.approx(0.5 * (10 + 2 * estimate.CELL_OVERHEAD_S))
+    assert p.family_seconds("zoo", "cpu") == pytest.approx(1 + estimate.CELL_OVERHEAD_S)  # no share: the count
+    assert p.family_seconds("whitebox", "cuda") == p.counted_seconds("whitebox", "cuda")
+    assert estimate.work_share("cpu", "whitebox") == 1.0
+
+
+def test_measured_costs_interpolate_between_sides_and_leave_large_sides_to_arithmetic(monkeypatch, tmp_path):
+    _calibrated(monkeypatch, tmp_path, {"resnet18@32": 1e-3, "resnet18@128": 4e-3})
+    assert estimate.measured_forward_seconds("resnet18", 32) == pytest.approx(1e-3)
+    assert estimate.measured_forward_seconds("resnet18", 64) == pytest.approx(2e-3)  # log-log midpoint
+    assert estimate.measured_forward_seconds("resnet18", 16) == pytest.approx(1e-3)  # overhead floor
+    assert estimate.measured_forward_seconds("resnet18", 224) is None
+    assert estimate.forward_gmac("resnet18", 32) == pytest.approx(1e-3 * estimate.CPU_GMACS)
+    assert estimate.forward_gmac("resnet18", 224) == pytest.approx(estimate.FORWARD_GMAC["resnet18"][0])
+    assert estimate.forward_gmac("resnet50", 32) == pytest.approx(4.09 * (32 / 224) ** 2)
+    monkeypatch.setenv("ADVMED_CALIBRATION", "0")
+    assert estimate.measured_forward_seconds("resnet18", 32) is None
+
+
+def test_adversarial_training_costs_its_attack_steps_and_robust_selection():
+    clean = TrainConfig(task="pneumoniamnist", arch="small_cnn", size=28, epochs=2, max_train=100, max_val=50)
+    adv = dataclasses.replace(clean, adversarial="adversarialmed")
+    g = estimate.forward_gmac("small_cnn", 28)
+    n_val = estimate.n_images("pneumoniamnist", "val", 50)
+    robust = 3 * 10 * min(n_val, 128)
+    assert estimate.train_cost(adv) == pytest.approx(2 * (3 * 100 * 11 + n_val + robust) * g)
+    assert estimate.train_cost(adv) > 5 * estimate.train_cost(clean)
 
 
 # --------------------------------------------------------------------------- precision policy and data placement
@@ -409,3 +472,27 @@ def test_restored_checkpoints_keep_the_channels_last_layout(tmp_cache):
     assert back.channels_last
     conv = next(m for m in back.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.dim() == 4)
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_attacks_chunk_large_images_only_and_keep_their_keys_elsewhere():
+    from advmed.experiments.kernel.selection import batching
+
+    cpu = get_profile("cpu")
+    assert batching(cpu, torch.zeros(300, 1, 128, 128)) == {"batch_size": 32}
+    assert batching(cpu, torch.zeros(300, 1, 28, 28)) == {}  # the whole set fits: key unchanged
+    assert batching(cpu, torch.zeros(16, 1, 128, 128)) == {}
+    assert batching(cpu) == {} and batching(get_profile("smoke"), torch.zeros(300, 1, 128, 128)) == {}
+    fixed = get_profile("cpu", whitebox={"batch_size": 8})
+    assert batching(fixed, torch.zeros(300, 1, 28, 28)) == {"batch_size": 8}
+    with pytest.raises(ValueError, match="chunk_pixels must be an integer >= 1"):
+        get_profile("cpu", whitebox={"chunk_pixels": 0})
+
+
+def test_chunked_pgd_gives_the_images_of_one_batch():
+    from advmed.attacks import pgd
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 2, init="scratch").eval()
+    x, y = torch.rand(10, 3, 28, 28), torch.randint(0, 2, (10,))
+    kw = dict(eps=4 / 255, steps=3, random_start=False, early_stop=False, progress=False)
+    assert torch.allclose(pgd(model, x, y, **kw), pgd(model, x, y, batch_size=3, **kw), atol=1e-6)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ..experiments.estimate import fmt_seconds
 from ..experiments.profiles import PROFILE_NAMES
 from .dispatch import ExecutorSpec, open_executor, parse_executor, run_cells
 from .execute import ChapterError, ChapterResult, run_chapter
@@ -68,8 +69,9 @@ def check_build(root: Path, entries: Sequence[str], profile: str, chapters: Sequ
 
 def _execute(root: Path, entries: Sequence[str], stage: Path, build_dir: Path, params: dict,
              chapters: Sequence[str] | None, keep_going: bool, result: BuildResult,
-             log: Callable[[str], None]) -> tuple[list[str], list[ChapterError]]:
+             progress: "Progress") -> tuple[list[str], list[ChapterError]]:
     """Execute (or reuse) every chapter; copy markdown pages. Returns staged entries, failures."""
+    log = progress.log
     staged: list[str] = []
     failures: list[ChapterError] = []
     for entry in entries:
@@ -88,7 +90,7 @@ def _execute(root: Path, entries: Sequence[str], stage: Path, build_dir: Path, p
             else:
                 log(f"  {entry}: not selected and never executed, left out of the book")
             continue
-        log(f"  {entry}: executing with papermill ...")
+        log(progress.starting(src.stem))
         try:
             res = run_chapter(src, params, out=target)
         except ChapterError as exc:
@@ -105,9 +107,36 @@ def _execute(root: Path, entries: Sequence[str], stage: Path, build_dir: Path, p
                 break
             continue
         result.chapters.append(ChapterResult(entry, res.output, res.seconds))
-        log(f"  {entry}: {res.seconds:.1f} s")
+        log(progress.finished(src.stem, res.seconds))
         staged.append(entry)
     return staged, failures
+
+
+class Progress:
+    """The build's line per chapter: which of how many, time elapsed and the estimate left
+    (:meth:`advmed.experiments.estimate.Plan.chapter_seconds`), and after it, its time beside
+    its estimate. Chapters without an estimate (a precomputed build) show elapsed time only."""
+
+    def __init__(self, estimates: dict[str, float], log: Callable[[str], None]):
+        self.estimates, self.log = dict(estimates), log
+        self.t0 = time.perf_counter()
+        self.done: set[str] = set()
+
+    def _left(self, stem: str | None = None) -> float:
+        return sum(s for c, s in self.estimates.items() if c not in self.done and c != stem)
+
+    def starting(self, stem: str) -> str:
+        elapsed = time.perf_counter() - self.t0
+        n = f"[{len(self.done) + 1}/{len(self.estimates)}] " if stem in self.estimates else ""
+        if stem not in self.estimates:
+            return f"  {n}{stem}: executing with papermill ({fmt_seconds(elapsed)} elapsed) ..."
+        return (f"  {n}{stem}: executing with papermill ({fmt_seconds(elapsed)} elapsed; estimated "
+                f"{fmt_seconds(self.estimates[stem])} for it, {fmt_seconds(self._left())} left in all) ...")
+
+    def finished(self, stem: str, seconds: float) -> str:
+        self.done.add(stem)
+        est = self.estimates.get(stem)
+        return f"  {stem}: {seconds:.1f} s" + ("" if est is None else f" (estimated {fmt_seconds(est)})")
 
 
 def _render(root: Path, stage: Path, build_dir: Path, staged: list[str], allow_cdn: bool,
@@ -199,14 +228,17 @@ def build_book(*, root: str | os.PathLike | None = None, profile: str | None = N
                                                                              options=executor_options)
     selected = [Path(e).name for e in entries if find_source(root, e).suffix == ".py"
                 and (not chapters or matches(e, chapters))]
-    resolved = check_scale(profile, selected, workers=_n_workers(spec), log=log)
+    scale = check_scale(profile, selected, workers=_n_workers(spec), log=log)
+    resolved = scale.profile
     stage = build_dir / "stage"
     stage.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     result = BuildResult(html=build_dir / "html")
     log(f"advmed.book: profile={profile}, build dir {build_dir}")
     _precompute(root, entries, resolved, chapters, spec, params, log)
-    staged, failures = _execute(root, entries, stage, build_dir, params, chapters, keep_going, result, log)
+    # after a dask/slurm precompute the chapters only read the cache: no per-chapter estimate
+    progress = Progress(scale.chapter_seconds if spec.kind == "serial" else {}, log)
+    staged, failures = _execute(root, entries, stage, build_dir, params, chapters, keep_going, result, progress)
     if failures:
         _write_timings(build_dir, result, profile)
         names = ", ".join(f.chapter for f in failures)

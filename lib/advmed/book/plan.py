@@ -8,7 +8,7 @@ the paper's grid by typing ``make book``.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from ..experiments import cells, estimate
 from ..experiments.profiles import get_profile, resolve_profile_name
@@ -25,10 +25,18 @@ def device_kind() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class ScaleCheck(NamedTuple):
+    """What :func:`check_scale` found: the profile to build and the estimate of each chapter."""
+
+    profile: str
+    chapter_seconds: dict[str, float]  # stem -> estimated seconds of executing it, serially
+
+
 def check_scale(profile: str, chapters: Sequence[str] | None = None, *, workers: int = 1,
                 log: Callable[[str], None] = print,
-                threshold_s: float = estimate.CONFIRM_ABOVE_S) -> str:
-    """Resolve ``profile``, log what it runs and the estimated time; return the profile name.
+                threshold_s: float = estimate.CONFIRM_ABOVE_S) -> ScaleCheck:
+    """Resolve ``profile``, log what it runs and the estimated time; return the profile name
+    and each chapter's estimated seconds (for the build's progress lines).
 
     Raises:
         ConfirmProfile: ``profile`` is ``auto``, a GPU is visible (so ``auto`` means ``paper``)
@@ -50,7 +58,7 @@ def check_scale(profile: str, chapters: Sequence[str] | None = None, *, workers:
             f"(more than {estimate.fmt_seconds(threshold_s)}): ask for it by name to start it, "
             f"`make book PROFILE={name}` (or --profile {name}), or choose a smaller one: "
             f"PROFILE=paper-dry (every code path in minutes), cpu or smoke")
-    return name
+    return ScaleCheck(name, p.chapter_seconds(device))
 
 
-__all__ = ["ConfirmProfile", "check_scale", "device_kind"]
+__all__ = ["ConfirmProfile", "ScaleCheck", "check_scale", "device_kind"]

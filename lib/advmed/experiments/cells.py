@@ -203,11 +203,16 @@ def run_cell(cell: Cell, env: Mapping[str, str] | None = None) -> CellOutcome:
 
 def plan(profile, chapters: Iterable[str] | None = None) -> Plan:
     """Count the cells of a build of ``profile`` (:func:`book_cells`) and their work
-    (:class:`~advmed.experiments.estimate.Plan`)."""
+    (:class:`~advmed.experiments.estimate.Plan`); with ``chapters`` (stems in build order),
+    also which chapter computes each family (its first selected chapter)."""
     out = Plan(profile.name, len(profile.tasks), len(profile.models))
     for c in book_cells(profile, chapters):
         out.cells[c.family] = out.cells.get(c.family, 0) + 1
         out.gmac[c.family] = out.gmac.get(c.family, 0.0) + float(c.cost_gmac)
+    if chapters is not None:
+        out.chapters = tuple(os.path.basename(str(c)).removesuffix(".py").removesuffix(".ipynb") for c in chapters)
+        for fam in out.cells:
+            out.home[fam] = next((c for c in out.chapters if FAMILIES[fam].serves(c)), "")
     return out
 
 

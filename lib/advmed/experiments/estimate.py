@@ -10,6 +10,14 @@ every attack iteration (early-stopped attacks end sooner), and adds a fixed cost
 (loading, small calls, figures) that matters at small sizes only: rough, on the high side
 for large runs.
 
+Costs on the project's CPU are *measured*, not derived from arithmetic: small networks at
+28 px spend their time in per-call overhead (the smoke build's adversarial training took
+20-100x its GMAC at the arithmetic rate), so ``benchmarks/calibrate_cpu.py`` times one attack
+step of every (architecture, side) the smoke, cpu and paper-dry profiles run and stores the
+seconds per forward-equivalent in ``calibration/cpu.json``; :func:`forward_gmac` returns those
+seconds times :data:`CPU_GMACS` where measured, so every family's count becomes CPU seconds.
+Above the largest measured side (the paper's 224-299 px) the arithmetic GMAC stands.
+
 Throughputs (GMAC per second, forward-equivalent):
 
 - CPU: measured on the project's 2-core machine (Inception v3 at 299 px, forward and input
@@ -22,23 +30,26 @@ Throughputs (GMAC per second, forward-equivalent):
   stays and ``ADVMED_GMACS`` overrides it.
 
 Example:
+    >>> from advmed.experiments.cells import plan
     >>> from advmed.experiments.profiles import get_profile
     >>> p = plan(get_profile("smoke"), chapters=["01_models"])
-    >>> p.cells["zoo"], p.seconds("cpu") > 0
-    (4, True)
+    >>> p.cells["zoo"], p.home["zoo"], p.seconds("cpu") > 0
+    (4, '01_models', True)
 """
 from __future__ import annotations
 
 import functools
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from ..data import get_spec, get_task
 from ..data.registry import get_view
 from ..data.sources import build_index
-from ..train.config import BN_RECALIBRATION_IMAGES
+from ..train.config import BN_RECALIBRATION_IMAGES, ROBUST_VAL_STEPS
 
 #: Forward cost in GMAC at the architecture's native side (torchvision's model docs, the
 #: MobileNet paper, Table 6 for width 0.75): ``(GMAC, side in px)``.
@@ -57,12 +68,89 @@ NOMINAL_SPLIT = 5000
 #: not fill the device, figures): what dominates tiny runs. Calibrated on the CPU dry run
 #: (module doc).
 CELL_OVERHEAD_S = 1.0
+#: Fixed seconds per chapter executed: kernel start, imports, the page's figures and tables
+#: (the chapters without cells took 4.6-6.9 s in the smoke and paper-dry builds).
+CHAPTER_OVERHEAD_S = 5.0
 #: The one threshold: above it, ``auto`` does not start ``paper`` by itself (seconds).
 CONFIRM_ABOVE_S = 3600.0
 
 
+#: Measured seconds per forward-equivalent per image on the project's CPU, by architecture and
+#: side (``benchmarks/calibrate_cpu.py`` writes it; ``ADVMED_CALIBRATION=0`` ignores it).
+CALIBRATION_FILE = Path(__file__).with_name("calibration") / "cpu.json"
+
+
+@functools.lru_cache(maxsize=None)
+def _calibration(path: str) -> dict[str, dict[int, float]]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, dict[int, float]] = {}
+    for pair, seconds in data.get("seconds_per_forward", {}).items():
+        arch, _, side = pair.partition("@")
+        out.setdefault(arch, {})[int(side)] = float(seconds)
+    return out
+
+
+def calibration() -> dict[str, dict[int, float]]:
+    """``{arch: {side: seconds per forward-equivalent per image}}`` from :data:`CALIBRATION_FILE`
+    ({} when absent or ``ADVMED_CALIBRATION=0``)."""
+    if os.environ.get("ADVMED_CALIBRATION", "").strip() == "0":
+        return {}
+    return _calibration(str(CALIBRATION_FILE))
+
+
+def work_share(profile: str, family: str) -> float:
+    """Measured seconds over counted seconds of ``family`` in a cold CPU build of ``profile``
+    (``calibration/cpu.json``, written by ``benchmarks/calibrate_cpu.py --from-build``): how much
+    of the counted work runs, early stopping and converged UAPs included. 1.0 where no build of
+    the profile was measured (the count alone: an upper bound)."""
+    if os.environ.get("ADVMED_CALIBRATION", "").strip() == "0":
+        return 1.0
+    return float(_work_shares(str(CALIBRATION_FILE)).get(profile, {}).get(family, 1.0))
+
+
+@functools.lru_cache(maxsize=None)
+def _work_shares(path: str) -> dict[str, dict[str, float]]:
+    try:
+        return json.loads(Path(path).read_text()).get("work_share", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def measured_forward_seconds(arch: str, side: int) -> float | None:
+    """Measured seconds of one forward-equivalent of ``arch`` on one ``side``-px image on the
+    project's CPU: the calibration's figure, interpolated log-log between measured sides, the
+    smallest side's below it (per-call overhead is a floor); None above the largest measured
+    side (arithmetic dominates there: :func:`forward_gmac` uses GMAC) or for an unmeasured
+    architecture."""
+    sides = calibration().get(arch)
+    if not sides:
+        return None
+    known = sorted(sides)
+    side = int(side)
+    if side > known[-1]:
+        return None
+    if side <= known[0]:
+        return sides[known[0]]
+    hi = next(k for k in known if k >= side)
+    lo = max(k for k in known if k <= side)
+    if hi == lo:
+        return sides[hi]
+    w = (np.log(side) - np.log(lo)) / (np.log(hi) - np.log(lo))
+    return float(np.exp((1 - w) * np.log(sides[lo]) + w * np.log(sides[hi])))
+
+
 def forward_gmac(arch: str, side: int) -> float:
-    """One forward pass of ``arch`` on one image of ``side`` px (GMAC), scaled by area."""
+    """The estimate's cost of one forward pass of ``arch`` on one image of ``side`` px, in GMAC:
+    where the CPU calibration measured the pair (:func:`measured_forward_seconds`), its
+    measured seconds times :data:`CPU_GMACS` (what the pass costs on the project's CPU,
+    overhead included: small networks at 28 px cost 10-100x their arithmetic), else the
+    architecture's arithmetic GMAC at its native side scaled by area."""
+    measured = measured_forward_seconds(arch, side)
+    if measured is not None:
+        return measured * CPU_GMACS
     gmac, native = FORWARD_GMAC.get(arch, (1.0, 224))
     return gmac * (float(side) / native) ** 2
 
@@ -98,10 +186,18 @@ def n_images(task: str, split: str, limit: int | None) -> int:
 
 def train_cost(config) -> float:
     """GMAC of training one model (:class:`~advmed.train.TrainConfig`): every epoch of training
-    steps (3 forward-equivalents per image), batch-norm recalibration and validation."""
+    steps (3 forward-equivalents per image), batch-norm recalibration and validation; for
+    adversarial training also the crafting attack's steps (3 per step and image) and the
+    robust model selection (:data:`~advmed.train.config.ROBUST_VAL_STEPS` PGD steps on
+    ``robust_val_images`` validation images) every epoch."""
     n_train = n_images(config.task, "train", config.max_train)
     n_val = n_images(config.task, "val", config.max_val)
-    per_epoch = 3 * n_train + min(n_train, BN_RECALIBRATION_IMAGES) + n_val
+    adv = getattr(config, "adversarial", None)
+    crafts = adv is not None and adv.crafts_examples
+    steps = 3 * n_train * (1 + (int(adv.steps) if crafts else 0))
+    recal = 0 if crafts else min(n_train, BN_RECALIBRATION_IMAGES)
+    robust = 3 * ROBUST_VAL_STEPS * min(n_val, int(adv.robust_val_images or 0)) if crafts else 0
+    per_epoch = steps + recal + n_val + robust
     return config.epochs * per_epoch * forward_gmac(config.arch, config.net_size or config.size)
 
 
@@ -122,16 +218,42 @@ class Plan:
     models: int
     cells: dict[str, int] = field(default_factory=dict)
     gmac: dict[str, float] = field(default_factory=dict)
+    #: the chapters the build executes (stems, in order) and the chapter each family's cells
+    #: are computed in (its first selected chapter: the zoo's is the first chapter)
+    chapters: tuple[str, ...] = ()
+    home: dict[str, str] = field(default_factory=dict)
 
     @property
     def total_gmac(self) -> float:
         return float(sum(self.gmac.values()))
 
+    def counted_seconds(self, family: str, device: str) -> float:
+        """One family's counted work on one ``device``: its GMAC over the throughput and
+        :data:`CELL_OVERHEAD_S` per cell (every epoch and attack step, no early stopping)."""
+        return self.gmac.get(family, 0.0) / throughput(device) + CELL_OVERHEAD_S * self.cells.get(family, 0)
+
+    def family_seconds(self, family: str, device: str) -> float:
+        """Estimated seconds of one family's cells on one ``device``: the counted work times the
+        share of it a cold build of this profile measured on the CPU (:func:`work_share`)."""
+        share = 1.0 if str(device).startswith("cuda") else work_share(self.profile, family)
+        return share * self.counted_seconds(family, device)
+
+    def chapter_seconds(self, device: str) -> dict[str, float]:
+        """Estimated seconds of each chapter executed on one ``device``, in build order: its
+        start (:data:`CHAPTER_OVERHEAD_S`) and the families computed in it."""
+        out = {c: CHAPTER_OVERHEAD_S for c in self.chapters}
+        for fam in self.cells:
+            chapter = self.home.get(fam)
+            if chapter in out:
+                out[chapter] += self.family_seconds(fam, device)
+        return out
+
     def seconds(self, device: str, workers: int = 1) -> float:
-        """Estimated wall time on ``workers`` devices like ``device`` (perfect sharing): the
-        work over the throughput, plus :data:`CELL_OVERHEAD_S` per cell."""
-        work = self.total_gmac / throughput(device) + CELL_OVERHEAD_S * sum(self.cells.values())
-        return work / max(1, int(workers))
+        """Estimated wall time on ``workers`` devices like ``device`` (the cells shared perfectly):
+        the work over the throughput, :data:`CELL_OVERHEAD_S` per cell and
+        :data:`CHAPTER_OVERHEAD_S` per chapter executed."""
+        work = sum(self.family_seconds(f, device) for f in self.cells)
+        return work / max(1, int(workers)) + CHAPTER_OVERHEAD_S * len(self.chapters)
 
 
 def fmt_seconds(s: float) -> str:
@@ -159,9 +281,17 @@ def describe(p: Plan, device: str, workers: int = 1) -> str:
             f"work: {p.total_gmac / 1e3:,.0f} TMAC ({work}); throughput {throughput(device):,.0f} GMAC/s "
             f"per device, {kind}\n"
             f"estimated time on {where}: about {fmt_seconds(p.seconds(device, workers))} "
-            f"(every epoch and attack iteration counted, no early stopping, plus {CELL_OVERHEAD_S:g} s a cell)")
+            f"(every epoch and attack iteration counted, no early stopping; {CELL_OVERHEAD_S:g} s a cell and "
+            f"{CHAPTER_OVERHEAD_S:g} s a chapter; {_cost_basis(device)})")
 
 
-__all__ = ["CELL_OVERHEAD_S", "CONFIRM_ABOVE_S", "CPU_GMACS", "CUDA_GMACS_ASSUMED", "FORWARD_GMAC", "NOMINAL_SPLIT",
-           "Plan", "describe", "fmt_seconds", "forward_gmac", "n_images", "split_sizes", "throughput",
-           "train_cost"]
+def _cost_basis(device: str) -> str:
+    if str(device).startswith("cuda") or not calibration():
+        return "costs from arithmetic"
+    return f"CPU costs measured per network and side ({CALIBRATION_FILE.name})"
+
+
+__all__ = ["CALIBRATION_FILE", "CELL_OVERHEAD_S", "CHAPTER_OVERHEAD_S", "CONFIRM_ABOVE_S", "CPU_GMACS",
+           "CUDA_GMACS_ASSUMED", "FORWARD_GMAC", "NOMINAL_SPLIT", "Plan", "calibration", "describe", "fmt_seconds",
+           "forward_gmac", "measured_forward_seconds", "n_images", "split_sizes", "throughput", "train_cost",
+           "work_share"]

@@ -75,7 +75,7 @@ def escalate_defense(d: Defended, undefended: nn.Module, x: torch.Tensor, y: tor
     sources.update({name: gray_view(m, x)[0] for name, m in d.extra_sources.items()})
     stages = escalation_stages(int(adaptive.proba.shape[-1]), profile, tuple(d.extra_sources))
     y_np = y.cpu().numpy()
-    bs = batching(profile).get("batch_size")
+    bs = batching(profile, x).get("batch_size")
     proba, proba_8bit, frames = [], [], []
     previous: Any = None
     for i, eps in enumerate(eps_grid):

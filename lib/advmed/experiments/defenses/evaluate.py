@@ -97,7 +97,7 @@ def transfer_scores(source: nn.Module, target: nn.Module, x: torch.Tensor, y: to
 def _ensemble(model: nn.Module, x: torch.Tensor, profile: Profile) -> tuple[nn.Module, torch.Tensor, dict, list]:
     """The attacked view of ``model`` (gray images in one channel), its images, the batching and
     chapter 2's robust ensemble for its number of classes."""
-    s = ensemble_settings(profile)
+    s = ensemble_settings(profile, x)
     m_att, x_att, _ = gray_view(model, x)
     k = int(predict_proba(model, x[:1]).shape[1])
     members = default_ensemble(k, steps=s["steps"], restarts=s["restarts"], pgd_restarts=s["pgd_restarts"])
@@ -239,7 +239,7 @@ def diagnostics(attackable: nn.Module, undefended: nn.Module, images: Any, profi
                              steps=list(w.diag_steps), restarts=list(w.diag_restarts),
                              eps_grid_255=[float(e) for e in w.diag_eps_grid_255],
                              chosen_steps=int(w.robust_steps), chosen_restarts=int(w.robust_restarts),
-                             seed=profile.seed, **batching(profile))
+                             seed=profile.seed, **batching(profile, images))
 
 
 __all__ = ["AUC_ATTACK", "AUC_SOURCE", "ENSEMBLE_SOURCE", "NO_DIAGNOSTICS", "OBLIVIOUS_SOURCE", "STUDY_ATTACKS", "Scores", "curve_rows", "diagnostics",

@@ -14,6 +14,7 @@ from typing import Any, Mapping, NamedTuple
 import pandas as pd
 
 from ...attacks.escalate import CONVERGED
+from ...plots import task_label
 from ...train import AdversarialConfig
 from .. import references
 from ..kernel.records import DefensesRecord, make_record
@@ -258,7 +259,7 @@ def at_reading(claims: DefenseClaims) -> str:
     out = []
     for c in claims.adversarial_training:
         holds = c.robust_auc_adaptive > c.study_robust_auc_min
-        out.append(f"On {c.task}, adversarial training (AdversarialMed's recipe) keeps a clean AUC of {c.clean_auc:.3f} "
+        out.append(f"On {task_label(c.task)}, adversarial training (AdversarialMed's recipe) keeps a clean AUC of {c.clean_auc:.3f} "
                    f"(study: about {c.study_clean_auc:.2f}); at {c.eps_255:g}/255 its AUC is {c.robust_auc_oblivious:.3f} "
                    f"against the oblivious attacker and {c.robust_auc_adaptive:.3f} against the adaptive one "
                    f"(undefended: {c.undefended_robust_auc_adaptive:.3f}), so the study's AUC > {c.study_robust_auc_min:.2f} "
@@ -276,7 +277,7 @@ def preprocessing_reading(claims: DefenseClaims) -> str:
     out = []
     for c in claims.preprocessing:
         name = DEFENSES[c.defense].said if c.defense in DEFENSES else c.defense
-        out.append(f"On {c.task} at {c.eps_255:g}/255, {name} leaves a robust accuracy of {c.oblivious_accuracy:.3f} "
+        out.append(f"On {task_label(c.task)} at {c.eps_255:g}/255, {name} leaves a robust accuracy of {c.oblivious_accuracy:.3f} "
                    f"against the oblivious attacker and {c.adaptive_accuracy:.3f} against the adaptive one "
                    f"(undefended {c.undefended_accuracy:.3f}; clean with the defense {c.clean_accuracy:.3f})"
                    + (f"; its diagnostics flag it, and the escalation {_escalated(c.evaluation)}." if c.flagged
@@ -325,9 +326,9 @@ def diagnostics_reading(results: DefenseResults) -> str:
     if not flagged:
         return f"The masking diagnostics pass on all {len(checked)} defended models."
     converged = [r for r in flagged if r.evaluation == CONVERGED]
-    bounds = [f"{r.task} / {r.label}" for r in flagged if r.evaluation != CONVERGED]
+    bounds = [f"{task_label(r.task)} / {r.label}" for r in flagged if r.evaluation != CONVERGED]
     return (f"The masking diagnostics flag {len(flagged)} of the {len(checked)} defended models ("
-            + "; ".join(f"{r.task} / {r.label}" for r in flagged) + "). Each was attacked again with more "
+            + "; ".join(f"{task_label(r.task)} / {r.label}" for r in flagged) + "). Each was attacked again with more "
             "iterations and restarts, the margin loss, transfer from the undefended model and the defense's other "
             "sources, and Square; the tables report the escalated worst case. "
             + (f"The escalation converged on {len(converged)} of them" if converged else "It converged on none")

@@ -233,10 +233,11 @@ ENSEMBLE = "ensemble"
 ROBUST_VERSION = 2  # 2: each budget also judged after rounding to 8 bits
 
 
-def ensemble_settings(profile: Profile) -> dict[str, Any]:
+def ensemble_settings(profile: Profile, images: Any = None) -> dict[str, Any]:
+    """The robust ensemble's settings, with the chunking of ``images`` (:func:`batching`)."""
     s = profile.whitebox
     return {"steps": int(s.robust_steps), "restarts": int(s.robust_restarts), "pgd_restarts": int(s.pgd_restarts),
-            **batching(profile)}
+            **batching(profile, images)}
 
 
 def robust_sweep(tm: Any, images: Any, *, eps_255: Sequence[float], steps: int, restarts: int, pgd_restarts: int,
@@ -286,7 +287,6 @@ def robust_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool 
                    progress: bool = True) -> RobustResults:
     """:func:`robust_sweep` for every model of ``zoo`` on the sweep's test images, memoised
     by the checkpoint key, the images' digest and the ensemble's settings."""
-    s = ensemble_settings(profile)
     eps = [float(e) for e in profile.whitebox.eps_255]
     sets: dict[str, Any] = {}
     curves, costs, first = [], [], {}
@@ -294,6 +294,7 @@ def robust_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bool 
         if key[0] not in sets:
             sets[key[0]] = test_images(key[0], profile)
         images = sets[key[0]]
+        s = ensemble_settings(profile, images)
         mkey = {"model": tm.config.key(), "images": images_key(images.images, images.labels), "eps_255": eps,
                 "n_boot": int(profile.eval.n_boot), "seed": profile.seed, "version": ROBUST_VERSION, **s}
         out = memo("whitebox_robust", mkey, lambda tm=tm, images=images: robust_sweep(
@@ -353,7 +354,7 @@ def diagnostics_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: 
         surrogate = zoo[sur_key] if sur_key is not None else None
         settings = {"eps_255": float(s.diag_eps_255), "steps": list(s.diag_steps), "restarts": list(s.diag_restarts),
                     "eps_grid_255": [float(e) for e in s.diag_eps_grid_255], "chosen_steps": int(s.robust_steps),
-                    "chosen_restarts": int(s.robust_restarts), "seed": profile.seed, **batching(profile)}
+                    "chosen_restarts": int(s.robust_restarts), "seed": profile.seed, **batching(profile, images)}
         mkey = {"model": tm.config.key(), "surrogate": surrogate.config.key() if surrogate is not None else None,
                 "images": images_key(images.images, images.labels), "version": DIAGNOSTICS_VERSION, **settings}
         out = memo("whitebox_diagnostics", mkey, lambda tm=tm, images=images, surrogate=surrogate, settings=settings:

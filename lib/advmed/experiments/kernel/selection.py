@@ -44,11 +44,19 @@ def subset(images: Any, n: int | None, seed: int) -> Subset:
     return Subset(images.subset(pos), pos)
 
 
-def batching(profile: Profile) -> dict[str, int]:
-    """``{"batch_size": n}`` when the profile attacks in chunks (``whitebox.batch_size``), else
-    ``{}``: memo keys (and results) of profiles that attack all images at once are unchanged."""
-    n = profile.whitebox.batch_size
-    return {} if n is None else {"batch_size": int(n)}
+def batching(profile: Profile, images: Any = None) -> dict[str, int]:
+    """``{"batch_size": n}`` when the profile attacks in chunks (``whitebox.batch_size``, or for
+    ``images`` (a tensor or an image set) larger than ``whitebox.chunk_pixels`` allows at their
+    side, that chunk), else ``{}``: memo keys (and results) of attacks on all images at once
+    are unchanged."""
+    w = profile.whitebox
+    if w.batch_size is not None:
+        return {"batch_size": int(w.batch_size)}
+    if w.chunk_pixels is None or images is None:
+        return {}
+    x = getattr(images, "images", images)
+    chunk = max(1, int(w.chunk_pixels) // (int(x.shape[-1]) * int(x.shape[-2])))
+    return {"batch_size": chunk} if chunk < len(x) else {}
 
 
 def study_steps(steps: int, profile: Profile) -> int:

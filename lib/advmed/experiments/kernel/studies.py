@@ -58,7 +58,7 @@ def adversarialmed_results(profile: Profile, zoo: Mapping[tuple, Any], *, refres
         sweep = memoised_sweep("whitebox_adversarialmed", tm, images, settings={"n_images": n},
                                refresh=refresh, attacks=list(ATTACKS), eps_255=[0.0, s["eps_255"]],
                                steps=study_steps(s["steps"], profile), step_size=s["step"], seed=profile.seed,
-                               n_boot=int(profile.eval.n_boot), **batching(profile))
+                               n_boot=int(profile.eval.n_boot), **batching(profile, images))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True)
@@ -85,7 +85,7 @@ def finlayson_results(profile: Profile, zoo: Mapping[tuple, Any], *, refresh: bo
                                refresh=refresh, attacks=["pgd"], eps_255=[0.0, s["eps_255"]],
                                steps=study_steps(s["steps"], profile), step_size=s["step"], seed=profile.seed,
                                targeted=True, target="other", n_boot=int(profile.eval.n_boot),
-                               **batching(profile))
+                               **batching(profile, sets[task]))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -68,7 +68,7 @@ def whitebox_results(profile: Profile, zoo: Mapping[tuple, Any], *, attacks: Seq
             "whitebox", tm, sets[task], settings={"n_images": s.n_images}, refresh=refresh,
             attacks=list(attacks), eps_255=[float(e) for e in s.eps_255], steps=int(s.steps),
             seed=profile.seed, restarts=int(s.restarts), n_boot=int(profile.eval.n_boot), early_stop=True,
-            **batching(profile))
+            **batching(profile, sets[task]))
         cols = model_columns(key, tm)
         frames.append(sweep.assign(**cols)[list(cols) + list(sweep.columns)])
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

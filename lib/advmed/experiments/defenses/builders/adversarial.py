@@ -63,10 +63,9 @@ def train(profile: Profile, task: str, cfg: TrainConfig, *, method: str) -> str:
 
 
 def train_gmac(profile: Profile, cfg: TrainConfig, *, method: str) -> float:
-    """The training's GMAC: the zoo recipe's, times one forward-backward per attack step."""
-    at_cfg = adversarial_train_config(cfg, method, profile)
-    steps = at_cfg.adversarial.steps or (1 if method == "fast_fgsm" else 10)
-    return train_cost(at_cfg) * (1 + steps)
+    """The training's GMAC (:func:`~advmed.experiments.estimate.train_cost` counts the crafting
+    attack's steps and the robust model selection)."""
+    return train_cost(adversarial_train_config(cfg, method, profile))
 
 
 __all__ = ["adversarial_config", "adversarial_model", "adversarial_train_config", "applies", "build", "identity",
