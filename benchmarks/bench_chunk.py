@@ -10,7 +10,9 @@ median of ``--repeats``:
 
 It prints images per second and the ratios whole / chunked (> 1: chunks are faster) and
 chunked / bare, for each (architecture, side) given, and the share of images whose
-adversarial prediction differs between the two runs (float rounding only).
+adversarial prediction differs between the two runs (float rounding only). Then the same for
+forward passes alone (no gradients), in batches of 256 (``predict_proba``'s default before
+:func:`advmed.device.inference_batch` capped it on CPUs) and of the capped size.
 
     python benchmarks/bench_chunk.py                          # the cpu profile's two regimes
     python benchmarks/bench_chunk.py --pairs mobilenet_v1_075@128 --images 300 --steps 10
@@ -25,6 +27,7 @@ import torch
 from torch import nn
 
 from advmed.attacks import pgd
+from advmed.device import inference_batch
 from advmed.experiments.profiles import get_profile
 from advmed.models import build_model
 from advmed.models.build import prefers_channels_last
@@ -86,10 +89,24 @@ def main(argv=None) -> None:
         med = {k: statistics.median(v) for k, v in times.items()}
         with torch.no_grad():
             differ = (model(out["whole"]).argmax(1) != model(out["chunked"]).argmax(1)).float().mean().item()
+        fwd = {}
+        with torch.no_grad():
+            for b in dict.fromkeys((256, inference_batch(256, x))):
+                ts = []
+                for _ in range(args.repeats):
+                    t0 = time.perf_counter()
+                    for i in range(0, len(x), b):
+                        model(x[i:i + b])
+                    ts.append(time.perf_counter() - t0)
+                fwd[b] = statistics.median(ts)
         print(f"{arch} @ {side} px, {args.images} images, {args.steps} steps, chunk {chunk}: "
               + ", ".join(f"{k} {args.images / s:.0f} img/s" for k, s in med.items())
               + f"; whole/chunked {med['whole'] / med['chunked']:.2f}, chunked/bare {med['chunked'] / med['bare']:.2f}"
               + f"; predictions that differ {differ:.3f}", flush=True)
+        b256, capped = 256, inference_batch(256, x)
+        t256, tcap = fwd[b256], fwd[capped]
+        print(f"  forward only: batch {b256} {args.images / t256:.0f} img/s, batch {capped} "
+              f"{args.images / tcap:.0f} img/s; ratio {t256 / tcap:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -496,3 +497,16 @@ def test_chunked_pgd_gives_the_images_of_one_batch():
     x, y = torch.rand(10, 3, 28, 28), torch.randint(0, 2, (10,))
     kw = dict(eps=4 / 255, steps=3, random_start=False, early_stop=False, progress=False)
     assert torch.allclose(pgd(model, x, y, **kw), pgd(model, x, y, batch_size=3, **kw), atol=1e-6)
+
+
+def test_cpu_inference_batches_stay_cache_sized_and_give_the_same_probabilities():
+    from advmed.device import CPU_BATCH_PIXELS, inference_batch
+    from advmed.models.inference import predict_proba
+
+    assert inference_batch(256, torch.zeros(300, 3, 128, 128)) == CPU_BATCH_PIXELS // 128 ** 2
+    assert inference_batch(256, torch.zeros(300, 3, 28, 28)) == 256
+    assert inference_batch(256, torch.zeros(1, 3, 4096, 4096)) == 1
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 2, init="scratch").eval()
+    x = torch.rand(9, 3, 28, 28)
+    assert np.allclose(predict_proba(model, x, batch_size=2), predict_proba(model, x, batch_size=256), atol=1e-6)

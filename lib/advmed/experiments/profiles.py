@@ -85,7 +85,7 @@ class WhiteboxSettings:
             whole test set at 224 px through a backward pass does not fit a GPU).
         chunk_pixels: with ``batch_size`` None, attack in chunks of at most ``chunk_pixels /
             side**2`` images where a test set is larger (None: all at once). On the 2-core CPU
-            a MobileNet attack step at 128 px ran 1.8x faster in chunks of 32 than on 300
+            a MobileNet attack step at 128 px ran 4.3x faster in chunks of 32 than on 300
             images at once (the activations leave the caches), while at 28 px the whole set is
             fastest (``benchmarks/bench_chunk.py``); results differ only by the random starts.
         robust_steps, robust_restarts, pgd_restarts: the robust-accuracy ensemble (APGD-CE,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..device import module_device, resident
+from ..device import inference_batch, module_device, resident
 
 
 def as_module(trained_or_model: Any) -> nn.Module:
@@ -64,6 +64,7 @@ def predict_proba(model: nn.Module, x: Any, *, batch_size: int = 256,
         model.to(dev)
     try:
         out = []
+        batch_size = inference_batch(batch_size, x, dev)
         starts = range(0, len(x), batch_size)
         for s in tqdm(starts, desc="predict", leave=False, disable=not progress):
             logits = model(as_pixels(x[s:s + batch_size].to(dev, non_blocking=True)))

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...device import inference_batch
 from ...metrics import attack_success, mean_interval
 from ..checks import check_images, check_labels, check_norm, frozen_eval
 
@@ -64,6 +65,7 @@ def predict(model: nn.Module, x: torch.Tensor, delta=None, *, batch_size: int = 
     from tqdm.auto import tqdm
 
     out = []
+    batch_size = inference_batch(batch_size, x)
     with frozen_eval(model):
         for s in tqdm(range(0, x.shape[0], batch_size), desc="predict", disable=not progress,
                       leave=False):
