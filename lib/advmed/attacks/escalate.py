@@ -56,6 +56,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..device import work_batch
 from .checks import check_eps, check_images, check_labels, frozen_eval
 from .robust import EnsembleMember, worst_case_choice
 
@@ -279,7 +280,7 @@ def _check_arguments(model, x, y, eps, proba, stages, sources, seed, window, pri
 @torch.no_grad()
 def _scores(model: nn.Module, x: torch.Tensor, batch_size: Optional[int]) -> np.ndarray:
     """float64 softmax scores (the precision of :func:`advmed.models.predict_proba`)."""
-    bs = x.shape[0] if batch_size is None else int(batch_size)
+    bs = work_batch(batch_size, x)
     return torch.cat([torch.softmax(model(x[s:s + bs]).double(), 1).cpu() for s in range(0, x.shape[0], bs)]).numpy()
 
 
@@ -315,7 +316,7 @@ def escalate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, 
         sources: name -> model a stage attacks instead of ``model`` (``Stage.source``): a BPDA
             view, an EOT model, a transfer surrogate. Their modes are restored too.
         window: stages that must break nothing for :attr:`Escalation.converged`.
-        batch_size: chunk size of the attacks and the scoring (None: all at once).
+        batch_size: chunk size of the attacks and the scoring (None: all at once, on a CPU cache-sized chunks).
         prior: ``found_by`` of images whose starting worst case stands.
         progress: a tqdm bar over the stages.
 

@@ -53,6 +53,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..device import work_batch
 from ..metrics import Estimate, classification_metrics, mean_interval
 from .checks import check_eps, check_images, check_labels, check_norm, frozen_eval
 from .losses import resolve_labels, true_margin
@@ -227,7 +228,7 @@ class _Counting(nn.Module):
 
 @torch.no_grad()
 def _logits(model: nn.Module, x: torch.Tensor, batch_size: Optional[int]) -> torch.Tensor:
-    bs = x.shape[0] if batch_size is None else int(batch_size)
+    bs = work_batch(batch_size, x)
     return torch.cat([model(x[s:s + bs]).float() for s in range(0, x.shape[0], bs)])
 
 
@@ -323,7 +324,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
         norm: ``"linf"`` or ``"l2"`` (every member must take it).
         n_boot: bootstrap resamples of the intervals (0: none).
         seed: seeds every member's random starts and the bootstrap.
-        batch_size: chunk size of the attacks and evaluations (None: all at once).
+        batch_size: chunk size of the attacks and evaluations (None: all at once, on a CPU cache-sized chunks).
         progress: a tqdm bar over the (budget, member) runs.
 
     Returns:

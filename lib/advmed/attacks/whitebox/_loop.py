@@ -39,7 +39,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ...device import autocast
+from ...device import autocast, work_batch
 from ..checks import (
     check_eps,
     check_images,
@@ -281,7 +281,7 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, name: str,
     generator = None
     if random_start and seed is not None:
         generator = torch.Generator(device=x.device).manual_seed(int(seed))
-    bs = n if batch_size is None else int(batch_size)
+    bs = work_batch(batch_size, x)
     starts = range(0, n, bs)
     if len(starts) > 1 and progress:
         from tqdm.auto import tqdm

@@ -71,7 +71,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...device import autocast
+from ...device import autocast, work_batch
 from ..checks import check_eps, check_images, check_labels, check_norm, check_steps, frozen_eval
 from ..losses import Target, check_target, margin, resolve_labels
 from ._loop import compact, linf_bounds, memory_format
@@ -367,7 +367,8 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm
         early_stop: return each image at its first successful iterate and stop attacking
             it (default); ``False``: at its last successful iterate, as the reference.
         rho: condition 1's fraction (0.75).
-        batch_size: attack ``x`` in chunks of this many images (None: all at once).
+        batch_size: attack ``x`` in chunks of this many images (None: all at once, on a CPU
+            cache-sized chunks: :func:`advmed.device.work_batch`).
         amp: mixed precision for the forward pass (CUDA only; a no-op on CPU).
         progress: a tqdm bar when there is more than one chunk.
 
@@ -401,7 +402,7 @@ def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm
     if x.shape[0] == 0:
         return x.clone()
     generator = None if seed is None else torch.Generator(device=x.device).manual_seed(int(seed))
-    bs = x.shape[0] if batch_size is None else int(batch_size)
+    bs = work_batch(batch_size, x)
     starts = range(0, x.shape[0], bs)
     if len(starts) > 1 and progress:
         from tqdm.auto import tqdm

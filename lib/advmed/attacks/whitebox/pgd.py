@@ -58,7 +58,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps
         loss: ``"ce"`` (cross-entropy on logits, default) or ``"margin"`` (Carlini &
             Wagner 2017 logit margin), or a callable ``(logits, labels) -> (N,)``.
         amp: mixed precision for the forward pass (CUDA only; a no-op on CPU).
-        batch_size: attack ``x`` in chunks of this many images (None: all at once).
+        batch_size: attack ``x`` in chunks of this many images (None: all at once, on a CPU
+            cache-sized chunks: :func:`advmed.device.work_batch`).
         progress: a tqdm bar when there is more than one chunk.
         early_stop: stop attacking an image at its first successful iterate and return
             that iterate (default); ``False`` returns the last iterate of every image
