@@ -281,14 +281,17 @@ def describe(p: Plan, device: str, workers: int = 1) -> str:
             f"work: {p.total_gmac / 1e3:,.0f} TMAC ({work}); throughput {throughput(device):,.0f} GMAC/s "
             f"per device, {kind}\n"
             f"estimated time on {where}: about {fmt_seconds(p.seconds(device, workers))} "
-            f"(every epoch and attack iteration counted, no early stopping; {CELL_OVERHEAD_S:g} s a cell and "
-            f"{CHAPTER_OVERHEAD_S:g} s a chapter; {_cost_basis(device)})")
+            f"({_cost_basis(p, device)}; {CELL_OVERHEAD_S:g} s a cell and {CHAPTER_OVERHEAD_S:g} s a chapter)")
 
 
-def _cost_basis(device: str) -> str:
+def _cost_basis(p: Plan, device: str) -> str:
     if str(device).startswith("cuda") or not calibration():
-        return "costs from arithmetic"
-    return f"CPU costs measured per network and side ({CALIBRATION_FILE.name})"
+        return "every epoch and attack iteration counted, no early stopping: an upper bound"
+    shares = [f for f in p.cells if work_share(p.profile, f) != 1.0]
+    scaled = (f"each family's count scaled by what a cold {p.profile} build measured ({len(shares)} of "
+              f"{len(p.cells)} families; the others counted in full)" if shares
+              else "every epoch and attack iteration counted, no early stopping: an upper bound")
+    return f"CPU costs measured per network and side, {scaled}; {CALIBRATION_FILE.name}"
 
 
 __all__ = ["CALIBRATION_FILE", "CELL_OVERHEAD_S", "CHAPTER_OVERHEAD_S", "CONFIRM_ABOVE_S", "CPU_GMACS",
