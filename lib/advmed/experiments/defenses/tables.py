@@ -359,7 +359,7 @@ def study_attacks_summary(results: DefenseResults) -> pd.DataFrame:
         return [f"{a} ({attacker})" for a in attacks if f"{a} ({attacker})" in frame.columns]
 
     t8 = study_attacks_table(results, "auc_8bit")
-    out = pd.DataFrame({"task": t["task"], "defense": t["defense"],
+    out = pd.DataFrame({"task": t["task"].map(task_label), "defense": t["defense"],
                         "the four, oblivious": t[cols(t, "oblivious", STUDY_ATTACKS)].min(axis=1),
                         "the four, adaptive": t[cols(t, "adaptive", STUDY_ATTACKS)].min(axis=1)})
     strong = cols(t, "adaptive", (AUC_ATTACK,))
