@@ -273,7 +273,7 @@ def regularisation_table(results: DefenseResults) -> pd.DataFrame:
     def cell(v: float, lo: float, hi: float) -> str:
         return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else "")
 
-    return pd.DataFrame({"task": s.task, "training images": [f"{f:.0%} ({n})" for f, n in zip(s.fraction, s.n_train)],
+    return pd.DataFrame({"task": s.task.map(task_label), "training images": [f"{f:.0%} ({n})" for f, n in zip(s.fraction, s.n_train)],
                          "seeds": s.seeds,
                          "standard": [cell(*v) for v in zip(s.standard_auc, s.standard_lo, s.standard_hi)],
                          "adversarial": [cell(*v) for v in zip(s.adversarial_auc, s.adversarial_lo, s.adversarial_hi)],
