@@ -30,13 +30,13 @@ import datetime
 import json
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from advmed.cache import atomic_write, source_commit
 from advmed.experiments import cells, estimate
 from advmed.experiments.estimate import CALIBRATION_FILE, CHAPTER_OVERHEAD_S, FORWARD_GMAC
 from advmed.experiments.profiles import get_profile
@@ -86,14 +86,6 @@ def attack_step_seconds(arch: str, side: int, *, batch: int, repeats: int) -> fl
     return statistics.median(times)
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def work_shares(build_dir: Path, chapters: list[str] | None = None) -> tuple[str, dict[str, dict]]:
     """From a cold build's ``timings.json``: its profile and, for each family computed in a
     timed chapter (``chapters``: only these), the measured and counted seconds and their ratio."""
@@ -121,9 +113,7 @@ def _load(path: Path) -> dict:
 
 def _write(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1) + "\n"))
     print(f"wrote {path}")
 
 
@@ -143,15 +133,15 @@ def main(argv=None) -> dict:
     data = _load(out)
     if args.from_build:
         profile, shares = work_shares(Path(args.from_build), args.chapters)
-        estimate._calibration.cache_clear()
-        estimate._work_shares.cache_clear()
+        estimate._read_calibration.cache_clear()
+        estimate._forward_table.cache_clear()
         for fam, row in shares.items():
             print(f"{profile} / {fam} ({row['chapter']}): measured {row['measured_s']:.0f} s, counted "
                   f"{row['counted_s']:.0f} s, share {row['share']:.3f}")
             data.setdefault("work_share", {}).setdefault(profile, {})[fam] = row["share"]
             data.setdefault("work_share_source", {}).setdefault(profile, {})[fam] = {
                 **row, "build": args.note or str(args.from_build), "date": datetime.date.today().isoformat(),
-                "commit": _commit()}
+                "commit": source_commit()}
         _write(out, data)
         return data
     torch.set_num_threads(args.threads)
@@ -164,7 +154,7 @@ def main(argv=None) -> dict:
               f"{1e3 * seconds[f'{arch}@{side}']:.3f} ms per forward-equivalent per image", flush=True)
     data.update({"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, "
                             f"{platform.processor() or 'cpu'}",
-                 "date": datetime.date.today().isoformat(), "commit": _commit(), "torch": torch.__version__,
+                 "date": datetime.date.today().isoformat(), "commit": source_commit(), "torch": torch.__version__,
                  "batch": args.batch, "repeats": args.repeats,
                  "seconds_per_forward": {**data.get("seconds_per_forward", {}), **dict(sorted(seconds.items()))}})
     if data.get("work_share"):

@@ -108,10 +108,9 @@ def work_batch(batch_size: int | None, x: torch.Tensor) -> int:
     :data:`CPU_BATCH_PIXELS` ``// (H * W)`` images (an attack step on 300 images at 128 px ran
     4.3x faster in chunks of 32). Chunking changes nothing but the order random starts are
     drawn in."""
-    n = int(x.shape[0])
     if batch_size is not None:
         return int(batch_size)
-    return max(1, min(n, inference_batch(n, x))) if n else 1
+    return inference_batch(max(1, int(x.shape[0])), x)
 
 
 def inference_batch(batch_size: int, x: torch.Tensor, device: torch.device | str | None = None) -> int:

@@ -122,8 +122,8 @@ class Progress:
         self.t0 = time.perf_counter()
         self.done: set[str] = set()
 
-    def _left(self, stem: str | None = None) -> float:
-        return sum(s for c, s in self.estimates.items() if c not in self.done and c != stem)
+    def _left(self) -> float:
+        return sum(s for c, s in self.estimates.items() if c not in self.done)
 
     def starting(self, stem: str) -> str:
         elapsed = time.perf_counter() - self.t0

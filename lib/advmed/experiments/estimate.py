@@ -81,13 +81,24 @@ CALIBRATION_FILE = Path(__file__).with_name("calibration") / "cpu.json"
 
 
 @functools.lru_cache(maxsize=None)
-def _calibration(path: str) -> dict[str, dict[int, float]]:
+def _read_calibration(path: str) -> dict:
     try:
-        data = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _calibration_data() -> dict:
+    """:data:`CALIBRATION_FILE`'s contents, read once ({} when absent or ``ADVMED_CALIBRATION=0``)."""
+    if os.environ.get("ADVMED_CALIBRATION", "").strip() == "0":
+        return {}
+    return _read_calibration(str(CALIBRATION_FILE))
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_table(path: str) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {}
-    for pair, seconds in data.get("seconds_per_forward", {}).items():
+    for pair, seconds in _read_calibration(path).get("seconds_per_forward", {}).items():
         arch, _, side = pair.partition("@")
         out.setdefault(arch, {})[int(side)] = float(seconds)
     return out
@@ -96,9 +107,7 @@ def _calibration(path: str) -> dict[str, dict[int, float]]:
 def calibration() -> dict[str, dict[int, float]]:
     """``{arch: {side: seconds per forward-equivalent per image}}`` from :data:`CALIBRATION_FILE`
     ({} when absent or ``ADVMED_CALIBRATION=0``)."""
-    if os.environ.get("ADVMED_CALIBRATION", "").strip() == "0":
-        return {}
-    return _calibration(str(CALIBRATION_FILE))
+    return _forward_table(str(CALIBRATION_FILE)) if _calibration_data() else {}
 
 
 def work_share(profile: str, family: str) -> float:
@@ -106,17 +115,7 @@ def work_share(profile: str, family: str) -> float:
     (``calibration/cpu.json``, written by ``benchmarks/calibrate_cpu.py --from-build``): how much
     of the counted work runs, early stopping and converged UAPs included. 1.0 where no build of
     the profile was measured (the count alone: an upper bound)."""
-    if os.environ.get("ADVMED_CALIBRATION", "").strip() == "0":
-        return 1.0
-    return float(_work_shares(str(CALIBRATION_FILE)).get(profile, {}).get(family, 1.0))
-
-
-@functools.lru_cache(maxsize=None)
-def _work_shares(path: str) -> dict[str, dict[str, float]]:
-    try:
-        return json.loads(Path(path).read_text()).get("work_share", {})
-    except (OSError, ValueError):
-        return {}
+    return float(_calibration_data().get("work_share", {}).get(profile, {}).get(family, 1.0))
 
 
 def measured_forward_seconds(arch: str, side: int) -> float | None:
@@ -129,17 +128,10 @@ def measured_forward_seconds(arch: str, side: int) -> float | None:
     if not sides:
         return None
     known = sorted(sides)
-    side = int(side)
-    if side > known[-1]:
+    if int(side) > known[-1]:
         return None
-    if side <= known[0]:
-        return sides[known[0]]
-    hi = next(k for k in known if k >= side)
-    lo = max(k for k in known if k <= side)
-    if hi == lo:
-        return sides[hi]
-    w = (np.log(side) - np.log(lo)) / (np.log(hi) - np.log(lo))
-    return float(np.exp((1 - w) * np.log(sides[lo]) + w * np.log(sides[hi])))
+    # np.interp holds the smallest side's value below it
+    return float(np.exp(np.interp(np.log(int(side)), np.log(known), np.log([sides[k] for k in known]))))
 
 
 def forward_gmac(arch: str, side: int) -> float:
