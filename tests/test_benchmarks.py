@@ -65,3 +65,41 @@ def test_cpu_calibration_writes_a_table_the_estimate_reads(bench_path, tmp_path,
     monkeypatch.delenv("ADVMED_CALIBRATION", raising=False)
     assert set(estimate.calibration()["small_cnn"]) == {28, 64}
     assert estimate.measured_forward_seconds("small_cnn", 40) > 0
+
+
+def test_build_profile_sorts_samples_into_network_work_and_overhead(bench_path, tmp_path, capsys):
+    module = importlib.import_module("profile_build")
+    cell = "InteractiveShell.run_code (IPython/core/interactiveshell.py:3823);<module> (1.py:1)"
+    exp = "run_uap (advmed/experiments/universal/run.py:40)"
+    raw = "\n".join([
+        f"{cell};{exp};pgd (advmed/attacks/pgd.py:9);_engine_run_backward (torch/autograd/graph.py:1) 6",
+        f"{cell};{exp};Module._call_impl (torch/nn/modules/module.py:1794) 3",
+        f"{cell};load_task (advmed/data/load.py:113) 1",
+        f"{cell};memo (advmed/cache.py:175);ssim (advmed/metrics.py:453) 2",
+        "Thread._bootstrap (threading.py:1002);EpollSelector.select (selectors.py:468) 50",
+    ])
+    (tmp_path / "spy").mkdir()
+    (tmp_path / "spy" / "02_03_uap.txt").write_text(raw + "\n")
+    (tmp_path / "timings.json").write_text('{"chapters": {"book/03_uap": {"seconds": 100.0}}}')
+    try:
+        [prof] = module.summarise(tmp_path / "spy", top=3, build=tmp_path)
+        assert module.floor([prof], tmp_path) == pytest.approx(75.0)  # 9 of 12 samples in the network
+    finally:
+        sys.modules.pop("profile_build", None)
+    assert prof.chapter == "03_uap"
+    # kernel threads left out; a metric inside a memoised cell is metrics, not cache I/O
+    assert dict(prof.categories) == {"backward": 6, "forward": 3, "data": 1, "metrics": 2}
+    assert prof.network == 9
+    assert prof.experiments["universal.run.run_uap"] == {"total": 9, "network": 9}
+    assert "**75.0%**" in capsys.readouterr().out
+
+
+def test_build_profile_says_how_to_install_py_spy_before_starting_a_build(bench_path, tmp_path, monkeypatch):
+    module = importlib.import_module("profile_build")
+    try:
+        monkeypatch.setattr(module.shutil, "which", lambda name: None)
+        with pytest.raises(SystemExit, match="pip install py-spy"):
+            module.main(["record", "--out", str(tmp_path / "spy"), "--", "--profile", "smoke"])
+    finally:
+        sys.modules.pop("profile_build", None)
+    assert not (tmp_path / "spy").exists()

@@ -96,6 +96,15 @@ def test_reader_frame_rounds_words_and_drops_the_row_numbers():
     assert pages.reader_frame(named).columns.tolist() == ["setting", "value"]  # a named index is a column
 
 
+def test_reader_tables_name_tasks_by_their_labels_and_the_csv_keeps_the_ids():
+    df = pd.DataFrame({"accuracy": [0.5, 0.6]},
+                      index=pd.MultiIndex.from_tuples([("pneumonia_cxr", "none"), ("Referable DR", "JPEG")],
+                                                      names=["task", "defense"]))
+    assert pages.reader_frame(df)["task"].tolist() == ["Pneumonia (CXR)", "Referable DR"]
+    csv = base64.b64decode(pages.csv_link(df, "t").split("base64,")[1].split('"')[0]).decode()
+    assert "pneumonia_cxr" in csv
+
+
 def test_interval_is_the_books_one_format():
     assert pages.interval(0.8123, 0.7777, 0.8444) == "0.81 [0.78, 0.84]"
 

@@ -219,6 +219,7 @@ def interval(value: float, lo: float, hi: float, digits: int = 2) -> str:
 
 def reader_frame(frame: pd.DataFrame, *, digits: int = 2) -> pd.DataFrame:
     """``frame`` as a reader reads it: a meaningful index becomes a column, the row numbers go,
+    a ``task`` column shows labels (:func:`advmed.plots.task_label`; the CSV keeps the ids),
     column names in words (:func:`words`), every cell a string (floats to ``digits`` decimals,
     missing values as a dash, booleans as yes / no)."""
     df = frame.copy()
@@ -227,6 +228,10 @@ def reader_frame(frame: pd.DataFrame, *, digits: int = 2) -> pd.DataFrame:
     df = df.reset_index() if meaningful else df.reset_index(drop=True)
     if isinstance(df.columns, pd.MultiIndex):
         df.columns = [": ".join(str(p) for p in c if str(p)) for c in df.columns]
+    if "task" in df.columns:  # a reader knows "Pneumonia (CXR)", not the registry's id
+        from .plots import task_label
+
+        df["task"] = [task_label(v) if isinstance(v, str) else v for v in df["task"]]
     df.columns = [words(c) for c in df.columns]
     out = pd.DataFrame({c: [_cell(v, digits) for v in df[c]] for c in df.columns})
     return out.reset_index(drop=True)
