@@ -30,6 +30,7 @@ paused, so the build's own times stay those of an unsampled build within the noi
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -79,6 +80,10 @@ class ChapterProfile:
     @property
     def network(self) -> int:
         return sum(self.categories[c] for c in NETWORK)
+
+    @property
+    def network_share(self) -> float:
+        return self.network / max(self.samples, 1)
 
 
 def categorise(frames: list[str]) -> str:
@@ -140,26 +145,21 @@ def summarise(folder: Path, *, top: int = 12, rate: float = 10.0,
     profiles = [read_raw(f, chapter_name(f)) for f in files]
     head = ["chapter", "sampled s"] + list(ORDER) + ["network share"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    total: Counter = Counter()
+    everything = ChapterProfile("all")
     for p in profiles:
-        total.update(p.categories)
+        everything.categories.update(p.categories)
+    for p in [*profiles, everything]:
         row = [p.chapter, f"{p.samples / rate:,.0f}"]
         row += [f"{p.categories[c] / max(p.samples, 1):.1%}" for c in ORDER]
-        row.append(f"**{p.network / max(p.samples, 1):.1%}**")
-        print("| " + " | ".join(row) + " |")
-    n = sum(total.values())
-    row = ["all", f"{n / rate:,.0f}"] + [f"{total[c] / max(n, 1):.1%}" for c in ORDER]
-    print("| " + " | ".join(row + [f"**{sum(total[c] for c in NETWORK) / max(n, 1):.1%}**"]) + " |")
+        print("| " + " | ".join(row + [f"**{p.network_share:.1%}**"]) + " |")
 
-    merged: dict[tuple[str, str], Counter] = {}
-    for p in profiles:
-        for exp, c in p.experiments.items():
-            merged.setdefault((p.chapter, exp), Counter()).update(c)
     if build is not None:
         floor(profiles, build)
+    ranked = sorted(((p.chapter, exp, c) for p in profiles for exp, c in p.experiments.items()),
+                    key=lambda t: -t[2]["total"])
     print(f"\nThe {top} experiment functions with the most samples:\n")
     print("| chapter | experiment function | sampled s | network share |\n|---|---|---|---|")
-    for (chapter, exp), c in sorted(merged.items(), key=lambda kv: -kv[1]["total"])[:top]:
+    for chapter, exp, c in ranked[:top]:
         print(f"| {chapter} | `{exp}` | {c['total'] / rate:,.0f} | {c['network'] / c['total']:.1%} |")
     return profiles
 
@@ -170,8 +170,6 @@ def floor(profiles: list[ChapterProfile], build: Path) -> float:
     work cannot go below (the passes themselves run within a few per cent of the bare loop:
     ``bench_pgd.py``, ``bench_chunk.py``); the rest is what a speed-up can remove. Prints the
     table and returns the floor in seconds."""
-    import json
-
     timings = json.loads((build / "timings.json").read_text())["chapters"]
     seconds = {Path(k).name: float(v["seconds"]) for k, v in timings.items()}
     print("\n| chapter | measured s | network share | network s (floor) | the rest s |\n|---|---|---|---|---|")
@@ -180,7 +178,7 @@ def floor(profiles: list[ChapterProfile], build: Path) -> float:
         if p.chapter not in seconds:
             print(f"| {p.chapter} | not in {build / 'timings.json'} | | | |")
             continue
-        t, share = seconds[p.chapter], p.network / max(p.samples, 1)
+        t, share = seconds[p.chapter], p.network_share
         total, net = total + t, net + t * share
         print(f"| {p.chapter} | {t:,.0f} | {share:.1%} | {t * share:,.0f} | {t * (1 - share):,.0f} |")
     print(f"| **sampled chapters** | **{total:,.0f}** | {net / max(total, 1e-9):.1%} | **{net:,.0f}** "

@@ -273,7 +273,7 @@ def regularisation_table(results: DefenseResults) -> pd.DataFrame:
     def cell(v: float, lo: float, hi: float) -> str:
         return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else "")
 
-    return pd.DataFrame({"task": s.task.map(task_label), "training images": [f"{f:.0%} ({n})" for f, n in zip(s.fraction, s.n_train)],
+    return pd.DataFrame({"task": s.task, "training images": [f"{f:.0%} ({n})" for f, n in zip(s.fraction, s.n_train)],
                          "seeds": s.seeds,
                          "standard": [cell(*v) for v in zip(s.standard_auc, s.standard_lo, s.standard_hi)],
                          "adversarial": [cell(*v) for v in zip(s.adversarial_auc, s.adversarial_lo, s.adversarial_hi)],
@@ -323,7 +323,7 @@ def study_summary(results: DefenseResults) -> pd.DataFrame:
     t = study_table(results)
     if t.empty:
         return t
-    return pd.DataFrame({"task": t["task"].map(task_label), "the study's claim": t["study"] + ": " + t["statement"],
+    return pd.DataFrame({"task": t["task"], "the study's claim": t["study"] + ": " + t["statement"],
                          "study": t["study figure"],
                          "ours, oblivious": t["ours (oblivious)"], "ours, adaptive": t["ours (adaptive)"]})
 
@@ -335,7 +335,7 @@ def defense_summary(results: DefenseResults, eps_255: float) -> pd.DataFrame:
     t = defense_table(results, eps_255)
     if t.empty:
         return t
-    return pd.DataFrame({"task": t["task"].map(task_label), "defense": t["defense"], "clean": t["clean_accuracy"],
+    return pd.DataFrame({"task": t["task"], "defense": t["defense"], "clean": t["clean_accuracy"],
                          "oblivious": t["oblivious_accuracy"], "adaptive": t["adaptive_accuracy"],
                          "8-bit": t["adaptive_accuracy_8bit"],
                          "evaluation": t["diagnostics"].astype(str).map(_evaluation_short)})
@@ -359,7 +359,7 @@ def study_attacks_summary(results: DefenseResults) -> pd.DataFrame:
         return [f"{a} ({attacker})" for a in attacks if f"{a} ({attacker})" in frame.columns]
 
     t8 = study_attacks_table(results, "auc_8bit")
-    out = pd.DataFrame({"task": t["task"].map(task_label), "defense": t["defense"],
+    out = pd.DataFrame({"task": t["task"], "defense": t["defense"],
                         "the four, oblivious": t[cols(t, "oblivious", STUDY_ATTACKS)].min(axis=1),
                         "the four, adaptive": t[cols(t, "adaptive", STUDY_ATTACKS)].min(axis=1)})
     strong = cols(t, "adaptive", (AUC_ATTACK,))
