@@ -137,7 +137,7 @@ def certified_curve(cert: CertifiedRun, *, figsize: tuple[float, float] = (4.6, 
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("L2 radius ([0, 1] pixels)")
     ax.set_ylabel("certified accuracy")
-    ax.set_title(f"{cert.task}, sigma {cert.sigma:g}, n {cert.n:,}", fontsize="medium")
+    ax.set_title(f"{task_label(cert.task)}, sigma {cert.sigma:g}, n {cert.n:,}", fontsize="medium")
     return fig
 
 

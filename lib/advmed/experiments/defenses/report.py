@@ -345,7 +345,7 @@ def certified_reading(results: DefenseResults) -> str:
     r0 = float(c.curve.certified_accuracy.iloc[0])
     rows = c.curve[c.curve.radius > 0]
     at = "; ".join(f"{a:.3f} at L2 radius {r:.3g}" for r, a in zip(rows.radius, rows.certified_accuracy))
-    return (f"Randomized smoothing on {c.task} (sigma {c.sigma:g}, {c.n:,} votes per image, {c.n_images} images) "
+    return (f"Randomized smoothing on {task_label(c.task)} (sigma {c.sigma:g}, {c.n:,} votes per image, {c.n_images} images) "
             f"certifies {r0:.3f} of the images correct at radius zero and {at}; it abstains on {c.abstain:.3f}. "
             f"Radii are in {c.units}; with {c.n:,} votes no image can be certified beyond {c.max_radius:.3g}, the "
             "last radius of the curve. An L-inf "
