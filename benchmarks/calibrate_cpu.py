@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from advmed.book.stage import toc_files
 from advmed.cache import atomic_write, source_commit
 from advmed.experiments import cells, estimate
 from advmed.experiments.estimate import CALIBRATION_FILE, CHAPTER_OVERHEAD_S, FORWARD_GMAC
@@ -43,6 +44,8 @@ from advmed.experiments.profiles import get_profile
 from advmed.experiments.zoo import configs_for_profile
 from advmed.models import build_model
 from advmed.models.build import prefers_channels_last
+
+BOOK_ROOT = Path(__file__).resolve().parents[1]
 
 #: The profiles whose (architecture, side) pairs are measured, and the sides measured besides
 #: (the ablation's and the explorers' sides fall between them: the estimate interpolates).
@@ -92,7 +95,11 @@ def work_shares(build_dir: Path, chapters: list[str] | None = None) -> tuple[str
     timings = json.loads((Path(build_dir) / "timings.json").read_text())
     profile = timings["profile"]
     measured = {Path(c).name: float(v["seconds"]) for c, v in timings["chapters"].items() if v.get("ok", True)}
-    plan = cells.plan(get_profile(profile), [f"{c}.py" for c in measured])
+    # Each family's home is the chapter that computes it in a whole build, not in the timed
+    # chapters alone: a chapter timed by itself with its inputs prebuilt must not be charged
+    # with (or credit its time to) the families earlier chapters compute.
+    book = [Path(f).name for f in toc_files(BOOK_ROOT / "_toc.yml") if (BOOK_ROOT / f"{f}.py").is_file()]
+    plan = cells.plan(get_profile(profile), [f"{c}.py" for c in book])
     out = {}
     for fam, chapter in plan.home.items():
         if chapter not in measured or (chapters and chapter not in chapters):

@@ -103,3 +103,20 @@ def test_build_profile_says_how_to_install_py_spy_before_starting_a_build(bench_
     finally:
         sys.modules.pop("profile_build", None)
     assert not (tmp_path / "spy").exists()
+
+
+def test_chapter_timed_alone_calibrates_only_its_own_families(bench_path, tmp_path):
+    """Chapter 7 timed with its models prebuilt must not give the zoo (chapter 1's family) a share."""
+    import json
+
+    module = importlib.import_module("calibrate_cpu")
+    try:
+        build = tmp_path / "build"
+        build.mkdir()
+        (build / "timings.json").write_text(json.dumps(
+            {"profile": "smoke", "chapters": {"book/07_defenses": {"seconds": 100.0, "ok": True}}}))
+        _, shares = module.work_shares(build, ["07_defenses"])
+    finally:
+        sys.modules.pop("calibrate_cpu", None)
+    assert set(shares) == {"defenses"}
+    assert shares["defenses"]["chapter"] == "07_defenses"

@@ -280,8 +280,9 @@ def _cost_basis(p: Plan, device: str) -> str:
     if str(device).startswith("cuda") or not calibration():
         return "every epoch and attack iteration counted, no early stopping: an upper bound"
     shares = [f for f in p.cells if work_share(p.profile, f) != 1.0]
+    rest = "" if len(shares) == len(p.cells) else "; the others counted in full"
     scaled = (f"each family's count scaled by what a cold {p.profile} build measured ({len(shares)} of "
-              f"{len(p.cells)} families; the others counted in full)" if shares
+              f"{len(p.cells)} families{rest})" if shares
               else "every epoch and attack iteration counted, no early stopping: an upper bound")
     return f"CPU costs measured per network and side, {scaled}; {CALIBRATION_FILE.name}"
 
