@@ -108,7 +108,12 @@ Markdown(report.budget_note(prof))
 # defense's other sources, and Square, which needs no gradient; the worst case over all of them is
 # reported, converged when the last two attacks break no further image, else as an upper bound.
 # Every adversarial image is also judged after rounding to an 8-bit image, the form in which an
-# attacker delivers a file; budgets below one grey level exist only in floating point.
+# attacker delivers a file; budgets below one grey level exist only in floating point. The rounded
+# images come from attacks run in floating point, not searched on the 8-bit grid, so the two
+# numbers bracket the 8-bit threat model: its robust accuracy is at least the float one (that
+# attacker has every 8-bit image and more to choose from) and at most the rounded one. Where the
+# rounded number is much higher, at budgets of one or two grey levels, rounding has undone part of
+# the perturbation; that is not robustness a defense earned.
 
 # %%
 zoo = models_zoo.trained_models(prof, tasks=run.defense_tasks(prof),
@@ -159,7 +164,8 @@ pages.table(tables.defense_ranking(results, eps), "tab-def-ranking",
 pages.table(tables.defense_summary(results, eps), "tab-def-summary",
             "Every defense at the reporting budget: accuracy clean, against the oblivious and against the adaptive "
             "attacker (escalated where the masking diagnostics flag the defense), the adaptive attacker's images once "
-            "rounded to an 8-bit image as a file delivers them, and the evaluation: passed (the diagnostics pass), "
+            "rounded to an 8-bit image as a file delivers them (an upper bound for an attacker who searches the 8-bit "
+            "grid; the float number is the lower one), and the evaluation: passed (the diagnostics pass), "
             "converged (flagged, then escalated until two stronger attacks in a row broke nothing) or upper bound "
             "(flagged, escalated to its cap and still breaking images). AUCs, costs and what each escalation found "
             "are in the appendix.",
@@ -212,9 +218,9 @@ dplots.explorer(results, profile=prof, zoo=zoo)
 # ## How the adversarially trained models were chosen
 #
 # Each adversarially trained model keeps the epoch with the best robust balanced accuracy on the
-# validation images under PGD at its training budget, and stops when that stops improving
-# ({numref}`fig-def-at-curves`); the clean validation AUC of the same epochs shows what the
-# robustness costs. A kept epoch at the very start with a clean AUC near chance would be a model
+# validation images under PGD at its training budget, and stops when that has not improved for
+# a few epochs or at the profile's epoch cap ({numref}`fig-def-at-curves`); the clean validation
+# AUC of the same epochs shows what the robustness costs. A kept epoch at the very start with a clean AUC near chance would be a model
 # that is robust because it predicts one class.
 
 # %% tags=["hide-input"]
@@ -223,6 +229,9 @@ if results.training_curves():
                  "Training of each adversarially trained model, one panel per task: robust balanced accuracy on the "
                  "validation images under PGD at the training budget (solid; it chooses the kept epoch, ringed) "
                  "and clean validation AUC (dashed), per epoch.")
+
+# %% tags=["remove-input"]
+Markdown(report.at_training_reading(results, zoo, prof))
 
 # %% [markdown]
 # ## Does the adversarial loss regularise?

@@ -343,6 +343,28 @@ def test_the_adversarially_trained_runs_keep_their_training_curves(results):
         assert int(r.history.loc[r.history["best"].astype(bool), "epoch"].iloc[0]) == 2
 
 
+def test_at_training_reading_tells_patience_stops_from_runs_still_improving_at_the_cap(results):
+    from advmed.experiments.defenses.builders.adversarial import adversarial_train_config
+
+    res, prof, _, zoo = results
+    prof = dataclasses.replace(prof, defense=dataclasses.replace(prof.defense, at_train={"epochs": 6, "patience": 2}))
+    run = res.training_curves()[0]
+    arch, init = run.model.split(":", 1)
+    cfg = adversarial_train_config(zoo[(run.task, arch, init)].config, run.defense.removeprefix("at_"), prof)
+    cap, patience = int(cfg.epochs), int(cfg.patience)
+
+    def only(n_epochs: int, best: int) -> D.DefenseResults:
+        hist = pd.DataFrame({"epoch": range(1, n_epochs + 1), "val_robust_bal_acc": np.linspace(0.1, 0.5, n_epochs),
+                             "best": [e == best for e in range(1, n_epochs + 1)]})
+        return dataclasses.replace(res, runs=[dataclasses.replace(run, history=hist)])
+
+    improving = R.at_training_reading(only(cap, cap), zoo, prof)
+    assert "0 stopped" in improving and "1 kept one of their last epochs at the cap, still improving" in improving
+    assert f"{run.label}, epoch {cap} of {cap}" in improving
+    stopped = R.at_training_reading(only(1 + patience, 1), zoo, prof)
+    assert stopped.startswith("Of the 1 adversarially trained models, 1 stopped") and "still improving" not in stopped
+
+
 # --------------------------------------------------------------------------- the profile section
 def test_every_profile_has_a_defense_section_and_a_dry_run_size():
     assert SECTIONS["defense"] is DefenseSettings and "defense" in DRY_RUN

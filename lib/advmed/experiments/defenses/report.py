@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Mapping, NamedTuple
 
 import pandas as pd
@@ -19,6 +20,8 @@ from ...train import AdversarialConfig
 from .. import references
 from ..kernel.records import DefensesRecord, make_record
 from ..profiles import PROFILES, Profile
+from ..zoo import ModelKey, stopping
+from .builders.adversarial import adversarial_train_config
 from .registry import DEFENSES, REFERENCE, claimed, is_reference
 from .evaluate import STUDY_ATTACKS
 from .regularisation import regularisation_summary
@@ -337,6 +340,36 @@ def diagnostics_reading(results: DefenseResults) -> str:
             + " Every path is in the appendix.")
 
 
+def at_training_reading(results: DefenseResults, zoo: Mapping[Any, Any], profile: Profile) -> str:
+    """How each adversarially trained model's training ended (:func:`advmed.experiments.zoo.stopping`
+    on its robust validation accuracy): stopped by its patience, ran to the epoch cap after its
+    best epoch, or still improving at the cap (more epochs might have made it more robust)."""
+    runs = results.training_curves()
+    if not runs:
+        return ""
+    how = []  # (run, how it ended, kept epoch, cap, patience)
+    for r in runs:
+        arch, init = r.model.split(":", 1)
+        base = zoo[ModelKey(r.task, arch, init)].config
+        cfg = adversarial_train_config(base, r.defense.removeprefix("at_"), profile)
+        best = int(r.history.loc[r.history["best"], "epoch"].iloc[0]) if r.history["best"].any() else 0
+        how.append((r, stopping(SimpleNamespace(history=r.history, config=cfg, best_epoch=best)), best,
+                    int(cfg.epochs), int(cfg.patience)))
+    states = [h[1] for h in how]
+    caps = sorted({h[3] for h in how})
+    patience = sorted({h[4] for h in how})
+    still = [f"{task_label(r.task)} / {r.label}, epoch {b} of {c}" for r, h, b, c, _ in how
+             if h == "cap, still improving"]
+    text = (f"Of the {len(runs)} adversarially trained models, {states.count('early')} stopped when robust validation "
+            f"accuracy had not improved for {', '.join(map(str, patience))} epochs and "
+            f"{states.count('cap, plateaued')} ran to the cap of {', '.join(map(str, caps))} epochs after their best")
+    if still:
+        text += (f"; {len(still)} kept one of their last epochs at the cap, still improving ({'; '.join(still)}): "
+                 "their robust accuracy had not plateaued, and more epochs might have made them more robust than "
+                 "the tables show")
+    return text + "."
+
+
 def certified_reading(results: DefenseResults) -> str:
     """The certified baseline in a sentence."""
     c = results.certified
@@ -380,6 +413,7 @@ def claims_from_record(record: DefensesRecord) -> DefenseClaims:
     return DefenseClaims(**{part: rows(part, cls) for part, cls in _CLAIM_PARTS.items()})
 
 
-__all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RegularisationNumbers", "RetrainingNumbers", "at_reading", "budget_note",
+__all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RegularisationNumbers", "RetrainingNumbers", "at_reading", "at_training_reading",
+           "budget_note",
            "certified_reading", "claim_numbers", "claims_from_record", "diagnostics_reading", "headline_record",
            "preprocessing_reading", "regularisation_reading", "retraining_reading"]
