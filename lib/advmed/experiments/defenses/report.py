@@ -347,22 +347,22 @@ def at_training_reading(results: DefenseResults, zoo: Mapping[Any, Any], profile
     runs = results.training_curves()
     if not runs:
         return ""
-    how = []  # (run, how it ended, kept epoch, cap, patience)
+    ended, configs, still = [], [], []
     for r in runs:
         arch, init = r.model.split(":", 1)
-        base = zoo[ModelKey(r.task, arch, init)].config
-        cfg = adversarial_train_config(base, r.defense.removeprefix("at_"), profile)
-        best = int(r.history.loc[r.history["best"], "epoch"].iloc[0]) if r.history["best"].any() else 0
-        how.append((r, stopping(SimpleNamespace(history=r.history, config=cfg, best_epoch=best)), best,
-                    int(cfg.epochs), int(cfg.patience)))
-    states = [h[1] for h in how]
-    caps = sorted({h[3] for h in how})
-    patience = sorted({h[4] for h in how})
-    still = [f"{task_label(r.task)} / {r.label}, epoch {b} of {c}" for r, h, b, c, _ in how
-             if h == "cap, still improving"]
-    text = (f"Of the {len(runs)} adversarially trained models, {states.count('early')} stopped when robust validation "
+        cfg = adversarial_train_config(zoo[ModelKey(r.task, arch, init)].config, r.defense.removeprefix("at_"), profile)
+        kept = r.history.loc[r.history["best"].astype(bool), "epoch"]
+        best = int(kept.iloc[0]) if len(kept) else 0
+        how = stopping(SimpleNamespace(history=r.history, config=cfg, best_epoch=best))
+        ended.append(how)
+        configs.append(cfg)
+        if how == "cap, still improving":
+            still.append(f"{task_label(r.task)} / {r.label}, epoch {best} of {cfg.epochs}")
+    caps = sorted({int(c.epochs) for c in configs})
+    patience = sorted({int(c.patience) for c in configs})
+    text = (f"Of the {len(runs)} adversarially trained models, {ended.count('early')} stopped when robust validation "
             f"accuracy had not improved for {', '.join(map(str, patience))} epochs and "
-            f"{states.count('cap, plateaued')} ran to the cap of {', '.join(map(str, caps))} epochs after their best")
+            f"{ended.count('cap, plateaued')} ran to the cap of {', '.join(map(str, caps))} epochs after their best")
     if still:
         text += (f"; {len(still)} kept one of their last epochs at the cap, still improving ({'; '.join(still)}): "
                  "their robust accuracy had not plateaued, and more epochs might have made them more robust than "
@@ -413,7 +413,7 @@ def claims_from_record(record: DefensesRecord) -> DefenseClaims:
     return DefenseClaims(**{part: rows(part, cls) for part, cls in _CLAIM_PARTS.items()})
 
 
-__all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RegularisationNumbers", "RetrainingNumbers", "at_reading", "at_training_reading",
-           "budget_note",
-           "certified_reading", "claim_numbers", "claims_from_record", "diagnostics_reading", "headline_record",
-           "preprocessing_reading", "regularisation_reading", "retraining_reading"]
+__all__ = ["ATNumbers", "DefenseClaims", "PreprocessingNumbers", "RegularisationNumbers", "RetrainingNumbers", "at_reading",
+           "at_training_reading", "budget_note", "certified_reading", "claim_numbers", "claims_from_record",
+           "diagnostics_reading", "headline_record", "preprocessing_reading", "regularisation_reading",
+           "retraining_reading"]
